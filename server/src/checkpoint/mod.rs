@@ -1,0 +1,46 @@
+//! Consistent checkpoints of a node's tables and dense tensors.
+//!
+//! The engine copies its state into a [`NodeSnapshot`] at one instant; this module writes it
+//! under the data dir and reads it back, verifying checksums.
+
+use crate::spec::{DenseSpec, TableSpec};
+
+/// Rows copied out of one storage stripe: `rows` holds `ids.len() * row_floats` f32 words.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RowBlock {
+    /// Row ids, in arena order.
+    pub ids: Vec<u64>,
+    /// Row payloads (values, optimizer state, metadata words), `row_floats` each.
+    pub rows: Vec<f32>,
+}
+
+/// One table at the snapshot instant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableSnapshot {
+    /// The table's specification.
+    pub spec: TableSpec,
+    /// f32 words per row in `RowBlock::rows` (layout owned by the storage tier).
+    pub row_floats: u32,
+    /// The table's rows, one block per stripe.
+    pub blocks: Vec<RowBlock>,
+}
+
+/// One dense tensor at the snapshot instant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DenseSnapshot {
+    /// The tensor's specification.
+    pub spec: DenseSpec,
+    /// Values, optimizer state and metadata words (layout owned by the engine).
+    pub data: Vec<f32>,
+}
+
+/// Everything a node holds, at one instant.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NodeSnapshot {
+    /// Cluster-map epoch at which the snapshot was taken.
+    pub epoch: u64,
+    /// Sparse tables.
+    pub tables: Vec<TableSnapshot>,
+    /// Dense tensors.
+    pub dense: Vec<DenseSnapshot>,
+}

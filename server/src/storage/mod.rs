@@ -1,0 +1,1 @@
+//! Storage tiers behind one batch-first trait.

@@ -1,0 +1,1 @@
+//! strata integration-test harness.
