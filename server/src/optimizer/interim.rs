@@ -43,3 +43,15 @@ impl OptimizerConfig {
         }
     }
 }
+
+/// Interim validation error.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid optimizer")]
+pub struct OptimizerError;
+
+impl OptimizerConfig {
+    /// Checks hyperparameters.
+    pub fn validate(&self) -> Result<(), OptimizerError> {
+        Ok(())
+    }
+}
