@@ -31,7 +31,11 @@ pub(crate) fn step<P: GradMap>(
     // 2 * (l2 + beta / (2 * lr)).
     let two_l2 = 2.0 * p.l2 + p.beta * inv_lr;
     let l1 = p.l1;
-    let rows = weights.iter_mut().zip(z.iter_mut()).zip(n.iter_mut()).zip(grad);
+    let rows = weights
+        .iter_mut()
+        .zip(z.iter_mut())
+        .zip(n.iter_mut())
+        .zip(grad);
     if p.lr_power == -0.5 {
         for (((w, z), n), &g) in rows {
             let g = pre.map(g, *w);

@@ -15,6 +15,9 @@ mod ftrl;
 mod sgd;
 mod validate;
 
+#[cfg(test)]
+mod tests;
+
 pub use config::{OptimizerConfig, OptimizerKind};
 pub use error::OptimizerError;
 
