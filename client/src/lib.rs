@@ -24,8 +24,8 @@ use strata_proto::v1::coordinator_client::CoordinatorClient;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-pub use self::error::ClientError;
 use self::batch::{Dedup, Split};
+pub use self::error::ClientError;
 use self::payload::{copy_f32s, f32s_to_bytes, ids_to_bytes};
 use self::routing::{NodeConn, Routing, MAX_MESSAGE_BYTES};
 pub use strata_proto::v1;
@@ -139,15 +139,22 @@ impl Client {
     }
 
     /// Rows of `ids` into `out`, which must hold `ids.len() * dim` values.
-    pub async fn pull_into(&self, table: &str, ids: &[u64], out: &mut [f32]) -> Result<(), ClientError> {
+    pub async fn pull_into(
+        &self,
+        table: &str,
+        ids: &[u64],
+        out: &mut [f32],
+    ) -> Result<(), ClientError> {
         if ids.is_empty() {
             return if out.is_empty() {
                 Ok(())
             } else {
-                Err(ClientError::InvalidArgument("out must be empty for no ids".into()))
+                Err(ClientError::InvalidArgument(
+                    "out must be empty for no ids".into(),
+                ))
             };
         }
-        if out.len() % ids.len() != 0 {
+        if !out.len().is_multiple_of(ids.len()) {
             return Err(ClientError::InvalidArgument(format!(
                 "out holds {} values, not a multiple of {} ids",
                 out.len(),
@@ -173,41 +180,53 @@ impl Client {
     }
 
     /// Distinct ids' rows, in the order of `unique`, with the table's dim.
-    async fn pull_unique(&self, table: &str, unique: &[u64]) -> Result<(usize, Vec<f32>), ClientError> {
+    async fn pull_unique(
+        &self,
+        table: &str,
+        unique: &[u64],
+    ) -> Result<(usize, Vec<f32>), ClientError> {
         let mut values: Vec<f32> = Vec::new();
         let mut dim = 0usize;
-        self.route(unique, "Pull", |node, part| {
-            let ids: Vec<u64> = part.iter().map(|&i| unique[i as usize]).collect();
-            let mut client = node.client.clone();
-            let req = pb::PullRequest {
-                table: table.to_string(),
-                ids: ids_to_bytes(ids),
-                epoch: 0,
-            };
-            async move { client.pull(req).await.map(|r| r.into_inner()) }
-        }, |part, resp: pb::PullResponse| {
-            let d = resp.dim as usize;
-            if d == 0 || resp.values.len() != part.len() * d * 4 {
-                return Err(ClientError::InvalidArgument(format!(
-                    "server answered {} bytes for {} rows of dim {d}",
-                    resp.values.len(),
-                    part.len()
-                )));
-            }
-            if values.is_empty() {
-                dim = d;
-                values = vec![0.0; unique.len() * d];
-            }
-            if part.len() == unique.len() {
-                copy_f32s(&resp.values, &mut values);
-            } else {
-                for (k, &i) in part.iter().enumerate() {
-                    let i = i as usize;
-                    copy_f32s(&resp.values[k * d * 4..(k + 1) * d * 4], &mut values[i * d..(i + 1) * d]);
+        self.route(
+            unique,
+            "Pull",
+            |node, part| {
+                let ids: Vec<u64> = part.iter().map(|&i| unique[i as usize]).collect();
+                let mut client = node.client.clone();
+                let req = pb::PullRequest {
+                    table: table.to_string(),
+                    ids: ids_to_bytes(ids),
+                    epoch: 0,
+                };
+                async move { client.pull(req).await.map(|r| r.into_inner()) }
+            },
+            |part, resp: pb::PullResponse| {
+                let d = resp.dim as usize;
+                if d == 0 || resp.values.len() != part.len() * d * 4 {
+                    return Err(ClientError::InvalidArgument(format!(
+                        "server answered {} bytes for {} rows of dim {d}",
+                        resp.values.len(),
+                        part.len()
+                    )));
                 }
-            }
-            Ok(())
-        })
+                if values.is_empty() {
+                    dim = d;
+                    values = vec![0.0; unique.len() * d];
+                }
+                if part.len() == unique.len() {
+                    copy_f32s(&resp.values, &mut values);
+                } else {
+                    for (k, &i) in part.iter().enumerate() {
+                        let i = i as usize;
+                        copy_f32s(
+                            &resp.values[k * d * 4..(k + 1) * d * 4],
+                            &mut values[i * d..(i + 1) * d],
+                        );
+                    }
+                }
+                Ok(())
+            },
+        )
         .await?;
         Ok((dim, values))
     }
@@ -219,7 +238,7 @@ impl Client {
         if ids.is_empty() {
             return Ok(0);
         }
-        if grads.len() % ids.len() != 0 || grads.is_empty() {
+        if !grads.len().is_multiple_of(ids.len()) || grads.is_empty() {
             return Err(ClientError::InvalidArgument(format!(
                 "grads hold {} values, not a positive multiple of {} ids",
                 grads.len(),
@@ -233,7 +252,10 @@ impl Client {
             let mut sum = vec![0.0f32; dedup.unique.len() * dim];
             for (pos, &u) in dedup.position.iter().enumerate() {
                 let u = u as usize;
-                for (a, b) in sum[u * dim..(u + 1) * dim].iter_mut().zip(&grads[pos * dim..(pos + 1) * dim]) {
+                for (a, b) in sum[u * dim..(u + 1) * dim]
+                    .iter_mut()
+                    .zip(&grads[pos * dim..(pos + 1) * dim])
+                {
                     *a += b;
                 }
             }
@@ -244,29 +266,34 @@ impl Client {
         };
         let unique = &dedup.unique;
         let mut applied = 0u64;
-        self.route(unique, "Push", |node, part| {
-            let ids: Vec<u64> = part.iter().map(|&i| unique[i as usize]).collect();
-            let part_grads: Vec<f32> = if part.len() == unique.len() {
-                grads.to_vec()
-            } else {
-                let mut g = Vec::with_capacity(part.len() * dim);
-                for &i in part {
-                    g.extend_from_slice(&grads[i as usize * dim..(i as usize + 1) * dim]);
-                }
-                g
-            };
-            let mut client = node.client.clone();
-            let req = pb::PushRequest {
-                table: table.to_string(),
-                ids: ids_to_bytes(ids),
-                grads: f32s_to_bytes(part_grads),
-                ..Default::default()
-            };
-            async move { client.push(req).await.map(|r| r.into_inner()) }
-        }, |_, resp: pb::PushResponse| {
-            applied += resp.applied;
-            Ok(())
-        })
+        self.route(
+            unique,
+            "Push",
+            |node, part| {
+                let ids: Vec<u64> = part.iter().map(|&i| unique[i as usize]).collect();
+                let part_grads: Vec<f32> = if part.len() == unique.len() {
+                    grads.to_vec()
+                } else {
+                    let mut g = Vec::with_capacity(part.len() * dim);
+                    for &i in part {
+                        g.extend_from_slice(&grads[i as usize * dim..(i as usize + 1) * dim]);
+                    }
+                    g
+                };
+                let mut client = node.client.clone();
+                let req = pb::PushRequest {
+                    table: table.to_string(),
+                    ids: ids_to_bytes(ids),
+                    grads: f32s_to_bytes(part_grads),
+                    ..Default::default()
+                };
+                async move { client.push(req).await.map(|r| r.into_inner()) }
+            },
+            |_, resp: pb::PushResponse| {
+                applied += resp.applied;
+                Ok(())
+            },
+        )
         .await?;
         Ok(applied)
     }
@@ -294,7 +321,12 @@ impl Client {
                 .into_iter()
                 .map(|(node, idx)| (node, idx.into_iter().map(|k| pending[k as usize]).collect()))
                 .collect();
-            let results = join_all(parts.iter().map(|(node, part)| send(&routing.nodes[*node], part))).await;
+            let results = join_all(
+                parts
+                    .iter()
+                    .map(|(node, part)| send(&routing.nodes[*node], part)),
+            )
+            .await;
             let mut retry: Vec<u32> = Vec::new();
             for ((node, part), result) in parts.iter().zip(results) {
                 match result {
@@ -354,9 +386,9 @@ impl Client {
     /// The node that holds dense tensor `name`: the owner of the slot of its name's hash.
     fn dense_node(&self, name: &str) -> NodeConn {
         let routing = self.inner.routing.read().clone();
-        let hash = name
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+        let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        });
         routing.nodes[routing.node_of(hash)].clone()
     }
 
@@ -478,7 +510,9 @@ fn rpc_error(rpc: &'static str, node: &str, address: &str, status: Status) -> Cl
 /// Decides whether a failed part can be sent again.
 fn classify(rpc: &'static str, node: &NodeConn, status: Status) -> Retry {
     match status.code() {
-        Code::FailedPrecondition if status.metadata().contains_key("strata-epoch") => Retry::Reroute,
+        Code::FailedPrecondition if status.metadata().contains_key("strata-epoch") => {
+            Retry::Reroute
+        }
         Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded
             if rpc == "Push" =>
         {

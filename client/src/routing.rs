@@ -75,7 +75,10 @@ impl Routing {
                 .iter()
                 .find(|n| n.id == shard.primary)
                 .ok_or_else(|| {
-                    ClientError::BadMap(format!("shard {} names unknown node {}", shard.id, shard.primary))
+                    ClientError::BadMap(format!(
+                        "shard {} names unknown node {}",
+                        shard.id, shard.primary
+                    ))
                 })?;
             let idx = match nodes.iter().position(|n| n.id == node.id) {
                 Some(i) => i,

@@ -81,7 +81,9 @@ pub async fn run_dev(
     health_reporter
         .set_service_status("strata.v1.Coordinator", ServingStatus::Serving)
         .await;
-    health_reporter.set_service_status("", ServingStatus::Serving).await;
+    health_reporter
+        .set_service_status("", ServingStatus::Serving)
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(strata_proto::FILE_DESCRIPTOR_SET)
         .build_v1()

@@ -12,7 +12,11 @@ use strata_server::slot::DEFAULT_NUM_SLOTS;
 use strata_server::transport::DEFAULT_MAX_MESSAGE_BYTES;
 
 #[derive(Parser)]
-#[command(name = "strata-server", version, about = "strata embedding/parameter server")]
+#[command(
+    name = "strata-server",
+    version,
+    about = "strata embedding/parameter server"
+)]
 struct Cli {
     #[command(subcommand)]
     role: Role,

@@ -76,13 +76,33 @@ impl Metrics {
         let table_rows = Family::<TableLabels, Gauge>::default();
         let table_bytes = Family::<TableLabels, Gauge>::default();
         let memory_used_bytes = Gauge::default();
-        registry.register("rpc_duration_seconds", "Request latency per rpc", rpc_seconds.clone());
-        registry.register("rpc_errors", "Failed requests per rpc and status code", rpc_errors.clone());
+        registry.register(
+            "rpc_duration_seconds",
+            "Request latency per rpc",
+            rpc_seconds.clone(),
+        );
+        registry.register(
+            "rpc_errors",
+            "Failed requests per rpc and status code",
+            rpc_errors.clone(),
+        );
         registry.register("rows_pulled", "Rows served by Pull", rows_pulled.clone());
         registry.register("rows_pushed", "Rows received by Push", rows_pushed.clone());
-        registry.register("table_rows", "Rows held per table and tier", table_rows.clone());
-        registry.register("table_bytes", "Bytes held per table and tier", table_bytes.clone());
-        registry.register("memory_used_bytes", "Host memory budget in use", memory_used_bytes.clone());
+        registry.register(
+            "table_rows",
+            "Rows held per table and tier",
+            table_rows.clone(),
+        );
+        registry.register(
+            "table_bytes",
+            "Bytes held per table and tier",
+            table_bytes.clone(),
+        );
+        registry.register(
+            "memory_used_bytes",
+            "Host memory budget in use",
+            memory_used_bytes.clone(),
+        );
         Self {
             registry,
             rpc_seconds,
@@ -120,8 +140,12 @@ impl Metrics {
                 table: table.spec().name.clone(),
                 tier: "host",
             };
-            self.table_rows.get_or_create(&labels).set(stats.rows as i64);
-            self.table_bytes.get_or_create(&labels).set(stats.bytes as i64);
+            self.table_rows
+                .get_or_create(&labels)
+                .set(stats.rows as i64);
+            self.table_bytes
+                .get_or_create(&labels)
+                .set(stats.bytes as i64);
         }
         self.memory_used_bytes.set(engine.budget().used() as i64);
         let mut out = String::new();

@@ -14,7 +14,13 @@ fn help_lists_the_dev_role() {
     assert!(text.contains("dev"), "{text}");
     let out = server().args(["dev", "--help"]).output().expect("run");
     let text = String::from_utf8_lossy(&out.stdout);
-    for flag in ["--listen", "--shards", "--data-dir", "--memory-budget", "--metrics-listen"] {
+    for flag in [
+        "--listen",
+        "--shards",
+        "--data-dir",
+        "--memory-budget",
+        "--metrics-listen",
+    ] {
         assert!(text.contains(flag), "missing {flag}: {text}");
     }
 }

@@ -138,12 +138,19 @@ pub fn last_json(out: &Output) -> serde_json::Value {
 
 /// Packs ids as little-endian u64 bytes.
 pub fn ids_bytes(ids: &[u64]) -> bytes::Bytes {
-    ids.iter().flat_map(|i| i.to_le_bytes()).collect::<Vec<u8>>().into()
+    ids.iter()
+        .flat_map(|i| i.to_le_bytes())
+        .collect::<Vec<u8>>()
+        .into()
 }
 
 /// Packs f32 values as little-endian bytes.
 pub fn f32_bytes(values: &[f32]) -> bytes::Bytes {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>().into()
+    values
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect::<Vec<u8>>()
+        .into()
 }
 
 /// Unpacks little-endian f32 bytes.

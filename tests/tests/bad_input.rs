@@ -45,11 +45,21 @@ async fn fixture(extra: &[&str]) -> Fixture {
 }
 
 impl Fixture {
-    async fn push(&mut self, table: &str, ids: &[u64], grads: &[f32]) -> Result<u64, tonic::Status> {
+    async fn push(
+        &mut self,
+        table: &str,
+        ids: &[u64],
+        grads: &[f32],
+    ) -> Result<u64, tonic::Status> {
         self.push_raw(table, ids_bytes(ids), f32_bytes(grads)).await
     }
 
-    async fn push_raw(&mut self, table: &str, ids: bytes::Bytes, grads: bytes::Bytes) -> Result<u64, tonic::Status> {
+    async fn push_raw(
+        &mut self,
+        table: &str,
+        ids: bytes::Bytes,
+        grads: bytes::Bytes,
+    ) -> Result<u64, tonic::Status> {
         self.param
             .push(pb::PushRequest {
                 table: table.into(),
@@ -82,14 +92,27 @@ impl Fixture {
             .await
             .expect("list")
             .into_inner();
-        list.tables.iter().find(|t| t.spec.as_ref().map(|s| s.name.as_str()) == Some("t")).map(|t| t.rows).unwrap_or(0)
+        list.tables
+            .iter()
+            .find(|t| t.spec.as_ref().map(|s| s.name.as_str()) == Some("t"))
+            .map(|t| t.rows)
+            .unwrap_or(0)
     }
 
     /// Asserts the code and that the rows are unchanged (values -1, three rows).
-    async fn assert_refused(&mut self, result: Result<u64, tonic::Status>, code: Code, needle: &str) {
+    async fn assert_refused(
+        &mut self,
+        result: Result<u64, tonic::Status>,
+        code: Code,
+        needle: &str,
+    ) {
         let status = result.expect_err("must be refused");
         assert_eq!(status.code(), code, "{status:?}");
-        assert!(status.message().contains(needle), "message {:?} lacks {needle:?}", status.message());
+        assert!(
+            status.message().contains(needle),
+            "message {:?} lacks {needle:?}",
+            status.message()
+        );
         assert_eq!(self.values().await, vec![-1.0; 12], "state must not change");
         assert_eq!(self.rows().await, 3, "no row may be created");
     }
@@ -98,11 +121,18 @@ impl Fixture {
 #[tokio::test]
 async fn ids_not_a_multiple_of_8_bytes() {
     let mut f = fixture(&[]).await;
-    let r = f.push_raw("t", vec![0u8; 12].into(), f32_bytes(&[1.0; 4])).await;
-    f.assert_refused(r, Code::InvalidArgument, "multiple of 8").await;
+    let r = f
+        .push_raw("t", vec![0u8; 12].into(), f32_bytes(&[1.0; 4]))
+        .await;
+    f.assert_refused(r, Code::InvalidArgument, "multiple of 8")
+        .await;
     let status = f
         .param
-        .pull(pb::PullRequest { table: "t".into(), ids: vec![1u8; 7].into(), epoch: 0 })
+        .pull(pb::PullRequest {
+            table: "t".into(),
+            ids: vec![1u8; 7].into(),
+            epoch: 0,
+        })
         .await
         .expect_err("pull with 7 bytes");
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -111,8 +141,11 @@ async fn ids_not_a_multiple_of_8_bytes() {
 #[tokio::test]
 async fn grads_not_a_multiple_of_row_bytes() {
     let mut f = fixture(&[]).await;
-    let r = f.push_raw("t", ids_bytes(&[40, 50]), vec![0u8; 30].into()).await;
-    f.assert_refused(r, Code::InvalidArgument, "multiple of 16").await;
+    let r = f
+        .push_raw("t", ids_bytes(&[40, 50]), vec![0u8; 30].into())
+        .await;
+    f.assert_refused(r, Code::InvalidArgument, "multiple of 16")
+        .await;
 }
 
 #[tokio::test]
@@ -132,7 +165,8 @@ async fn nan_and_inf_gradients() {
     f.assert_refused(r, Code::InvalidArgument, "index 7").await;
     grads[7] = f32::NEG_INFINITY;
     let r = f.push("t", &IDS, &grads).await;
-    f.assert_refused(r, Code::InvalidArgument, "not finite").await;
+    f.assert_refused(r, Code::InvalidArgument, "not finite")
+        .await;
 }
 
 #[tokio::test]
@@ -144,35 +178,52 @@ async fn unknown_table_and_empty_names() {
     f.assert_refused(r, Code::InvalidArgument, "empty").await;
     let status = f
         .coord
-        .create_table(pb::CreateTableRequest { spec: Some(table_spec("", 4, "sgd", 1.0)) })
+        .create_table(pb::CreateTableRequest {
+            spec: Some(table_spec("", 4, "sgd", 1.0)),
+        })
         .await
         .expect_err("empty table name");
     assert_eq!(status.code(), Code::InvalidArgument);
     let status = f
         .coord
-        .create_table(pb::CreateTableRequest { spec: Some(table_spec("wide", 5000, "sgd", 1.0)) })
+        .create_table(pb::CreateTableRequest {
+            spec: Some(table_spec("wide", 5000, "sgd", 1.0)),
+        })
         .await
         .expect_err("dim over 4096");
     assert_eq!(status.code(), Code::InvalidArgument);
     let status = f
         .coord
-        .create_table(pb::CreateTableRequest { spec: Some(table_spec("t", 4, "sgd", 1.0)) })
+        .create_table(pb::CreateTableRequest {
+            spec: Some(table_spec("t", 4, "sgd", 1.0)),
+        })
         .await
         .expect_err("duplicate");
     assert_eq!(status.code(), Code::AlreadyExists);
     let status = f
         .coord
-        .create_table(pb::CreateTableRequest { spec: Some(table_spec("neg", 4, "adam", -1.0)) })
+        .create_table(pb::CreateTableRequest {
+            spec: Some(table_spec("neg", 4, "adam", -1.0)),
+        })
         .await
         .expect_err("negative lr");
     assert_eq!(status.code(), Code::InvalidArgument);
     let status = f
         .coord
-        .create_table(pb::CreateTableRequest { spec: Some(table_spec("g", 4, "sgd", 1.0)).map(|mut s| { s.tier = "gpu".into(); s }) })
+        .create_table(pb::CreateTableRequest {
+            spec: Some(table_spec("g", 4, "sgd", 1.0)).map(|mut s| {
+                s.tier = "gpu".into();
+                s
+            }),
+        })
         .await
         .expect_err("no gpu here");
     assert_eq!(status.code(), Code::FailedPrecondition);
-    assert!(status.message().contains("no CUDA device on node"), "{}", status.message());
+    assert!(
+        status.message().contains("no CUDA device on node"),
+        "{}",
+        status.message()
+    );
 }
 
 #[tokio::test]
@@ -180,10 +231,15 @@ async fn oversized_batch() {
     let mut f = fixture(&["--max-batch-rows", "100"]).await;
     let ids: Vec<u64> = (1000..1101).collect();
     let r = f.push("t", &ids, &vec![1.0; ids.len() * 4]).await;
-    f.assert_refused(r, Code::ResourceExhausted, "limit of 100").await;
+    f.assert_refused(r, Code::ResourceExhausted, "limit of 100")
+        .await;
     let status = f
         .param
-        .pull(pb::PullRequest { table: "t".into(), ids: ids_bytes(&ids), epoch: 0 })
+        .pull(pb::PullRequest {
+            table: "t".into(),
+            ids: ids_bytes(&ids),
+            epoch: 0,
+        })
         .await
         .expect_err("pull over the limit");
     assert_eq!(status.code(), Code::ResourceExhausted);
@@ -207,5 +263,6 @@ async fn memory_budget_exhausted_is_a_clear_error() {
     let mut f = fixture(&["--memory-budget", "4KiB"]).await;
     let ids: Vec<u64> = (1000..1200).collect();
     let r = f.push("t", &ids, &vec![1.0; ids.len() * 4]).await;
-    f.assert_refused(r, Code::ResourceExhausted, "memory budget").await;
+    f.assert_refused(r, Code::ResourceExhausted, "memory budget")
+        .await;
 }

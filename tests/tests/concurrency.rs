@@ -7,7 +7,10 @@ async fn concurrent_integer_pushes_sum_exactly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = DevServer::start(dir.path(), &[]).expect("start");
     let client = server.client().await.expect("client");
-    client.create_table(table_spec("c", 3, "sgd", 1.0)).await.expect("create");
+    client
+        .create_table(table_spec("c", 3, "sgd", 1.0))
+        .await
+        .expect("create");
 
     const TASKS: u64 = 16;
     const ROUNDS: u64 = 40;
@@ -20,7 +23,9 @@ async fn concurrent_integer_pushes_sum_exactly() {
             for r in 0..ROUNDS {
                 // Overlapping, unsorted ids with duplicates inside one push.
                 let ids: Vec<u64> = (0..64).map(|k| (t * 7 + r * 13 + k * 5) % KEYS).collect();
-                let grads: Vec<f32> = (0..ids.len() * 3).map(|i| ((i as u64 + t + r) % 7) as f32 - 3.0).collect();
+                let grads: Vec<f32> = (0..ids.len() * 3)
+                    .map(|i| ((i as u64 + t + r) % 7) as f32 - 3.0)
+                    .collect();
                 client.push("c", &ids, &grads).await.expect("push");
                 for (k, &id) in ids.iter().enumerate() {
                     for j in 0..3 {

@@ -14,7 +14,11 @@ async fn client_pull_push_round_trip_through_a_dev_process() {
 
     let ids = [3u64, 1, 3, 99];
     let rows = client.pull("emb", &ids).await.expect("pull");
-    assert_eq!(rows, vec![0.0; 16], "zeros initializer, duplicates expanded");
+    assert_eq!(
+        rows,
+        vec![0.0; 16],
+        "zeros initializer, duplicates expanded"
+    );
 
     let grads: Vec<f32> = (0..16).map(|i| i as f32).collect();
     let applied = client.push("emb", &ids, &grads).await.expect("push");
@@ -40,19 +44,53 @@ async fn cli_walkthrough_with_json_forms() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = DevServer::start(dir.path(), &[]).expect("start");
     let addr = server.address.clone();
-    let out = cli(&addr, &["table", "create", "clicks", "--dim", "2", "--optimizer", "sgd", "--lr", "1", "--init", "zeros"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cli(
+        &addr,
+        &[
+            "table",
+            "create",
+            "clicks",
+            "--dim",
+            "2",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "1",
+            "--init",
+            "zeros",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
-    let out = cli(&addr, &["push", "--table", "clicks", "--ids", "1,2", "--grads", "1,2,3,4"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cli(
+        &addr,
+        &[
+            "push", "--table", "clicks", "--ids", "1,2", "--grads", "1,2,3,4",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
-    let out = cli(&addr, &["pull", "--table", "clicks", "--ids", "1,2,3", "--json"]);
+    let out = cli(
+        &addr,
+        &["pull", "--table", "clicks", "--ids", "1,2,3", "--json"],
+    );
     assert!(out.status.success());
     let v = last_json(&out);
     assert_eq!(v["table"], "clicks");
     assert_eq!(v["dim"], 2);
     assert_eq!(v["ids"], serde_json::json!([1, 2, 3]));
-    assert_eq!(v["values"], serde_json::json!([[-1.0, -2.0], [-3.0, -4.0], [0.0, 0.0]]));
+    assert_eq!(
+        v["values"],
+        serde_json::json!([[-1.0, -2.0], [-3.0, -4.0], [0.0, 0.0]])
+    );
 
     let out = cli(&addr, &["status", "--json"]);
     assert!(out.status.success());
@@ -71,9 +109,17 @@ async fn cli_walkthrough_with_json_forms() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not found") && err.contains("nope"), "{err}");
-    let out = cli(&addr, &["push", "--table", "clicks", "--ids", "1,2", "--grads", "1,2,3"]);
+    let out = cli(
+        &addr,
+        &[
+            "push", "--table", "clicks", "--ids", "1,2", "--grads", "1,2,3",
+        ],
+    );
     assert!(!out.status.success());
-    let out = cli(&addr, &["table", "create", "bad", "--dim", "2", "--init", "gaussian"]);
+    let out = cli(
+        &addr,
+        &["table", "create", "bad", "--dim", "2", "--init", "gaussian"],
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("zeros, uniform:A or normal:STD"));
 
@@ -118,15 +164,17 @@ async fn dense_tensors_round_trip() {
     for (a, b) in after.iter().zip(&values) {
         assert_eq!(*a, b - 1.0);
     }
-    let err = client.push_dense("mlp.w", &[1.0; 5]).await.expect_err("wrong length");
+    let err = client
+        .push_dense("mlp.w", &[1.0; 5])
+        .await
+        .expect_err("wrong length");
     assert_eq!(err.code(), Some(tonic::Code::InvalidArgument));
 }
 
 #[tokio::test]
 async fn metrics_and_health_are_served() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server =
-        DevServer::start(dir.path(), &["--metrics-listen", "127.0.0.1:0"]).expect("start");
+    let server = DevServer::start(dir.path(), &["--metrics-listen", "127.0.0.1:0"]).expect("start");
     let client = server.client().await.expect("client");
     client
         .create_table(table_spec("m", 2, "sgd", 1.0))
@@ -139,7 +187,10 @@ async fn metrics_and_health_are_served() {
     let body = http_get(&metrics_addr, "/metrics").await;
     assert!(body.contains("strata_rows_pulled_total 3"), "{body}");
     assert!(body.contains("strata_rpc_duration_seconds"), "{body}");
-    assert!(body.contains("strata_table_rows{table=\"m\",tier=\"host\"} 3"), "{body}");
+    assert!(
+        body.contains("strata_table_rows{table=\"m\",tier=\"host\"} 3"),
+        "{body}"
+    );
     assert!(body.contains("code=\"NotFound\""), "{body}");
 
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.address))
@@ -160,13 +211,17 @@ async fn metrics_and_health_are_served() {
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
-fn tonic_health_client(channel: tonic::transport::Channel) -> HealthClient<tonic::transport::Channel> {
+fn tonic_health_client(
+    channel: tonic::transport::Channel,
+) -> HealthClient<tonic::transport::Channel> {
     HealthClient::new(channel)
 }
 
 async fn http_get(addr: &str, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect metrics");
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect metrics");
     let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     stream.write_all(req.as_bytes()).await.expect("write");
     let mut body = String::new();

@@ -16,17 +16,28 @@ fn uniform_spec(name: &str, seed: u64) -> pb::TableSpec {
 
 #[tokio::test]
 async fn initial_rows_are_identical_across_restarts_and_processes() {
-    let (a_dir, b_dir) = (tempfile::tempdir().expect("a"), tempfile::tempdir().expect("b"));
+    let (a_dir, b_dir) = (
+        tempfile::tempdir().expect("a"),
+        tempfile::tempdir().expect("b"),
+    );
     let ids: Vec<u64> = (0..64).map(|i| i * 1_000_003).collect();
     let mut a = DevServer::start(a_dir.path(), &[]).expect("start a");
     let b = DevServer::start(b_dir.path(), &[]).expect("start b");
     let (ca, cb) = (a.client().await.expect("a"), b.client().await.expect("b"));
-    ca.create_table(uniform_spec("e", 7)).await.expect("create a");
-    cb.create_table(uniform_spec("e", 7)).await.expect("create b");
+    ca.create_table(uniform_spec("e", 7))
+        .await
+        .expect("create a");
+    cb.create_table(uniform_spec("e", 7))
+        .await
+        .expect("create b");
     let first = ca.pull("e", &ids).await.expect("pull a");
     assert!(first.iter().any(|&v| v != 0.0));
     assert!(first.iter().all(|v| (-0.5..0.5).contains(v)));
-    assert_eq!(first, cb.pull("e", &ids).await.expect("pull b"), "another process");
+    assert_eq!(
+        first,
+        cb.pull("e", &ids).await.expect("pull b"),
+        "another process"
+    );
 
     // A restart without a checkpoint keeps the table (catalog) and re-creates equal rows.
     a.kill();
@@ -34,7 +45,9 @@ async fn initial_rows_are_identical_across_restarts_and_processes() {
     let ca = a.client().await.expect("a again");
     assert_eq!(first, ca.pull("e", &ids).await.expect("pull after restart"));
 
-    cb.create_table(uniform_spec("other-seed", 8)).await.expect("create");
+    cb.create_table(uniform_spec("other-seed", 8))
+        .await
+        .expect("create");
     assert_ne!(first, cb.pull("other-seed", &ids).await.expect("pull"));
 }
 
@@ -43,7 +56,10 @@ async fn restart_restores_the_newest_checkpoint_with_optimizer_state() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut server = DevServer::start(dir.path(), &[]).expect("start");
     let client = server.client().await.expect("client");
-    client.create_table(uniform_spec("e", 1)).await.expect("create");
+    client
+        .create_table(uniform_spec("e", 1))
+        .await
+        .expect("create");
     client
         .create_dense(pb::DenseSpec {
             name: "w".into(),
@@ -70,7 +86,10 @@ async fn restart_restores_the_newest_checkpoint_with_optimizer_state() {
     let server = DevServer::start(dir.path(), &[]).expect("restart");
     let client = server.client().await.expect("client");
     assert_eq!(client.pull("e", &ids).await.expect("pull"), at_checkpoint);
-    assert_eq!(client.pull_dense("w").await.expect("dense").0, dense_at_checkpoint);
+    assert_eq!(
+        client.pull_dense("w").await.expect("dense").0,
+        dense_at_checkpoint
+    );
 
     // Optimizer state came back too: the same push gives the same result as on a twin
     // that never restarted.
@@ -81,7 +100,10 @@ async fn restart_restores_the_newest_checkpoint_with_optimizer_state() {
     tc.push("e", &ids, &grads).await.expect("push");
     tc.push("e", &ids, &grads).await.expect("push");
     client.push("e", &ids, &grads).await.expect("push");
-    assert_eq!(client.pull("e", &ids).await.expect("a"), tc.pull("e", &ids).await.expect("b"));
+    assert_eq!(
+        client.pull("e", &ids).await.expect("a"),
+        tc.pull("e", &ids).await.expect("b")
+    );
 }
 
 #[tokio::test]
@@ -89,7 +111,10 @@ async fn corrupt_checkpoint_is_reported_and_the_previous_one_loaded() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut server = DevServer::start(dir.path(), &[]).expect("start");
     let client = server.client().await.expect("client");
-    client.create_table(table_spec("e", 4, "sgd", 1.0)).await.expect("create");
+    client
+        .create_table(table_spec("e", 4, "sgd", 1.0))
+        .await
+        .expect("create");
     client.push("e", &[1, 2], &[1.0; 8]).await.expect("push");
     let good = client.checkpoint().await.expect("first");
     client.push("e", &[1, 2], &[1.0; 8]).await.expect("push");
@@ -112,7 +137,11 @@ async fn corrupt_checkpoint_is_reported_and_the_previous_one_loaded() {
 
     let server = DevServer::start(dir.path(), &[]).expect("restart");
     let client = server.client().await.expect("client");
-    assert_eq!(client.pull("e", &[1, 2]).await.expect("pull"), vec![-1.0; 8], "older good checkpoint");
+    assert_eq!(
+        client.pull("e", &[1, 2]).await.expect("pull"),
+        vec![-1.0; 8],
+        "older good checkpoint"
+    );
     let out = cli(&server.address, &["checkpoint", "list", "--json"]);
     let list = last_json(&out);
     let states: Vec<String> = list["checkpoints"]
@@ -126,5 +155,9 @@ async fn corrupt_checkpoint_is_reported_and_the_previous_one_loaded() {
     let err = client.restore(&bad.id).await.expect_err("corrupt restore");
     assert_eq!(err.code(), Some(tonic::Code::DataLoss), "{err}");
     let out = cli(&server.address, &["checkpoint", "restore", &good.id]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -32,7 +32,11 @@ pub struct PushArgs {
     #[arg(long)]
     ids: String,
     /// Gradients: ids × dim numbers, comma-separated, row-major.
-    #[arg(long, conflicts_with = "grads_file", required_unless_present = "grads_file")]
+    #[arg(
+        long,
+        conflicts_with = "grads_file",
+        required_unless_present = "grads_file"
+    )]
     grads: Option<String>,
     /// File with the gradients (numbers separated by commas or whitespace).
     #[arg(long)]
@@ -78,7 +82,7 @@ pub async fn push(client: &Client, args: PushArgs) -> anyhow::Result<()> {
         (None, None) => bail!("give --grads or --grads-file"),
     };
     let grads: Vec<f32> = parse_list("--grads", &text)?;
-    if grads.is_empty() || grads.len() % ids.len() != 0 {
+    if grads.is_empty() || !grads.len().is_multiple_of(ids.len()) {
         bail!(
             "{} gradient values for {} ids: need ids × dim values, row-major",
             grads.len(),

@@ -12,7 +12,12 @@ use strata_client::Client;
 #[command(name = "strata", version, about, long_about = None)]
 pub struct Cli {
     /// Coordinator address(es), comma-separated.
-    #[arg(long, global = true, env = "STRATA_COORDINATOR", default_value = "127.0.0.1:7070")]
+    #[arg(
+        long,
+        global = true,
+        env = "STRATA_COORDINATOR",
+        default_value = "127.0.0.1:7070"
+    )]
     coordinator: String,
     #[command(subcommand)]
     command: Command,

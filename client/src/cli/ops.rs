@@ -34,7 +34,10 @@ pub async fn checkpoint(client: &Client, cmd: CheckpointCommand) -> anyhow::Resu
     match cmd {
         CheckpointCommand::Create => {
             let c = client.checkpoint().await?;
-            println!("checkpoint {} written: {} tables, {} rows, {} bytes", c.id, c.tables, c.rows, c.bytes);
+            println!(
+                "checkpoint {} written: {} tables, {} rows, {} bytes",
+                c.id, c.tables, c.rows, c.bytes
+            );
         }
         CheckpointCommand::List { json } => {
             let list = client.list_checkpoints().await?;
@@ -42,7 +45,10 @@ pub async fn checkpoint(client: &Client, cmd: CheckpointCommand) -> anyhow::Resu
                 let all: Vec<_> = list.iter().map(checkpoint_json).collect();
                 println!("{}", serde_json::json!({ "checkpoints": all }));
             } else {
-                println!("{:<20} {:>15} {:>8} {:>12} {:>14}  STATE", "ID", "CREATED_MS", "TABLES", "ROWS", "BYTES");
+                println!(
+                    "{:<20} {:>15} {:>8} {:>12} {:>14}  STATE",
+                    "ID", "CREATED_MS", "TABLES", "ROWS", "BYTES"
+                );
                 for c in &list {
                     println!(
                         "{:<20} {:>15} {:>8} {:>12} {:>14}  {}",
@@ -53,7 +59,10 @@ pub async fn checkpoint(client: &Client, cmd: CheckpointCommand) -> anyhow::Resu
         }
         CheckpointCommand::Restore { id } => {
             let c = client.restore(&id).await?;
-            println!("restored checkpoint {}: {} tables, {} rows", c.id, c.tables, c.rows);
+            println!(
+                "restored checkpoint {}: {} tables, {} rows",
+                c.id, c.tables, c.rows
+            );
         }
     }
     Ok(())
@@ -100,24 +109,49 @@ pub async fn status(client: &Client, json: bool) -> anyhow::Result<()> {
         println!("{out}");
         return Ok(());
     }
-    println!("epoch {}   leader {}   last checkpoint {}", s.epoch, s.leader, if s.last_checkpoint.is_empty() { "none" } else { &s.last_checkpoint });
+    println!(
+        "epoch {}   leader {}   last checkpoint {}",
+        s.epoch,
+        s.leader,
+        if s.last_checkpoint.is_empty() {
+            "none"
+        } else {
+            &s.last_checkpoint
+        }
+    );
     println!("\nNODES");
     for n in &s.nodes {
         let node = n.node.clone().unwrap_or_default();
-        let labels: Vec<String> = node.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let labels: Vec<String> = node
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         println!(
             "  {:<10} {:<22} {:<5} shards {:>3}  rows {:>12}  bytes {:>14}  {}",
-            node.id, node.address, node.state, n.shards, n.rows, n.bytes, labels.join(",")
+            node.id,
+            node.address,
+            node.state,
+            n.shards,
+            n.rows,
+            n.bytes,
+            labels.join(",")
         );
     }
     println!("\nTABLES");
     for t in &s.tables {
         let spec = t.spec.clone().unwrap_or_default();
-        println!("  {:<24} dim {:>5}  rows {:>12}  bytes {:>14}", spec.name, spec.dim, t.rows, t.bytes);
+        println!(
+            "  {:<24} dim {:>5}  rows {:>12}  bytes {:>14}",
+            spec.name, spec.dim, t.rows, t.bytes
+        );
     }
     println!("\nSHARDS {}", s.shards.len());
     for sh in &s.shards {
-        println!("  {:>4}  slots [{:>5}, {:>5})  primary {}", sh.id, sh.slot_start, sh.slot_end, sh.primary);
+        println!(
+            "  {:>4}  slots [{:>5}, {:>5})  primary {}",
+            sh.id, sh.slot_start, sh.slot_end, sh.primary
+        );
     }
     Ok(())
 }

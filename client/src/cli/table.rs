@@ -209,7 +209,10 @@ pub async fn run_table(client: &Client, cmd: TableCommand) -> anyhow::Result<()>
                     .collect();
                 println!("{}", serde_json::json!({ "tables": tables }));
             } else {
-                println!("{:<24} {:>6} {:>10} {:>14} {:>14}", "TABLE", "DIM", "OPTIMIZER", "ROWS", "BYTES");
+                println!(
+                    "{:<24} {:>6} {:>10} {:>14} {:>14}",
+                    "TABLE", "DIM", "OPTIMIZER", "ROWS", "BYTES"
+                );
                 for t in &list.tables {
                     let spec = t.spec.clone().unwrap_or_default();
                     println!(
@@ -253,7 +256,10 @@ pub async fn run_dense(client: &Client, cmd: DenseCommand) -> anyhow::Result<()>
         }
         DenseCommand::Pull { name } => {
             let (values, shape) = client.pull_dense(&name).await?;
-            println!("{}", serde_json::json!({ "name": name, "shape": shape, "values": values }));
+            println!(
+                "{}",
+                serde_json::json!({ "name": name, "shape": shape, "values": values })
+            );
         }
         DenseCommand::Push { name, grads } => {
             let grads: Vec<f32> = parse_list("--grads", &grads)?;

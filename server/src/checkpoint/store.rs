@@ -350,7 +350,7 @@ impl CheckpointStore {
                 }
             }
         }
-        ids.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        ids.sort_unstable_by_key(|b| std::cmp::Reverse(b.0));
         Ok(ids)
     }
 

@@ -174,7 +174,9 @@ impl LocalCoordinator {
     }
 
     /// Checkpoints on disk, newest first, each verified.
-    pub async fn list_checkpoints(self: &Arc<Self>) -> Result<Vec<CheckpointInfo>, CoordinatorError> {
+    pub async fn list_checkpoints(
+        self: &Arc<Self>,
+    ) -> Result<Vec<CheckpointInfo>, CoordinatorError> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || Ok(this.checkpoints.list()?))
             .await

@@ -5,7 +5,7 @@ use parking_lot::Mutex;
 use crate::checkpoint::DenseSnapshot;
 use crate::init::init_row;
 use crate::spec::DenseSpec;
-use crate::storage::{META_WORDS, RowLayout};
+use crate::storage::{RowLayout, META_WORDS};
 
 use super::EngineError;
 
@@ -28,7 +28,12 @@ impl DenseTensor {
             state: spec.optimizer.state_slots() * numel,
         };
         let mut data = vec![0.0f32; layout.row_floats()];
-        init_row(&spec.initializer, spec.seed, DENSE_INIT_ID, &mut data[..numel]);
+        init_row(
+            &spec.initializer,
+            spec.seed,
+            DENSE_INIT_ID,
+            &mut data[..numel],
+        );
         spec.optimizer
             .init_state(&mut data[numel..numel + layout.state]);
         Self {

@@ -5,8 +5,8 @@
 
 mod dense;
 mod error;
-pub mod payload;
 mod ownership;
+pub mod payload;
 mod validate;
 
 use std::sync::Arc;

@@ -8,7 +8,7 @@ use super::EngineError;
 
 /// Decodes `n × u64 LE`; borrows when the buffer is aligned, copies otherwise.
 pub fn ids_from_bytes(bytes: &[u8]) -> Result<Cow<'_, [u64]>, EngineError> {
-    if bytes.len() % 8 != 0 {
+    if !bytes.len().is_multiple_of(8) {
         return Err(EngineError::PayloadLength {
             field: "ids",
             len: bytes.len(),
@@ -32,7 +32,7 @@ pub fn f32s_from_bytes<'a>(
     bytes: &'a [u8],
     unit: usize,
 ) -> Result<Cow<'a, [f32]>, EngineError> {
-    if unit == 0 || bytes.len() % unit != 0 || bytes.len() % 4 != 0 {
+    if unit == 0 || !bytes.len().is_multiple_of(unit) || !bytes.len().is_multiple_of(4) {
         return Err(EngineError::PayloadLength {
             field,
             len: bytes.len(),
@@ -83,7 +83,7 @@ mod tests {
 
     #[test]
     fn unaligned_ids_are_copied_correctly() {
-        let mut raw = vec![0u8; 17];
+        let mut raw = [0u8; 17];
         raw[1..9].copy_from_slice(&7u64.to_le_bytes());
         raw[9..17].copy_from_slice(&u64::MAX.to_le_bytes());
         let ids = ids_from_bytes(&raw[1..]).expect("decode");
@@ -94,11 +94,17 @@ mod tests {
     #[test]
     fn f32_round_trip_and_finite_check() {
         let b = f32s_into_bytes(vec![1.5, -2.0]);
-        assert_eq!(&*f32s_from_bytes("grads", &b, 8).expect("decode"), &[1.5, -2.0]);
+        assert_eq!(
+            &*f32s_from_bytes("grads", &b, 8).expect("decode"),
+            &[1.5, -2.0]
+        );
         assert!(f32s_from_bytes("grads", &b, 12).is_err());
         assert_eq!(
             check_finite(&[0.0, f32::INFINITY]),
-            Err(EngineError::NonFinite { index: 1, value: f32::INFINITY })
+            Err(EngineError::NonFinite {
+                index: 1,
+                value: f32::INFINITY
+            })
         );
     }
 }

@@ -26,7 +26,9 @@ pub enum ConvertError {
 }
 
 /// Domain optimizer from its wire form, with the documented defaults for unset fields.
-pub fn optimizer_from_pb(spec: Option<&pb::OptimizerSpec>) -> Result<OptimizerConfig, ConvertError> {
+pub fn optimizer_from_pb(
+    spec: Option<&pb::OptimizerSpec>,
+) -> Result<OptimizerConfig, ConvertError> {
     let default = pb::OptimizerSpec {
         kind: "sgd".into(),
         ..Default::default()

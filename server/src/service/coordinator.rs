@@ -105,7 +105,10 @@ impl Coordinator for CoordinatorService {
         request: Request<pb::CreateTableRequest>,
     ) -> Result<Response<pb::CreateTableResponse>, Status> {
         let spec = table_spec_from_pb(request.into_inner().spec.as_ref()).map_err(from_convert)?;
-        let spec = self.coordinator.create_table(spec).map_err(from_coordinator)?;
+        let spec = self
+            .coordinator
+            .create_table(spec)
+            .map_err(from_coordinator)?;
         Ok(Response::new(pb::CreateTableResponse {
             spec: Some(table_spec_to_pb(&spec)),
         }))
@@ -137,7 +140,10 @@ impl Coordinator for CoordinatorService {
         request: Request<pb::CreateDenseRequest>,
     ) -> Result<Response<pb::CreateDenseResponse>, Status> {
         let spec = dense_spec_from_pb(request.into_inner().spec.as_ref()).map_err(from_convert)?;
-        let spec = self.coordinator.create_dense(spec).map_err(from_coordinator)?;
+        let spec = self
+            .coordinator
+            .create_dense(spec)
+            .map_err(from_coordinator)?;
         Ok(Response::new(pb::CreateDenseResponse {
             spec: Some(dense_spec_to_pb(&spec)),
         }))
@@ -221,7 +227,11 @@ impl Coordinator for CoordinatorService {
             .unwrap_or_default();
         Ok(Response::new(pb::StatusResponse {
             epoch: map.epoch,
-            leader: map.nodes.first().map(|n| n.address.clone()).unwrap_or_default(),
+            leader: map
+                .nodes
+                .first()
+                .map(|n| n.address.clone())
+                .unwrap_or_default(),
             nodes,
             tables,
             shards: pb_map.shards,
@@ -234,7 +244,11 @@ impl Coordinator for CoordinatorService {
         &self,
         _: Request<pb::CheckpointRequest>,
     ) -> Result<Response<pb::CheckpointResponse>, Status> {
-        let info = self.coordinator.checkpoint().await.map_err(from_coordinator)?;
+        let info = self
+            .coordinator
+            .checkpoint()
+            .await
+            .map_err(from_coordinator)?;
         Ok(Response::new(pb::CheckpointResponse {
             checkpoint: Some(checkpoint_to_pb(&info)),
         }))
@@ -262,7 +276,11 @@ impl Coordinator for CoordinatorService {
         if id.is_empty() {
             return Err(Status::invalid_argument("checkpoint id must not be empty"));
         }
-        let info = self.coordinator.restore(id).await.map_err(from_coordinator)?;
+        let info = self
+            .coordinator
+            .restore(id)
+            .await
+            .map_err(from_coordinator)?;
         Ok(Response::new(pb::RestoreResponse {
             checkpoint: Some(checkpoint_to_pb(&info)),
         }))
@@ -306,5 +324,8 @@ fn map_stream(
         let map = rx.borrow_and_update().clone();
         Some((Ok(map_to_pb(&map)), rx))
     });
-    Box::pin(futures::StreamExt::chain(futures::stream::iter(initial), updates))
+    Box::pin(futures::StreamExt::chain(
+        futures::stream::iter(initial),
+        updates,
+    ))
 }

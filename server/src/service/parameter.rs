@@ -51,7 +51,10 @@ impl ParameterService {
         Ok(pb::PushResponse { applied })
     }
 
-    fn push_dense_inner(&self, req: pb::PushDenseRequest) -> Result<pb::PushDenseResponse, EngineError> {
+    fn push_dense_inner(
+        &self,
+        req: pb::PushDenseRequest,
+    ) -> Result<pb::PushDenseResponse, EngineError> {
         let grads = f32s_from_bytes("grads", &req.grads, 4)?;
         let applied = self.engine.push_dense(&req.name, &grads)?;
         Ok(pb::PushDenseResponse { applied })
@@ -60,14 +63,20 @@ impl ParameterService {
 
 #[tonic::async_trait]
 impl Parameter for ParameterService {
-    async fn pull(&self, request: Request<pb::PullRequest>) -> Result<Response<pb::PullResponse>, Status> {
+    async fn pull(
+        &self,
+        request: Request<pb::PullRequest>,
+    ) -> Result<Response<pb::PullResponse>, Status> {
         let start = Instant::now();
         let result = self.pull_inner(request.into_inner()).map_err(from_engine);
         self.metrics.record_rpc("Pull", start, &result);
         result.map(Response::new)
     }
 
-    async fn push(&self, request: Request<pb::PushRequest>) -> Result<Response<pb::PushResponse>, Status> {
+    async fn push(
+        &self,
+        request: Request<pb::PushRequest>,
+    ) -> Result<Response<pb::PushResponse>, Status> {
         let start = Instant::now();
         let result = self.push_inner(request.into_inner()).map_err(from_engine);
         self.metrics.record_rpc("Push", start, &result);
@@ -80,12 +89,14 @@ impl Parameter for ParameterService {
     ) -> Result<Response<pb::PullDenseResponse>, Status> {
         let start = Instant::now();
         let req = request.into_inner();
-        let result = self.engine.dense(&req.name).map_err(from_engine).map(|tensor| {
-            pb::PullDenseResponse {
+        let result = self
+            .engine
+            .dense(&req.name)
+            .map_err(from_engine)
+            .map(|tensor| pb::PullDenseResponse {
                 values: f32s_into_bytes(tensor.values()),
                 shape: tensor.spec().shape.clone(),
-            }
-        });
+            });
         self.metrics.record_rpc("PullDense", start, &result);
         result.map(Response::new)
     }
@@ -95,7 +106,9 @@ impl Parameter for ParameterService {
         request: Request<pb::PushDenseRequest>,
     ) -> Result<Response<pb::PushDenseResponse>, Status> {
         let start = Instant::now();
-        let result = self.push_dense_inner(request.into_inner()).map_err(from_engine);
+        let result = self
+            .push_dense_inner(request.into_inner())
+            .map_err(from_engine);
         self.metrics.record_rpc("PushDense", start, &result);
         result.map(Response::new)
     }

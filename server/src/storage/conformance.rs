@@ -36,12 +36,26 @@ fn pulled(tier: &dyn Tier, ids: &[u64]) -> Vec<f32> {
 }
 
 fn pull_is_deterministic_and_creates_rows(make: Factory) {
-    let a = make(spec(8, OptimizerKind::Sgd { lr: 1.0 }), Arc::new(MemoryBudget::unlimited()));
-    let b = make(spec(8, OptimizerKind::Sgd { lr: 1.0 }), Arc::new(MemoryBudget::unlimited()));
+    let a = make(
+        spec(8, OptimizerKind::Sgd { lr: 1.0 }),
+        Arc::new(MemoryBudget::unlimited()),
+    );
+    let b = make(
+        spec(8, OptimizerKind::Sgd { lr: 1.0 }),
+        Arc::new(MemoryBudget::unlimited()),
+    );
     let ids: Vec<u64> = (0..1000).map(|i| i * 7919).collect();
     let first = pulled(&*a, &ids);
-    assert_eq!(first, pulled(&*a, &ids), "a second pull returns the same rows");
-    assert_eq!(first, pulled(&*b, &ids), "another instance initializes identically");
+    assert_eq!(
+        first,
+        pulled(&*a, &ids),
+        "a second pull returns the same rows"
+    );
+    assert_eq!(
+        first,
+        pulled(&*b, &ids),
+        "another instance initializes identically"
+    );
     assert_eq!(a.stats().rows, 1000);
 }
 
@@ -53,14 +67,19 @@ fn push_sums_duplicates_into_one_step(make: Factory) {
     };
     let t = make(spec(2, kind), Arc::new(MemoryBudget::unlimited()));
     let before = pulled(&*t, &[5]);
-    let applied = t.push(&[5, 6, 5], &[1.0, 2.0, 9.0, 9.0, 3.0, 4.0]).expect("push");
+    let applied = t
+        .push(&[5, 6, 5], &[1.0, 2.0, 9.0, 9.0, 3.0, 4.0])
+        .expect("push");
     assert_eq!(applied, 2);
     let after = pulled(&*t, &[5]);
     for j in 0..2 {
         let g = [4.0f32, 6.0][j];
         let acc = 0.1 + g * g;
         let want = before[j] - 0.5 * g / acc.sqrt();
-        assert!((after[j] - want).abs() <= 1e-6 * want.abs().max(1.0), "coord {j}");
+        assert!(
+            (after[j] - want).abs() <= 1e-6 * want.abs().max(1.0),
+            "coord {j}"
+        );
     }
 }
 
@@ -81,7 +100,8 @@ fn sgd_integer_updates_are_exact(make: Factory) {
 
 fn budget_refuses_without_partial_write(make: Factory) {
     let s = spec(16, OptimizerKind::Sgd { lr: 1.0 });
-    let per_row = (16 + super::META_WORDS) as u64 * 4 + 8 + super::layout::INDEX_BYTES_PER_ROW as u64;
+    let per_row =
+        (16 + super::META_WORDS) as u64 * 4 + 8 + super::layout::INDEX_BYTES_PER_ROW as u64;
     let budget = Arc::new(MemoryBudget::new(per_row * 100));
     let t = make(s, budget.clone());
     let ids: Vec<u64> = (0..90).collect();
@@ -90,7 +110,11 @@ fn budget_refuses_without_partial_write(make: Factory) {
     let mut out = vec![0.0; more.len() * 16];
     let err = t.pull(&more, &mut out).expect_err("over budget");
     assert!(matches!(err, StorageError::MemoryBudget { .. }), "{err}");
-    assert_eq!(t.stats().rows, 90, "nothing was created by the refused request");
+    assert_eq!(
+        t.stats().rows,
+        90,
+        "nothing was created by the refused request"
+    );
     let fits: Vec<u64> = (85..95).collect();
     pulled(&*t, &fits);
     assert_eq!(t.stats().rows, 95);
@@ -115,7 +139,11 @@ fn snapshot_and_restore_round_trip(make: Factory) {
     assert_eq!(pulled(&*copy, &ids), pulled(&*t, &ids));
     t.push(&ids, &vec![0.5; ids.len() * 3]).expect("push");
     copy.push(&ids, &vec![0.5; ids.len() * 3]).expect("push");
-    assert_eq!(pulled(&*copy, &ids), pulled(&*t, &ids), "optimizer state restored too");
+    assert_eq!(
+        pulled(&*copy, &ids),
+        pulled(&*t, &ids),
+        "optimizer state restored too"
+    );
 }
 
 macro_rules! conformance {

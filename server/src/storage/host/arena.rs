@@ -105,7 +105,10 @@ mod tests {
             arena.row_mut(idx).fill(i as f32);
         }
         assert_eq!(arena.row_mut(0), &[0.0; 3]);
-        assert_eq!(arena.row_mut((CHUNK_ROWS + 1) as u32), &[(CHUNK_ROWS + 1) as f32; 3]);
+        assert_eq!(
+            arena.row_mut((CHUNK_ROWS + 1) as u32),
+            &[(CHUNK_ROWS + 1) as f32; 3]
+        );
         let all = arena.copy_all();
         assert_eq!(all.len(), (CHUNK_ROWS * 2 + 5) * 3);
         assert_eq!(all[all.len() - 1], (CHUNK_ROWS * 2 + 4) as f32);
