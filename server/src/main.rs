@@ -108,10 +108,30 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     if let Some(m) = &metrics_listener {
         println!("metrics listening on {}", m.local_addr()?);
     }
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    run_dev(config, listener, metrics_listener, shutdown)
+    run_dev(config, listener, metrics_listener, shutdown_signal())
         .await
         .context("strata-server dev")
+}
+
+/// Resolves on Ctrl-C or SIGTERM: the server stops accepting and drains in-flight requests.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
