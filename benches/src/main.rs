@@ -55,7 +55,7 @@ struct Args {
     init_acc: f32,
     /// New rows are uniform in [-init-scale, init-scale).
     #[arg(long = "init-scale", default_value_t = 0.01)]
-    init_scale: f32,
+    init_scale: f64,
     /// Gradients are N(0,1) × grad-scale.
     #[arg(long = "grad-scale", default_value_t = 0.01)]
     grad_scale: f64,

@@ -61,7 +61,7 @@ pub struct TableParams {
     /// Adagrad initial accumulator.
     pub init_acc: f32,
     /// New rows are uniform in `[-init_scale, init_scale)`.
-    pub init_scale: f32,
+    pub init_scale: f64,
     /// Seed of strata's initializer.
     pub seed: u64,
 }

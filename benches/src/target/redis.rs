@@ -116,7 +116,7 @@ impl Target for RedisTarget {
             // New rows: initialized on the trainer, written only if still absent.
             for &i in &self.missing {
                 let row = &mut out[i * dim..(i + 1) * dim];
-                initial_row(ids[i], f64::from(self.p.init_scale), row);
+                initial_row(ids[i], self.p.init_scale, row);
                 self.conn.cmd(4);
                 self.conn.arg(&[b"SET"]);
                 self.conn.arg(&[&self.key_v, &ids[i].to_le_bytes()]);
