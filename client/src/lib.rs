@@ -1,1 +1,493 @@
-//! strata async client.
+//! strata async client: routing by slot, batching by node, retries on stale routing.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), strata_client::ClientError> {
+//! let client = strata_client::Client::connect("127.0.0.1:7070").await?;
+//! let rows = client.pull("emb", &[1, 2, 3]).await?;
+//! client.push("emb", &[1, 2, 3], &vec![0.1; rows.len()]).await?;
+//! # Ok(()) }
+//! ```
+
+mod batch;
+mod error;
+mod payload;
+pub mod routing;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use parking_lot::RwLock;
+use strata_proto::v1 as pb;
+use strata_proto::v1::coordinator_client::CoordinatorClient;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+pub use self::error::ClientError;
+use self::batch::{Dedup, Split};
+use self::payload::{copy_f32s, f32s_to_bytes, ids_to_bytes};
+use self::routing::{NodeConn, Routing, MAX_MESSAGE_BYTES};
+pub use strata_proto::v1;
+
+/// Attempts of one call when routing is stale.
+const MAX_ATTEMPTS: u32 = 6;
+
+/// A handle to a strata cluster. Cheap to clone; clones share connections.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    coordinator_address: String,
+    coordinator: CoordinatorClient<Channel>,
+    routing: RwLock<Arc<Routing>>,
+    refresh: tokio::sync::Mutex<()>,
+}
+
+/// Whether a failed part may be sent again.
+enum Retry {
+    /// Stale routing: refresh the map first.
+    Reroute,
+    /// Not retryable.
+    Fail(ClientError),
+}
+
+impl Client {
+    /// Connects to the coordinator at `address` (the first of a comma-separated list) and
+    /// fetches the cluster map. Each `connect` opens its own connections.
+    pub async fn connect(address: &str) -> Result<Self, ClientError> {
+        let address = address
+            .split(',')
+            .map(str::trim)
+            .find(|a| !a.is_empty())
+            .ok_or_else(|| ClientError::BadAddress {
+                address: address.into(),
+                reason: "empty".into(),
+            })?
+            .to_string();
+        let channel = routing::channel(&address)?;
+        let mut coordinator = CoordinatorClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let map = coordinator
+            .get_cluster_map(pb::GetClusterMapRequest {})
+            .await
+            .map_err(|s| rpc_error("GetClusterMap", "coordinator", &address, s))?
+            .into_inner();
+        let routing = Routing::from_map(&map, None)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                coordinator_address: address,
+                coordinator,
+                routing: RwLock::new(Arc::new(routing)),
+                refresh: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The coordinator's gRPC client, for control-plane calls.
+    pub fn coordinator(&self) -> CoordinatorClient<Channel> {
+        self.inner.coordinator.clone()
+    }
+
+    /// The address of the coordinator.
+    pub fn coordinator_address(&self) -> &str {
+        &self.inner.coordinator_address
+    }
+
+    /// Epoch of the cluster map the client routes with.
+    pub fn epoch(&self) -> u64 {
+        self.inner.routing.read().epoch
+    }
+
+    /// Fetches the cluster map again (once, if several callers ask at the same time).
+    pub async fn refresh_map(&self) -> Result<(), ClientError> {
+        let seen = self.epoch();
+        let _one = self.inner.refresh.lock().await;
+        if self.epoch() != seen {
+            return Ok(());
+        }
+        let map = self
+            .coordinator()
+            .get_cluster_map(pb::GetClusterMapRequest {})
+            .await
+            .map_err(|s| self.coord_error("GetClusterMap", s))?
+            .into_inner();
+        let next = {
+            let current = self.inner.routing.read().clone();
+            Routing::from_map(&map, Some(&current))?
+        };
+        *self.inner.routing.write() = Arc::new(next);
+        Ok(())
+    }
+
+    /// Rows of `ids` of `table`, row-major in the order of `ids` (missing rows are created).
+    pub async fn pull(&self, table: &str, ids: &[u64]) -> Result<Vec<f32>, ClientError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let dedup = Dedup::new(ids);
+        let (dim, values) = self.pull_unique(table, &dedup.unique).await?;
+        if !dedup.had_duplicates() {
+            return Ok(values);
+        }
+        let mut out = vec![0.0f32; ids.len() * dim];
+        expand(&dedup, &values, dim, &mut out);
+        Ok(out)
+    }
+
+    /// Rows of `ids` into `out`, which must hold `ids.len() * dim` values.
+    pub async fn pull_into(&self, table: &str, ids: &[u64], out: &mut [f32]) -> Result<(), ClientError> {
+        if ids.is_empty() {
+            return if out.is_empty() {
+                Ok(())
+            } else {
+                Err(ClientError::InvalidArgument("out must be empty for no ids".into()))
+            };
+        }
+        if out.len() % ids.len() != 0 {
+            return Err(ClientError::InvalidArgument(format!(
+                "out holds {} values, not a multiple of {} ids",
+                out.len(),
+                ids.len()
+            )));
+        }
+        let dedup = Dedup::new(ids);
+        let (dim, values) = self.pull_unique(table, &dedup.unique).await?;
+        if out.len() != ids.len() * dim {
+            return Err(ClientError::InvalidArgument(format!(
+                "out holds {} values but {} ids × dim {dim} need {}",
+                out.len(),
+                ids.len(),
+                ids.len() * dim
+            )));
+        }
+        if dedup.had_duplicates() {
+            expand(&dedup, &values, dim, out);
+        } else {
+            out.copy_from_slice(&values);
+        }
+        Ok(())
+    }
+
+    /// Distinct ids' rows, in the order of `unique`, with the table's dim.
+    async fn pull_unique(&self, table: &str, unique: &[u64]) -> Result<(usize, Vec<f32>), ClientError> {
+        let mut values: Vec<f32> = Vec::new();
+        let mut dim = 0usize;
+        self.route(unique, "Pull", |node, part| {
+            let ids: Vec<u64> = part.iter().map(|&i| unique[i as usize]).collect();
+            let mut client = node.client.clone();
+            let req = pb::PullRequest {
+                table: table.to_string(),
+                ids: ids_to_bytes(ids),
+                epoch: 0,
+            };
+            async move { client.pull(req).await.map(|r| r.into_inner()) }
+        }, |part, resp: pb::PullResponse| {
+            let d = resp.dim as usize;
+            if d == 0 || resp.values.len() != part.len() * d * 4 {
+                return Err(ClientError::InvalidArgument(format!(
+                    "server answered {} bytes for {} rows of dim {d}",
+                    resp.values.len(),
+                    part.len()
+                )));
+            }
+            if values.is_empty() {
+                dim = d;
+                values = vec![0.0; unique.len() * d];
+            }
+            if part.len() == unique.len() {
+                copy_f32s(&resp.values, &mut values);
+            } else {
+                for (k, &i) in part.iter().enumerate() {
+                    let i = i as usize;
+                    copy_f32s(&resp.values[k * d * 4..(k + 1) * d * 4], &mut values[i * d..(i + 1) * d]);
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        Ok((dim, values))
+    }
+
+    /// Applies `grads` (`ids.len() * dim`, row-major) to `ids` of `table`; duplicates are
+    /// summed. Returns the number of distinct rows applied. A push is retried only when it
+    /// is known not to have been applied.
+    pub async fn push(&self, table: &str, ids: &[u64], grads: &[f32]) -> Result<u64, ClientError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        if grads.len() % ids.len() != 0 || grads.is_empty() {
+            return Err(ClientError::InvalidArgument(format!(
+                "grads hold {} values, not a positive multiple of {} ids",
+                grads.len(),
+                ids.len()
+            )));
+        }
+        let dim = grads.len() / ids.len();
+        let dedup = Dedup::new(ids);
+        let summed;
+        let grads = if dedup.had_duplicates() {
+            let mut sum = vec![0.0f32; dedup.unique.len() * dim];
+            for (pos, &u) in dedup.position.iter().enumerate() {
+                let u = u as usize;
+                for (a, b) in sum[u * dim..(u + 1) * dim].iter_mut().zip(&grads[pos * dim..(pos + 1) * dim]) {
+                    *a += b;
+                }
+            }
+            summed = sum;
+            &summed[..]
+        } else {
+            grads
+        };
+        let unique = &dedup.unique;
+        let mut applied = 0u64;
+        self.route(unique, "Push", |node, part| {
+            let ids: Vec<u64> = part.iter().map(|&i| unique[i as usize]).collect();
+            let part_grads: Vec<f32> = if part.len() == unique.len() {
+                grads.to_vec()
+            } else {
+                let mut g = Vec::with_capacity(part.len() * dim);
+                for &i in part {
+                    g.extend_from_slice(&grads[i as usize * dim..(i as usize + 1) * dim]);
+                }
+                g
+            };
+            let mut client = node.client.clone();
+            let req = pb::PushRequest {
+                table: table.to_string(),
+                ids: ids_to_bytes(ids),
+                grads: f32s_to_bytes(part_grads),
+                ..Default::default()
+            };
+            async move { client.push(req).await.map(|r| r.into_inner()) }
+        }, |_, resp: pb::PushResponse| {
+            applied += resp.applied;
+            Ok(())
+        })
+        .await?;
+        Ok(applied)
+    }
+
+    /// Sends `unique` split by node, in parallel; parts refused for stale routing are
+    /// re-split with a fresh map and sent again (bounded); anything else fails the call.
+    async fn route<R, F, Fut>(
+        &self,
+        unique: &[u64],
+        rpc: &'static str,
+        send: F,
+        mut on_ok: impl FnMut(&[u32], R) -> Result<(), ClientError>,
+    ) -> Result<(), ClientError>
+    where
+        F: Fn(&NodeConn, &[u32]) -> Fut,
+        Fut: Future<Output = Result<R, Status>>,
+    {
+        let mut pending: Vec<u32> = (0..unique.len() as u32).collect();
+        for attempt in 0..MAX_ATTEMPTS {
+            let routing = self.inner.routing.read().clone();
+            let ids: Vec<u64> = pending.iter().map(|&i| unique[i as usize]).collect();
+            let split = Split::new(&routing, &ids);
+            let parts: Vec<(usize, Vec<u32>)> = split
+                .parts
+                .into_iter()
+                .map(|(node, idx)| (node, idx.into_iter().map(|k| pending[k as usize]).collect()))
+                .collect();
+            let results = join_all(parts.iter().map(|(node, part)| send(&routing.nodes[*node], part))).await;
+            let mut retry: Vec<u32> = Vec::new();
+            for ((node, part), result) in parts.iter().zip(results) {
+                match result {
+                    Ok(resp) => on_ok(part, resp)?,
+                    Err(status) => match classify(rpc, &routing.nodes[*node], status) {
+                        Retry::Reroute => retry.extend_from_slice(part),
+                        Retry::Fail(e) => return Err(e),
+                    },
+                }
+            }
+            if retry.is_empty() {
+                return Ok(());
+            }
+            pending = retry;
+            tokio::time::sleep(Duration::from_millis(5u64 << attempt.min(6))).await;
+            self.refresh_map().await?;
+        }
+        Err(ClientError::RoutingUnsettled {
+            attempts: MAX_ATTEMPTS,
+            epoch: self.epoch(),
+        })
+    }
+
+    /// A whole dense tensor: values and shape.
+    pub async fn pull_dense(&self, name: &str) -> Result<(Vec<f32>, Vec<u32>), ClientError> {
+        let node = self.dense_node(name);
+        let mut client = node.client.clone();
+        let resp = client
+            .pull_dense(pb::PullDenseRequest {
+                name: name.into(),
+                epoch: 0,
+            })
+            .await
+            .map_err(|s| rpc_error("PullDense", &node.id, &node.address, s))?
+            .into_inner();
+        let mut values = vec![0.0f32; resp.values.len() / 4];
+        copy_f32s(&resp.values[..values.len() * 4], &mut values);
+        Ok((values, resp.shape))
+    }
+
+    /// Applies a gradient to a whole dense tensor.
+    pub async fn push_dense(&self, name: &str, grads: &[f32]) -> Result<u64, ClientError> {
+        let node = self.dense_node(name);
+        let mut client = node.client.clone();
+        let resp = client
+            .push_dense(pb::PushDenseRequest {
+                name: name.into(),
+                grads: f32s_to_bytes(grads.to_vec()),
+                epoch: 0,
+            })
+            .await
+            .map_err(|s| rpc_error("PushDense", &node.id, &node.address, s))?
+            .into_inner();
+        Ok(resp.applied)
+    }
+
+    /// The node that holds dense tensor `name`: the owner of the slot of its name's hash.
+    fn dense_node(&self, name: &str) -> NodeConn {
+        let routing = self.inner.routing.read().clone();
+        let hash = name
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+        routing.nodes[routing.node_of(hash)].clone()
+    }
+
+    /// Creates a table.
+    pub async fn create_table(&self, spec: pb::TableSpec) -> Result<pb::TableSpec, ClientError> {
+        let resp = self
+            .coordinator()
+            .create_table(pb::CreateTableRequest { spec: Some(spec) })
+            .await
+            .map_err(|s| self.coord_error("CreateTable", s))?;
+        resp.into_inner()
+            .spec
+            .ok_or_else(|| ClientError::BadMap("CreateTable answered without a spec".into()))
+    }
+
+    /// Drops a table.
+    pub async fn drop_table(&self, name: &str) -> Result<(), ClientError> {
+        self.coordinator()
+            .drop_table(pb::DropTableRequest { name: name.into() })
+            .await
+            .map_err(|s| self.coord_error("DropTable", s))?;
+        Ok(())
+    }
+
+    /// Tables and dense tensors.
+    pub async fn list_tables(&self) -> Result<pb::ListTablesResponse, ClientError> {
+        Ok(self
+            .coordinator()
+            .list_tables(pb::ListTablesRequest {})
+            .await
+            .map_err(|s| self.coord_error("ListTables", s))?
+            .into_inner())
+    }
+
+    /// Creates a dense tensor.
+    pub async fn create_dense(&self, spec: pb::DenseSpec) -> Result<(), ClientError> {
+        self.coordinator()
+            .create_dense(pb::CreateDenseRequest { spec: Some(spec) })
+            .await
+            .map_err(|s| self.coord_error("CreateDense", s))?;
+        Ok(())
+    }
+
+    /// Drops a dense tensor.
+    pub async fn drop_dense(&self, name: &str) -> Result<(), ClientError> {
+        self.coordinator()
+            .drop_dense(pb::DropDenseRequest { name: name.into() })
+            .await
+            .map_err(|s| self.coord_error("DropDense", s))?;
+        Ok(())
+    }
+
+    /// The cluster at a glance.
+    pub async fn status(&self) -> Result<pb::StatusResponse, ClientError> {
+        Ok(self
+            .coordinator()
+            .status(pb::StatusRequest {})
+            .await
+            .map_err(|s| self.coord_error("Status", s))?
+            .into_inner())
+    }
+
+    /// Takes a checkpoint of every table and dense tensor.
+    pub async fn checkpoint(&self) -> Result<pb::CheckpointInfo, ClientError> {
+        self.coordinator()
+            .checkpoint(pb::CheckpointRequest {})
+            .await
+            .map_err(|s| self.coord_error("Checkpoint", s))?
+            .into_inner()
+            .checkpoint
+            .ok_or_else(|| ClientError::BadMap("Checkpoint answered without a checkpoint".into()))
+    }
+
+    /// Checkpoints on disk, newest first.
+    pub async fn list_checkpoints(&self) -> Result<Vec<pb::CheckpointInfo>, ClientError> {
+        Ok(self
+            .coordinator()
+            .list_checkpoints(pb::ListCheckpointsRequest {})
+            .await
+            .map_err(|s| self.coord_error("ListCheckpoints", s))?
+            .into_inner()
+            .checkpoints)
+    }
+
+    /// Restores checkpoint `id`.
+    pub async fn restore(&self, id: &str) -> Result<pb::CheckpointInfo, ClientError> {
+        self.coordinator()
+            .restore(pb::RestoreRequest { id: id.into() })
+            .await
+            .map_err(|s| self.coord_error("Restore", s))?
+            .into_inner()
+            .checkpoint
+            .ok_or_else(|| ClientError::BadMap("Restore answered without a checkpoint".into()))
+    }
+
+    fn coord_error(&self, rpc: &'static str, status: Status) -> ClientError {
+        rpc_error(rpc, "coordinator", &self.inner.coordinator_address, status)
+    }
+}
+
+/// Copies distinct rows to every request position.
+fn expand(dedup: &Dedup, values: &[f32], dim: usize, out: &mut [f32]) {
+    for (pos, &u) in dedup.position.iter().enumerate() {
+        let u = u as usize;
+        out[pos * dim..(pos + 1) * dim].copy_from_slice(&values[u * dim..(u + 1) * dim]);
+    }
+}
+
+fn rpc_error(rpc: &'static str, node: &str, address: &str, status: Status) -> ClientError {
+    ClientError::Rpc {
+        rpc,
+        node: node.into(),
+        address: address.into(),
+        code: status.code(),
+        message: status.message().into(),
+    }
+}
+
+/// Decides whether a failed part can be sent again.
+fn classify(rpc: &'static str, node: &NodeConn, status: Status) -> Retry {
+    match status.code() {
+        Code::FailedPrecondition if status.metadata().contains_key("strata-epoch") => Retry::Reroute,
+        Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded
+            if rpc == "Push" =>
+        {
+            Retry::Fail(ClientError::Ambiguous {
+                node: node.id.clone(),
+                address: node.address.clone(),
+                message: format!("{:?}: {}", status.code(), status.message()),
+            })
+        }
+        _ => Retry::Fail(rpc_error(rpc, &node.id, &node.address, status)),
+    }
+}

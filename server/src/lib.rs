@@ -6,14 +6,29 @@
 //! - [`init`]: deterministic row initializers.
 //! - [`optimizer`]: server-side optimizers (SGD, Adagrad, Adam, FTRL).
 //! - [`storage`]: memory tiers behind one trait (host arena tier).
+//! - [`engine`]: the node engine: tables, dense tensors, validation, snapshots.
 //! - [`checkpoint`]: consistent on-disk snapshots with manifest and checksums.
+//! - [`coordinator`]: cluster map, catalog (metadata store), checkpoint orchestration.
+//! - [`service`]: the thin gRPC layer (Parameter, Coordinator), errors → status codes.
+//! - [`metrics`]: Prometheus families in an explicit registry.
+//! - [`transport`]: tuned HTTP/2 settings.
+//! - [`dev`]: the all-in-one `strata-server dev` runner.
+//! - [`size`]: human byte sizes on the command line.
 
 #[cfg(target_endian = "big")]
 compile_error!("strata's packed payloads assume a little-endian host");
 
 pub mod checkpoint;
+pub mod coordinator;
+pub mod dev;
+pub mod engine;
 pub mod init;
+pub mod metrics;
+mod metrics_http;
 pub mod optimizer;
+pub mod service;
+pub mod size;
 pub mod slot;
 pub mod spec;
 pub mod storage;
+pub mod transport;

@@ -1,1 +1,113 @@
-fn main() {}
+//! `strata-server`: the strata server binary (roles: `dev`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use strata_server::dev::{run_dev, DevConfig};
+use strata_server::engine::{EngineConfig, DEFAULT_MAX_BATCH_ROWS};
+use strata_server::size::parse_size;
+use strata_server::slot::DEFAULT_NUM_SLOTS;
+use strata_server::transport::DEFAULT_MAX_MESSAGE_BYTES;
+
+#[derive(Parser)]
+#[command(name = "strata-server", version, about = "strata embedding/parameter server")]
+struct Cli {
+    #[command(subcommand)]
+    role: Role,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    /// All-in-one cluster in one process: coordinator + shard server.
+    Dev(DevArgs),
+}
+
+#[derive(clap::Args)]
+struct DevArgs {
+    /// gRPC listen address (port 0 picks a free port; the bound address is printed).
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    listen: SocketAddr,
+    /// Number of shards of a new cluster.
+    #[arg(long, default_value_t = 8)]
+    shards: u32,
+    /// Directory for the catalog and checkpoints.
+    #[arg(long, default_value = "strata-data")]
+    data_dir: PathBuf,
+    /// Host memory budget (e.g. 8GiB); requests past it get RESOURCE_EXHAUSTED.
+    #[arg(long, value_parser = parse_size)]
+    memory_budget: Option<u64>,
+    /// Prometheus `/metrics` listen address.
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
+    /// Largest number of rows in one pull or push.
+    #[arg(long, default_value_t = DEFAULT_MAX_BATCH_ROWS)]
+    max_batch_rows: usize,
+    /// Largest gRPC message (e.g. 256MiB).
+    #[arg(long, value_parser = parse_size, default_value_t = DEFAULT_MAX_MESSAGE_BYTES as u64)]
+    max_message_size: u64,
+    /// Checkpoints to keep on disk.
+    #[arg(long, default_value_t = 3)]
+    keep_checkpoints: usize,
+    /// Slots of a new cluster.
+    #[arg(long, default_value_t = DEFAULT_NUM_SLOTS)]
+    num_slots: u32,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(async move {
+        match cli.role {
+            Role::Dev(args) => dev(args).await,
+        }
+    })
+}
+
+async fn dev(args: DevArgs) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let metrics_listener = match args.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding metrics {addr}"))?,
+        ),
+        None => None,
+    };
+    let config = DevConfig {
+        data_dir: args.data_dir,
+        shards: args.shards,
+        engine: EngineConfig {
+            node_name: listener.local_addr()?.to_string(),
+            num_slots: args.num_slots,
+            memory_budget: args.memory_budget.unwrap_or(u64::MAX),
+            max_batch_rows: args.max_batch_rows,
+        },
+        max_message_bytes: usize::try_from(args.max_message_size).unwrap_or(usize::MAX),
+        keep_checkpoints: args.keep_checkpoints.max(1),
+    };
+    // Tests and scripts read the bound addresses from these lines.
+    println!("strata-server dev listening on {}", listener.local_addr()?);
+    if let Some(m) = &metrics_listener {
+        println!("metrics listening on {}", m.local_addr()?);
+    }
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    run_dev(config, listener, metrics_listener, shutdown)
+        .await
+        .context("strata-server dev")
+}

@@ -3,6 +3,16 @@
 //! The engine copies its state into a [`NodeSnapshot`] at one instant; this module writes it
 //! under the data dir and reads it back, verifying checksums.
 
+mod error;
+mod format;
+mod manifest;
+mod store;
+#[cfg(test)]
+mod tests;
+
+pub use error::CheckpointError;
+pub use store::{CheckpointInfo, CheckpointState, CheckpointStore, StagedCheckpoint};
+
 use crate::spec::{DenseSpec, TableSpec};
 
 /// Rows copied out of one storage stripe: `rows` holds `ids.len() * row_floats` f32 words.

@@ -1,0 +1,69 @@
+//! Command-line parsing and dispatch.
+
+mod data;
+mod ops;
+mod table;
+
+use clap::{Parser, Subcommand};
+use strata_client::Client;
+
+/// strata: operate and inspect a strata cluster.
+#[derive(Parser)]
+#[command(name = "strata", version, about, long_about = None)]
+pub struct Cli {
+    /// Coordinator address(es), comma-separated.
+    #[arg(long, global = true, env = "STRATA_COORDINATOR", default_value = "127.0.0.1:7070")]
+    coordinator: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The cluster at a glance: nodes, shards, tables, rows and bytes.
+    Status {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create, list and drop tables.
+    #[command(subcommand)]
+    Table(table::TableCommand),
+    /// Create, pull, push and drop dense tensors.
+    #[command(subcommand)]
+    Dense(table::DenseCommand),
+    /// Pull rows (missing rows are created), for debugging.
+    Pull(data::PullArgs),
+    /// Push gradients, for debugging. Exit status 0 means acknowledged.
+    Push(data::PushArgs),
+    /// Create, list and restore checkpoints.
+    #[command(subcommand)]
+    Checkpoint(ops::CheckpointCommand),
+}
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let client = Client::connect(&cli.coordinator).await?;
+    match cli.command {
+        Command::Status { json } => ops::status(&client, json).await,
+        Command::Table(cmd) => table::run_table(&client, cmd).await,
+        Command::Dense(cmd) => table::run_dense(&client, cmd).await,
+        Command::Pull(args) => data::pull(&client, args).await,
+        Command::Push(args) => data::push(&client, args).await,
+        Command::Checkpoint(cmd) => ops::checkpoint(&client, cmd).await,
+    }
+}
+
+/// Parses a comma-separated list of numbers.
+fn parse_list<T: std::str::FromStr>(what: &str, text: &str) -> anyhow::Result<Vec<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<T>()
+                .map_err(|e| anyhow::anyhow!("{what}: cannot read {s:?}: {e}"))
+        })
+        .collect()
+}

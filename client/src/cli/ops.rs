@@ -1,0 +1,123 @@
+//! `strata status` and `strata checkpoint ...`.
+
+use clap::Subcommand;
+use strata_client::v1 as pb;
+use strata_client::Client;
+
+/// Checkpoint commands.
+#[derive(Subcommand)]
+pub enum CheckpointCommand {
+    /// Take a consistent checkpoint of every table and dense tensor.
+    Create,
+    /// List checkpoints, newest first, with their verification state.
+    List {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace all tables and dense tensors with a checkpoint.
+    Restore {
+        /// Checkpoint id (see `strata checkpoint list`).
+        id: String,
+    },
+}
+
+fn checkpoint_json(c: &pb::CheckpointInfo) -> serde_json::Value {
+    serde_json::json!({
+        "id": c.id, "created_unix_ms": c.created_unix_ms, "bytes": c.bytes,
+        "tables": c.tables, "rows": c.rows, "state": c.state,
+    })
+}
+
+/// Runs a checkpoint command.
+pub async fn checkpoint(client: &Client, cmd: CheckpointCommand) -> anyhow::Result<()> {
+    match cmd {
+        CheckpointCommand::Create => {
+            let c = client.checkpoint().await?;
+            println!("checkpoint {} written: {} tables, {} rows, {} bytes", c.id, c.tables, c.rows, c.bytes);
+        }
+        CheckpointCommand::List { json } => {
+            let list = client.list_checkpoints().await?;
+            if json {
+                let all: Vec<_> = list.iter().map(checkpoint_json).collect();
+                println!("{}", serde_json::json!({ "checkpoints": all }));
+            } else {
+                println!("{:<20} {:>15} {:>8} {:>12} {:>14}  STATE", "ID", "CREATED_MS", "TABLES", "ROWS", "BYTES");
+                for c in &list {
+                    println!(
+                        "{:<20} {:>15} {:>8} {:>12} {:>14}  {}",
+                        c.id, c.created_unix_ms, c.tables, c.rows, c.bytes, c.state
+                    );
+                }
+            }
+        }
+        CheckpointCommand::Restore { id } => {
+            let c = client.restore(&id).await?;
+            println!("restored checkpoint {}: {} tables, {} rows", c.id, c.tables, c.rows);
+        }
+    }
+    Ok(())
+}
+
+/// Prints the cluster at a glance.
+pub async fn status(client: &Client, json: bool) -> anyhow::Result<()> {
+    let s = client.status().await?;
+    if json {
+        let nodes: Vec<_> = s
+            .nodes
+            .iter()
+            .map(|n| {
+                let node = n.node.clone().unwrap_or_default();
+                serde_json::json!({
+                    "id": node.id, "address": node.address, "labels": node.labels,
+                    "state": node.state, "shards": n.shards, "rows": n.rows, "bytes": n.bytes,
+                    "memory_budget": n.memory_budget,
+                })
+            })
+            .collect();
+        let tables: Vec<_> = s
+            .tables
+            .iter()
+            .map(|t| {
+                let spec = t.spec.clone().unwrap_or_default();
+                serde_json::json!({ "name": spec.name, "dim": spec.dim, "rows": t.rows, "bytes": t.bytes })
+            })
+            .collect();
+        let shards: Vec<_> = s
+            .shards
+            .iter()
+            .map(|sh| {
+                serde_json::json!({
+                    "id": sh.id, "slots": [sh.slot_start, sh.slot_end],
+                    "primary": sh.primary, "replicas": sh.replicas,
+                })
+            })
+            .collect();
+        let out = serde_json::json!({
+            "epoch": s.epoch, "leader": s.leader, "nodes": nodes, "tables": tables,
+            "shards": shards, "last_checkpoint": s.last_checkpoint,
+        });
+        println!("{out}");
+        return Ok(());
+    }
+    println!("epoch {}   leader {}   last checkpoint {}", s.epoch, s.leader, if s.last_checkpoint.is_empty() { "none" } else { &s.last_checkpoint });
+    println!("\nNODES");
+    for n in &s.nodes {
+        let node = n.node.clone().unwrap_or_default();
+        let labels: Vec<String> = node.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!(
+            "  {:<10} {:<22} {:<5} shards {:>3}  rows {:>12}  bytes {:>14}  {}",
+            node.id, node.address, node.state, n.shards, n.rows, n.bytes, labels.join(",")
+        );
+    }
+    println!("\nTABLES");
+    for t in &s.tables {
+        let spec = t.spec.clone().unwrap_or_default();
+        println!("  {:<24} dim {:>5}  rows {:>12}  bytes {:>14}", spec.name, spec.dim, t.rows, t.bytes);
+    }
+    println!("\nSHARDS {}", s.shards.len());
+    for sh in &s.shards {
+        println!("  {:>4}  slots [{:>5}, {:>5})  primary {}", sh.id, sh.slot_start, sh.slot_end, sh.primary);
+    }
+    Ok(())
+}

@@ -1,0 +1,75 @@
+//! Errors of the client, with the node and shard they concern.
+
+use thiserror::Error;
+use tonic::Code;
+
+/// Why a client call failed.
+#[derive(Debug, Error)]
+pub enum ClientError {
+    /// The coordinator could not be reached.
+    #[error("cannot reach coordinator {address}: {source}")]
+    Connect {
+        /// Address tried.
+        address: String,
+        /// The transport error.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// An address is not a valid URI.
+    #[error("invalid address {address:?}: {reason}")]
+    BadAddress {
+        /// The address.
+        address: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// A caller-side argument is wrong (lengths, buffer sizes).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The server refused or failed the request.
+    #[error("{rpc} on node {node} ({address}) failed: {code:?}: {message}")]
+    Rpc {
+        /// The rpc.
+        rpc: &'static str,
+        /// Node id ("coordinator" for control-plane calls).
+        node: String,
+        /// Node address.
+        address: String,
+        /// Status code.
+        code: Code,
+        /// Server's message.
+        message: String,
+    },
+    /// A push whose outcome is unknown (sent, then the connection or deadline failed):
+    /// it may or may not have been applied, so it is not retried.
+    #[error("push to node {node} ({address}) has an unknown outcome: {message}")]
+    Ambiguous {
+        /// Node id.
+        node: String,
+        /// Node address.
+        address: String,
+        /// What happened.
+        message: String,
+    },
+    /// The cluster map kept changing under the request.
+    #[error("routing did not settle after {attempts} attempts (last epoch {epoch})")]
+    RoutingUnsettled {
+        /// Attempts made.
+        attempts: u32,
+        /// Last epoch seen.
+        epoch: u64,
+    },
+    /// The cluster map is unusable (no shard covers a slot, unknown node).
+    #[error("cluster map is invalid: {0}")]
+    BadMap(String),
+}
+
+impl ClientError {
+    /// The gRPC status code behind this error, if the server answered.
+    pub fn code(&self) -> Option<Code> {
+        match self {
+            ClientError::Rpc { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}

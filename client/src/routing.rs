@@ -1,0 +1,139 @@
+//! Slot → shard → node routing from the cluster map, with one channel per node.
+
+use std::time::Duration;
+
+use strata_proto::v1 as pb;
+use strata_proto::v1::parameter_client::ParameterClient;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::ClientError;
+
+/// HTTP/2 windows of client channels (explicit windows disable adaptive sizing).
+const WINDOW_BYTES: u32 = 16 << 20;
+/// HTTP/2 frame size the client accepts.
+const MAX_FRAME_BYTES: u32 = (1 << 20) - 1;
+/// Largest message the client sends or accepts.
+pub const MAX_MESSAGE_BYTES: usize = 256 << 20;
+
+/// One node the client talks to.
+#[derive(Clone)]
+pub struct NodeConn {
+    /// Node id.
+    pub id: String,
+    /// Node address.
+    pub address: String,
+    /// Parameter client over this node's channel.
+    pub client: ParameterClient<Channel>,
+}
+
+/// A routing table built from one cluster map.
+pub struct Routing {
+    /// Epoch of the map.
+    pub epoch: u64,
+    /// Slots of the cluster.
+    pub num_slots: u32,
+    /// Node index (into `nodes`) per slot.
+    pub slot_node: Vec<u16>,
+    /// Nodes that own at least one slot.
+    pub nodes: Vec<NodeConn>,
+}
+
+/// A channel to `address` with strata's HTTP/2 settings (connects lazily).
+pub fn channel(address: &str) -> Result<Channel, ClientError> {
+    let uri = if address.contains("://") {
+        address.to_string()
+    } else {
+        format!("http://{address}")
+    };
+    let endpoint = Endpoint::from_shared(uri).map_err(|e| ClientError::BadAddress {
+        address: address.into(),
+        reason: e.to_string(),
+    })?;
+    Ok(endpoint
+        .initial_stream_window_size(WINDOW_BYTES)
+        .initial_connection_window_size(WINDOW_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(5))
+        .http2_keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_timeout(Duration::from_secs(20))
+        .connect_lazy())
+}
+
+impl Routing {
+    /// Builds the table; reuses channels of `previous` for nodes at the same address.
+    pub fn from_map(map: &pb::ClusterMap, previous: Option<&Routing>) -> Result<Self, ClientError> {
+        let num_slots = map.num_slots;
+        if num_slots == 0 {
+            return Err(ClientError::BadMap("num_slots is 0".into()));
+        }
+        let mut nodes: Vec<NodeConn> = Vec::new();
+        let mut slot_node = vec![u16::MAX; num_slots as usize];
+        for shard in &map.shards {
+            let node = map
+                .nodes
+                .iter()
+                .find(|n| n.id == shard.primary)
+                .ok_or_else(|| {
+                    ClientError::BadMap(format!("shard {} names unknown node {}", shard.id, shard.primary))
+                })?;
+            let idx = match nodes.iter().position(|n| n.id == node.id) {
+                Some(i) => i,
+                None => {
+                    let reused = previous.and_then(|p| {
+                        p.nodes
+                            .iter()
+                            .find(|c| c.id == node.id && c.address == node.address)
+                    });
+                    let conn = match reused {
+                        Some(c) => c.clone(),
+                        None => NodeConn {
+                            id: node.id.clone(),
+                            address: node.address.clone(),
+                            client: ParameterClient::new(channel(&node.address)?)
+                                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+                        },
+                    };
+                    nodes.push(conn);
+                    nodes.len() - 1
+                }
+            };
+            let end = shard.slot_end.min(num_slots) as usize;
+            let start = (shard.slot_start as usize).min(end);
+            for s in &mut slot_node[start..end] {
+                *s = idx as u16;
+            }
+        }
+        if let Some(slot) = slot_node.iter().position(|&n| n == u16::MAX) {
+            return Err(ClientError::BadMap(format!("no shard covers slot {slot}")));
+        }
+        Ok(Self {
+            epoch: map.epoch,
+            num_slots,
+            slot_node,
+            nodes,
+        })
+    }
+
+    /// The node index serving `id`.
+    #[inline]
+    pub fn node_of(&self, id: u64) -> usize {
+        self.slot_node[slot_of(id, self.num_slots) as usize] as usize
+    }
+}
+
+/// DESIGN.md's splitmix64.
+#[inline]
+pub fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// `slot(id) = splitmix64(id) mod num_slots`.
+#[inline]
+pub fn slot_of(id: u64, num_slots: u32) -> u32 {
+    (splitmix64(id) % num_slots as u64) as u32
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the system packages strata's tests and benchmarks use (Debian/Ubuntu), if missing:
+# redis-server (the Redis comparison target) and iperf3 (loopback bandwidth in benchmarks).
+set -euo pipefail
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)
+if [ ${#need[@]} -eq 0 ]; then
+    echo "system packages present"
+    exit 0
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "missing ${need[*]} and no apt-get: install them with your package manager" >&2
+    exit 1
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+echo "installed ${need[*]}"

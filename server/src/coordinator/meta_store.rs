@@ -1,0 +1,138 @@
+//! Durable cluster metadata: a local file written atomically (temp, fsync, rename).
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::spec::{DenseSpec, TableSpec};
+
+/// What the coordinator must not forget across restarts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterState {
+    /// Epoch of the cluster map.
+    pub epoch: u64,
+    /// Slots of the cluster.
+    pub num_slots: u32,
+    /// Number of shards.
+    pub shard_count: u32,
+    /// Tables, in creation order.
+    pub tables: Vec<TableSpec>,
+    /// Dense tensors, in creation order.
+    pub dense: Vec<DenseSpec>,
+}
+
+/// Failure to read or write cluster metadata.
+#[derive(Debug, Error)]
+pub enum MetaStoreError {
+    /// An I/O operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file does not hold valid metadata.
+    #[error("cluster metadata {path} is corrupt: {source}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Cluster metadata in `<data_dir>/cluster.json`.
+#[derive(Debug, Clone)]
+pub struct FileMetaStore {
+    path: PathBuf,
+}
+
+impl FileMetaStore {
+    /// The store of `data_dir` (created if missing).
+    pub fn open(data_dir: &Path) -> Result<Self, MetaStoreError> {
+        fs::create_dir_all(data_dir).map_err(|source| MetaStoreError::Io {
+            op: "create",
+            path: data_dir.into(),
+            source,
+        })?;
+        Ok(Self {
+            path: data_dir.join("cluster.json"),
+        })
+    }
+
+    /// The stored state, if any was saved.
+    pub fn load(&self) -> Result<Option<ClusterState>, MetaStoreError> {
+        let text = match fs::read(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(MetaStoreError::Io {
+                    op: "read",
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+        };
+        serde_json::from_slice(&text)
+            .map(Some)
+            .map_err(|source| MetaStoreError::Corrupt {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    /// Saves `state` atomically: a crash leaves the old or the new file, never a torn one.
+    pub fn save(&self, state: &ClusterState) -> Result<(), MetaStoreError> {
+        let tmp = self.path.with_extension("json.tmp");
+        let io = |op, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| MetaStoreError::Io { op, path, source }
+        };
+        let body = serde_json::to_vec_pretty(state).map_err(|source| MetaStoreError::Corrupt {
+            path: self.path.clone(),
+            source,
+        })?;
+        let mut file = File::create(&tmp).map_err(io("create", &tmp))?;
+        file.write_all(&body).map_err(io("write", &tmp))?;
+        file.sync_all().map_err(io("fsync", &tmp))?;
+        fs::rename(&tmp, &self.path).map_err(io("rename", &self.path))?;
+        if let Some(dir) = self.path.parent() {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io("fsync", dir))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_survives_reopen_and_corruption_is_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileMetaStore::open(dir.path()).expect("open");
+        assert_eq!(store.load().expect("load"), None);
+        let state = ClusterState {
+            epoch: 3,
+            num_slots: 4096,
+            shard_count: 8,
+            tables: vec![],
+            dense: vec![],
+        };
+        store.save(&state).expect("save");
+        let again = FileMetaStore::open(dir.path()).expect("open");
+        assert_eq!(again.load().expect("load"), Some(state));
+        fs::write(dir.path().join("cluster.json"), b"{not json").expect("write");
+        assert!(matches!(again.load(), Err(MetaStoreError::Corrupt { .. })));
+    }
+}

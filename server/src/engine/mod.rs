@@ -1,0 +1,295 @@
+//! The node engine: tables and dense tensors of one node, request validation, snapshots.
+//!
+//! Handlers of the network layer decode bytes, then call the engine; the engine validates
+//! everything before any tier is touched, so a refused request never writes partially.
+
+mod dense;
+mod error;
+pub mod payload;
+mod ownership;
+mod validate;
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+
+pub use self::dense::DenseTensor;
+pub use self::error::EngineError;
+pub use self::ownership::Ownership;
+use crate::checkpoint::{NodeSnapshot, TableSnapshot};
+use crate::slot::DEFAULT_NUM_SLOTS;
+use crate::spec::{DenseSpec, TableSpec, TierKind};
+use crate::storage::host::HostTier;
+use crate::storage::{MemoryBudget, Tier, TierStats};
+
+/// Default largest number of rows in one pull or push.
+pub const DEFAULT_MAX_BATCH_ROWS: usize = 1 << 18;
+
+/// Settings of a node engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Name of this node in error messages.
+    pub node_name: String,
+    /// Slots of the cluster.
+    pub num_slots: u32,
+    /// Host memory budget in bytes.
+    pub memory_budget: u64,
+    /// Largest number of rows in one pull or push.
+    pub max_batch_rows: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            node_name: "local".into(),
+            num_slots: DEFAULT_NUM_SLOTS,
+            memory_budget: u64::MAX,
+            max_batch_rows: DEFAULT_MAX_BATCH_ROWS,
+        }
+    }
+}
+
+/// A table on this node: its spec and its tier.
+pub struct Table {
+    spec: TableSpec,
+    tier: Box<dyn Tier>,
+}
+
+impl Table {
+    /// The table's spec.
+    pub fn spec(&self) -> &TableSpec {
+        &self.spec
+    }
+
+    /// Rows and bytes held.
+    pub fn stats(&self) -> TierStats {
+        self.tier.stats()
+    }
+}
+
+/// Tables and dense tensors of one node.
+pub struct Engine {
+    config: EngineConfig,
+    budget: Arc<MemoryBudget>,
+    tables: DashMap<String, Arc<Table>>,
+    dense: DashMap<String, Arc<DenseTensor>>,
+    ownership: Ownership,
+}
+
+impl Engine {
+    /// An empty engine.
+    pub fn new(config: EngineConfig) -> Self {
+        let budget = Arc::new(MemoryBudget::new(config.memory_budget));
+        let ownership = Ownership::all(config.num_slots);
+        Self {
+            config,
+            budget,
+            tables: DashMap::new(),
+            dense: DashMap::new(),
+            ownership,
+        }
+    }
+
+    /// The engine's settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The node's memory budget.
+    pub fn budget(&self) -> &MemoryBudget {
+        &self.budget
+    }
+
+    /// Which slots this node serves, at which epoch.
+    pub fn ownership(&self) -> &Ownership {
+        &self.ownership
+    }
+
+    /// Creates a table.
+    pub fn create_table(&self, spec: TableSpec) -> Result<(), EngineError> {
+        validate::table_spec(&spec)?;
+        if spec.tier == TierKind::Gpu {
+            return Err(EngineError::NoGpu {
+                node: self.config.node_name.clone(),
+                table: spec.name.clone(),
+            });
+        }
+        let entry = self.tables.entry(spec.name.clone());
+        if let dashmap::Entry::Occupied(_) = entry {
+            return Err(EngineError::TableExists { name: spec.name });
+        }
+        let tier = HostTier::new(spec.clone(), self.config.num_slots, self.budget.clone());
+        entry.insert(Arc::new(Table {
+            spec,
+            tier: Box::new(tier),
+        }));
+        Ok(())
+    }
+
+    /// Drops a table and frees its rows.
+    pub fn drop_table(&self, name: &str) -> Result<(), EngineError> {
+        self.tables
+            .remove(name)
+            .map(|_| ())
+            .ok_or_else(|| EngineError::TableNotFound { name: name.into() })
+    }
+
+    /// A table by name.
+    pub fn table(&self, name: &str) -> Result<Arc<Table>, EngineError> {
+        if name.is_empty() {
+            return Err(EngineError::EmptyName { what: "table" });
+        }
+        self.tables
+            .get(name)
+            .map(|t| t.value().clone())
+            .ok_or_else(|| EngineError::TableNotFound { name: name.into() })
+    }
+
+    /// All tables, sorted by name.
+    pub fn tables(&self) -> Vec<Arc<Table>> {
+        let mut all: Vec<_> = self.tables.iter().map(|t| t.value().clone()).collect();
+        all.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        all
+    }
+
+    /// Checks a batch's size against the limit.
+    pub fn check_batch(&self, rows: usize) -> Result<(), EngineError> {
+        if rows > self.config.max_batch_rows {
+            return Err(EngineError::BatchTooLarge {
+                rows,
+                limit: self.config.max_batch_rows,
+            });
+        }
+        Ok(())
+    }
+
+    /// Rows of `ids` into `out` (`ids.len() * dim`), creating missing rows.
+    pub fn pull(&self, table: &str, ids: &[u64], out: &mut [f32]) -> Result<(), EngineError> {
+        self.check_batch(ids.len())?;
+        let table = self.table(table)?;
+        let dim = table.spec.dim as usize;
+        if out.len() != ids.len() * dim {
+            return Err(EngineError::GradsLength {
+                got: out.len(),
+                ids: ids.len(),
+                dim,
+                expected: ids.len() * dim,
+            });
+        }
+        Ok(table.tier.pull(ids, out)?)
+    }
+
+    /// Applies `grads` for `ids`; returns the number of distinct rows updated.
+    pub fn push(&self, table: &str, ids: &[u64], grads: &[f32]) -> Result<u64, EngineError> {
+        self.check_batch(ids.len())?;
+        let table = self.table(table)?;
+        let dim = table.spec.dim as usize;
+        if grads.len() != ids.len() * dim {
+            return Err(EngineError::GradsLength {
+                got: grads.len(),
+                ids: ids.len(),
+                dim,
+                expected: ids.len() * dim,
+            });
+        }
+        payload::check_finite(grads)?;
+        Ok(table.tier.push(ids, grads)?)
+    }
+
+    /// Creates a dense tensor.
+    pub fn create_dense(&self, spec: DenseSpec) -> Result<(), EngineError> {
+        validate::dense_spec(&spec)?;
+        let entry = self.dense.entry(spec.name.clone());
+        if let dashmap::Entry::Occupied(_) = entry {
+            return Err(EngineError::DenseExists { name: spec.name });
+        }
+        entry.insert(Arc::new(DenseTensor::new(spec)));
+        Ok(())
+    }
+
+    /// Drops a dense tensor.
+    pub fn drop_dense(&self, name: &str) -> Result<(), EngineError> {
+        self.dense
+            .remove(name)
+            .map(|_| ())
+            .ok_or_else(|| EngineError::DenseNotFound { name: name.into() })
+    }
+
+    /// A dense tensor by name.
+    pub fn dense(&self, name: &str) -> Result<Arc<DenseTensor>, EngineError> {
+        if name.is_empty() {
+            return Err(EngineError::EmptyName {
+                what: "dense tensor",
+            });
+        }
+        self.dense
+            .get(name)
+            .map(|t| t.value().clone())
+            .ok_or_else(|| EngineError::DenseNotFound { name: name.into() })
+    }
+
+    /// All dense tensors, sorted by name.
+    pub fn dense_tensors(&self) -> Vec<Arc<DenseTensor>> {
+        let mut all: Vec<_> = self.dense.iter().map(|t| t.value().clone()).collect();
+        all.sort_by(|a, b| a.spec().name.cmp(&b.spec().name));
+        all
+    }
+
+    /// Applies a gradient to a whole dense tensor.
+    pub fn push_dense(&self, name: &str, grad: &[f32]) -> Result<u64, EngineError> {
+        let tensor = self.dense(name)?;
+        payload::check_finite(grad)?;
+        tensor.push(grad)
+    }
+
+    /// Copies every table and dense tensor out at one instant: all tables are frozen
+    /// (writes held off) before the first row is copied, and thawed after the last.
+    pub fn snapshot(&self) -> NodeSnapshot {
+        let tables = self.tables();
+        let frozen: Vec<_> = tables.iter().map(|t| t.tier.freeze()).collect();
+        let dense = self.dense_tensors().iter().map(|d| d.snapshot()).collect();
+        let tables = tables
+            .iter()
+            .zip(&frozen)
+            .map(|(t, f)| TableSnapshot {
+                spec: t.spec.clone(),
+                row_floats: t.tier.layout().row_floats() as u32,
+                blocks: f.snapshot(),
+            })
+            .collect();
+        drop(frozen);
+        NodeSnapshot {
+            epoch: self.ownership.epoch(),
+            tables,
+            dense,
+        }
+    }
+
+    /// Replaces every table and dense tensor with the snapshot's.
+    pub fn restore(&self, snap: &NodeSnapshot) -> Result<(), EngineError> {
+        let mut tables = Vec::with_capacity(snap.tables.len());
+        for t in &snap.tables {
+            validate::table_spec(&t.spec)?;
+            let tier = HostTier::new(t.spec.clone(), self.config.num_slots, self.budget.clone());
+            tier.restore(&t.blocks)?;
+            tables.push(Table {
+                spec: t.spec.clone(),
+                tier: Box::new(tier),
+            });
+        }
+        let dense = snap
+            .dense
+            .iter()
+            .map(DenseTensor::restore)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.tables.clear();
+        for t in tables {
+            self.tables.insert(t.spec.name.clone(), Arc::new(t));
+        }
+        self.dense.clear();
+        for d in dense {
+            self.dense.insert(d.spec().name.clone(), Arc::new(d));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,285 @@
+//! Conversions between wire messages and domain types, in one place.
+
+use strata_proto::v1 as pb;
+use thiserror::Error;
+
+use crate::checkpoint::{CheckpointInfo, CheckpointState};
+use crate::optimizer::{OptimizerConfig, OptimizerKind};
+use crate::spec::{DenseSpec, InitializerConfig, TableSpec, TierKind};
+
+/// A wire message that does not describe a valid domain value.
+#[derive(Debug, Error, PartialEq)]
+pub enum ConvertError {
+    /// A required field is absent.
+    #[error("missing field {0}")]
+    Missing(&'static str),
+    /// A field has a value outside its vocabulary.
+    #[error("unknown {field} {value:?}; expected one of {expected}")]
+    Unknown {
+        /// The field.
+        field: &'static str,
+        /// The value received.
+        value: String,
+        /// The accepted values.
+        expected: &'static str,
+    },
+}
+
+/// Domain optimizer from its wire form, with the documented defaults for unset fields.
+pub fn optimizer_from_pb(spec: Option<&pb::OptimizerSpec>) -> Result<OptimizerConfig, ConvertError> {
+    let default = pb::OptimizerSpec {
+        kind: "sgd".into(),
+        ..Default::default()
+    };
+    let s = spec.unwrap_or(&default);
+    let kind = match s.kind.as_str() {
+        "" | "sgd" => OptimizerKind::Sgd {
+            lr: s.lr.unwrap_or(0.01),
+        },
+        "adagrad" => OptimizerKind::Adagrad {
+            lr: s.lr.unwrap_or(0.01),
+            initial_accumulator: s.initial_accumulator.unwrap_or(0.1),
+            epsilon: s.epsilon.unwrap_or(0.0),
+        },
+        "adam" => OptimizerKind::Adam {
+            lr: s.lr.unwrap_or(0.001),
+            beta1: s.beta1.unwrap_or(0.9),
+            beta2: s.beta2.unwrap_or(0.999),
+            epsilon: s.epsilon.unwrap_or(1e-8),
+        },
+        "ftrl" => OptimizerKind::Ftrl {
+            lr: s.lr.unwrap_or(0.05),
+            lr_power: s.lr_power.unwrap_or(-0.5),
+            l1: s.l1.unwrap_or(0.0),
+            l2: s.l2.unwrap_or(0.0),
+            beta: s.beta.unwrap_or(0.0),
+            initial_accumulator: s.initial_accumulator.unwrap_or(0.1),
+        },
+        other => {
+            return Err(ConvertError::Unknown {
+                field: "optimizer",
+                value: other.into(),
+                expected: "sgd, adagrad, adam, ftrl",
+            })
+        }
+    };
+    Ok(OptimizerConfig {
+        kind,
+        weight_decay: s.weight_decay.unwrap_or(0.0),
+        clip_value: s.clip_value.unwrap_or(0.0),
+        clip_norm: s.clip_norm.unwrap_or(0.0),
+    })
+}
+
+/// Wire form of a domain optimizer (every field set).
+pub fn optimizer_to_pb(o: &OptimizerConfig) -> pb::OptimizerSpec {
+    let mut s = pb::OptimizerSpec {
+        weight_decay: Some(o.weight_decay),
+        clip_value: Some(o.clip_value),
+        clip_norm: Some(o.clip_norm),
+        ..Default::default()
+    };
+    match o.kind {
+        OptimizerKind::Sgd { lr } => {
+            s.kind = "sgd".into();
+            s.lr = Some(lr);
+        }
+        OptimizerKind::Adagrad {
+            lr,
+            initial_accumulator,
+            epsilon,
+        } => {
+            s.kind = "adagrad".into();
+            s.lr = Some(lr);
+            s.initial_accumulator = Some(initial_accumulator);
+            s.epsilon = Some(epsilon);
+        }
+        OptimizerKind::Adam {
+            lr,
+            beta1,
+            beta2,
+            epsilon,
+        } => {
+            s.kind = "adam".into();
+            s.lr = Some(lr);
+            s.beta1 = Some(beta1);
+            s.beta2 = Some(beta2);
+            s.epsilon = Some(epsilon);
+        }
+        OptimizerKind::Ftrl {
+            lr,
+            lr_power,
+            l1,
+            l2,
+            beta,
+            initial_accumulator,
+        } => {
+            s.kind = "ftrl".into();
+            s.lr = Some(lr);
+            s.lr_power = Some(lr_power);
+            s.l1 = Some(l1);
+            s.l2 = Some(l2);
+            s.beta = Some(beta);
+            s.initial_accumulator = Some(initial_accumulator);
+        }
+    }
+    s
+}
+
+/// Domain initializer from its wire form (default: uniform with scale 0.01).
+pub fn initializer_from_pb(
+    spec: Option<&pb::InitializerSpec>,
+) -> Result<InitializerConfig, ConvertError> {
+    let Some(s) = spec else {
+        return Ok(InitializerConfig::Uniform { scale: 0.01 });
+    };
+    match s.kind.as_str() {
+        "zeros" => Ok(InitializerConfig::Zeros),
+        "" | "uniform" => Ok(InitializerConfig::Uniform { scale: s.scale }),
+        "normal" => Ok(InitializerConfig::Normal { std: s.scale }),
+        other => Err(ConvertError::Unknown {
+            field: "initializer",
+            value: other.into(),
+            expected: "zeros, uniform, normal",
+        }),
+    }
+}
+
+/// Wire form of a domain initializer.
+pub fn initializer_to_pb(i: &InitializerConfig) -> pb::InitializerSpec {
+    match *i {
+        InitializerConfig::Zeros => pb::InitializerSpec {
+            kind: "zeros".into(),
+            scale: 0.0,
+        },
+        InitializerConfig::Uniform { scale } => pb::InitializerSpec {
+            kind: "uniform".into(),
+            scale,
+        },
+        InitializerConfig::Normal { std } => pb::InitializerSpec {
+            kind: "normal".into(),
+            scale: std,
+        },
+    }
+}
+
+/// Domain table spec from its wire form.
+pub fn table_spec_from_pb(spec: Option<&pb::TableSpec>) -> Result<TableSpec, ConvertError> {
+    let s = spec.ok_or(ConvertError::Missing("spec"))?;
+    let tier = match s.tier.as_str() {
+        "" | "host" => TierKind::Host,
+        "gpu" => TierKind::Gpu,
+        other => {
+            return Err(ConvertError::Unknown {
+                field: "tier",
+                value: other.into(),
+                expected: "host, gpu",
+            })
+        }
+    };
+    Ok(TableSpec {
+        name: s.name.clone(),
+        dim: s.dim,
+        optimizer: optimizer_from_pb(s.optimizer.as_ref())?,
+        initializer: initializer_from_pb(s.initializer.as_ref())?,
+        seed: s.seed,
+        tier,
+    })
+}
+
+/// Wire form of a domain table spec.
+pub fn table_spec_to_pb(s: &TableSpec) -> pb::TableSpec {
+    pb::TableSpec {
+        name: s.name.clone(),
+        dim: s.dim,
+        optimizer: Some(optimizer_to_pb(&s.optimizer)),
+        initializer: Some(initializer_to_pb(&s.initializer)),
+        seed: s.seed,
+        tier: match s.tier {
+            TierKind::Host => "host".into(),
+            TierKind::Gpu => "gpu".into(),
+        },
+    }
+}
+
+/// Domain dense spec from its wire form.
+pub fn dense_spec_from_pb(spec: Option<&pb::DenseSpec>) -> Result<DenseSpec, ConvertError> {
+    let s = spec.ok_or(ConvertError::Missing("spec"))?;
+    Ok(DenseSpec {
+        name: s.name.clone(),
+        shape: s.shape.clone(),
+        optimizer: optimizer_from_pb(s.optimizer.as_ref())?,
+        initializer: initializer_from_pb(s.initializer.as_ref())?,
+        seed: s.seed,
+    })
+}
+
+/// Wire form of a domain dense spec.
+pub fn dense_spec_to_pb(s: &DenseSpec) -> pb::DenseSpec {
+    pb::DenseSpec {
+        name: s.name.clone(),
+        shape: s.shape.clone(),
+        optimizer: Some(optimizer_to_pb(&s.optimizer)),
+        initializer: Some(initializer_to_pb(&s.initializer)),
+        seed: s.seed,
+    }
+}
+
+/// Wire form of a checkpoint's description.
+pub fn checkpoint_to_pb(c: &CheckpointInfo) -> pb::CheckpointInfo {
+    pb::CheckpointInfo {
+        id: c.id.clone(),
+        created_unix_ms: c.created_unix_ms,
+        bytes: c.bytes,
+        tables: c.tables,
+        rows: c.rows,
+        state: match &c.state {
+            CheckpointState::Ok => "ok".into(),
+            CheckpointState::Corrupt { reason } => format!("corrupt: {reason}"),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_spec_round_trips_and_defaults_apply() {
+        let wire = pb::TableSpec {
+            name: "emb".into(),
+            dim: 8,
+            optimizer: Some(pb::OptimizerSpec {
+                kind: "adam".into(),
+                lr: Some(0.5),
+                ..Default::default()
+            }),
+            initializer: None,
+            seed: 3,
+            tier: String::new(),
+        };
+        let spec = table_spec_from_pb(Some(&wire)).expect("valid");
+        assert_eq!(
+            spec.optimizer.kind,
+            OptimizerKind::Adam {
+                lr: 0.5,
+                beta1: 0.9,
+                beta2: 0.999,
+                epsilon: 1e-8
+            }
+        );
+        assert_eq!(table_spec_from_pb(Some(&table_spec_to_pb(&spec))), Ok(spec));
+    }
+
+    #[test]
+    fn unknown_names_are_refused_clearly() {
+        let wire = pb::TableSpec {
+            name: "emb".into(),
+            dim: 8,
+            tier: "ssd".into(),
+            ..Default::default()
+        };
+        let err = table_spec_from_pb(Some(&wire)).expect_err("unknown tier");
+        assert!(err.to_string().contains("host, gpu"), "{err}");
+    }
+}

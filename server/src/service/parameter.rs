@@ -1,0 +1,102 @@
+//! The `Parameter` service: decodes packed payloads and delegates to the engine.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use strata_proto::v1 as pb;
+use strata_proto::v1::parameter_server::Parameter;
+use tonic::{Request, Response, Status};
+
+use super::status::from_engine;
+use crate::engine::payload::{f32s_from_bytes, f32s_into_bytes, ids_from_bytes};
+use crate::engine::{Engine, EngineError};
+use crate::metrics::Metrics;
+
+/// Serves rows and dense tensors of one node's engine.
+pub struct ParameterService {
+    engine: Arc<Engine>,
+    metrics: Arc<Metrics>,
+}
+
+impl ParameterService {
+    /// A service over `engine`.
+    pub fn new(engine: Arc<Engine>, metrics: Arc<Metrics>) -> Self {
+        Self { engine, metrics }
+    }
+
+    fn pull_inner(&self, req: pb::PullRequest) -> Result<pb::PullResponse, EngineError> {
+        let ids = ids_from_bytes(&req.ids)?;
+        self.engine.check_batch(ids.len())?;
+        let table = self.engine.table(&req.table)?;
+        self.engine.ownership().check(req.epoch, &ids)?;
+        let dim = table.spec().dim as usize;
+        let mut out = vec![0.0f32; ids.len() * dim];
+        self.engine.pull(&req.table, &ids, &mut out)?;
+        self.metrics.rows_pulled.inc_by(ids.len() as u64);
+        Ok(pb::PullResponse {
+            values: f32s_into_bytes(out),
+            dim: dim as u32,
+        })
+    }
+
+    fn push_inner(&self, req: pb::PushRequest) -> Result<pb::PushResponse, EngineError> {
+        let ids = ids_from_bytes(&req.ids)?;
+        self.engine.check_batch(ids.len())?;
+        let table = self.engine.table(&req.table)?;
+        let dim = table.spec().dim as usize;
+        let grads = f32s_from_bytes("grads", &req.grads, 4 * dim)?;
+        self.engine.ownership().check(req.epoch, &ids)?;
+        let applied = self.engine.push(&req.table, &ids, &grads)?;
+        self.metrics.rows_pushed.inc_by(ids.len() as u64);
+        Ok(pb::PushResponse { applied })
+    }
+
+    fn push_dense_inner(&self, req: pb::PushDenseRequest) -> Result<pb::PushDenseResponse, EngineError> {
+        let grads = f32s_from_bytes("grads", &req.grads, 4)?;
+        let applied = self.engine.push_dense(&req.name, &grads)?;
+        Ok(pb::PushDenseResponse { applied })
+    }
+}
+
+#[tonic::async_trait]
+impl Parameter for ParameterService {
+    async fn pull(&self, request: Request<pb::PullRequest>) -> Result<Response<pb::PullResponse>, Status> {
+        let start = Instant::now();
+        let result = self.pull_inner(request.into_inner()).map_err(from_engine);
+        self.metrics.record_rpc("Pull", start, &result);
+        result.map(Response::new)
+    }
+
+    async fn push(&self, request: Request<pb::PushRequest>) -> Result<Response<pb::PushResponse>, Status> {
+        let start = Instant::now();
+        let result = self.push_inner(request.into_inner()).map_err(from_engine);
+        self.metrics.record_rpc("Push", start, &result);
+        result.map(Response::new)
+    }
+
+    async fn pull_dense(
+        &self,
+        request: Request<pb::PullDenseRequest>,
+    ) -> Result<Response<pb::PullDenseResponse>, Status> {
+        let start = Instant::now();
+        let req = request.into_inner();
+        let result = self.engine.dense(&req.name).map_err(from_engine).map(|tensor| {
+            pb::PullDenseResponse {
+                values: f32s_into_bytes(tensor.values()),
+                shape: tensor.spec().shape.clone(),
+            }
+        });
+        self.metrics.record_rpc("PullDense", start, &result);
+        result.map(Response::new)
+    }
+
+    async fn push_dense(
+        &self,
+        request: Request<pb::PushDenseRequest>,
+    ) -> Result<Response<pb::PushDenseResponse>, Status> {
+        let start = Instant::now();
+        let result = self.push_dense_inner(request.into_inner()).map_err(from_engine);
+        self.metrics.record_rpc("PushDense", start, &result);
+        result.map(Response::new)
+    }
+}

@@ -1,0 +1,47 @@
+//! Domain errors → gRPC status codes, in exactly one place.
+
+use tonic::{Code, Status};
+
+use super::convert::ConvertError;
+use crate::engine::EngineError;
+use crate::storage::StorageError;
+
+/// gRPC metadata key carrying the node's current epoch on `FAILED_PRECONDITION`.
+pub const EPOCH_METADATA: &str = "strata-epoch";
+
+/// The status code DESIGN.md names for each engine error.
+pub fn engine_code(err: &EngineError) -> Code {
+    match err {
+        EngineError::EmptyName { .. }
+        | EngineError::BadDim { .. }
+        | EngineError::BadShape { .. }
+        | EngineError::BadOptimizer(_)
+        | EngineError::BadInitializer(_)
+        | EngineError::PayloadLength { .. }
+        | EngineError::GradsLength { .. }
+        | EngineError::DenseLength { .. }
+        | EngineError::NonFinite { .. } => Code::InvalidArgument,
+        EngineError::BatchTooLarge { .. } => Code::ResourceExhausted,
+        EngineError::TableNotFound { .. } | EngineError::DenseNotFound { .. } => Code::NotFound,
+        EngineError::TableExists { .. } | EngineError::DenseExists { .. } => Code::AlreadyExists,
+        EngineError::NoGpu { .. } | EngineError::WrongOwner { .. } => Code::FailedPrecondition,
+        EngineError::Storage(StorageError::MemoryBudget { .. }) => Code::ResourceExhausted,
+        EngineError::Storage(StorageError::BadBlock { .. }) => Code::Internal,
+    }
+}
+
+/// A status for an engine error; stale routing carries the current epoch in metadata.
+pub fn from_engine(err: EngineError) -> Status {
+    let mut status = Status::new(engine_code(&err), err.to_string());
+    if let EngineError::WrongOwner { current_epoch, .. } = err {
+        if let Ok(v) = current_epoch.to_string().parse() {
+            status.metadata_mut().insert(EPOCH_METADATA, v);
+        }
+    }
+    status
+}
+
+/// A status for a malformed message.
+pub fn from_convert(err: ConvertError) -> Status {
+    Status::invalid_argument(err.to_string())
+}

@@ -1,0 +1,301 @@
+//! The host-memory tier: rows in per-stripe arenas, each stripe behind its own lock.
+//!
+//! A table's slot space is cut into [`STRIPES`] contiguous slot ranges. Requests lock one
+//! stripe at a time, so concurrent requests contend only when they touch the same stripe,
+//! never on a table- or node-wide lock (the freeze gate is shared by all requests and
+//! taken exclusively only by snapshots). Stripes follow slot ranges, so shard splits and
+//! merges move no data.
+
+mod arena;
+mod group;
+mod hasher;
+mod stripe;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
+
+use self::group::StripeGroups;
+use self::stripe::Stripe;
+use super::layout::{META_ACCESS, META_LAST_UPDATE, META_STEP};
+use super::{FrozenTier, MemoryBudget, RowLayout, StorageError, Tier, TierStats};
+use crate::checkpoint::RowBlock;
+use crate::init::init_row;
+use crate::slot::slot_of;
+use crate::spec::TableSpec;
+
+/// Stripes per table (fewer when the cluster has fewer slots).
+pub const STRIPES: usize = 64;
+
+/// Rows to prefetch ahead while walking a stripe's rows.
+const PREFETCH_AHEAD: usize = 4;
+
+/// One table's rows in host memory.
+pub struct HostTier {
+    spec: TableSpec,
+    layout: RowLayout,
+    num_slots: u32,
+    stripes: Box<[Mutex<Stripe>]>,
+    gate: RwLock<()>,
+    budget: Arc<MemoryBudget>,
+    rows: AtomicU64,
+}
+
+impl HostTier {
+    /// An empty tier for `spec`, routing ids over `num_slots` slots, charging `budget`.
+    pub fn new(spec: TableSpec, num_slots: u32, budget: Arc<MemoryBudget>) -> Self {
+        let layout = RowLayout {
+            dim: spec.dim as usize,
+            state: spec.optimizer.state_slots() * spec.dim as usize,
+        };
+        let stripes = STRIPES.min(num_slots.max(1) as usize);
+        let stripes = (0..stripes)
+            .map(|_| Mutex::new(Stripe::new(layout.row_floats())))
+            .collect();
+        Self {
+            spec,
+            layout,
+            num_slots: num_slots.max(1),
+            stripes,
+            gate: RwLock::new(()),
+            budget,
+            rows: AtomicU64::new(0),
+        }
+    }
+
+    #[inline]
+    fn stripe_of(&self, id: u64) -> u16 {
+        let slot = slot_of(id, self.num_slots) as usize;
+        (slot * self.stripes.len() / self.num_slots as usize) as u16
+    }
+
+    fn group(&self, ids: &[u64]) -> StripeGroups {
+        let keys: Vec<u16> = ids.iter().map(|&id| self.stripe_of(id)).collect();
+        StripeGroups::new(&keys, self.stripes.len())
+    }
+
+    /// Fills a new row: initializer values, initial optimizer state, zero metadata.
+    #[inline]
+    fn init_new_row(&self, id: u64, row: &mut [f32]) {
+        let dim = self.layout.dim;
+        init_row(&self.spec.initializer, self.spec.seed, id, &mut row[..dim]);
+        self.spec
+            .optimizer
+            .init_state(&mut row[dim..dim + self.layout.state]);
+    }
+
+    /// Reserves budget for the rows a request may create; returns the bytes reserved.
+    fn reserve_for(&self, ids: &[u64], groups: &StripeGroups) -> Result<u64, StorageError> {
+        let per_row = self.layout.accounted_bytes();
+        let worst = ids.len() as u64;
+        if self.budget.try_reserve(worst, worst * per_row).is_ok() {
+            return Ok(worst * per_row);
+        }
+        // Near the limit: count the rows that are really missing.
+        let mut missing = 0u64;
+        for (s, positions) in groups.iter() {
+            let stripe = self.stripes[s].lock();
+            missing += positions
+                .iter()
+                .filter(|&&p| stripe.find(ids[p as usize]).is_none())
+                .count() as u64;
+        }
+        self.budget.try_reserve(missing, missing * per_row)?;
+        Ok(missing * per_row)
+    }
+
+    /// Returns the part of a reservation that was not used by `created` rows.
+    fn settle(&self, reserved: u64, created: u64) {
+        let used = created * self.layout.accounted_bytes();
+        self.budget.release(reserved.saturating_sub(used));
+        self.rows.fetch_add(created, Ordering::Relaxed);
+    }
+}
+
+impl Drop for HostTier {
+    fn drop(&mut self) {
+        let rows = self.rows.load(Ordering::Relaxed);
+        self.budget.release(rows * self.layout.accounted_bytes());
+    }
+}
+
+/// Seconds since the Unix epoch, as stored in row metadata.
+fn now_secs() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0)
+}
+
+impl Tier for HostTier {
+    fn pull(&self, ids: &[u64], out: &mut [f32]) -> Result<(), StorageError> {
+        let dim = self.layout.dim;
+        debug_assert_eq!(out.len(), ids.len() * dim);
+        let _gate = self.gate.read();
+        let groups = self.group(ids);
+        let reserved = self.reserve_for(ids, &groups)?;
+        let mut created = 0u64;
+        let mut rows: Vec<u32> = Vec::with_capacity(groups.max_group());
+        for (s, positions) in groups.iter() {
+            let mut stripe = self.stripes[s].lock();
+            rows.clear();
+            for &p in positions {
+                let id = ids[p as usize];
+                let (idx, new) = stripe.find_or_insert(id, |row| self.init_new_row(id, row));
+                created += new as u64;
+                rows.push(idx);
+            }
+            for (k, &p) in positions.iter().enumerate() {
+                if let Some(&ahead) = rows.get(k + PREFETCH_AHEAD) {
+                    stripe.arena.prefetch(ahead);
+                }
+                let row = stripe.arena.row_mut(rows[k]);
+                let p = p as usize;
+                out[p * dim..(p + 1) * dim].copy_from_slice(&row[..dim]);
+                let meta = &mut row[dim + self.layout.state..];
+                meta[META_ACCESS] = f32::from_bits(meta[META_ACCESS].to_bits().saturating_add(1));
+            }
+        }
+        self.settle(reserved, created);
+        Ok(())
+    }
+
+    fn push(&self, ids: &[u64], grads: &[f32]) -> Result<u64, StorageError> {
+        let (dim, state) = (self.layout.dim, self.layout.state);
+        debug_assert_eq!(grads.len(), ids.len() * dim);
+        let _gate = self.gate.read();
+        let groups = self.group(ids);
+        let reserved = self.reserve_for(ids, &groups)?;
+        let now = now_secs();
+        let optimizer = &self.spec.optimizer;
+        let mut created = 0u64;
+        let mut distinct = 0u64;
+        let mut sum = vec![0.0f32; dim];
+        let mut pairs: Vec<(u64, u32)> = Vec::with_capacity(groups.max_group());
+        let mut rows: Vec<u32> = Vec::with_capacity(groups.max_group());
+        for (s, positions) in groups.iter() {
+            // Sort by id so duplicates are adjacent and get one summed step.
+            pairs.clear();
+            pairs.extend(positions.iter().map(|&p| (ids[p as usize], p)));
+            pairs.sort_unstable_by_key(|&(id, _)| id);
+            let mut stripe = self.stripes[s].lock();
+            rows.clear();
+            for (i, &(id, _)) in pairs.iter().enumerate() {
+                if i > 0 && pairs[i - 1].0 == id {
+                    continue;
+                }
+                let (idx, new) = stripe.find_or_insert(id, |row| self.init_new_row(id, row));
+                created += new as u64;
+                rows.push(idx);
+            }
+            let mut i = 0;
+            for (k, &idx) in rows.iter().enumerate() {
+                if let Some(&ahead) = rows.get(k + PREFETCH_AHEAD) {
+                    stripe.arena.prefetch(ahead);
+                }
+                let id = pairs[i].0;
+                let first = pairs[i].1 as usize;
+                let mut end = i + 1;
+                while end < pairs.len() && pairs[end].0 == id {
+                    end += 1;
+                }
+                let grad: &[f32] = if end - i == 1 {
+                    &grads[first * dim..(first + 1) * dim]
+                } else {
+                    sum.fill(0.0);
+                    for &(_, p) in &pairs[i..end] {
+                        let g = &grads[p as usize * dim..(p as usize + 1) * dim];
+                        for (a, b) in sum.iter_mut().zip(g) {
+                            *a += b;
+                        }
+                    }
+                    &sum
+                };
+                let row = stripe.arena.row_mut(idx);
+                let (values, rest) = row.split_at_mut(dim);
+                let (opt_state, meta) = rest.split_at_mut(state);
+                let mut step = meta[META_STEP].to_bits();
+                optimizer.apply(values, opt_state, &mut step, grad);
+                meta[META_STEP] = f32::from_bits(step);
+                meta[META_LAST_UPDATE] = f32::from_bits(now);
+                meta[META_ACCESS] = f32::from_bits(meta[META_ACCESS].to_bits().saturating_add(1));
+                i = end;
+            }
+            distinct += rows.len() as u64;
+        }
+        self.settle(reserved, created);
+        Ok(distinct)
+    }
+
+    fn stats(&self) -> TierStats {
+        let rows = self.rows.load(Ordering::Relaxed);
+        TierStats {
+            rows,
+            bytes: rows * self.layout.accounted_bytes(),
+        }
+    }
+
+    fn layout(&self) -> RowLayout {
+        self.layout
+    }
+
+    fn freeze(&self) -> Box<dyn FrozenTier + '_> {
+        Box::new(FrozenHost {
+            _gate: self.gate.write(),
+            tier: self,
+        })
+    }
+
+    fn restore(&self, blocks: &[RowBlock]) -> Result<(), StorageError> {
+        let row_floats = self.layout.row_floats();
+        for block in blocks {
+            if block.rows.len() != block.ids.len() * row_floats {
+                return Err(StorageError::BadBlock {
+                    rows: block.ids.len(),
+                    got: block.rows.len(),
+                    row_floats,
+                });
+            }
+        }
+        let _gate = self.gate.write();
+        let mut dropped = 0u64;
+        for stripe in self.stripes.iter() {
+            dropped += stripe.lock().clear() as u64;
+        }
+        let per_row = self.layout.accounted_bytes();
+        self.budget.release(dropped * per_row);
+        let mut loaded = 0u64;
+        for block in blocks {
+            for (id, src) in block.ids.iter().zip(block.rows.chunks_exact(row_floats)) {
+                let mut stripe = self.stripes[self.stripe_of(*id) as usize].lock();
+                let (idx, new) = stripe.find_or_insert(*id, |_| {});
+                stripe.arena.row_mut(idx).copy_from_slice(src);
+                loaded += new as u64;
+            }
+        }
+        self.budget.force_reserve(loaded * per_row);
+        self.rows.store(loaded, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// A host tier with writes held off.
+struct FrozenHost<'a> {
+    _gate: RwLockWriteGuard<'a, ()>,
+    tier: &'a HostTier,
+}
+
+impl FrozenTier for FrozenHost<'_> {
+    fn snapshot(&self) -> Vec<RowBlock> {
+        self.tier
+            .stripes
+            .iter()
+            .map(|stripe| {
+                let (ids, rows) = stripe.lock().copy_out();
+                RowBlock { ids, rows }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,175 @@
+//! End to end through a real `strata-server dev` process: client, CLI, metrics, health.
+
+use strata_tests::{cli, last_json, table_spec, DevServer};
+
+#[tokio::test]
+async fn client_pull_push_round_trip_through_a_dev_process() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = DevServer::start(dir.path(), &[]).expect("start");
+    let client = server.client().await.expect("client");
+    client
+        .create_table(table_spec("emb", 4, "sgd", 1.0))
+        .await
+        .expect("create");
+
+    let ids = [3u64, 1, 3, 99];
+    let rows = client.pull("emb", &ids).await.expect("pull");
+    assert_eq!(rows, vec![0.0; 16], "zeros initializer, duplicates expanded");
+
+    let grads: Vec<f32> = (0..16).map(|i| i as f32).collect();
+    let applied = client.push("emb", &ids, &grads).await.expect("push");
+    assert_eq!(applied, 3, "three distinct rows");
+    let rows = client.pull("emb", &[3, 1, 99]).await.expect("pull");
+    // id 3 got rows 0 and 2 summed: [0+8, 1+9, 2+10, 3+11].
+    assert_eq!(&rows[..4], &[-8.0, -10.0, -12.0, -14.0]);
+    assert_eq!(&rows[4..8], &[-4.0, -5.0, -6.0, -7.0]);
+    assert_eq!(&rows[8..], &[-12.0, -13.0, -14.0, -15.0]);
+
+    let mut out = vec![0.0f32; 8];
+    client
+        .pull_into("emb", &[1, 99], &mut out)
+        .await
+        .expect("pull_into");
+    assert_eq!(&out[..4], &rows[4..8]);
+    let mut wrong = vec![0.0f32; 6];
+    assert!(client.pull_into("emb", &[1, 99], &mut wrong).await.is_err());
+}
+
+#[tokio::test]
+async fn cli_walkthrough_with_json_forms() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = DevServer::start(dir.path(), &[]).expect("start");
+    let addr = server.address.clone();
+    let out = cli(&addr, &["table", "create", "clicks", "--dim", "2", "--optimizer", "sgd", "--lr", "1", "--init", "zeros"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let out = cli(&addr, &["push", "--table", "clicks", "--ids", "1,2", "--grads", "1,2,3,4"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let out = cli(&addr, &["pull", "--table", "clicks", "--ids", "1,2,3", "--json"]);
+    assert!(out.status.success());
+    let v = last_json(&out);
+    assert_eq!(v["table"], "clicks");
+    assert_eq!(v["dim"], 2);
+    assert_eq!(v["ids"], serde_json::json!([1, 2, 3]));
+    assert_eq!(v["values"], serde_json::json!([[-1.0, -2.0], [-3.0, -4.0], [0.0, 0.0]]));
+
+    let out = cli(&addr, &["status", "--json"]);
+    assert!(out.status.success());
+    let v = last_json(&out);
+    assert!(v["epoch"].as_u64().unwrap_or(0) >= 1);
+    assert_eq!(v["nodes"][0]["state"], "up");
+    assert_eq!(v["shards"].as_array().map(|a| a.len()), Some(8));
+    assert_eq!(v["tables"][0]["name"], "clicks");
+    assert_eq!(v["tables"][0]["rows"], 3);
+
+    let out = cli(&addr, &["table", "list", "--json"]);
+    assert_eq!(last_json(&out)["tables"][0]["dim"], 2);
+
+    // Errors a person understands, with a non-zero exit.
+    let out = cli(&addr, &["pull", "--table", "nope", "--ids", "1"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not found") && err.contains("nope"), "{err}");
+    let out = cli(&addr, &["push", "--table", "clicks", "--ids", "1,2", "--grads", "1,2,3"]);
+    assert!(!out.status.success());
+    let out = cli(&addr, &["table", "create", "bad", "--dim", "2", "--init", "gaussian"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("zeros, uniform:A or normal:STD"));
+
+    let out = cli(&addr, &["table", "drop", "clicks"]);
+    assert!(out.status.success());
+    let out = cli(&addr, &["table", "list", "--json"]);
+    assert_eq!(last_json(&out)["tables"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn cli_reports_an_unreachable_cluster_clearly() {
+    // Port 1 on loopback: nothing listens there.
+    let out = cli("127.0.0.1:1", &["status"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("127.0.0.1:1"), "{err}");
+}
+
+#[tokio::test]
+async fn dense_tensors_round_trip() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = DevServer::start(dir.path(), &[]).expect("start");
+    let client = server.client().await.expect("client");
+    client
+        .create_dense(strata_proto::v1::DenseSpec {
+            name: "mlp.w".into(),
+            shape: vec![2, 3],
+            optimizer: table_spec("x", 1, "sgd", 0.5).optimizer,
+            initializer: None,
+            seed: 0,
+        })
+        .await
+        .expect("create dense");
+    let (values, shape) = client.pull_dense("mlp.w").await.expect("pull");
+    assert_eq!(shape, vec![2, 3]);
+    assert_eq!(values.len(), 6);
+    client
+        .push_dense("mlp.w", &[2.0; 6])
+        .await
+        .expect("push dense");
+    let (after, _) = client.pull_dense("mlp.w").await.expect("pull");
+    for (a, b) in after.iter().zip(&values) {
+        assert_eq!(*a, b - 1.0);
+    }
+    let err = client.push_dense("mlp.w", &[1.0; 5]).await.expect_err("wrong length");
+    assert_eq!(err.code(), Some(tonic::Code::InvalidArgument));
+}
+
+#[tokio::test]
+async fn metrics_and_health_are_served() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server =
+        DevServer::start(dir.path(), &["--metrics-listen", "127.0.0.1:0"]).expect("start");
+    let client = server.client().await.expect("client");
+    client
+        .create_table(table_spec("m", 2, "sgd", 1.0))
+        .await
+        .expect("create");
+    client.pull("m", &[1, 2, 3]).await.expect("pull");
+    let _ = client.pull("missing", &[1]).await;
+
+    let metrics_addr = server.metrics_address.clone().expect("metrics address");
+    let body = http_get(&metrics_addr, "/metrics").await;
+    assert!(body.contains("strata_rows_pulled_total 3"), "{body}");
+    assert!(body.contains("strata_rpc_duration_seconds"), "{body}");
+    assert!(body.contains("strata_table_rows{table=\"m\",tier=\"host\"} 3"), "{body}");
+    assert!(body.contains("code=\"NotFound\""), "{body}");
+
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.address))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let mut health = tonic_health_client(channel);
+    let resp = health
+        .check(HealthCheckRequest {
+            service: "strata.v1.Parameter".into(),
+        })
+        .await
+        .expect("health");
+    assert_eq!(resp.into_inner().status, 1, "SERVING");
+}
+
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+fn tonic_health_client(channel: tonic::transport::Channel) -> HealthClient<tonic::transport::Channel> {
+    HealthClient::new(channel)
+}
+
+async fn http_get(addr: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect metrics");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.expect("write");
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.expect("read");
+    body
+}
