@@ -93,6 +93,8 @@ fn main() -> anyhow::Result<()> {
     if duration.is_zero() {
         bail!("--duration must be > 0");
     }
+    // Refuse bad workload parameters before touching any table.
+    strata_bench::zipf::Zipf::new(a.keys, a.zipf)?;
     let spec = TargetSpec::parse(&a.target, &a.coordinator)?;
     let params = TableParams {
         name: a.table.clone(),
