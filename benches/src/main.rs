@@ -1,1 +1,164 @@
-fn main() {}
+//! `strata-bench`: run workload W1 against strata, strata in process, or Redis.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use clap::Parser;
+
+use strata_bench::progress::Progress;
+use strata_bench::report::{Context, Summary};
+use strata_bench::runner::{self, Live, RunConfig};
+use strata_bench::target::{self, TableParams, TargetSpec};
+use strata_bench::workload::WorkloadSpec;
+
+/// Workload W1 (shared/WORKLOAD.md) end to end, with latency histograms.
+#[derive(Debug, Parser)]
+#[command(name = "strata-bench", version, about)]
+struct Args {
+    /// Coordinator address of the strata cluster.
+    #[arg(long, env = "STRATA_COORDINATOR", default_value = "127.0.0.1:7070")]
+    coordinator: String,
+    /// System under test: strata, inproc, or redis://HOST:PORT.
+    #[arg(long, default_value = "strata")]
+    target: String,
+    /// Concurrent trainers (one connection each).
+    #[arg(long, default_value_t = 4)]
+    trainers: usize,
+    /// Measured window, seconds.
+    #[arg(long, default_value_t = 20.0)]
+    duration: f64,
+    /// Warm-up before the window, seconds.
+    #[arg(long, default_value_t = 5.0)]
+    warmup: f64,
+    /// Row width.
+    #[arg(long, default_value_t = 64)]
+    dim: usize,
+    /// Draws per step (before deduplication).
+    #[arg(long, default_value_t = 4096)]
+    batch: usize,
+    /// Zipf exponent of id popularity.
+    #[arg(long, default_value_t = 1.05)]
+    zipf: f64,
+    /// Key space: ids 0..keys.
+    #[arg(long, default_value_t = 10_000_000)]
+    keys: u64,
+    /// Optimizer (W1: adagrad).
+    #[arg(long, default_value = "adagrad")]
+    optimizer: String,
+    /// Adagrad learning rate.
+    #[arg(long, default_value_t = 0.05)]
+    lr: f32,
+    /// Adagrad initial accumulator.
+    #[arg(long = "init-acc", default_value_t = 0.1)]
+    init_acc: f32,
+    /// New rows are uniform in [-init-scale, init-scale).
+    #[arg(long = "init-scale", default_value_t = 0.01)]
+    init_scale: f64,
+    /// Gradients are N(0,1) × grad-scale.
+    #[arg(long = "grad-scale", default_value_t = 0.01)]
+    grad_scale: f64,
+    /// Run seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Tokio worker threads of the load generator.
+    #[arg(long = "client-threads", default_value_t = 2)]
+    client_threads: usize,
+    /// Table name (also the Redis key prefix).
+    #[arg(long, default_value = "w1")]
+    table: String,
+    /// Print one JSON object as the last line of stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(v).with_context(|| format!("--{name} must be a finite number >= 0"))
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    if a.optimizer != "adagrad" {
+        bail!(
+            "--optimizer {}: W1 uses adagrad, the only one supported",
+            a.optimizer
+        );
+    }
+    if a.trainers == 0 || a.client_threads == 0 || a.dim == 0 || a.batch == 0 || a.keys == 0 {
+        bail!("--trainers, --client-threads, --dim, --batch and --keys must be >= 1");
+    }
+    let warmup = secs("warmup", a.warmup)?;
+    let duration = secs("duration", a.duration)?;
+    if duration.is_zero() {
+        bail!("--duration must be > 0");
+    }
+    // Refuse bad workload parameters before touching any table.
+    strata_bench::zipf::Zipf::new(a.keys, a.zipf)?;
+    let spec = TargetSpec::parse(&a.target, &a.coordinator)?;
+    let params = TableParams {
+        name: a.table.clone(),
+        dim: a.dim,
+        lr: a.lr,
+        init_acc: a.init_acc,
+        init_scale: a.init_scale,
+        seed: a.seed,
+    };
+    let cfg = RunConfig {
+        trainers: a.trainers,
+        warmup,
+        duration,
+        workload: WorkloadSpec {
+            keys: a.keys,
+            dim: a.dim,
+            batch: a.batch,
+            zipf: a.zipf,
+            seed: a.seed,
+            grad_scale: a.grad_scale,
+        },
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(a.client_threads)
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let live = Arc::new(Live::default());
+    let result = rt.block_on(async {
+        let targets = target::setup(&spec, &params, a.trainers)
+            .await
+            .with_context(|| format!("setting up target {}", a.target))?;
+        let progress = (!a.json && std::io::stderr().is_terminal())
+            .then(|| Progress::start(live.clone(), warmup, warmup + duration));
+        let r = runner::run(targets, &cfg, live.clone()).await;
+        if let Some(p) = progress {
+            p.finish();
+        }
+        anyhow::Ok(r?)
+    })?;
+    let address = match &spec {
+        TargetSpec::Strata { coordinator } => coordinator.clone(),
+        TargetSpec::Inproc => String::new(),
+        TargetSpec::Redis { addr } => addr.clone(),
+    };
+    let summary = Summary::new(
+        Context {
+            target: spec.kind().to_string(),
+            address,
+            trainers: a.trainers,
+            warmup_s: warmup.as_secs_f64(),
+            dim: a.dim,
+            batch: a.batch,
+            zipf: a.zipf,
+            keys: a.keys,
+            seed: a.seed,
+            optimizer: a.optimizer.clone(),
+            client_threads: a.client_threads,
+        },
+        &result,
+    );
+    println!("{}", summary.human());
+    if a.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    }
+    Ok(())
+}

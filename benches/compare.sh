@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Compare strata (networked), strata in process and Redis (TFRA-style) on workload W1.
+#
+# usage: benches/compare.sh [--runs N] [strata-bench flags...]
+#   e.g. benches/compare.sh --runs 3 --duration 20 --warmup 5
+# Starts a strata-server dev and a redis-server (persistence off) on free loopback ports,
+# runs the three targets interleaved N times (default 3) with the same flags, stops what it
+# started, and prints the medians with the ratios strata/redis and strata/inproc.
+# Binaries: ${CARGO_TARGET_DIR:-target}/release/{strata-server,strata-bench} (built if missing).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR=$ROOT/$TARGET_DIR ;; esac
+BIN=$TARGET_DIR/release
+
+RUNS=3
+if [[ "${1:-}" == "--runs" ]]; then
+    RUNS=${2:?--runs needs a number}
+    shift 2
+fi
+FLAGS=("$@")
+
+log() { printf '%s\n' "$*" >&2; }
+
+if [[ ! -x "$BIN/strata-server" || ! -x "$BIN/strata-bench" ]]; then
+    log "building release binaries into $BIN ..."
+    (cd "$ROOT" && cargo build --release -p strata-server --bin strata-server -p strata-bench --bin strata-bench)
+fi
+
+if ! command -v redis-server >/dev/null; then
+    log "installing redis-server ..."
+    SUDO=; [[ $(id -u) -ne 0 ]] && SUDO=sudo
+    $SUDO apt-get install -y redis-server >/dev/null 2>&1 ||
+        { $SUDO apt-get update >/dev/null && $SUDO apt-get install -y redis-server >/dev/null; }
+fi
+
+# A loopback port nobody listens on (bash /dev/tcp connect fails).
+free_port() {
+    local p
+    for _ in $(seq 1 200); do
+        p=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p"
+            return 0
+        fi
+    done
+    log "no free port found"
+    return 1
+}
+
+wait_port() {
+    local port=$1 what=$2
+    for _ in $(seq 1 300); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    log "$what did not open 127.0.0.1:$port"
+    return 1
+}
+
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+
+SPORT=$(free_port)
+"$BIN/strata-server" dev --listen "127.0.0.1:$SPORT" --data-dir "$TMP/strata" >"$TMP/strata.log" 2>&1 &
+PIDS+=($!)
+RPORT=$(free_port)
+while [[ "$RPORT" == "$SPORT" ]]; do RPORT=$(free_port); done
+redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no >"$TMP/redis.log" 2>&1 &
+PIDS+=($!)
+wait_port "$SPORT" strata-server
+wait_port "$RPORT" redis-server
+log "strata-server dev on 127.0.0.1:$SPORT, redis-server on 127.0.0.1:$RPORT; $RUNS runs each, flags: ${FLAGS[*]:-(W1 defaults)}"
+
+TARGETS=(strata inproc "redis://127.0.0.1:$RPORT")
+NAMES=(strata inproc redis)
+for run in $(seq 1 "$RUNS"); do
+    for i in "${!TARGETS[@]}"; do
+        log "run $run/$RUNS: ${NAMES[$i]}"
+        "$BIN/strata-bench" --coordinator "127.0.0.1:$SPORT" --target "${TARGETS[$i]}" "${FLAGS[@]}" --json \
+            >"$TMP/out" 2>"$TMP/err" || { cat "$TMP/err" >&2; exit 1; }
+        tail -n 1 "$TMP/out" >>"$TMP/${NAMES[$i]}.jsonl"
+    done
+done
+
+# field FILE NAME: the numbers of one JSON field, one per line.
+field() { sed -E "s/.*\"$2\":([-0-9.eE+]+).*/\1/" "$1"; }
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+declare -A M
+for n in "${NAMES[@]}"; do
+    for f in steps_per_s pull_rows_per_s p50_ms p99_ms bytes_per_s; do
+        M[$n.$f]=$(field "$TMP/$n.jsonl" "$f" | median)
+    done
+done
+
+echo
+echo "W1 medians of $RUNS interleaved runs ($(nproc) cores, $(date -u +%Y-%m-%d)); flags: ${FLAGS[*]:-(defaults)}"
+printf '%-8s %12s %14s %10s %10s %12s\n' target steps/s rows/s p50_ms p99_ms MB/s
+for n in "${NAMES[@]}"; do
+    printf '%-8s %12.1f %14.0f %10.3f %10.3f %12.1f\n' "$n" "${M[$n.steps_per_s]}" "${M[$n.pull_rows_per_s]}" \
+        "${M[$n.p50_ms]}" "${M[$n.p99_ms]}" "$(awk -v b="${M[$n.bytes_per_s]}" 'BEGIN { print b / 1e6 }')"
+done
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "n/a" }'; }
+echo
+printf '%-16s %10s %10s %10s\n' ratio steps/s rows/s p99
+printf '%-16s %10s %10s %10s\n' strata/redis "$(ratio "${M[strata.steps_per_s]}" "${M[redis.steps_per_s]}")" \
+    "$(ratio "${M[strata.pull_rows_per_s]}" "${M[redis.pull_rows_per_s]}")" "$(ratio "${M[strata.p99_ms]}" "${M[redis.p99_ms]}")"
+printf '%-16s %10s %10s %10s\n' strata/inproc "$(ratio "${M[strata.steps_per_s]}" "${M[inproc.steps_per_s]}")" \
+    "$(ratio "${M[strata.pull_rows_per_s]}" "${M[inproc.pull_rows_per_s]}")" "$(ratio "${M[strata.p99_ms]}" "${M[inproc.p99_ms]}")"

@@ -1,0 +1,21 @@
+//! strata-bench: workload W1 (`shared/WORKLOAD.md`) against strata, strata in process, or Redis.
+//!
+//! Module map:
+//! - [`rng`]: SplitMix64 and W1's random streams.
+//! - [`zipf`]: rejection-inversion Zipf ranks and the rank → id bijection.
+//! - [`workload`]: id batches, gradient pool, initial rows.
+//! - [`target`]: the systems under test behind one trait (strata, inproc, redis).
+//! - [`runner`]: trainers, warm-up, measured window, histograms.
+//! - [`report`]: the summary, human and JSON.
+//! - [`progress`]: the live progress line on a terminal.
+
+#[cfg(target_endian = "big")]
+compile_error!("W1 payloads are little-endian f32; strata-bench assumes a little-endian host");
+
+pub mod progress;
+pub mod report;
+pub mod rng;
+pub mod runner;
+pub mod target;
+pub mod workload;
+pub mod zipf;

@@ -1,0 +1,126 @@
+//! Helpers shared by the integration tests: free ports, a redis-server child, running the binary.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding an ephemeral loopback port")
+}
+
+/// Whether a program is on PATH.
+pub fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// A redis-server child on a free loopback port, killed on drop.
+pub struct Redis {
+    child: Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+impl Redis {
+    /// Start redis-server with persistence off; None (with a printed reason) if it is not installed.
+    pub fn start() -> Option<Self> {
+        if !have("redis-server") {
+            eprintln!("SKIPPED: redis-server is not installed (apt-get install -y redis-server)");
+            return None;
+        }
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawning redis-server");
+        let addr = format!("127.0.0.1:{port}");
+        let r = Self { child, addr };
+        let t0 = Instant::now();
+        while std::net::TcpStream::connect(&r.addr).is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(r)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run strata-bench with `args` and `--json`; return the parsed last stdout line.
+pub fn run_json(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_strata-bench"))
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("running strata-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "strata-bench {args:?} failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "stderr not silent with --json: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().expect("some output");
+    serde_json::from_str(last).expect("the last line is one JSON object")
+}
+
+/// The fields DESIGN.md and the issue require, all numbers; rates must be > 0.
+pub fn check_contract(v: &serde_json::Value, target: &str) {
+    for f in [
+        "pull_rows_per_s",
+        "push_rows_per_s",
+        "steps_per_s",
+        "bytes_per_s",
+        "unique_ids_per_step",
+    ] {
+        let x = v[f]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{f} missing in {v}"));
+        assert!(x > 0.0, "{f} = {x}");
+    }
+    for f in [
+        "p50_ms",
+        "p90_ms",
+        "p99_ms",
+        "p999_ms",
+        "max_ms",
+        "pull_p50_ms",
+        "pull_p99_ms",
+        "push_p50_ms",
+        "push_p99_ms",
+        "duration_s",
+        "trainers",
+        "steps",
+    ] {
+        assert!(v[f].as_f64().is_some(), "{f} missing in {v}");
+    }
+    assert!(v["p50_ms"].as_f64() <= v["p99_ms"].as_f64());
+    assert!(v["p99_ms"].as_f64() <= v["max_ms"].as_f64());
+    assert_eq!(v["pull_rows_per_s"], v["push_rows_per_s"]);
+    assert_eq!(v["target"], target);
+}

@@ -1,0 +1,54 @@
+//! The `--json` contract of strata-bench (in process: no servers needed), and input errors.
+
+mod common;
+
+use std::process::Command;
+
+#[test]
+fn inproc_json_last_line_has_every_field() {
+    let v = common::run_json(&[
+        "--target",
+        "inproc",
+        "--duration",
+        "1",
+        "--warmup",
+        "0",
+        "--keys",
+        "100000",
+    ]);
+    common::check_contract(&v, "inproc");
+    assert_eq!(v["trainers"], 4);
+    assert_eq!(v["dim"], 64);
+    let per_row =
+        v["bytes_per_s"].as_f64().unwrap_or(0.0) / v["pull_rows_per_s"].as_f64().unwrap_or(1.0);
+    assert!(
+        (per_row - 2.0 * 256.0).abs() < 1.0,
+        "bytes per row {per_row}"
+    );
+}
+
+#[test]
+fn bad_flags_fail_cleanly() {
+    for args in [
+        &["--target", "memcached://x"][..],
+        &["--optimizer", "sgd"],
+        &["--trainers", "0"],
+        &[
+            "--zipf",
+            "-1",
+            "--target",
+            "inproc",
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+        ],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_strata-bench"))
+            .args(args)
+            .output()
+            .expect("running strata-bench");
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(!out.stderr.is_empty(), "{args:?} should say why");
+    }
+}
