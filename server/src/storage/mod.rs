@@ -1,1 +1,2 @@
 //! Storage tiers behind one batch-first trait.
+pub mod gpu;
