@@ -344,13 +344,20 @@ impl GpuTable {
         let n64 = n as u64;
         let mut d_status = self.stream.alloc_zeros::<u32>(n)?;
         let evicts = op != Upsert::Assign;
-        let ev_len = if evicts { n } else { 1 };
-        let mut ev_keys = self.stream.alloc_zeros::<u64>(ev_len)?;
-        let mut ev_scores = self.stream.alloc_zeros::<u64>(ev_len)?;
-        let mut ev_rows = self.stream.alloc_zeros::<f32>(ev_len * w)?;
-        let mut out_rows = self
-            .stream
-            .alloc_zeros::<f32>(if op == Upsert::FindOrInsert { n * w } else { 1 })?;
+        let mut ev = if evicts {
+            Some((
+                self.stream.alloc_zeros::<u64>(n)?,
+                self.stream.alloc_zeros::<u64>(n)?,
+                self.stream.alloc_zeros::<f32>(n * w)?,
+            ))
+        } else {
+            None
+        };
+        let mut out_rows = if op == Upsert::FindOrInsert {
+            Some(self.stream.alloc_zeros::<f32>(n * w)?)
+        } else {
+            None
+        };
         let func = match op {
             Upsert::FindOrInsert => &self.k.find_or_insert,
             Upsert::Assign => &self.k.insert_or_assign,
@@ -364,30 +371,28 @@ impl GpuTable {
             None => b.arg(&null),
         };
         b.arg(&now).arg(&n64).arg(&mut d_status);
-        if evicts {
-            b.arg(&mut ev_keys).arg(&mut ev_scores).arg(&mut ev_rows);
+        if let Some((k, s, r)) = ev.as_mut() {
+            b.arg(k).arg(s).arg(r);
         }
-        if op == Upsert::FindOrInsert {
-            b.arg(&mut out_rows);
+        if let Some(o) = out_rows.as_mut() {
+            b.arg(o);
         }
         // SAFETY: arguments follow the signatures of find_or_insert / insert_or_assign /
         // insert_and_evict in table.cu (a null u64 stands for an absent scores pointer); every
         // output holds n entries of its width, rows holds n*row_width words.
         unsafe { b.launch(per_key(n)?) }?;
         let st = self.stream.clone_dtoh(&d_status)?;
-        let (ek, es, er) = if evicts {
-            (
-                self.stream.clone_dtoh(&ev_keys)?,
-                self.stream.clone_dtoh(&ev_scores)?,
-                self.stream.clone_dtoh(&ev_rows)?,
-            )
-        } else {
-            (Vec::new(), Vec::new(), Vec::new())
+        let (ek, es, er) = match &ev {
+            Some((k, s, r)) => (
+                self.stream.clone_dtoh(k)?,
+                self.stream.clone_dtoh(s)?,
+                self.stream.clone_dtoh(r)?,
+            ),
+            None => (Vec::new(), Vec::new(), Vec::new()),
         };
-        let out = if op == Upsert::FindOrInsert {
-            self.stream.clone_dtoh(&out_rows)?
-        } else {
-            Vec::new()
+        let out = match &out_rows {
+            Some(o) => self.stream.clone_dtoh(o)?,
+            None => Vec::new(),
         };
         let mut outcomes = Vec::with_capacity(n);
         for (i, s) in st.iter().enumerate() {
@@ -398,7 +403,7 @@ impl GpuTable {
                 }
                 status::UPDATED => InsertOutcome::Updated,
                 status::FOUND => InsertOutcome::Found,
-                status::EVICTED => InsertOutcome::Evicted {
+                status::EVICTED if evicts => InsertOutcome::Evicted {
                     key: ek[i],
                     score: es[i],
                     row: er[i * w..(i + 1) * w].to_vec(),

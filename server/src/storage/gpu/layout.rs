@@ -114,7 +114,7 @@ pub enum ScorePolicy {
     Lru,
     /// Least frequently used: score = access count (1 on insert, +1 per touch).
     Lfu,
-    /// Step-based (TTL): score = the caller's global training step ([`set_step`-style]).
+    /// Step-based (TTL): score = the caller's global training step (`set_step`).
     Step,
 }
 
