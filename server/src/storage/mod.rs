@@ -5,6 +5,7 @@
 
 mod budget;
 mod error;
+pub mod gpu;
 pub mod host;
 mod layout;
 
