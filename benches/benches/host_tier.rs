@@ -96,7 +96,11 @@ fn report(name: &str, rows: usize, secs: f64, bytes_per_row: usize, floor: Optio
             gb_s,
             100.0 * rows_s / f
         ),
-        None => println!("{name:<34} {:>8.2} M rows/s {:>7.2} GB/s", rows_s / 1e6, gb_s),
+        None => println!(
+            "{name:<34} {:>8.2} M rows/s {:>7.2} GB/s",
+            rows_s / 1e6,
+            gb_s
+        ),
     }
 }
 
@@ -112,7 +116,8 @@ fn main() {
     let all: Vec<u64> = (0..keys).collect();
     let mut scratch = vec![0.0f32; 65_536 * DIM];
     for chunk in all.chunks(65_536) {
-        tier.pull(chunk, &mut scratch[..chunk.len() * DIM]).expect("fill");
+        tier.pull(chunk, &mut scratch[..chunk.len() * DIM])
+            .expect("fill");
     }
     drop(scratch);
     let grown = rss_bytes().saturating_sub(before);
@@ -130,7 +135,9 @@ fn main() {
     let work = batches(keys, 64, &mut rng);
     let rows_per_pass: usize = work.iter().map(|b| b.len()).sum();
     let mut out = vec![0.0f32; BATCH * DIM];
-    let grads: Vec<f32> = (0..BATCH * DIM).map(|i| ((i % 13) as f32 - 6.0) * 1e-3).collect();
+    let grads: Vec<f32> = (0..BATCH * DIM)
+        .map(|i| ((i % 13) as f32 - 6.0) * 1e-3)
+        .collect();
 
     // Floors: the same rows in a plain dense array (values + accumulator side by side).
     let stride = DIM * 2;
@@ -156,7 +163,11 @@ fn main() {
                 }
                 let row = &mut dense_mut[id as usize * stride..id as usize * stride + stride];
                 let (w, acc) = row.split_at_mut(DIM);
-                for ((w, a), g) in w.iter_mut().zip(acc.iter_mut()).zip(&grads[k * DIM..(k + 1) * DIM]) {
+                for ((w, a), g) in w
+                    .iter_mut()
+                    .zip(acc.iter_mut())
+                    .zip(&grads[k * DIM..(k + 1) * DIM])
+                {
                     *a += g * g;
                     *w -= 0.05 * g / a.sqrt();
                 }
@@ -178,8 +189,20 @@ fn main() {
 
     let gather_floor_rows = rows_per_pass as f64 / gather_floor;
     let apply_floor_rows = rows_per_pass as f64 / apply_floor;
-    report("floor: dense-array gather", rows_per_pass, gather_floor, DIM * 4, None);
-    report("floor: dense-array adagrad apply", rows_per_pass, apply_floor, DIM * 4, None);
+    report(
+        "floor: dense-array gather",
+        rows_per_pass,
+        gather_floor,
+        DIM * 4,
+        None,
+    );
+    report(
+        "floor: dense-array adagrad apply",
+        rows_per_pass,
+        apply_floor,
+        DIM * 4,
+        None,
+    );
 
     let pull = time_it(reps, || {
         for ids in &work {
@@ -187,13 +210,25 @@ fn main() {
         }
         black_box(&out);
     });
-    report("host tier pull (gather)", rows_per_pass, pull, DIM * 4, Some(gather_floor_rows));
+    report(
+        "host tier pull (gather)",
+        rows_per_pass,
+        pull,
+        DIM * 4,
+        Some(gather_floor_rows),
+    );
     let push = time_it(reps, || {
         for ids in &work {
             tier.push(ids, &grads[..ids.len() * DIM]).expect("push");
         }
     });
-    report("host tier push (adagrad apply)", rows_per_pass, push, DIM * 4, Some(apply_floor_rows));
+    report(
+        "host tier push (adagrad apply)",
+        rows_per_pass,
+        push,
+        DIM * 4,
+        Some(apply_floor_rows),
+    );
     println!("(GB/s counts the row payload: 256 B per row out of a pull or into a push)");
     let _ = Duration::ZERO;
 }

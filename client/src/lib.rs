@@ -129,7 +129,7 @@ impl Client {
             return Ok(Vec::new());
         }
         let dedup = Dedup::new(ids);
-        let (dim, values) = self.pull_unique(table, &dedup.unique).await?;
+        let (dim, values) = self.pull_unique(table, &dedup.unique, None).await?;
         if !dedup.had_duplicates() {
             return Ok(values);
         }
@@ -162,7 +162,12 @@ impl Client {
             )));
         }
         let dedup = Dedup::new(ids);
-        let (dim, values) = self.pull_unique(table, &dedup.unique).await?;
+        if !dedup.had_duplicates() {
+            // Rows go straight from the responses into `out`.
+            self.pull_unique(table, &dedup.unique, Some(out)).await?;
+            return Ok(());
+        }
+        let (dim, values) = self.pull_unique(table, &dedup.unique, None).await?;
         if out.len() != ids.len() * dim {
             return Err(ClientError::InvalidArgument(format!(
                 "out holds {} values but {} ids × dim {dim} need {}",
@@ -171,11 +176,7 @@ impl Client {
                 ids.len() * dim
             )));
         }
-        if dedup.had_duplicates() {
-            expand(&dedup, &values, dim, out);
-        } else {
-            out.copy_from_slice(&values);
-        }
+        expand(&dedup, &values, dim, out);
         Ok(())
     }
 
@@ -184,6 +185,7 @@ impl Client {
         &self,
         table: &str,
         unique: &[u64],
+        mut out: Option<&mut [f32]>,
     ) -> Result<(usize, Vec<f32>), ClientError> {
         let mut values: Vec<f32> = Vec::new();
         let mut dim = 0usize;
@@ -209,18 +211,33 @@ impl Client {
                         part.len()
                     )));
                 }
-                if values.is_empty() {
-                    dim = d;
-                    values = vec![0.0; unique.len() * d];
-                }
+                dim = d;
+                // Rows land in the caller's buffer when it has one, else in `values`.
+                let target: &mut [f32] = match out.as_deref_mut() {
+                    Some(o) if o.len() == unique.len() * d => o,
+                    Some(o) => {
+                        return Err(ClientError::InvalidArgument(format!(
+                            "out holds {} values but {} ids × dim {d} need {}",
+                            o.len(),
+                            unique.len(),
+                            unique.len() * d
+                        )))
+                    }
+                    None => {
+                        if values.is_empty() {
+                            values = vec![0.0; unique.len() * d];
+                        }
+                        &mut values
+                    }
+                };
                 if part.len() == unique.len() {
-                    copy_f32s(&resp.values, &mut values);
+                    copy_f32s(&resp.values, target);
                 } else {
                     for (k, &i) in part.iter().enumerate() {
                         let i = i as usize;
                         copy_f32s(
                             &resp.values[k * d * 4..(k + 1) * d * 4],
-                            &mut values[i * d..(i + 1) * d],
+                            &mut target[i * d..(i + 1) * d],
                         );
                     }
                 }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use thiserror::Error;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic_health::ServingStatus;
 
 use strata_proto::v1::coordinator_server::CoordinatorServer;
@@ -16,7 +15,7 @@ use crate::coordinator::{CoordinatorError, LocalCoordinator, LocalCoordinatorCon
 use crate::engine::{Engine, EngineConfig};
 use crate::metrics::Metrics;
 use crate::service::{CoordinatorService, ParameterService};
-use crate::transport::server_builder;
+use crate::transport::{incoming, server_builder};
 
 /// Settings of a dev node.
 #[derive(Debug, Clone)]
@@ -117,7 +116,7 @@ pub async fn run_dev(
         .add_service(reflection)
         .add_service(parameter)
         .add_service(coordinator_svc)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await;
     let _ = stop_tx.send(true);
     if let Some(task) = metrics_task {

@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use http::{HeaderValue, Response};
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 use tower::layer::util::{Identity, Stack};
 use tower::util::MapResponseLayer;
@@ -46,4 +48,13 @@ pub fn oversize_is_resource_exhausted<B>(mut response: Response<B>) -> Response<
         headers.insert("grpc-status", HeaderValue::from_static("8"));
     }
     response
+}
+
+/// Accepted connections of an already-bound listener, with TCP_NODELAY: without it, small
+/// responses wait for delayed ACKs (~40 ms tails). The builder's own `tcp_nodelay` only
+/// applies to listeners tonic binds itself.
+pub fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(Duration::from_secs(60)))
 }
