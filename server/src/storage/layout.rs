@@ -7,7 +7,7 @@ pub const META_WORDS: usize = 4;
 pub const META_STEP: usize = 0;
 /// Index of the last-update time (seconds since the Unix epoch, u32).
 pub const META_LAST_UPDATE: usize = 1;
-/// Index of the access count (saturating).
+/// Index of the access count (saturating; counted by pushes, so pulls stay read-only).
 pub const META_ACCESS: usize = 2;
 
 /// Where a row's parts sit in its slot of f32 words.

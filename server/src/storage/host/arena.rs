@@ -40,12 +40,12 @@ impl Arena {
         &mut self.chunks[c][o..o + self.row_floats]
     }
 
-    /// Hints the CPU to fetch row `idx` into cache.
+    /// Hints the CPU to fetch the first `floats` words of row `idx` into cache.
     #[inline]
-    pub fn prefetch(&self, idx: u32) {
+    pub fn prefetch(&self, idx: u32, floats: usize) {
         let (c, o) = self.locate(idx);
         if let Some(chunk) = self.chunks.get(c) {
-            prefetch_span(&chunk[o..o + self.row_floats]);
+            prefetch_span(&chunk[o..o + floats.min(self.row_floats)]);
         }
     }
 
