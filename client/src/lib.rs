@@ -574,8 +574,12 @@ fn classify(rpc: &'static str, node: &NodeConn, status: Status) -> Retry {
         Code::FailedPrecondition if status.metadata().contains_key("strata-epoch") => {
             Retry::Reroute
         }
-        Code::Unavailable if never_sent(&status) => {
+        Code::Unavailable | Code::Unknown if never_sent(&status) => {
             Retry::Unreachable(format!("cannot connect: {}", status.message()))
+        }
+        // A pull may be sent again safely; whether the node is back is judged on a fresh map.
+        Code::Unavailable | Code::Unknown if rpc != "Push" && is_transport(&status) => {
+            Retry::Unreachable(format!("connection failed: {}", status.message()))
         }
         Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded
             if rpc == "Push" =>
@@ -588,6 +592,11 @@ fn classify(rpc: &'static str, node: &NodeConn, status: Status) -> Retry {
         }
         _ => Retry::Fail(rpc_error(rpc, &node.id, &node.address, status)),
     }
+}
+
+/// Whether a status comes from the transport (connection lost), not from the server.
+fn is_transport(status: &Status) -> bool {
+    std::error::Error::source(status).is_some()
 }
 
 /// Whether a failed call is known not to have reached the server: the connection failed
