@@ -226,10 +226,8 @@ fn announce(
     Ok(())
 }
 
-fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
-    async {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+async fn shutdown_signal() {
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
