@@ -51,6 +51,28 @@ pub enum ClientError {
         /// What happened.
         message: String,
     },
+    /// A node the request needs is down or cannot be reached; nothing was sent to it.
+    #[error(
+        "{rpc}: node {node} ({address}), primary of shards {shards:?}, is unavailable: {reason}"
+    )]
+    NodeUnavailable {
+        /// The rpc.
+        rpc: &'static str,
+        /// Node id.
+        node: String,
+        /// Node address.
+        address: String,
+        /// Shards the node is primary of.
+        shards: Vec<u32>,
+        /// Why: marked down by the coordinator, or the connection failed.
+        reason: String,
+    },
+    /// A shard has no node assigned yet (no shard server registered).
+    #[error("shard {shard} has no shard server assigned yet")]
+    Unassigned {
+        /// The shard.
+        shard: u32,
+    },
     /// The cluster map kept changing under the request.
     #[error("routing did not settle after {attempts} attempts (last epoch {epoch})")]
     RoutingUnsettled {

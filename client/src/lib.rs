@@ -50,41 +50,51 @@ struct Inner {
 enum Retry {
     /// Stale routing: refresh the map first.
     Reroute,
+    /// The node could not be reached and nothing was sent: retry only if the map moved it.
+    Unreachable(String),
     /// Not retryable.
     Fail(ClientError),
 }
 
 impl Client {
-    /// Connects to the coordinator at `address` (the first of a comma-separated list) and
-    /// fetches the cluster map. Each `connect` opens its own connections.
-    pub async fn connect(address: &str) -> Result<Self, ClientError> {
-        let address = address
+    /// Connects to the first coordinator of the comma-separated `addresses` that answers
+    /// and fetches the cluster map. Each `connect` opens its own connections.
+    pub async fn connect(addresses: &str) -> Result<Self, ClientError> {
+        let candidates: Vec<&str> = addresses
             .split(',')
             .map(str::trim)
-            .find(|a| !a.is_empty())
-            .ok_or_else(|| ClientError::BadAddress {
-                address: address.into(),
-                reason: "empty".into(),
-            })?
-            .to_string();
-        let channel = routing::channel(&address)?;
-        let mut coordinator = CoordinatorClient::new(channel)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let map = coordinator
-            .get_cluster_map(pb::GetClusterMapRequest {})
-            .await
-            .map_err(|s| rpc_error("GetClusterMap", "coordinator", &address, s))?
-            .into_inner();
-        let routing = Routing::from_map(&map, None)?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                coordinator_address: address,
-                coordinator,
-                routing: RwLock::new(Arc::new(routing)),
-                refresh: tokio::sync::Mutex::new(()),
-            }),
-        })
+            .filter(|a| !a.is_empty())
+            .collect();
+        let mut last_error = ClientError::BadAddress {
+            address: addresses.into(),
+            reason: "empty".into(),
+        };
+        for address in candidates {
+            let channel = routing::channel(address)?;
+            let mut coordinator = CoordinatorClient::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES);
+            let map = match coordinator
+                .get_cluster_map(pb::GetClusterMapRequest {})
+                .await
+            {
+                Ok(map) => map.into_inner(),
+                Err(s) => {
+                    last_error = rpc_error("GetClusterMap", "coordinator", address, s);
+                    continue;
+                }
+            };
+            let routing = Routing::from_map(&map, None)?;
+            return Ok(Self {
+                inner: Arc::new(Inner {
+                    coordinator_address: address.to_string(),
+                    coordinator,
+                    routing: RwLock::new(Arc::new(routing)),
+                    refresh: tokio::sync::Mutex::new(()),
+                }),
+            });
+        }
+        Err(last_error)
     }
 
     /// The coordinator's gRPC client, for control-plane calls.
@@ -316,7 +326,9 @@ impl Client {
     }
 
     /// Sends `unique` split by node, in parallel; parts refused for stale routing are
-    /// re-split with a fresh map and sent again (bounded); anything else fails the call.
+    /// re-split with a fresh map and sent again (bounded); a part for a node that is down
+    /// or unreachable is sent again only if a fresh map moved the node (new address, back
+    /// up); anything else fails the call.
     async fn route<R, F, Fut>(
         &self,
         unique: &[u64],
@@ -331,6 +343,13 @@ impl Client {
         let mut pending: Vec<u32> = (0..unique.len() as u32).collect();
         for attempt in 0..MAX_ATTEMPTS {
             let routing = self.inner.routing.read().clone();
+            if let Some(shard) = routing.unassigned {
+                if attempt + 1 == MAX_ATTEMPTS {
+                    return Err(ClientError::Unassigned { shard });
+                }
+                self.backoff_and_refresh(attempt).await?;
+                continue;
+            }
             let ids: Vec<u64> = pending.iter().map(|&i| unique[i as usize]).collect();
             let split = Split::new(&routing, &ids);
             let parts: Vec<(usize, Vec<u32>)> = split
@@ -338,18 +357,36 @@ impl Client {
                 .into_iter()
                 .map(|(node, idx)| (node, idx.into_iter().map(|k| pending[k as usize]).collect()))
                 .collect();
+            let (live, down): (Vec<_>, Vec<_>) = parts
+                .into_iter()
+                .partition(|(node, _)| routing.nodes[*node].up);
             let results = join_all(
-                parts
-                    .iter()
+                live.iter()
                     .map(|(node, part)| send(&routing.nodes[*node], part)),
             )
             .await;
             let mut retry: Vec<u32> = Vec::new();
-            for ((node, part), result) in parts.iter().zip(results) {
+            let mut unavailable: Vec<(NodeConn, String)> = down
+                .iter()
+                .map(|(node, _)| {
+                    (
+                        routing.nodes[*node].clone(),
+                        "marked down by the coordinator".to_string(),
+                    )
+                })
+                .collect();
+            for (_, part) in &down {
+                retry.extend_from_slice(part);
+            }
+            for ((node, part), result) in live.iter().zip(results) {
                 match result {
                     Ok(resp) => on_ok(part, resp)?,
                     Err(status) => match classify(rpc, &routing.nodes[*node], status) {
                         Retry::Reroute => retry.extend_from_slice(part),
+                        Retry::Unreachable(reason) => {
+                            unavailable.push((routing.nodes[*node].clone(), reason));
+                            retry.extend_from_slice(part);
+                        }
                         Retry::Fail(e) => return Err(e),
                     },
                 }
@@ -358,8 +395,24 @@ impl Client {
                 return Ok(());
             }
             pending = retry;
-            tokio::time::sleep(Duration::from_millis(5u64 << attempt.min(6))).await;
-            self.refresh_map().await?;
+            self.backoff_and_refresh(attempt).await?;
+            let fresh = self.inner.routing.read().clone();
+            for (node, reason) in unavailable {
+                let moved = fresh
+                    .nodes
+                    .iter()
+                    .find(|n| n.id == node.id)
+                    .is_some_and(|n| n.up && (n.address != node.address || !node.up));
+                if !moved {
+                    return Err(ClientError::NodeUnavailable {
+                        rpc,
+                        node: node.id,
+                        address: node.address,
+                        shards: node.shards,
+                        reason,
+                    });
+                }
+            }
         }
         Err(ClientError::RoutingUnsettled {
             attempts: MAX_ATTEMPTS,
@@ -367,9 +420,14 @@ impl Client {
         })
     }
 
+    async fn backoff_and_refresh(&self, attempt: u32) -> Result<(), ClientError> {
+        tokio::time::sleep(Duration::from_millis(5u64 << attempt.min(6))).await;
+        self.refresh_map().await
+    }
+
     /// A whole dense tensor: values and shape.
     pub async fn pull_dense(&self, name: &str) -> Result<(Vec<f32>, Vec<u32>), ClientError> {
-        let node = self.dense_node(name);
+        let node = self.dense_node(name)?;
         let mut client = node.client.clone();
         let resp = client
             .pull_dense(pb::PullDenseRequest {
@@ -386,7 +444,7 @@ impl Client {
 
     /// Applies a gradient to a whole dense tensor.
     pub async fn push_dense(&self, name: &str, grads: &[f32]) -> Result<u64, ClientError> {
-        let node = self.dense_node(name);
+        let node = self.dense_node(name)?;
         let mut client = node.client.clone();
         let resp = client
             .push_dense(pb::PushDenseRequest {
@@ -401,12 +459,15 @@ impl Client {
     }
 
     /// The node that holds dense tensor `name`: the owner of the slot of its name's hash.
-    fn dense_node(&self, name: &str) -> NodeConn {
+    fn dense_node(&self, name: &str) -> Result<NodeConn, ClientError> {
         let routing = self.inner.routing.read().clone();
+        if let Some(shard) = routing.unassigned {
+            return Err(ClientError::Unassigned { shard });
+        }
         let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
             (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
         });
-        routing.nodes[routing.node_of(hash)].clone()
+        Ok(routing.nodes[routing.node_of(hash)].clone())
     }
 
     /// Creates a table.
@@ -530,6 +591,13 @@ fn classify(rpc: &'static str, node: &NodeConn, status: Status) -> Retry {
         Code::FailedPrecondition if status.metadata().contains_key("strata-epoch") => {
             Retry::Reroute
         }
+        Code::Unavailable | Code::Unknown if never_sent(&status) => {
+            Retry::Unreachable(format!("cannot connect: {}", status.message()))
+        }
+        // A pull may be sent again safely; whether the node is back is judged on a fresh map.
+        Code::Unavailable | Code::Unknown if rpc != "Push" && is_transport(&status) => {
+            Retry::Unreachable(format!("connection failed: {}", status.message()))
+        }
         Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded
             if rpc == "Push" =>
         {
@@ -541,4 +609,33 @@ fn classify(rpc: &'static str, node: &NodeConn, status: Status) -> Retry {
         }
         _ => Retry::Fail(rpc_error(rpc, &node.id, &node.address, status)),
     }
+}
+
+/// Whether a status comes from the transport (connection lost), not from the server.
+fn is_transport(status: &Status) -> bool {
+    std::error::Error::source(status).is_some()
+}
+
+/// Whether a failed call is known not to have reached the server: the connection failed
+/// before the request was written (refused, no route, connect timeout).
+fn never_sent(status: &Status) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::AddrNotAvailable
+                    | std::io::ErrorKind::HostUnreachable
+                    | std::io::ErrorKind::NetworkUnreachable
+            ) {
+                return true;
+            }
+        }
+        if e.to_string().contains("tcp connect error") {
+            return true;
+        }
+        source = e.source();
+    }
+    status.message().contains("tcp connect error")
 }

@@ -24,6 +24,10 @@ pub struct NodeConn {
     pub address: String,
     /// Parameter client over this node's channel.
     pub client: ParameterClient<Channel>,
+    /// Whether the map says the node is up.
+    pub up: bool,
+    /// Shards the node is primary of.
+    pub shards: Vec<u32>,
 }
 
 /// A routing table built from one cluster map.
@@ -36,7 +40,12 @@ pub struct Routing {
     pub slot_node: Vec<u16>,
     /// Nodes that own at least one slot.
     pub nodes: Vec<NodeConn>,
+    /// A shard that has no (known) primary node, if any: requests cannot be routed.
+    pub unassigned: Option<u32>,
 }
+
+/// Marks a slot no node serves.
+const NO_NODE: u16 = u16::MAX;
 
 /// A channel to `address` with strata's HTTP/2 settings (connects lazily).
 pub fn channel(address: &str) -> Result<Channel, ClientError> {
@@ -68,18 +77,13 @@ impl Routing {
             return Err(ClientError::BadMap("num_slots is 0".into()));
         }
         let mut nodes: Vec<NodeConn> = Vec::new();
-        let mut slot_node = vec![u16::MAX; num_slots as usize];
+        let mut slot_node = vec![NO_NODE; num_slots as usize];
+        let mut unassigned = None;
         for shard in &map.shards {
-            let node = map
-                .nodes
-                .iter()
-                .find(|n| n.id == shard.primary)
-                .ok_or_else(|| {
-                    ClientError::BadMap(format!(
-                        "shard {} names unknown node {}",
-                        shard.id, shard.primary
-                    ))
-                })?;
+            let Some(node) = map.nodes.iter().find(|n| n.id == shard.primary) else {
+                unassigned.get_or_insert(shard.id);
+                continue;
+            };
             let idx = match nodes.iter().position(|n| n.id == node.id) {
                 Some(i) => i,
                 None => {
@@ -88,38 +92,44 @@ impl Routing {
                             .iter()
                             .find(|c| c.id == node.id && c.address == node.address)
                     });
-                    let conn = match reused {
-                        Some(c) => c.clone(),
-                        None => NodeConn {
-                            id: node.id.clone(),
-                            address: node.address.clone(),
-                            client: ParameterClient::new(channel(&node.address)?)
-                                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                                .max_encoding_message_size(MAX_MESSAGE_BYTES),
-                        },
+                    let client = match reused {
+                        Some(c) => c.client.clone(),
+                        None => ParameterClient::new(channel(&node.address)?)
+                            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                            .max_encoding_message_size(MAX_MESSAGE_BYTES),
                     };
-                    nodes.push(conn);
+                    nodes.push(NodeConn {
+                        id: node.id.clone(),
+                        address: node.address.clone(),
+                        client,
+                        up: node.state != "down",
+                        shards: Vec::new(),
+                    });
                     nodes.len() - 1
                 }
             };
+            nodes[idx].shards.push(shard.id);
             let end = shard.slot_end.min(num_slots) as usize;
             let start = (shard.slot_start as usize).min(end);
             for s in &mut slot_node[start..end] {
                 *s = idx as u16;
             }
         }
-        if let Some(slot) = slot_node.iter().position(|&n| n == u16::MAX) {
-            return Err(ClientError::BadMap(format!("no shard covers slot {slot}")));
+        if unassigned.is_none() && slot_node.contains(&NO_NODE) {
+            return Err(ClientError::BadMap(
+                "the shards do not cover every slot".into(),
+            ));
         }
         Ok(Self {
             epoch: map.epoch,
             num_slots,
             slot_node,
             nodes,
+            unassigned,
         })
     }
 
-    /// The node index serving `id`.
+    /// The node index serving `id` (only valid when `unassigned` is `None`).
     #[inline]
     pub fn node_of(&self, id: u64) -> usize {
         self.slot_node[slot_of(id, self.num_slots) as usize] as usize

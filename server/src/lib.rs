@@ -13,11 +13,15 @@
 //! - [`metrics`]: Prometheus families in an explicit registry.
 //! - [`transport`]: tuned HTTP/2 settings.
 //! - [`dev`]: the all-in-one `strata-server dev` runner.
+//! - [`shard_node`]: a shard server's state: engine, checkpoints, node id, applied map.
+//! - [`roles`]: the `coordinator` and `shard` process runners.
 //! - [`size`]: human byte sizes on the command line.
+//! - [`args`]: durations and labels on the command line.
 
 #[cfg(target_endian = "big")]
 compile_error!("strata's packed payloads assume a little-endian host");
 
+pub mod args;
 pub mod checkpoint;
 pub mod coordinator;
 pub mod dev;
@@ -26,7 +30,9 @@ pub mod init;
 pub mod metrics;
 mod metrics_http;
 pub mod optimizer;
+pub mod roles;
 pub mod service;
+pub mod shard_node;
 pub mod size;
 pub mod slot;
 pub mod spec;

@@ -1,12 +1,16 @@
-//! `strata-server`: the strata server binary (roles: `dev`).
+//! `strata-server`: the strata server binary (roles: `dev`, `coordinator`, `shard`).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use strata_server::args::{parse_duration, parse_labels};
 use strata_server::dev::{run_dev, DevConfig};
 use strata_server::engine::{EngineConfig, DEFAULT_MAX_BATCH_ROWS};
+use strata_server::roles::{run_coordinator, run_shard, CoordinatorRoleConfig, ShardRoleConfig};
 use strata_server::size::parse_size;
 use strata_server::slot::DEFAULT_NUM_SLOTS;
 use strata_server::transport::DEFAULT_MAX_MESSAGE_BYTES;
@@ -26,6 +30,81 @@ struct Cli {
 enum Role {
     /// All-in-one cluster in one process: coordinator + shard server.
     Dev(DevArgs),
+    /// Cluster coordinator: membership, cluster map, catalog, checkpoints.
+    Coordinator(CoordinatorArgs),
+    /// Shard server: registers with the coordinator and serves its shards.
+    Shard(ShardArgs),
+}
+
+#[derive(clap::Args)]
+struct CoordinatorArgs {
+    /// gRPC listen address (port 0 picks a free port; the bound address is printed).
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    listen: SocketAddr,
+    /// Address shard servers and clients use (default: the bound address).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// Directory for the cluster record.
+    #[arg(long, default_value = "strata-coordinator")]
+    data_dir: PathBuf,
+    /// Number of shards of a new cluster.
+    #[arg(long, default_value_t = 8)]
+    shards: u32,
+    /// A shard server silent this long is marked down (e.g. 5s, 500ms).
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    heartbeat_timeout: Duration,
+    /// Prometheus `/metrics` listen address.
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
+    /// Largest gRPC message (e.g. 256MiB).
+    #[arg(long, value_parser = parse_size, default_value_t = DEFAULT_MAX_MESSAGE_BYTES as u64)]
+    max_message_size: u64,
+    /// Slots of a new cluster.
+    #[arg(long, default_value_t = DEFAULT_NUM_SLOTS)]
+    num_slots: u32,
+}
+
+#[derive(clap::Args)]
+struct ShardArgs {
+    /// Coordinator address(es), comma-separated.
+    #[arg(long, env = "STRATA_COORDINATOR", default_value = "127.0.0.1:7070")]
+    coordinator: String,
+    /// gRPC listen address (port 0 picks a free port; the bound address is printed).
+    #[arg(long, default_value = "127.0.0.1:7071")]
+    listen: SocketAddr,
+    /// Address clients and the coordinator use (default: the bound address).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// Directory for the node id and checkpoints.
+    #[arg(long, default_value = "strata-shard")]
+    data_dir: PathBuf,
+    /// Topology labels, e.g. zone=z1,rack=r1,host=h1.
+    #[arg(long, value_parser = parse_labels, default_value = "")]
+    labels: BTreeMap<String, String>,
+    /// Node id for a new data dir (default: the coordinator assigns one).
+    #[arg(long)]
+    node_id: Option<String>,
+    /// Host memory budget (e.g. 8GiB); requests past it get RESOURCE_EXHAUSTED.
+    #[arg(long, value_parser = parse_size)]
+    memory_budget: Option<u64>,
+    /// Time between heartbeats.
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    heartbeat_interval: Duration,
+    /// Prometheus `/metrics` listen address.
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
+    /// Largest number of rows in one pull or push.
+    #[arg(long, default_value_t = DEFAULT_MAX_BATCH_ROWS)]
+    max_batch_rows: usize,
+    /// Largest gRPC message (e.g. 256MiB).
+    #[arg(long, value_parser = parse_size, default_value_t = DEFAULT_MAX_MESSAGE_BYTES as u64)]
+    max_message_size: u64,
+    /// Checkpoints to keep on disk.
+    #[arg(long, default_value_t = 3)]
+    keep_checkpoints: usize,
+    /// Slots of the cluster (must match the coordinator's).
+    #[arg(long, default_value_t = DEFAULT_NUM_SLOTS)]
+    num_slots: u32,
 }
 
 #[derive(clap::Args)]
@@ -76,6 +155,8 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         match cli.role {
             Role::Dev(args) => dev(args).await,
+            Role::Coordinator(args) => coordinator(args).await,
+            Role::Shard(args) => shard(args).await,
         }
     })
 }
@@ -147,4 +228,83 @@ fn keep_large_buffers_in_the_heap() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
     }
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {what} {addr}"))
+}
+
+async fn bind_metrics(addr: Option<SocketAddr>) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    match addr {
+        Some(addr) => Ok(Some(bind(addr, "metrics").await?)),
+        None => Ok(None),
+    }
+}
+
+/// Prints the bound addresses tests and scripts read.
+fn announce(
+    role: &str,
+    listener: &tokio::net::TcpListener,
+    metrics: &Option<tokio::net::TcpListener>,
+) -> anyhow::Result<()> {
+    println!(
+        "strata-server {role} listening on {}",
+        listener.local_addr()?
+    );
+    if let Some(m) = metrics {
+        println!("metrics listening on {}", m.local_addr()?);
+    }
+    Ok(())
+}
+
+async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
+    let listener = bind(args.listen, "gRPC").await?;
+    let metrics_listener = bind_metrics(args.metrics_listen).await?;
+    let config = CoordinatorRoleConfig {
+        data_dir: args.data_dir,
+        shards: args.shards,
+        num_slots: args.num_slots,
+        heartbeat_timeout: args.heartbeat_timeout,
+        max_message_bytes: usize::try_from(args.max_message_size).unwrap_or(usize::MAX),
+        advertise_address: args.advertise,
+    };
+    announce("coordinator", &listener, &metrics_listener)?;
+    run_coordinator(config, listener, metrics_listener, shutdown_signal())
+        .await
+        .context("strata-server coordinator")
+}
+
+async fn shard(args: ShardArgs) -> anyhow::Result<()> {
+    let listener = bind(args.listen, "gRPC").await?;
+    let metrics_listener = bind_metrics(args.metrics_listen).await?;
+    let coordinators: Vec<String> = args
+        .coordinator
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(String::from)
+        .collect();
+    anyhow::ensure!(!coordinators.is_empty(), "--coordinator needs an address");
+    let config = ShardRoleConfig {
+        coordinators,
+        data_dir: args.data_dir,
+        labels: args.labels,
+        node_id: args.node_id,
+        advertise_address: args.advertise,
+        engine: EngineConfig {
+            node_name: listener.local_addr()?.to_string(),
+            num_slots: args.num_slots,
+            memory_budget: args.memory_budget.unwrap_or(u64::MAX),
+            max_batch_rows: args.max_batch_rows,
+        },
+        max_message_bytes: usize::try_from(args.max_message_size).unwrap_or(usize::MAX),
+        keep_checkpoints: args.keep_checkpoints.max(1),
+        heartbeat_interval: args.heartbeat_interval,
+    };
+    announce("shard", &listener, &metrics_listener)?;
+    run_shard(config, listener, metrics_listener, shutdown_signal())
+        .await
+        .context("strata-server shard")
 }

@@ -68,9 +68,32 @@ pub async fn checkpoint(client: &Client, cmd: CheckpointCommand) -> anyhow::Resu
     Ok(())
 }
 
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Age in ms of a node's newest checkpoint, if it has one.
+fn checkpoint_age_ms(n: &pb::NodeStatus, now: u64) -> Option<u64> {
+    n.last_checkpoint
+        .as_ref()
+        .filter(|c| c.created_unix_ms > 0)
+        .map(|c| now.saturating_sub(c.created_unix_ms))
+}
+
 /// Prints the cluster at a glance.
 pub async fn status(client: &Client, json: bool) -> anyhow::Result<()> {
     let s = client.status().await?;
+    let now = now_ms();
+    let node_age = |id: &str| {
+        s.nodes
+            .iter()
+            .find(|n| n.node.as_ref().is_some_and(|x| x.id == id))
+            .and_then(|n| checkpoint_age_ms(n, now))
+    };
     if json {
         let nodes: Vec<_> = s
             .nodes
@@ -80,7 +103,10 @@ pub async fn status(client: &Client, json: bool) -> anyhow::Result<()> {
                 serde_json::json!({
                     "id": node.id, "address": node.address, "labels": node.labels,
                     "state": node.state, "shards": n.shards, "rows": n.rows, "bytes": n.bytes,
-                    "memory_budget": n.memory_budget,
+                    "memory_budget": n.memory_budget, "applied_epoch": n.applied_epoch,
+                    "last_heartbeat_ms_ago": n.last_heartbeat_ms_ago,
+                    "last_checkpoint": n.last_checkpoint.as_ref().map(|c| c.id.clone()),
+                    "checkpoint_age_ms": checkpoint_age_ms(n, now),
                 })
             })
             .collect();
@@ -99,6 +125,7 @@ pub async fn status(client: &Client, json: bool) -> anyhow::Result<()> {
                 serde_json::json!({
                     "id": sh.id, "slots": [sh.slot_start, sh.slot_end],
                     "primary": sh.primary, "replicas": sh.replicas,
+                    "checkpoint_age_ms": node_age(&sh.primary),
                 })
             })
             .collect();
@@ -127,14 +154,18 @@ pub async fn status(client: &Client, json: bool) -> anyhow::Result<()> {
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
+        let age = checkpoint_age_ms(n, now)
+            .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
+            .unwrap_or_else(|| "never".into());
         println!(
-            "  {:<10} {:<22} {:<5} shards {:>3}  rows {:>12}  bytes {:>14}  {}",
+            "  {:<10} {:<22} {:<5} shards {:>3}  rows {:>12}  bytes {:>14}  checkpoint {:>8}  {}",
             node.id,
             node.address,
             node.state,
             n.shards,
             n.rows,
             n.bytes,
+            age,
             labels.join(",")
         );
     }

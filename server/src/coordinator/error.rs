@@ -35,4 +35,43 @@ pub enum CoordinatorError {
     /// A background task failed.
     #[error("background task failed: {0}")]
     Task(String),
+    /// No node with that id is registered.
+    #[error("unknown node {id:?}: register first")]
+    UnknownNode {
+        /// The id asked for.
+        id: String,
+    },
+    /// A node that must take part is down.
+    #[error("node {node} ({address}) is down; its shards {shards:?} are unavailable")]
+    NodeDown {
+        /// Node id.
+        node: String,
+        /// Last known address.
+        address: String,
+        /// Shards it is primary of.
+        shards: Vec<u32>,
+    },
+    /// A call to a node failed.
+    #[error("{op} on node {node} ({address}) failed: {message}")]
+    NodeCall {
+        /// What was asked of the node.
+        op: &'static str,
+        /// Node id.
+        node: String,
+        /// Node address.
+        address: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The cluster map changed while an operation needed it stable.
+    #[error("the cluster map changed from epoch {from} to {to} during the operation; retry")]
+    EpochChanged {
+        /// Epoch at the start.
+        from: u64,
+        /// Epoch seen later.
+        to: u64,
+    },
+    /// The operation is not available in this coordinator.
+    #[error("{0} is not supported by this coordinator yet")]
+    NotSupported(&'static str),
 }

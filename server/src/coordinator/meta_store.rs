@@ -4,6 +4,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -58,18 +59,28 @@ pub struct FileMetaStore {
 impl FileMetaStore {
     /// The store of `data_dir` (created if missing).
     pub fn open(data_dir: &Path) -> Result<Self, MetaStoreError> {
+        Self::open_file(data_dir, "cluster.json")
+    }
+
+    /// The store of `data_dir` keeping its record in file `name` (dir created if missing).
+    pub fn open_file(data_dir: &Path, name: &str) -> Result<Self, MetaStoreError> {
         fs::create_dir_all(data_dir).map_err(|source| MetaStoreError::Io {
             op: "create",
             path: data_dir.into(),
             source,
         })?;
         Ok(Self {
-            path: data_dir.join("cluster.json"),
+            path: data_dir.join(name),
         })
     }
 
     /// The stored state, if any was saved.
     pub fn load(&self) -> Result<Option<ClusterState>, MetaStoreError> {
+        self.load_json()
+    }
+
+    /// The stored record of any serializable type, if one was saved.
+    pub fn load_json<T: DeserializeOwned>(&self) -> Result<Option<T>, MetaStoreError> {
         let text = match fs::read(&self.path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -91,7 +102,12 @@ impl FileMetaStore {
 
     /// Saves `state` atomically: a crash leaves the old or the new file, never a torn one.
     pub fn save(&self, state: &ClusterState) -> Result<(), MetaStoreError> {
-        let tmp = self.path.with_extension("json.tmp");
+        self.save_json(state)
+    }
+
+    /// Saves any serializable record atomically (temp file, fsync, rename, fsync dir).
+    pub fn save_json<T: Serialize>(&self, state: &T) -> Result<(), MetaStoreError> {
+        let tmp = self.path.with_extension("tmp");
         let io = |op, path: &Path| {
             let path = path.to_path_buf();
             move |source| MetaStoreError::Io { op, path, source }

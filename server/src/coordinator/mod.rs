@@ -2,10 +2,13 @@
 //!
 //! [`LocalCoordinator`] is the embedded coordinator of `strata-server dev`: it owns the
 //! catalog and map of a one-node cluster whose engine lives in the same process.
+//! [`cluster::ClusterCoordinator`] runs a cluster of shard servers in other processes.
 
+pub mod cluster;
 pub mod cluster_map;
 mod error;
 pub mod meta_store;
+pub mod placement;
 
 use std::path::Path;
 use std::sync::Arc;

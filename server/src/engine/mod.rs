@@ -16,6 +16,7 @@ use dashmap::DashMap;
 pub use self::dense::DenseTensor;
 pub use self::error::EngineError;
 pub use self::ownership::Ownership;
+pub use self::validate::{dense_spec as validate_dense_spec, table_spec as validate_table_spec};
 use crate::checkpoint::{NodeSnapshot, TableSnapshot};
 use crate::slot::DEFAULT_NUM_SLOTS;
 use crate::spec::{DenseSpec, TableSpec, TierKind};

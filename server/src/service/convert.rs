@@ -4,6 +4,8 @@ use strata_proto::v1 as pb;
 use thiserror::Error;
 
 use crate::checkpoint::{CheckpointInfo, CheckpointState};
+use crate::coordinator::cluster::Catalog;
+use crate::coordinator::{ClusterMap, NodeEntry, ShardEntry};
 use crate::optimizer::{OptimizerConfig, OptimizerKind};
 use crate::spec::{DenseSpec, InitializerConfig, TableSpec, TierKind};
 
@@ -239,6 +241,110 @@ pub fn checkpoint_to_pb(c: &CheckpointInfo) -> pb::CheckpointInfo {
             CheckpointState::Ok => "ok".into(),
             CheckpointState::Corrupt { reason } => format!("corrupt: {reason}"),
         },
+    }
+}
+
+/// Domain checkpoint description from its wire form.
+pub fn checkpoint_from_pb(c: &pb::CheckpointInfo) -> CheckpointInfo {
+    CheckpointInfo {
+        id: c.id.clone(),
+        created_unix_ms: c.created_unix_ms,
+        bytes: c.bytes,
+        tables: c.tables,
+        dense: 0,
+        rows: c.rows,
+        epoch: 0,
+        state: if c.state == "ok" {
+            CheckpointState::Ok
+        } else {
+            CheckpointState::Corrupt {
+                reason: c.state.clone(),
+            }
+        },
+    }
+}
+
+/// Wire form of the catalog.
+pub fn catalog_to_pb(c: &Catalog) -> pb::Catalog {
+    pb::Catalog {
+        version: c.version,
+        tables: c.tables.iter().map(table_spec_to_pb).collect(),
+        dense: c.dense.iter().map(dense_spec_to_pb).collect(),
+    }
+}
+
+/// Domain catalog from its wire form.
+pub fn catalog_from_pb(c: &pb::Catalog) -> Result<Catalog, ConvertError> {
+    Ok(Catalog {
+        version: c.version,
+        tables: c
+            .tables
+            .iter()
+            .map(|t| table_spec_from_pb(Some(t)))
+            .collect::<Result<_, _>>()?,
+        dense: c
+            .dense
+            .iter()
+            .map(|d| dense_spec_from_pb(Some(d)))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+/// Wire form of the cluster map.
+pub fn map_to_pb(map: &ClusterMap) -> pb::ClusterMap {
+    pb::ClusterMap {
+        epoch: map.epoch,
+        num_slots: map.num_slots,
+        nodes: map
+            .nodes
+            .iter()
+            .map(|n| pb::NodeInfo {
+                id: n.id.clone(),
+                address: n.address.clone(),
+                labels: n.labels.clone().into_iter().collect(),
+                state: if n.up { "up" } else { "down" }.into(),
+            })
+            .collect(),
+        shards: map
+            .shards
+            .iter()
+            .map(|s| pb::ShardInfo {
+                id: s.id,
+                slot_start: s.slot_start,
+                slot_end: s.slot_end,
+                primary: s.primary.clone(),
+                replicas: s.replicas.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// Domain cluster map from its wire form.
+pub fn map_from_pb(map: &pb::ClusterMap) -> ClusterMap {
+    ClusterMap {
+        epoch: map.epoch,
+        num_slots: map.num_slots,
+        nodes: map
+            .nodes
+            .iter()
+            .map(|n| NodeEntry {
+                id: n.id.clone(),
+                address: n.address.clone(),
+                labels: n.labels.clone().into_iter().collect(),
+                up: n.state == "up",
+            })
+            .collect(),
+        shards: map
+            .shards
+            .iter()
+            .map(|s| ShardEntry {
+                id: s.id,
+                slot_start: s.slot_start,
+                slot_end: s.slot_end,
+                primary: s.primary.clone(),
+                replicas: s.replicas.clone(),
+            })
+            .collect(),
     }
 }
 

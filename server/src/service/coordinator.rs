@@ -8,12 +8,12 @@ use strata_proto::v1 as pb;
 use strata_proto::v1::coordinator_server::Coordinator;
 use tonic::{Request, Response, Status};
 
+pub use super::convert::map_to_pb;
 use super::convert::{
     checkpoint_to_pb, dense_spec_from_pb, dense_spec_to_pb, table_spec_from_pb, table_spec_to_pb,
 };
-use super::status::{from_convert, from_engine};
-use crate::checkpoint::CheckpointError;
-use crate::coordinator::{ClusterMap, CoordinatorError, LocalCoordinator};
+use super::status::{from_convert, from_coordinator};
+use crate::coordinator::{ClusterMap, LocalCoordinator};
 
 /// Serves the control plane of a one-node cluster.
 pub struct CoordinatorService {
@@ -27,57 +27,14 @@ impl CoordinatorService {
     }
 }
 
-/// The status for a coordinator error.
-fn from_coordinator(err: CoordinatorError) -> Status {
-    match err {
-        CoordinatorError::Engine(e) => from_engine(e),
-        CoordinatorError::NoSuchCheckpoint { .. } => Status::not_found(err.to_string()),
-        CoordinatorError::Checkpoint(CheckpointError::Corrupt { .. }) => {
-            Status::data_loss(err.to_string())
-        }
-        CoordinatorError::Checkpoint(CheckpointError::NotFound { .. }) => {
-            Status::not_found(err.to_string())
-        }
-        other => Status::internal(other.to_string()),
-    }
-}
-
-/// Wire form of the cluster map.
-pub fn map_to_pb(map: &ClusterMap) -> pb::ClusterMap {
-    pb::ClusterMap {
-        epoch: map.epoch,
-        num_slots: map.num_slots,
-        nodes: map
-            .nodes
-            .iter()
-            .map(|n| pb::NodeInfo {
-                id: n.id.clone(),
-                address: n.address.clone(),
-                labels: n.labels.clone().into_iter().collect(),
-                state: if n.up { "up" } else { "down" }.into(),
-            })
-            .collect(),
-        shards: map
-            .shards
-            .iter()
-            .map(|s| pb::ShardInfo {
-                id: s.id,
-                slot_start: s.slot_start,
-                slot_end: s.slot_end,
-                primary: s.primary.clone(),
-                replicas: s.replicas.clone(),
-            })
-            .collect(),
-    }
-}
-
 fn unsupported(what: &str) -> Status {
     Status::unimplemented(format!(
         "{what} needs a multi-node cluster (strata-server coordinator + shard); this is a dev all-in-one node"
     ))
 }
 
-type MapStream = Pin<Box<dyn Stream<Item = Result<pb::ClusterMap, Status>> + Send>>;
+/// A server stream of cluster maps.
+pub type MapStream = Pin<Box<dyn Stream<Item = Result<pb::ClusterMap, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Coordinator for CoordinatorService {
@@ -215,6 +172,9 @@ impl Coordinator for CoordinatorService {
                 memory_budget: engine.budget().limit(),
                 pull_rows_per_s: 0.0,
                 push_rows_per_s: 0.0,
+                applied_epoch: map.epoch,
+                last_checkpoint: None,
+                last_heartbeat_ms_ago: 0,
             })
             .collect();
         let last_checkpoint = self
@@ -287,7 +247,8 @@ impl Coordinator for CoordinatorService {
     }
 }
 
-fn table_infos(engine: &crate::engine::Engine) -> Vec<pb::TableInfo> {
+/// Tables of `engine` with their rows and bytes.
+pub fn table_infos(engine: &crate::engine::Engine) -> Vec<pb::TableInfo> {
     engine
         .tables()
         .iter()
@@ -313,7 +274,7 @@ fn dense_infos(engine: &crate::engine::Engine) -> Vec<pb::DenseInfo> {
 }
 
 /// A stream of maps newer than `after`, starting with the current one.
-fn map_stream(
+pub fn map_stream(
     after: u64,
     map: ClusterMap,
     rx: tokio::sync::watch::Receiver<ClusterMap>,

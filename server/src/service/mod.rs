@@ -1,9 +1,15 @@
 //! The thin gRPC layer: decode, delegate to the engine or coordinator, encode.
 
+mod cluster_coordinator;
 pub mod convert;
 mod coordinator;
+mod node_client;
 mod parameter;
+mod shard_control;
 pub mod status;
 
+pub use self::cluster_coordinator::ClusterCoordinatorService;
 pub use self::coordinator::{map_to_pb, CoordinatorService};
+pub use self::node_client::GrpcNodeControl;
 pub use self::parameter::ParameterService;
+pub use self::shard_control::ShardControlService;

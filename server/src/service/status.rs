@@ -3,7 +3,10 @@
 use tonic::{Code, Status};
 
 use super::convert::ConvertError;
+use crate::checkpoint::CheckpointError;
+use crate::coordinator::CoordinatorError;
 use crate::engine::EngineError;
+use crate::shard_node::ShardNodeError;
 use crate::storage::StorageError;
 
 /// gRPC metadata key carrying the node's current epoch on `FAILED_PRECONDITION`.
@@ -44,4 +47,40 @@ pub fn from_engine(err: EngineError) -> Status {
 /// A status for a malformed message.
 pub fn from_convert(err: ConvertError) -> Status {
     Status::invalid_argument(err.to_string())
+}
+
+/// The status for a coordinator error.
+pub fn from_coordinator(err: CoordinatorError) -> Status {
+    match err {
+        CoordinatorError::Engine(e) => from_engine(e),
+        CoordinatorError::NoSuchCheckpoint { .. } | CoordinatorError::UnknownNode { .. } => {
+            Status::not_found(err.to_string())
+        }
+        CoordinatorError::Checkpoint(CheckpointError::Corrupt { .. }) => {
+            Status::data_loss(err.to_string())
+        }
+        CoordinatorError::Checkpoint(CheckpointError::NotFound { .. }) => {
+            Status::not_found(err.to_string())
+        }
+        CoordinatorError::NodeDown { .. } | CoordinatorError::NodeCall { .. } => {
+            Status::unavailable(err.to_string())
+        }
+        CoordinatorError::EpochChanged { .. } => Status::aborted(err.to_string()),
+        CoordinatorError::NotSupported(_) => Status::unimplemented(err.to_string()),
+        CoordinatorError::MetaStore(_)
+        | CoordinatorError::Checkpoint(_)
+        | CoordinatorError::SlotMismatch { .. }
+        | CoordinatorError::Task(_) => Status::internal(err.to_string()),
+    }
+}
+
+/// The status for a shard-node error.
+pub fn from_shard_node(err: ShardNodeError) -> Status {
+    match err {
+        ShardNodeError::Engine(e) => from_engine(e),
+        ShardNodeError::WrongEpoch { .. } => Status::failed_precondition(err.to_string()),
+        ShardNodeError::Checkpoint(_) | ShardNodeError::NodeId { .. } | ShardNodeError::Task(_) => {
+            Status::internal(err.to_string())
+        }
+    }
 }

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Starts, stops and inspects a local strata cluster of separate processes: one coordinator
+# and N shard servers on 127.0.0.1, each with its own data dir and log under $STRATA_CLUSTER_DIR
+# (default ./strata-local-cluster).
+#
+#   deploy/local-cluster.sh start 3     # coordinator on :7070, shards on :7101.. (metrics :9100..)
+#   deploy/local-cluster.sh status      # process state and `strata status`
+#   deploy/local-cluster.sh stop
+#
+# Binaries: $STRATA_BIN (default target/debug, then target/release, then PATH).
+set -euo pipefail
+
+cmd="${1:-}"
+count="${2:-3}"
+dir="${STRATA_CLUSTER_DIR:-$PWD/strata-local-cluster}"
+coord_port="${STRATA_COORDINATOR_PORT:-7070}"
+shard_base="${STRATA_SHARD_BASE_PORT:-7100}"
+metrics_base="${STRATA_METRICS_BASE_PORT:-9100}"
+coordinator="127.0.0.1:${coord_port}"
+
+find_bin() {
+    local name="$1"
+    for d in "${STRATA_BIN:-}" target/debug target/release; do
+        if [ -n "$d" ] && [ -x "$d/$name" ]; then echo "$d/$name"; return; fi
+    done
+    command -v "$name" || { echo "cannot find $name: build it (cargo build --workspace --bins) or set STRATA_BIN" >&2; exit 1; }
+}
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+start_one() { # name, log, pidfile, command...
+    local name="$1" log="$2" pidfile="$3"; shift 3
+    if alive "$pidfile"; then echo "$name already running (pid $(cat "$pidfile"))"; return; fi
+    nohup "$@" >"$log" 2>&1 &
+    echo $! >"$pidfile"
+    echo "$name started (pid $!), log $log"
+}
+
+wait_ready() { # bounded: up to 20 s for the coordinator to see every node
+    local strata; strata="$(find_bin strata)"
+    for _ in $(seq 1 100); do
+        if "$strata" --coordinator "$coordinator" status --json 2>/dev/null \
+            | grep -o '"state":"up"' | wc -l | grep -qx "$count"; then
+            echo "cluster ready: $count shard servers up"; return 0
+        fi
+        sleep 0.2
+    done
+    echo "cluster not ready after 20 s; see the logs in $dir" >&2
+    return 1
+}
+
+case "$cmd" in
+start)
+    server="$(find_bin strata-server)"
+    mkdir -p "$dir/coordinator" "$dir/logs" "$dir/pids"
+    start_one coordinator "$dir/logs/coordinator.log" "$dir/pids/coordinator.pid" \
+        "$server" coordinator --listen "$coordinator" --data-dir "$dir/coordinator" \
+        --metrics-listen "127.0.0.1:${metrics_base}"
+    for i in $(seq 1 "$count"); do
+        mkdir -p "$dir/shard-$i"
+        start_one "shard-$i" "$dir/logs/shard-$i.log" "$dir/pids/shard-$i.pid" \
+            "$server" shard --coordinator "$coordinator" \
+            --listen "127.0.0.1:$((shard_base + i))" --data-dir "$dir/shard-$i" \
+            --labels "zone=local,rack=r$(( (i - 1) % 2 )),host=h$i" \
+            --metrics-listen "127.0.0.1:$((metrics_base + i))"
+    done
+    wait_ready
+    ;;
+stop)
+    for pidfile in "$dir"/pids/*.pid; do
+        [ -e "$pidfile" ] || continue
+        if alive "$pidfile"; then
+            kill "$(cat "$pidfile")" && echo "stopped $(basename "$pidfile" .pid)"
+        fi
+        rm -f "$pidfile"
+    done
+    ;;
+status)
+    for pidfile in "$dir"/pids/*.pid; do
+        [ -e "$pidfile" ] || continue
+        name="$(basename "$pidfile" .pid)"
+        if alive "$pidfile"; then echo "$name: running (pid $(cat "$pidfile"))"; else echo "$name: not running"; fi
+    done
+    "$(find_bin strata)" --coordinator "$coordinator" status || true
+    ;;
+*)
+    echo "usage: $0 start [N] | stop | status" >&2
+    exit 2
+    ;;
+esac

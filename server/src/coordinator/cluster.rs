@@ -1,0 +1,688 @@
+//! The multi-node coordinator: membership, placement, catalog and checkpoints of a cluster
+//! of shard servers in other processes.
+//!
+//! State that must survive a restart lives in a [`ClusterRecord`] saved atomically in the
+//! metadata store; liveness (last heartbeat, reported rows) is kept in memory only. Every
+//! change of the map (placement, a node going down or coming back, a new address) bumps
+//! the epoch. Calls to shard servers go through the [`NodeControl`] seam.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::future::{join_all, BoxFuture};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::cluster_map::{even_slot_ranges, ClusterMap, NodeEntry, ShardEntry};
+use super::meta_store::FileMetaStore;
+use super::placement::{spread, Candidate};
+use super::CoordinatorError;
+use crate::checkpoint::CheckpointInfo;
+use crate::engine::{validate_dense_spec, validate_table_spec, EngineError};
+use crate::spec::{DenseSpec, TableSpec};
+
+/// File of the cluster record in the coordinator's data dir.
+const RECORD_FILE: &str = "cluster-coordinator.json";
+/// How long a call to a shard server may take before it counts as failed.
+const NODE_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The tables and dense tensors every shard server holds, versioned.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Catalog {
+    /// Bumped on every change.
+    pub version: u64,
+    /// Tables, in creation order.
+    pub tables: Vec<TableSpec>,
+    /// Dense tensors, in creation order.
+    pub dense: Vec<DenseSpec>,
+}
+
+/// What the coordinator asks of shard servers (implemented over gRPC by the service layer).
+pub trait NodeControl: Send + Sync {
+    /// Makes the node hold exactly the catalog's tables and dense tensors.
+    fn apply_catalog<'a>(
+        &'a self,
+        address: &'a str,
+        catalog: &'a Catalog,
+    ) -> BoxFuture<'a, Result<(), String>>;
+    /// Makes the node serve the slots the map gives it.
+    fn apply_map<'a>(
+        &'a self,
+        address: &'a str,
+        map: &'a ClusterMap,
+    ) -> BoxFuture<'a, Result<(), String>>;
+    /// Checkpoints the node at `epoch`.
+    fn checkpoint<'a>(
+        &'a self,
+        address: &'a str,
+        epoch: u64,
+    ) -> BoxFuture<'a, Result<CheckpointInfo, String>>;
+}
+
+/// A registered shard server, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// Stable node id.
+    pub id: String,
+    /// Last address it registered with.
+    pub address: String,
+    /// Topology labels.
+    pub labels: BTreeMap<String, String>,
+    /// Host memory budget in bytes.
+    pub memory_budget: u64,
+}
+
+/// A checkpoint of every node at one epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterCheckpoint {
+    /// Cluster checkpoint id.
+    pub id: String,
+    /// Map epoch of every node's snapshot.
+    pub epoch: u64,
+    /// Wall-clock time, ms since the Unix epoch.
+    pub created_unix_ms: u64,
+    /// Node id → that node's checkpoint id.
+    pub nodes: BTreeMap<String, String>,
+    /// Rows over all nodes.
+    pub rows: u64,
+    /// Bytes over all nodes.
+    pub bytes: u64,
+    /// Tables in the catalog.
+    pub tables: u32,
+}
+
+/// What the coordinator must not forget across restarts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterRecord {
+    /// Epoch of the map.
+    pub epoch: u64,
+    /// Slots of the cluster.
+    pub num_slots: u32,
+    /// Version of the catalog.
+    pub catalog_version: u64,
+    /// Tables, in creation order.
+    pub tables: Vec<TableSpec>,
+    /// Dense tensors, in creation order.
+    pub dense: Vec<DenseSpec>,
+    /// Registered nodes.
+    pub nodes: Vec<NodeRecord>,
+    /// Shards with their primaries ("" while unassigned).
+    pub shards: Vec<ShardEntry>,
+    /// Next number for a node id handed out by the coordinator.
+    pub next_node: u64,
+    /// Cluster checkpoints, oldest first.
+    pub checkpoints: Vec<ClusterCheckpoint>,
+    /// Set once any node reported rows: from then on shards stay where they are (moving
+    /// them needs migration, a later issue).
+    #[serde(default)]
+    pub placement_frozen: bool,
+}
+
+/// Rows and bytes a node reports for one table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableUsage {
+    /// Table name.
+    pub name: String,
+    /// Rows on the node.
+    pub rows: u64,
+    /// Bytes on the node.
+    pub bytes: u64,
+}
+
+/// What the coordinator knows of a node from its heartbeats (not persisted).
+#[derive(Debug, Clone)]
+pub struct NodeLive {
+    /// Whether it answered within the heartbeat timeout.
+    pub up: bool,
+    /// When it was last heard from.
+    pub last_seen: Instant,
+    /// Rows over its tables.
+    pub rows: u64,
+    /// Bytes over its tables.
+    pub bytes: u64,
+    /// Per-table usage.
+    pub tables: Vec<TableUsage>,
+    /// Map epoch it has applied.
+    pub applied_epoch: u64,
+    /// Catalog version it has applied.
+    pub catalog_version: u64,
+    /// Its newest good checkpoint.
+    pub last_checkpoint: Option<CheckpointInfo>,
+}
+
+impl NodeLive {
+    fn fresh(now: Instant) -> Self {
+        Self {
+            up: true,
+            last_seen: now,
+            rows: 0,
+            bytes: 0,
+            tables: Vec::new(),
+            applied_epoch: 0,
+            catalog_version: 0,
+            last_checkpoint: None,
+        }
+    }
+}
+
+/// A node's registration.
+#[derive(Debug, Clone, Default)]
+pub struct Registration {
+    /// Id it had before (empty: a new node).
+    pub node_id: String,
+    /// Address clients reach it at.
+    pub address: String,
+    /// Topology labels.
+    pub labels: BTreeMap<String, String>,
+    /// Host memory budget in bytes.
+    pub memory_budget: u64,
+}
+
+/// A node's heartbeat.
+#[derive(Debug, Clone, Default)]
+pub struct HeartbeatReport {
+    /// Node id.
+    pub node_id: String,
+    /// Its address now (empty: unchanged).
+    pub address: String,
+    /// Map epoch it has applied.
+    pub epoch: u64,
+    /// Catalog version it has applied.
+    pub catalog_version: u64,
+    /// Per-table usage.
+    pub tables: Vec<TableUsage>,
+    /// Its newest good checkpoint.
+    pub last_checkpoint: Option<CheckpointInfo>,
+}
+
+/// The answer to a heartbeat: what the node lacks.
+#[derive(Debug, Clone)]
+pub struct HeartbeatReply {
+    /// Current epoch.
+    pub epoch: u64,
+    /// The map, when newer than the node's.
+    pub map: Option<ClusterMap>,
+    /// The catalog, when newer than the node's.
+    pub catalog: Option<Catalog>,
+}
+
+/// Settings of a cluster coordinator.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Where the record lives.
+    pub data_dir: PathBuf,
+    /// Shards of a new cluster.
+    pub shards: u32,
+    /// Slots of a new cluster.
+    pub num_slots: u32,
+    /// A node silent this long is marked down.
+    pub heartbeat_timeout: Duration,
+    /// This coordinator's address (the leader in status).
+    pub advertise_address: String,
+}
+
+/// The coordinator of a multi-node cluster.
+pub struct ClusterCoordinator {
+    config: ClusterConfig,
+    store: FileMetaStore,
+    nodes: Arc<dyn NodeControl>,
+    state: Mutex<(ClusterRecord, BTreeMap<String, NodeLive>)>,
+    map_tx: watch::Sender<ClusterMap>,
+    /// Serializes catalog changes and checkpoints (held across node calls).
+    ops: tokio::sync::Mutex<()>,
+}
+
+impl ClusterCoordinator {
+    /// Opens the record in the data dir (a new cluster if none); every known node gets a
+    /// fresh heartbeat timeout.
+    pub fn open(
+        config: ClusterConfig,
+        nodes: Arc<dyn NodeControl>,
+    ) -> Result<Self, CoordinatorError> {
+        let store = FileMetaStore::open_file(&config.data_dir, RECORD_FILE)?;
+        let record = match store.load_json::<ClusterRecord>()? {
+            Some(r) if r.num_slots != config.num_slots => {
+                return Err(CoordinatorError::SlotMismatch {
+                    stored: r.num_slots,
+                    configured: config.num_slots,
+                })
+            }
+            Some(r) => r,
+            None => new_record(config.shards, config.num_slots),
+        };
+        store.save_json(&record)?;
+        let now = Instant::now();
+        let live = record
+            .nodes
+            .iter()
+            .map(|n| (n.id.clone(), NodeLive::fresh(now)))
+            .collect();
+        let map = map_of(&record, &live);
+        let (map_tx, _) = watch::channel(map);
+        Ok(Self {
+            config,
+            store,
+            nodes,
+            state: Mutex::new((record, live)),
+            map_tx,
+            ops: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The current cluster map.
+    pub fn cluster_map(&self) -> ClusterMap {
+        self.map_tx.borrow().clone()
+    }
+
+    /// Follows cluster-map changes.
+    pub fn watch_map(&self) -> watch::Receiver<ClusterMap> {
+        self.map_tx.subscribe()
+    }
+
+    /// This coordinator's address.
+    pub fn address(&self) -> &str {
+        &self.config.advertise_address
+    }
+
+    /// The stored record and every node's liveness, copied.
+    pub fn snapshot(&self) -> (ClusterRecord, BTreeMap<String, NodeLive>) {
+        self.state.lock().clone()
+    }
+
+    /// The current catalog.
+    pub fn catalog(&self) -> Catalog {
+        catalog_of(&self.state.lock().0)
+    }
+
+    /// Registers (or re-registers) a node; places shards while the cluster holds no rows.
+    pub fn register(
+        &self,
+        reg: Registration,
+    ) -> Result<(String, ClusterMap, Catalog), CoordinatorError> {
+        let mut guard = self.state.lock();
+        let (record, live) = &mut *guard;
+        let mut next = record.clone();
+        let id = if reg.node_id.is_empty() {
+            next.next_node += 1;
+            format!("node-{}", next.next_node)
+        } else {
+            reg.node_id.clone()
+        };
+        let node = NodeRecord {
+            id: id.clone(),
+            address: reg.address,
+            labels: reg.labels,
+            memory_budget: reg.memory_budget,
+        };
+        match next.nodes.iter_mut().find(|n| n.id == id) {
+            Some(n) => *n = node,
+            None => next.nodes.push(node),
+        }
+        let was_up = live.get(&id).is_some_and(|l| l.up);
+        let mut fresh = NodeLive::fresh(Instant::now());
+        if let Some(old) = live.get(&id) {
+            fresh.last_checkpoint = old.last_checkpoint.clone();
+        }
+        live.insert(id.clone(), fresh);
+        if !next.placement_frozen {
+            let up: Vec<Candidate> = next
+                .nodes
+                .iter()
+                .filter(|n| live.get(&n.id).is_some_and(|l| l.up))
+                .map(|n| Candidate {
+                    id: n.id.clone(),
+                    memory_budget: n.memory_budget,
+                })
+                .collect();
+            let placed = spread(next.shards.len() as u32, &up);
+            for (shard, primary) in next.shards.iter_mut().zip(placed) {
+                shard.primary = primary;
+            }
+        }
+        if next != *record || !was_up {
+            next.epoch += 1;
+            self.store.save_json(&next)?;
+            *record = next;
+            tracing::info!(node = %id, epoch = record.epoch, "node registered");
+        }
+        let map = map_of(record, live);
+        let catalog = catalog_of(record);
+        self.map_tx.send_replace(map.clone());
+        Ok((id, map, catalog))
+    }
+
+    /// Records a heartbeat; answers with the map and catalog when the node is behind.
+    pub fn heartbeat(&self, hb: HeartbeatReport) -> Result<HeartbeatReply, CoordinatorError> {
+        let mut guard = self.state.lock();
+        let (record, live) = &mut *guard;
+        let Some(node_index) = record.nodes.iter().position(|n| n.id == hb.node_id) else {
+            return Err(CoordinatorError::UnknownNode { id: hb.node_id });
+        };
+        let entry = live
+            .entry(hb.node_id.clone())
+            .or_insert_with(|| NodeLive::fresh(Instant::now()));
+        let came_back = !entry.up;
+        entry.up = true;
+        entry.last_seen = Instant::now();
+        entry.rows = hb.tables.iter().map(|t| t.rows).sum();
+        entry.bytes = hb.tables.iter().map(|t| t.bytes).sum();
+        entry.tables = hb.tables;
+        entry.applied_epoch = hb.epoch;
+        entry.catalog_version = hb.catalog_version;
+        if hb.last_checkpoint.is_some() {
+            entry.last_checkpoint = hb.last_checkpoint;
+        }
+        let moved = !hb.address.is_empty() && record.nodes[node_index].address != hb.address;
+        let freeze = !record.placement_frozen && entry.rows > 0;
+        if freeze && !(came_back || moved) {
+            let mut next = record.clone();
+            next.placement_frozen = true;
+            self.store.save_json(&next)?;
+            *record = next;
+        }
+        if came_back || moved {
+            let mut next = record.clone();
+            next.placement_frozen |= freeze;
+            if moved {
+                next.nodes[node_index].address = hb.address;
+            }
+            next.epoch += 1;
+            self.store.save_json(&next)?;
+            *record = next;
+            self.map_tx.send_replace(map_of(record, live));
+            tracing::info!(node = %hb.node_id, epoch = record.epoch, "node is up");
+        }
+        Ok(HeartbeatReply {
+            epoch: record.epoch,
+            map: (hb.epoch != record.epoch).then(|| map_of(record, live)),
+            catalog: (hb.catalog_version != record.catalog_version).then(|| catalog_of(record)),
+        })
+    }
+
+    /// Marks nodes silent for longer than the timeout down; returns whether any changed.
+    pub fn sweep(&self) -> Result<bool, CoordinatorError> {
+        let mut guard = self.state.lock();
+        let (record, live) = &mut *guard;
+        let timeout = self.config.heartbeat_timeout;
+        let mut changed = false;
+        for (id, l) in live.iter_mut() {
+            if l.up && l.last_seen.elapsed() > timeout {
+                l.up = false;
+                changed = true;
+                tracing::warn!(node = %id, ?timeout, "node missed heartbeats: marked down");
+            }
+        }
+        if changed {
+            let mut next = record.clone();
+            next.epoch += 1;
+            self.store.save_json(&next)?;
+            *record = next;
+            self.map_tx.send_replace(map_of(record, live));
+        }
+        Ok(changed)
+    }
+
+    /// Up nodes' ids and addresses.
+    fn up_nodes(&self) -> Vec<(String, String)> {
+        let guard = self.state.lock();
+        let (record, live) = &*guard;
+        record
+            .nodes
+            .iter()
+            .filter(|n| live.get(&n.id).is_some_and(|l| l.up))
+            .map(|n| (n.id.clone(), n.address.clone()))
+            .collect()
+    }
+
+    /// Sends the current map to every up node (best effort: nodes also catch up by heartbeat).
+    pub async fn push_map(&self) {
+        let map = self.cluster_map();
+        let nodes = self.up_nodes();
+        let calls = nodes.iter().map(|(id, address)| {
+            let map = &map;
+            async move {
+                let r = tokio::time::timeout(NODE_CALL_TIMEOUT, self.nodes.apply_map(address, map)).await;
+                if !matches!(r, Ok(Ok(()))) {
+                    tracing::warn!(node = %id, %address, "could not push the map; the node catches up by heartbeat");
+                }
+            }
+        });
+        join_all(calls).await;
+    }
+
+    /// Changes the catalog with `change`, saves it, and pushes it to every up node.
+    async fn change_catalog(
+        &self,
+        change: impl FnOnce(&mut ClusterRecord) -> Result<(), CoordinatorError>,
+    ) -> Result<(), CoordinatorError> {
+        let _serial = self.ops.lock().await;
+        let catalog = {
+            let mut guard = self.state.lock();
+            let mut next = guard.0.clone();
+            change(&mut next)?;
+            next.catalog_version += 1;
+            self.store.save_json(&next)?;
+            guard.0 = next;
+            catalog_of(&guard.0)
+        };
+        let nodes = self.up_nodes();
+        let results = join_all(nodes.iter().map(|(_, address)| {
+            tokio::time::timeout(
+                NODE_CALL_TIMEOUT,
+                self.nodes.apply_catalog(address, &catalog),
+            )
+        }))
+        .await;
+        for ((id, address), r) in nodes.iter().zip(results) {
+            let message = match r {
+                Ok(Ok(())) => continue,
+                Ok(Err(m)) => m,
+                Err(_) => format!("no answer within {NODE_CALL_TIMEOUT:?}"),
+            };
+            // The catalog is stored; the node gets it with its next heartbeat answer.
+            tracing::warn!(node = %id, %address, %message, "catalog not applied yet");
+        }
+        Ok(())
+    }
+
+    /// Creates a table on every node.
+    pub async fn create_table(&self, spec: TableSpec) -> Result<TableSpec, CoordinatorError> {
+        validate_table_spec(&spec)?;
+        let created = spec.clone();
+        self.change_catalog(move |r| {
+            if r.tables.iter().any(|t| t.name == spec.name) {
+                return Err(EngineError::TableExists { name: spec.name }.into());
+            }
+            r.tables.push(spec);
+            Ok(())
+        })
+        .await?;
+        Ok(created)
+    }
+
+    /// Drops a table on every node.
+    pub async fn drop_table(&self, name: &str) -> Result<(), CoordinatorError> {
+        self.change_catalog(|r| {
+            if !r.tables.iter().any(|t| t.name == name) {
+                return Err(EngineError::TableNotFound { name: name.into() }.into());
+            }
+            r.tables.retain(|t| t.name != name);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Creates a dense tensor on every node.
+    pub async fn create_dense(&self, spec: DenseSpec) -> Result<DenseSpec, CoordinatorError> {
+        validate_dense_spec(&spec)?;
+        let created = spec.clone();
+        self.change_catalog(move |r| {
+            if r.dense.iter().any(|d| d.name == spec.name) {
+                return Err(EngineError::DenseExists { name: spec.name }.into());
+            }
+            r.dense.push(spec);
+            Ok(())
+        })
+        .await?;
+        Ok(created)
+    }
+
+    /// Drops a dense tensor on every node.
+    pub async fn drop_dense(&self, name: &str) -> Result<(), CoordinatorError> {
+        self.change_catalog(|r| {
+            if !r.dense.iter().any(|d| d.name == name) {
+                return Err(EngineError::DenseNotFound { name: name.into() }.into());
+            }
+            r.dense.retain(|d| d.name != name);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Checkpoints every node that holds shards at one epoch; refuses while one is down.
+    pub async fn checkpoint(&self) -> Result<ClusterCheckpoint, CoordinatorError> {
+        let _serial = self.ops.lock().await;
+        let (epoch, members, tables) = {
+            let guard = self.state.lock();
+            let (record, live) = &*guard;
+            let mut members = Vec::new();
+            for n in &record.nodes {
+                let shards = shards_of(record, &n.id);
+                if shards.is_empty() {
+                    continue;
+                }
+                if !live.get(&n.id).is_some_and(|l| l.up) {
+                    return Err(CoordinatorError::NodeDown {
+                        node: n.id.clone(),
+                        address: n.address.clone(),
+                        shards,
+                    });
+                }
+                members.push((n.id.clone(), n.address.clone()));
+            }
+            (record.epoch, members, record.tables.len() as u32)
+        };
+        let results = join_all(members.iter().map(|(_, address)| async move {
+            match tokio::time::timeout(NODE_CALL_TIMEOUT, self.nodes.checkpoint(address, epoch))
+                .await
+            {
+                Ok(r) => r,
+                Err(_) => Err(format!("no answer within {NODE_CALL_TIMEOUT:?}")),
+            }
+        }))
+        .await;
+        let mut nodes = BTreeMap::new();
+        let (mut rows, mut bytes) = (0u64, 0u64);
+        for ((id, address), r) in members.iter().zip(results) {
+            let info = r.map_err(|message| CoordinatorError::NodeCall {
+                op: "Checkpoint",
+                node: id.clone(),
+                address: address.clone(),
+                message,
+            })?;
+            rows += info.rows;
+            bytes += info.bytes;
+            nodes.insert(id.clone(), info.id.clone());
+            if let Some(l) = self.state.lock().1.get_mut(id) {
+                l.last_checkpoint = Some(info);
+            }
+        }
+        let mut guard = self.state.lock();
+        if guard.0.epoch != epoch {
+            return Err(CoordinatorError::EpochChanged {
+                from: epoch,
+                to: guard.0.epoch,
+            });
+        }
+        let mut next = guard.0.clone();
+        let checkpoint = ClusterCheckpoint {
+            id: format!("cluster-{:08}", next.checkpoints.len() + 1),
+            epoch,
+            created_unix_ms: unix_ms(),
+            nodes,
+            rows,
+            bytes,
+            tables,
+        };
+        next.checkpoints.push(checkpoint.clone());
+        self.store.save_json(&next)?;
+        guard.0 = next;
+        Ok(checkpoint)
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Shard ids whose primary is `node`.
+pub fn shards_of(record: &ClusterRecord, node: &str) -> Vec<u32> {
+    record
+        .shards
+        .iter()
+        .filter(|s| s.primary == node)
+        .map(|s| s.id)
+        .collect()
+}
+
+fn new_record(shards: u32, num_slots: u32) -> ClusterRecord {
+    ClusterRecord {
+        epoch: 1,
+        num_slots,
+        catalog_version: 1,
+        tables: Vec::new(),
+        dense: Vec::new(),
+        nodes: Vec::new(),
+        shards: even_slot_ranges(shards, num_slots)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (slot_start, slot_end))| ShardEntry {
+                id: i as u32,
+                slot_start,
+                slot_end,
+                primary: String::new(),
+                replicas: Vec::new(),
+            })
+            .collect(),
+        next_node: 0,
+        checkpoints: Vec::new(),
+        placement_frozen: false,
+    }
+}
+
+fn catalog_of(record: &ClusterRecord) -> Catalog {
+    Catalog {
+        version: record.catalog_version,
+        tables: record.tables.clone(),
+        dense: record.dense.clone(),
+    }
+}
+
+fn map_of(record: &ClusterRecord, live: &BTreeMap<String, NodeLive>) -> ClusterMap {
+    ClusterMap {
+        epoch: record.epoch,
+        num_slots: record.num_slots,
+        nodes: record
+            .nodes
+            .iter()
+            .map(|n| NodeEntry {
+                id: n.id.clone(),
+                address: n.address.clone(),
+                labels: n.labels.clone(),
+                up: live.get(&n.id).is_some_and(|l| l.up),
+            })
+            .collect(),
+        shards: record.shards.clone(),
+    }
+}
+
+#[cfg(test)]
+#[path = "cluster_tests.rs"]
+mod tests;

@@ -1,0 +1,26 @@
+//! Why a role process stopped.
+
+use thiserror::Error;
+
+use crate::coordinator::CoordinatorError;
+use crate::shard_node::ShardNodeError;
+
+/// Why a coordinator or shard process stopped.
+#[derive(Debug, Error)]
+pub enum RoleError {
+    /// The coordinator's state could not be opened.
+    #[error("coordinator: {0}")]
+    Coordinator(#[from] CoordinatorError),
+    /// The shard server's data dir could not be opened.
+    #[error("shard server: {0}")]
+    Shard(#[from] ShardNodeError),
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// A listener failed.
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+    /// Reflection could not be built, or a setup task failed.
+    #[error("setup: {0}")]
+    Setup(String),
+}

@@ -1,0 +1,13 @@
+//! Process runners of the cluster roles: `strata-server coordinator` and `strata-server shard`.
+//!
+//! Each takes already-bound listeners and a shutdown future, so tests can bind port 0.
+
+mod coordinator;
+mod error;
+mod membership;
+mod serve;
+mod shard;
+
+pub use self::coordinator::{run_coordinator, CoordinatorRoleConfig};
+pub use self::error::RoleError;
+pub use self::shard::{run_shard, ShardRoleConfig};

@@ -1,0 +1,76 @@
+//! What every role serves besides its own services: health, reflection, `/metrics`.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic_health::server::HealthReporter;
+use tonic_health::ServingStatus;
+
+use super::RoleError;
+use crate::engine::Engine;
+use crate::metrics::Metrics;
+
+/// A health service reporting `services` (and the server as a whole) as serving.
+pub async fn health(
+    services: &[&str],
+) -> (
+    HealthReporter,
+    tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+) {
+    let (reporter, service) = tonic_health::server::health_reporter();
+    for s in services.iter().chain(&[""]) {
+        reporter
+            .set_service_status(*s, ServingStatus::Serving)
+            .await;
+    }
+    (reporter, service)
+}
+
+/// The reflection service over strata's descriptors.
+pub fn reflection() -> Result<
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+    RoleError,
+> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(strata_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| RoleError::Setup(e.to_string()))
+}
+
+/// Serves `/metrics` until `stop` turns true.
+pub fn metrics(
+    listener: Option<TcpListener>,
+    metrics: Arc<Metrics>,
+    engine: Arc<Engine>,
+    stop: &watch::Receiver<bool>,
+) -> Option<JoinHandle<std::io::Result<()>>> {
+    listener.map(|l| {
+        let mut rx = stop.clone();
+        let stop = async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        tokio::spawn(crate::metrics_http::serve_metrics(l, metrics, engine, stop))
+    })
+}
+
+/// Waits for the metrics server after the gRPC server stopped.
+pub async fn finish_metrics(task: Option<JoinHandle<std::io::Result<()>>>) {
+    if let Some(task) = task {
+        if let Ok(Err(e)) = task.await {
+            tracing::warn!(error = %e, "metrics server stopped with an error");
+        }
+    }
+}
+
+/// A future that resolves when `stop` turns true.
+pub fn stopped(stop: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
+    let mut rx = stop.clone();
+    async move {
+        let _ = rx.wait_for(|s| *s).await;
+    }
+}

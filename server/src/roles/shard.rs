@@ -1,0 +1,108 @@
+//! `strata-server shard`: a shard server that registers with the coordinator and serves
+//! the slots the map gives it.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_proto::v1::parameter_server::ParameterServer;
+use strata_proto::v1::shard_control_server::ShardControlServer;
+use tokio::net::TcpListener;
+
+use super::membership::{self, Membership};
+use super::{serve, RoleError};
+use crate::engine::{Engine, EngineConfig};
+use crate::metrics::Metrics;
+use crate::service::{ParameterService, ShardControlService};
+use crate::shard_node::{stored_node_id, ShardNode};
+use crate::transport::server_builder;
+
+/// Settings of a shard-server process.
+#[derive(Debug, Clone)]
+pub struct ShardRoleConfig {
+    /// Coordinator addresses.
+    pub coordinators: Vec<String>,
+    /// Data dir: node id and checkpoints.
+    pub data_dir: PathBuf,
+    /// Topology labels.
+    pub labels: BTreeMap<String, String>,
+    /// Node id to use when the data dir has none (default: the coordinator assigns one).
+    pub node_id: Option<String>,
+    /// Address clients reach this node at (default: the bound one).
+    pub advertise_address: Option<String>,
+    /// Engine settings.
+    pub engine: EngineConfig,
+    /// Largest gRPC message in bytes.
+    pub max_message_bytes: usize,
+    /// Checkpoints to keep.
+    pub keep_checkpoints: usize,
+    /// Time between heartbeats.
+    pub heartbeat_interval: Duration,
+}
+
+/// Runs a shard server on already-bound listeners until `shutdown` resolves.
+pub async fn run_shard(
+    config: ShardRoleConfig,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RoleError> {
+    let address = match &config.advertise_address {
+        Some(a) => a.clone(),
+        None => listener.local_addr()?.to_string(),
+    };
+    let engine = Arc::new(Engine::new(config.engine.clone()));
+    let (data_dir, keep, open_engine) = (
+        config.data_dir.clone(),
+        config.keep_checkpoints,
+        engine.clone(),
+    );
+    let node = tokio::task::spawn_blocking(move || {
+        let node = ShardNode::open(&data_dir, open_engine, keep)?;
+        Ok::<_, RoleError>((node, stored_node_id(&data_dir)?))
+    })
+    .await
+    .map_err(|e| RoleError::Setup(e.to_string()))??;
+    let (node, stored_id) = node;
+    if let Some(id) = stored_id.or(config.node_id.clone()) {
+        node.set_node_id(&id);
+    }
+    let node = Arc::new(node);
+    let metrics = Arc::new(Metrics::new());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let me = Membership {
+        coordinators: config.coordinators.clone(),
+        address: address.clone(),
+        labels: config.labels.clone(),
+        memory_budget: config.engine.memory_budget,
+        data_dir: config.data_dir.clone(),
+        interval: config.heartbeat_interval,
+    };
+    tokio::spawn(membership::run(node.clone(), me, stop_rx.clone()));
+
+    let (_health_reporter, health) =
+        serve::health(&["strata.v1.Parameter", "strata.v1.ShardControl"]).await;
+    let max = config.max_message_bytes;
+    let parameter = ParameterServer::new(ParameterService::new(engine.clone(), metrics.clone()))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    let control = ShardControlServer::new(ShardControlService::new(node))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    let metrics_task = serve::metrics(metrics_listener, metrics, engine, &stop_rx);
+
+    tracing::info!(%address, "strata-server shard serving");
+    let result = server_builder()
+        .add_service(health)
+        .add_service(serve::reflection()?)
+        .add_service(parameter)
+        .add_service(control)
+        .serve_with_incoming_shutdown(crate::transport::incoming(listener), shutdown)
+        .await;
+    let _ = stop_tx.send(true);
+    serve::finish_metrics(metrics_task).await;
+    result?;
+    Ok(())
+}

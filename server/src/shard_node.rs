@@ -1,0 +1,249 @@
+//! A shard server's own state: its engine, its checkpoints, its node id, and how it
+//! follows the coordinator's catalog and map.
+//!
+//! On start the node restores its newest good checkpoint from its data dir and serves no
+//! slot until a map from the coordinator says which are its own.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use thiserror::Error;
+
+use crate::checkpoint::{CheckpointError, CheckpointInfo, CheckpointStore};
+use crate::coordinator::cluster::{Catalog, TableUsage};
+use crate::coordinator::ClusterMap;
+use crate::engine::{Engine, EngineError};
+
+/// File in the data dir that keeps the node id across restarts.
+const NODE_ID_FILE: &str = "node-id";
+
+/// Why a shard-node operation failed.
+#[derive(Debug, Error)]
+pub enum ShardNodeError {
+    /// The engine refused.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// A checkpoint could not be written or read.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// The node id file could not be read or written.
+    #[error("node id file {path}: {source}")]
+    NodeId {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A checkpoint was asked for at another epoch than the node's.
+    #[error("checkpoint asked at epoch {asked} but this node is at epoch {current}")]
+    WrongEpoch {
+        /// Epoch asked for.
+        asked: u64,
+        /// Node's epoch.
+        current: u64,
+    },
+    /// A background task failed.
+    #[error("background task failed: {0}")]
+    Task(String),
+}
+
+/// The id stored in `data_dir`, if any.
+pub fn stored_node_id(data_dir: &Path) -> Result<Option<String>, ShardNodeError> {
+    let path = data_dir.join(NODE_ID_FILE);
+    match fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(ShardNodeError::NodeId { path, source }),
+    }
+}
+
+/// Stores `id` in `data_dir` (temp file, fsync, rename).
+pub fn store_node_id(data_dir: &Path, id: &str) -> Result<(), ShardNodeError> {
+    let path = data_dir.join(NODE_ID_FILE);
+    let tmp = data_dir.join(format!("{NODE_ID_FILE}.tmp"));
+    let err = |source| ShardNodeError::NodeId {
+        path: path.clone(),
+        source,
+    };
+    fs::create_dir_all(data_dir).map_err(err)?;
+    fs::write(&tmp, format!("{id}\n")).map_err(err)?;
+    fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(err)?;
+    fs::rename(&tmp, &path).map_err(err)?;
+    Ok(())
+}
+
+/// One shard server's engine, checkpoints and view of the cluster.
+pub struct ShardNode {
+    engine: Arc<Engine>,
+    checkpoints: CheckpointStore,
+    keep_checkpoints: usize,
+    node_id: Mutex<String>,
+    catalog_version: AtomicU64,
+    catalog: Mutex<()>,
+    last_checkpoint: Mutex<Option<CheckpointInfo>>,
+    durability: tokio::sync::Mutex<()>,
+}
+
+impl ShardNode {
+    /// Opens the data dir and restores the newest good checkpoint; serves no slot yet.
+    pub fn open(
+        data_dir: &Path,
+        engine: Arc<Engine>,
+        keep_checkpoints: usize,
+    ) -> Result<Self, ShardNodeError> {
+        let checkpoints = CheckpointStore::open(data_dir)?;
+        engine.ownership().update(0, Some(&[]));
+        let latest = checkpoints.load_latest_good()?;
+        let last_checkpoint = match latest {
+            Some((info, snap)) => {
+                engine.restore(&snap)?;
+                tracing::info!(id = %info.id, rows = info.rows, "restored checkpoint");
+                Some(info)
+            }
+            None => None,
+        };
+        Ok(Self {
+            engine,
+            checkpoints,
+            keep_checkpoints: keep_checkpoints.max(1),
+            node_id: Mutex::new(String::new()),
+            catalog_version: AtomicU64::new(0),
+            catalog: Mutex::new(()),
+            last_checkpoint: Mutex::new(last_checkpoint),
+            durability: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The node's engine.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The node id the coordinator knows this node by (empty before registration).
+    pub fn node_id(&self) -> String {
+        self.node_id.lock().clone()
+    }
+
+    /// Sets the node id after registration.
+    pub fn set_node_id(&self, id: &str) {
+        *self.node_id.lock() = id.to_string();
+    }
+
+    /// Catalog version applied.
+    pub fn catalog_version(&self) -> u64 {
+        self.catalog_version.load(Ordering::Acquire)
+    }
+
+    /// Map epoch applied.
+    pub fn epoch(&self) -> u64 {
+        self.engine.ownership().epoch()
+    }
+
+    /// The newest checkpoint written or restored.
+    pub fn last_checkpoint(&self) -> Option<CheckpointInfo> {
+        self.last_checkpoint.lock().clone()
+    }
+
+    /// Rows and bytes per table.
+    pub fn usage(&self) -> Vec<TableUsage> {
+        self.engine
+            .tables()
+            .iter()
+            .map(|t| {
+                let s = t.stats();
+                TableUsage {
+                    name: t.spec().name.clone(),
+                    rows: s.rows,
+                    bytes: s.bytes,
+                }
+            })
+            .collect()
+    }
+
+    /// Creates and drops tables and dense tensors to hold exactly the catalog's (a table
+    /// whose spec changed is recreated). Older catalogs than the applied one are ignored.
+    pub fn apply_catalog(&self, catalog: &Catalog) -> Result<(), EngineError> {
+        let _one = self.catalog.lock();
+        if catalog.version < self.catalog_version() {
+            return Ok(());
+        }
+        for t in self.engine.tables() {
+            if !catalog.tables.contains(t.spec()) {
+                self.engine.drop_table(&t.spec().name)?;
+            }
+        }
+        for d in self.engine.dense_tensors() {
+            if !catalog.dense.contains(d.spec()) {
+                self.engine.drop_dense(&d.spec().name)?;
+            }
+        }
+        for spec in &catalog.tables {
+            if self.engine.table(&spec.name).is_err() {
+                self.engine.create_table(spec.clone())?;
+            }
+        }
+        for spec in &catalog.dense {
+            if self.engine.dense(&spec.name).is_err() {
+                self.engine.create_dense(spec.clone())?;
+            }
+        }
+        self.catalog_version
+            .store(catalog.version, Ordering::Release);
+        Ok(())
+    }
+
+    /// Serves the slot ranges the map gives this node (older maps are ignored).
+    pub fn apply_map(&self, map: &ClusterMap) {
+        let id = self.node_id();
+        let ownership = self.engine.ownership();
+        if id.is_empty() || map.epoch < ownership.epoch() {
+            return;
+        }
+        let ranges: Vec<(u32, u32)> = map
+            .shards
+            .iter()
+            .filter(|s| s.primary == id)
+            .map(|s| (s.slot_start, s.slot_end))
+            .collect();
+        ownership.update(map.epoch, Some(&ranges));
+    }
+
+    /// Writes a checkpoint of everything this node holds, taken at map epoch `epoch`.
+    pub async fn checkpoint(
+        self: &Arc<Self>,
+        epoch: u64,
+    ) -> Result<CheckpointInfo, ShardNodeError> {
+        let _serial = self.durability.lock().await;
+        let this = self.clone();
+        let info = tokio::task::spawn_blocking(move || {
+            let current = this.epoch();
+            if current != epoch {
+                return Err(ShardNodeError::WrongEpoch {
+                    asked: epoch,
+                    current,
+                });
+            }
+            let snap = this.engine.snapshot();
+            if snap.epoch != epoch {
+                return Err(ShardNodeError::WrongEpoch {
+                    asked: epoch,
+                    current: snap.epoch,
+                });
+            }
+            let info = this.checkpoints.write(&snap)?;
+            this.checkpoints.prune(this.keep_checkpoints)?;
+            Ok(info)
+        })
+        .await
+        .map_err(|e| ShardNodeError::Task(e.to_string()))??;
+        *self.last_checkpoint.lock() = Some(info.clone());
+        Ok(info)
+    }
+}

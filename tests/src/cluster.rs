@@ -1,0 +1,215 @@
+//! Cluster harness: a coordinator process and shard-server processes on 127.0.0.1, each
+//! reporting its bound address on stdout; readiness is polled through `Status` with
+//! deadlines.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use strata_proto::v1 as pb;
+
+use crate::binary;
+
+/// How long a process may take to print its address.
+const START_DEADLINE: Duration = Duration::from_secs(60);
+/// How long a cluster may take to settle (nodes registered, maps applied).
+pub const SETTLE_DEADLINE: Duration = Duration::from_secs(30);
+
+/// A running `strata-server` role process; killed when dropped.
+pub struct RoleProcess {
+    child: Child,
+    /// gRPC address (`127.0.0.1:PORT`).
+    pub address: String,
+    /// Data dir of the process.
+    pub data_dir: PathBuf,
+}
+
+impl RoleProcess {
+    /// Starts `strata-server ROLE --listen LISTEN --data-dir DIR EXTRA...` and waits for
+    /// its `strata-server ROLE listening on ADDR` line.
+    fn start(role: &str, listen: &str, data_dir: &Path, extra: &[&str]) -> anyhow::Result<Self> {
+        let mut child = Command::new(binary("strata-server"))
+            .arg(role)
+            .arg("--listen")
+            .arg(listen)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("spawning strata-server")?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let prefix = format!("strata-server {role} listening on ");
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(a) = line.strip_prefix(&prefix) {
+                        return Ok(Self {
+                            child,
+                            address: a.trim().to_string(),
+                            data_dir: data_dir.to_path_buf(),
+                        });
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    bail!(
+                        "strata-server {role} did not report its address within {START_DEADLINE:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Kills the process with SIGKILL and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RoleProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A `strata-server coordinator` process.
+pub struct CoordinatorProcess(pub RoleProcess);
+
+impl CoordinatorProcess {
+    /// Starts a coordinator on `listen` (`127.0.0.1:0` for a free port).
+    pub fn start(listen: &str, data_dir: &Path, extra: &[&str]) -> anyhow::Result<Self> {
+        RoleProcess::start("coordinator", listen, data_dir, extra).map(Self)
+    }
+
+    /// Its gRPC address.
+    pub fn address(&self) -> &str {
+        &self.0.address
+    }
+
+    /// Kills it with SIGKILL.
+    pub fn kill(&mut self) {
+        self.0.kill();
+    }
+}
+
+/// A `strata-server shard` process.
+pub struct ShardProcess(pub RoleProcess);
+
+impl ShardProcess {
+    /// Starts a shard server on a free port that registers with `coordinator`.
+    pub fn start(coordinator: &str, data_dir: &Path, extra: &[&str]) -> anyhow::Result<Self> {
+        let mut args = vec!["--coordinator", coordinator];
+        args.extend_from_slice(extra);
+        RoleProcess::start("shard", "127.0.0.1:0", data_dir, &args).map(Self)
+    }
+
+    /// Its gRPC address.
+    pub fn address(&self) -> &str {
+        &self.0.address
+    }
+
+    /// Kills it with SIGKILL.
+    pub fn kill(&mut self) {
+        self.0.kill();
+    }
+}
+
+/// Polls the coordinator's `Status` until `ready` holds (bounded by `deadline`).
+pub async fn wait_status(
+    coordinator: &str,
+    deadline: Duration,
+    what: &str,
+    ready: impl Fn(&pb::StatusResponse) -> bool,
+) -> anyhow::Result<pb::StatusResponse> {
+    let end = Instant::now() + deadline;
+    loop {
+        let last = match status(coordinator).await {
+            Ok(s) if ready(&s) => return Ok(s),
+            Ok(s) => format!("{s:?}"),
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() > end {
+            bail!("cluster not {what} within {deadline:?}; last status: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn status(coordinator: &str) -> anyhow::Result<pb::StatusResponse> {
+    let mut client =
+        pb::coordinator_client::CoordinatorClient::connect(format!("http://{coordinator}")).await?;
+    Ok(client.status(pb::StatusRequest {}).await?.into_inner())
+}
+
+/// Whether `n` nodes are up, each serving shards at the current epoch.
+pub fn settled(s: &pb::StatusResponse, n: usize) -> bool {
+    let up: Vec<_> = s
+        .nodes
+        .iter()
+        .filter(|x| x.node.as_ref().is_some_and(|node| node.state == "up"))
+        .collect();
+    up.len() == n
+        && s.nodes.len() == n
+        && up
+            .iter()
+            .all(|x| x.shards > 0 && x.applied_epoch == s.epoch)
+}
+
+/// One coordinator and `n` shard servers, settled.
+pub struct Cluster {
+    /// The coordinator.
+    pub coordinator: CoordinatorProcess,
+    /// The shard servers, in start order.
+    pub shards: Vec<ShardProcess>,
+    /// Root of the data dirs (`coordinator/`, `shard-<i>/`).
+    pub root: PathBuf,
+}
+
+impl Cluster {
+    /// Starts a coordinator (with `coordinator_extra`) and `n` shard servers under `root`,
+    /// and waits until every node is up and serves its shards.
+    pub async fn start(root: &Path, n: usize, coordinator_extra: &[&str]) -> anyhow::Result<Self> {
+        let coordinator =
+            CoordinatorProcess::start("127.0.0.1:0", &root.join("coordinator"), coordinator_extra)?;
+        let mut shards = Vec::new();
+        for i in 0..n {
+            shards.push(ShardProcess::start(
+                coordinator.address(),
+                &root.join(format!("shard-{i}")),
+                &[],
+            )?);
+        }
+        wait_status(coordinator.address(), SETTLE_DEADLINE, "settled", |s| {
+            settled(s, n)
+        })
+        .await?;
+        Ok(Self {
+            coordinator,
+            shards,
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// Connects a client to the coordinator.
+    pub async fn client(&self) -> anyhow::Result<strata_client::Client> {
+        Ok(strata_client::Client::connect(self.coordinator.address()).await?)
+    }
+}
