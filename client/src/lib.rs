@@ -8,7 +8,7 @@
 //! # Ok(()) }
 //! ```
 
-mod batch;
+pub mod batch;
 mod error;
 mod payload;
 pub mod routing;
