@@ -228,3 +228,47 @@ async fn http_get(addr: &str, path: &str) -> String {
     stream.read_to_string(&mut body).await.expect("read");
     body
 }
+
+#[tokio::test]
+async fn reflection_lists_the_strata_services() {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = DevServer::start(dir.path(), &[]).expect("start");
+    server.client().await.expect("ready");
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.address))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let mut reflection = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let first = responses
+        .message()
+        .await
+        .expect("message")
+        .expect("one response");
+    let Some(MessageResponse::ListServicesResponse(list)) = first.message_response else {
+        panic!("unexpected reflection answer: {first:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"strata.v1.Parameter".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"strata.v1.Coordinator".to_string()),
+        "{names:?}"
+    );
+}
