@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use strata_server::dev::{run_dev, DevConfig};
-use strata_server::engine::{EngineConfig, DEFAULT_MAX_BATCH_ROWS};
+use strata_server::engine::{EngineConfig, DEFAULT_GPU_MEMORY_BUDGET, DEFAULT_MAX_BATCH_ROWS};
 use strata_server::size::parse_size;
 use strata_server::slot::DEFAULT_NUM_SLOTS;
 use strata_server::transport::DEFAULT_MAX_MESSAGE_BYTES;
@@ -42,6 +42,18 @@ struct DevArgs {
     /// Host memory budget (e.g. 8GiB); requests past it get RESOURCE_EXHAUSTED.
     #[arg(long, value_parser = parse_size)]
     memory_budget: Option<u64>,
+    /// Device memory for the hash tables of `--tier gpu` tables (e.g. 16GiB).
+    #[arg(long, value_parser = parse_size, default_value_t = DEFAULT_GPU_MEMORY_BUDGET)]
+    gpu_memory_budget: u64,
+    /// CUDA device ordinal of `--tier gpu` tables.
+    #[arg(long, default_value_t = 0)]
+    gpu_device: u32,
+    /// Also admit ids pushed through a GPU table's host tier to the device.
+    #[arg(long)]
+    gpu_admit_on_push: bool,
+    /// Serve `--tier gpu` tables from the CPU reference of the device table (testing only).
+    #[arg(long, hide = true)]
+    gpu_reference: bool,
     /// Prometheus `/metrics` listen address.
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
@@ -100,6 +112,10 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
             num_slots: args.num_slots,
             memory_budget: args.memory_budget.unwrap_or(u64::MAX),
             max_batch_rows: args.max_batch_rows,
+            gpu_device: args.gpu_device,
+            gpu_memory_budget: args.gpu_memory_budget,
+            gpu_admit_on_push: args.gpu_admit_on_push,
+            gpu_reference: args.gpu_reference,
         },
         max_message_bytes: usize::try_from(args.max_message_size).unwrap_or(usize::MAX),
         keep_checkpoints: args.keep_checkpoints.max(1),
