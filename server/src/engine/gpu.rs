@@ -98,3 +98,102 @@ fn device_tier(
         GpuError::InvalidConfig("built without the `gpu` feature".into()),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::{Engine, EngineConfig, EngineError};
+    use crate::metrics::Metrics;
+    use crate::optimizer::{OptimizerConfig, OptimizerKind};
+    use crate::spec::{InitializerConfig, TableSpec, TierKind};
+
+    fn gpu_spec(name: &str) -> TableSpec {
+        TableSpec {
+            name: name.into(),
+            dim: 4,
+            optimizer: OptimizerConfig::new(OptimizerKind::Sgd { lr: 1.0 }),
+            initializer: InitializerConfig::Zeros,
+            seed: 1,
+            tier: TierKind::Gpu,
+        }
+    }
+
+    #[test]
+    fn gpu_table_without_device_is_no_gpu() {
+        let engine = Engine::new(EngineConfig::default());
+        match engine.create_table(gpu_spec("g")) {
+            Err(e @ EngineError::NoGpu { .. }) => {
+                assert!(
+                    e.to_string().starts_with("no CUDA device on node local"),
+                    "{e}"
+                );
+                assert!(engine.table("g").is_err(), "nothing was created");
+            }
+            Ok(()) => println!("a CUDA device is present"),
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+
+    #[test]
+    fn reference_gpu_table_tiers_counts_and_renders() {
+        let engine = Engine::new(EngineConfig {
+            gpu_reference: true,
+            gpu_memory_budget: 64 << 10,
+            ..EngineConfig::default()
+        });
+        engine.create_table(gpu_spec("g")).expect("create");
+        let ids: Vec<u64> = (0..5000).collect();
+        let mut out = vec![0.0; ids.len() * 4];
+        engine.pull("g", &ids, &mut out).expect("pull");
+        engine
+            .pull("g", &ids[4900..], &mut out[..400])
+            .expect("pull");
+        let table = engine.table("g").expect("table");
+        let before = table.cache_stats().expect("gpu counters");
+        assert!(before.hits > 0 && before.misses == 5000 + 100 - before.hits);
+        let resident = table.breakdown()[0].stats.rows;
+        engine
+            .push("g", &ids, &vec![1.0; ids.len() * 4])
+            .expect("push");
+        let cache = table.cache_stats().expect("gpu counters");
+        assert_eq!(
+            cache.hits,
+            before.hits + resident,
+            "resident rows hit on push"
+        );
+        assert!(cache.evictions > 0, "{cache:?}");
+        let parts = table.breakdown();
+        assert_eq!(parts[0].tier, "gpu");
+        assert!(parts[0].stats.rows > 0 && parts[0].stats.rows <= 1152 + 3);
+        assert_eq!(parts[1].stats.rows, 5000);
+
+        let text = Metrics::new().render(&engine);
+        for family in [
+            "strata_tier_hits_total{table=\"g\",tier=\"gpu\"}",
+            "strata_tier_evictions_total{table=\"g\",tier=\"gpu\"}",
+            "strata_tier_hit_ratio{table=\"g\",tier=\"gpu\"}",
+            "strata_table_rows{table=\"g\",tier=\"host\"} 5000",
+            "strata_table_rows{table=\"g\",tier=\"gpu\"}",
+        ] {
+            assert!(text.contains(family), "{family} missing from\n{text}");
+        }
+
+        // Snapshot merges device rows over host rows; restore brings every update back.
+        let snap = engine.snapshot().expect("snapshot");
+        let other = Engine::new(EngineConfig {
+            gpu_reference: true,
+            gpu_memory_budget: 64 << 10,
+            ..EngineConfig::default()
+        });
+        other.restore(&snap).expect("restore");
+        let mut back = vec![0.0; ids.len() * 4];
+        other.pull("g", &ids, &mut back).expect("pull");
+        assert!(back.iter().all(|v| *v == -1.0));
+
+        // The device budget went to the first table; it comes back when the table is dropped.
+        let err = engine.create_table(gpu_spec("h")).expect_err("budget used");
+        assert!(matches!(err, EngineError::GpuMemory { .. }), "{err}");
+        drop(table);
+        engine.drop_table("g").expect("drop");
+        engine.create_table(gpu_spec("h")).expect("budget released");
+    }
+}

@@ -12,6 +12,8 @@ mod tiered;
 
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+mod tiered_props;
 
 pub use budget::MemoryBudget;
 pub use error::StorageError;
