@@ -102,7 +102,7 @@ fn client_split(c: &mut Criterion) {
     };
     let routing = Routing::from_map(&map, None).expect("routing");
     let mut draws = step_ids(2, 10_000_000);
-    draws.extend_from_slice(&draws[..ROWS / 4].to_vec());
+    draws.extend_from_within(..ROWS / 4);
     let mut g = c.benchmark_group("client");
     g.throughput(Throughput::Elements(draws.len() as u64));
     g.bench_function("dedup + split by node (3 nodes, 25% duplicates)", |b| {

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use strata_server::args::{parse_duration, parse_labels};
 use strata_server::dev::{run_dev, DevConfig};
-use strata_server::engine::{EngineConfig, DEFAULT_MAX_BATCH_ROWS};
+use strata_server::engine::{EngineConfig, DEFAULT_GPU_MEMORY_BUDGET, DEFAULT_MAX_BATCH_ROWS};
 use strata_server::roles::{run_coordinator, run_shard, CoordinatorRoleConfig, ShardRoleConfig};
 use strata_server::size::parse_size;
 use strata_server::slot::DEFAULT_NUM_SLOTS;
@@ -66,6 +66,8 @@ struct CoordinatorArgs {
 
 #[derive(clap::Args)]
 struct ShardArgs {
+    #[command(flatten)]
+    gpu: GpuArgs,
     /// Coordinator address(es), comma-separated.
     #[arg(long, env = "STRATA_COORDINATOR", default_value = "127.0.0.1:7070")]
     coordinator: String,
@@ -107,6 +109,23 @@ struct ShardArgs {
     num_slots: u32,
 }
 
+/// GPU tier flags of the roles that hold tables.
+#[derive(clap::Args)]
+struct GpuArgs {
+    /// Device memory for the hash tables of `--tier gpu` tables (e.g. 16GiB).
+    #[arg(long, value_parser = parse_size, default_value_t = DEFAULT_GPU_MEMORY_BUDGET)]
+    gpu_memory_budget: u64,
+    /// CUDA device ordinal of `--tier gpu` tables.
+    #[arg(long, default_value_t = 0)]
+    gpu_device: u32,
+    /// Also admit ids pushed through a GPU table's host tier to the device.
+    #[arg(long)]
+    gpu_admit_on_push: bool,
+    /// Serve `--tier gpu` tables from the CPU reference of the device table (testing only).
+    #[arg(long, hide = true)]
+    gpu_reference: bool,
+}
+
 #[derive(clap::Args)]
 struct DevArgs {
     /// gRPC listen address (port 0 picks a free port; the bound address is printed).
@@ -121,6 +140,8 @@ struct DevArgs {
     /// Host memory budget (e.g. 8GiB); requests past it get RESOURCE_EXHAUSTED.
     #[arg(long, value_parser = parse_size)]
     memory_budget: Option<u64>,
+    #[command(flatten)]
+    gpu: GpuArgs,
     /// Prometheus `/metrics` listen address.
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
@@ -181,6 +202,10 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
             num_slots: args.num_slots,
             memory_budget: args.memory_budget.unwrap_or(u64::MAX),
             max_batch_rows: args.max_batch_rows,
+            gpu_device: args.gpu.gpu_device,
+            gpu_memory_budget: args.gpu.gpu_memory_budget,
+            gpu_admit_on_push: args.gpu.gpu_admit_on_push,
+            gpu_reference: args.gpu.gpu_reference,
         },
         max_message_bytes: usize::try_from(args.max_message_size).unwrap_or(usize::MAX),
         keep_checkpoints: args.keep_checkpoints.max(1),
@@ -298,6 +323,10 @@ async fn shard(args: ShardArgs) -> anyhow::Result<()> {
             num_slots: args.num_slots,
             memory_budget: args.memory_budget.unwrap_or(u64::MAX),
             max_batch_rows: args.max_batch_rows,
+            gpu_device: args.gpu.gpu_device,
+            gpu_memory_budget: args.gpu.gpu_memory_budget,
+            gpu_admit_on_push: args.gpu.gpu_admit_on_push,
+            gpu_reference: args.gpu.gpu_reference,
         },
         max_message_bytes: usize::try_from(args.max_message_size).unwrap_or(usize::MAX),
         keep_checkpoints: args.keep_checkpoints.max(1),

@@ -1,6 +1,9 @@
 //! Prometheus metrics of one server, in an explicit registry (no global state).
 
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
+
+use parking_lot::Mutex;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -55,6 +58,18 @@ pub struct Metrics {
     pub table_bytes: Family<TableLabels, Gauge>,
     /// Host memory budget in use.
     pub memory_used_bytes: Gauge,
+    /// Lookups of distinct ids that found the row resident, per table and caching tier.
+    pub tier_hits: Family<TableLabels, Counter>,
+    /// Lookups of distinct ids served by the tier behind, per table and caching tier.
+    pub tier_misses: Family<TableLabels, Counter>,
+    /// Rows admitted to a caching tier.
+    pub tier_admissions: Family<TableLabels, Counter>,
+    /// Rows evicted from a caching tier (and written back).
+    pub tier_evictions: Family<TableLabels, Counter>,
+    /// Hits over lookups since the table was created, per table and caching tier.
+    pub tier_hit_ratio: Family<TableLabels, Gauge<f64, AtomicU64>>,
+    /// Serializes renders: table series are rebuilt from engine stats on each.
+    render_lock: Mutex<()>,
 }
 
 impl Default for Metrics {
@@ -76,6 +91,11 @@ impl Metrics {
         let table_rows = Family::<TableLabels, Gauge>::default();
         let table_bytes = Family::<TableLabels, Gauge>::default();
         let memory_used_bytes = Gauge::default();
+        let tier_hits = Family::<TableLabels, Counter>::default();
+        let tier_misses = Family::<TableLabels, Counter>::default();
+        let tier_admissions = Family::<TableLabels, Counter>::default();
+        let tier_evictions = Family::<TableLabels, Counter>::default();
+        let tier_hit_ratio = Family::<TableLabels, Gauge<f64, AtomicU64>>::default();
         registry.register(
             "rpc_duration_seconds",
             "Request latency per rpc",
@@ -103,6 +123,31 @@ impl Metrics {
             "Host memory budget in use",
             memory_used_bytes.clone(),
         );
+        registry.register(
+            "tier_hits",
+            "Distinct ids found resident in a caching tier",
+            tier_hits.clone(),
+        );
+        registry.register(
+            "tier_misses",
+            "Distinct ids a caching tier served from the tier behind it",
+            tier_misses.clone(),
+        );
+        registry.register(
+            "tier_admissions",
+            "Rows admitted to a caching tier",
+            tier_admissions.clone(),
+        );
+        registry.register(
+            "tier_evictions",
+            "Rows evicted from a caching tier and written back",
+            tier_evictions.clone(),
+        );
+        registry.register(
+            "tier_hit_ratio",
+            "Hits over lookups of a caching tier since the table was created",
+            tier_hit_ratio.clone(),
+        );
         Self {
             registry,
             rpc_seconds,
@@ -112,6 +157,12 @@ impl Metrics {
             table_rows,
             table_bytes,
             memory_used_bytes,
+            tier_hits,
+            tier_misses,
+            tier_admissions,
+            tier_evictions,
+            tier_hit_ratio,
+            render_lock: Mutex::new(()),
         }
     }
 
@@ -132,20 +183,46 @@ impl Metrics {
 
     /// Prometheus text of every family, with table gauges read from `engine` now.
     pub fn render(&self, engine: &Engine) -> String {
+        let _render = self.render_lock.lock();
         self.table_rows.clear();
         self.table_bytes.clear();
+        self.tier_hits.clear();
+        self.tier_misses.clear();
+        self.tier_admissions.clear();
+        self.tier_evictions.clear();
+        self.tier_hit_ratio.clear();
         for table in engine.tables() {
-            let stats = table.stats();
-            let labels = TableLabels {
-                table: table.spec().name.clone(),
-                tier: "host",
-            };
-            self.table_rows
-                .get_or_create(&labels)
-                .set(stats.rows as i64);
-            self.table_bytes
-                .get_or_create(&labels)
-                .set(stats.bytes as i64);
+            let name = &table.spec().name;
+            for part in table.breakdown() {
+                let labels = TableLabels {
+                    table: name.clone(),
+                    tier: part.tier,
+                };
+                self.table_rows
+                    .get_or_create(&labels)
+                    .set(part.stats.rows as i64);
+                self.table_bytes
+                    .get_or_create(&labels)
+                    .set(part.stats.bytes as i64);
+            }
+            if let Some(cache) = table.cache_stats() {
+                let labels = TableLabels {
+                    table: name.clone(),
+                    tier: "gpu",
+                };
+                // Counters are rebuilt from the tier's monotonic totals on every render.
+                self.tier_hits.get_or_create(&labels).inc_by(cache.hits);
+                self.tier_misses.get_or_create(&labels).inc_by(cache.misses);
+                self.tier_admissions
+                    .get_or_create(&labels)
+                    .inc_by(cache.admissions);
+                self.tier_evictions
+                    .get_or_create(&labels)
+                    .inc_by(cache.evictions);
+                self.tier_hit_ratio
+                    .get_or_create(&labels)
+                    .set(cache.hit_rate());
+            }
         }
         self.memory_used_bytes.set(engine.budget().used() as i64);
         let mut out = String::new();

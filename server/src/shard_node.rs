@@ -230,7 +230,7 @@ impl ShardNode {
                     current,
                 });
             }
-            let snap = this.engine.snapshot();
+            let snap = this.engine.snapshot()?;
             if snap.epoch != epoch {
                 return Err(ShardNodeError::WrongEpoch {
                     asked: epoch,

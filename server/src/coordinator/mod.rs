@@ -167,7 +167,7 @@ impl LocalCoordinator {
         let _serial = self.durability.lock().await;
         let this = self.clone();
         let joined = tokio::task::spawn_blocking(move || {
-            let snap = this.engine.snapshot();
+            let snap = this.engine.snapshot()?;
             let info = this.checkpoints.write(&snap)?;
             this.checkpoints.prune(this.config.keep_checkpoints)?;
             Ok::<_, CoordinatorError>(info)

@@ -108,12 +108,22 @@ pub enum EngineError {
         name: String,
     },
     /// The table asks for a tier this node cannot provide.
-    #[error("no CUDA device on node {node}: table {table:?} asks for tier gpu")]
+    #[error("no CUDA device on node {node}: table {table:?} asks for tier gpu ({reason})")]
     NoGpu {
         /// This node.
         node: String,
         /// The table.
         table: String,
+        /// Why no device could be used.
+        reason: String,
+    },
+    /// The node's GPU memory budget cannot hold the table's device hash table.
+    #[error("GPU memory budget exhausted: table {table:?}: {reason}")]
+    GpuMemory {
+        /// The table.
+        table: String,
+        /// What did not fit.
+        reason: String,
     },
     /// The request was routed with a stale map to a node that does not own the slot.
     #[error("slot {slot} is not owned by this node at epoch {current_epoch} (request epoch {request_epoch})")]

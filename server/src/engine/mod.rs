@@ -5,6 +5,7 @@
 
 mod dense;
 mod error;
+mod gpu;
 mod ownership;
 pub mod payload;
 mod validate;
@@ -12,6 +13,7 @@ mod validate;
 use std::sync::Arc;
 
 use dashmap::DashMap;
+use parking_lot::Mutex;
 
 pub use self::dense::DenseTensor;
 pub use self::error::EngineError;
@@ -21,10 +23,15 @@ use crate::checkpoint::{NodeSnapshot, TableSnapshot};
 use crate::slot::DEFAULT_NUM_SLOTS;
 use crate::spec::{DenseSpec, TableSpec, TierKind};
 use crate::storage::host::HostTier;
-use crate::storage::{MemoryBudget, Tier, TierStats};
+use crate::storage::{CacheStats, MemoryBudget, Tier, TierBreakdown, TierStats};
+
+use self::gpu::GpuReservation;
 
 /// Default largest number of rows in one pull or push.
 pub const DEFAULT_MAX_BATCH_ROWS: usize = 1 << 18;
+
+/// Default device memory for the GPU tier's hash tables of one node (1 GiB).
+pub const DEFAULT_GPU_MEMORY_BUDGET: u64 = 1 << 30;
 
 /// Settings of a node engine.
 #[derive(Debug, Clone)]
@@ -37,6 +44,15 @@ pub struct EngineConfig {
     pub memory_budget: u64,
     /// Largest number of rows in one pull or push.
     pub max_batch_rows: usize,
+    /// CUDA device ordinal of `--tier gpu` tables.
+    pub gpu_device: u32,
+    /// Device memory for the hash tables of `--tier gpu` tables, in bytes.
+    pub gpu_memory_budget: u64,
+    /// Whether ids pushed to a GPU table's host tier are admitted to the device too.
+    pub gpu_admit_on_push: bool,
+    /// Serve `--tier gpu` tables from the CPU reference of the device table (no device used;
+    /// for tests and for exercising the tiering logic on CPU-only nodes).
+    pub gpu_reference: bool,
 }
 
 impl Default for EngineConfig {
@@ -46,6 +62,10 @@ impl Default for EngineConfig {
             num_slots: DEFAULT_NUM_SLOTS,
             memory_budget: u64::MAX,
             max_batch_rows: DEFAULT_MAX_BATCH_ROWS,
+            gpu_device: 0,
+            gpu_memory_budget: DEFAULT_GPU_MEMORY_BUDGET,
+            gpu_admit_on_push: false,
+            gpu_reference: false,
         }
     }
 }
@@ -54,6 +74,7 @@ impl Default for EngineConfig {
 pub struct Table {
     spec: TableSpec,
     tier: Box<dyn Tier>,
+    _gpu: Option<GpuReservation>,
 }
 
 impl Table {
@@ -66,12 +87,23 @@ impl Table {
     pub fn stats(&self) -> TierStats {
         self.tier.stats()
     }
+
+    /// Rows and bytes per memory tier ("gpu", "host").
+    pub fn breakdown(&self) -> Vec<TierBreakdown> {
+        self.tier.breakdown()
+    }
+
+    /// Hits, misses, admissions and evictions of the GPU tier (`None` for host tables).
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.tier.cache_stats()
+    }
 }
 
 /// Tables and dense tensors of one node.
 pub struct Engine {
     config: EngineConfig,
     budget: Arc<MemoryBudget>,
+    gpu_budget: Mutex<Arc<MemoryBudget>>,
     tables: DashMap<String, Arc<Table>>,
     dense: DashMap<String, Arc<DenseTensor>>,
     ownership: Ownership,
@@ -82,9 +114,11 @@ impl Engine {
     pub fn new(config: EngineConfig) -> Self {
         let budget = Arc::new(MemoryBudget::new(config.memory_budget));
         let ownership = Ownership::all(config.num_slots);
+        let gpu_budget = Mutex::new(Arc::new(MemoryBudget::new(config.gpu_memory_budget)));
         Self {
             config,
             budget,
+            gpu_budget,
             tables: DashMap::new(),
             dense: DashMap::new(),
             ownership,
@@ -109,22 +143,35 @@ impl Engine {
     /// Creates a table.
     pub fn create_table(&self, spec: TableSpec) -> Result<(), EngineError> {
         validate::table_spec(&spec)?;
-        if spec.tier == TierKind::Gpu {
-            return Err(EngineError::NoGpu {
-                node: self.config.node_name.clone(),
-                table: spec.name.clone(),
-            });
-        }
         let entry = self.tables.entry(spec.name.clone());
         if let dashmap::Entry::Occupied(_) = entry {
             return Err(EngineError::TableExists { name: spec.name });
         }
-        let tier = HostTier::new(spec.clone(), self.config.num_slots, self.budget.clone());
-        entry.insert(Arc::new(Table {
-            spec,
-            tier: Box::new(tier),
-        }));
+        let gpu_budget = self.gpu_budget.lock().clone();
+        let table = self.build_table(spec, &gpu_budget)?;
+        entry.insert(Arc::new(table));
         Ok(())
+    }
+
+    /// A new, empty table: host tier, or GPU tier in front of it (device memory from `gpu_budget`).
+    fn build_table(
+        &self,
+        spec: TableSpec,
+        gpu_budget: &Arc<MemoryBudget>,
+    ) -> Result<Table, EngineError> {
+        let host = HostTier::new(spec.clone(), self.config.num_slots, self.budget.clone());
+        let (tier, gpu): (Box<dyn Tier>, _) = match spec.tier {
+            TierKind::Host => (Box::new(host), None),
+            TierKind::Gpu => {
+                let (tier, reservation) = gpu::build(&self.config, gpu_budget, &spec, host)?;
+                (tier, Some(reservation))
+            }
+        };
+        Ok(Table {
+            spec,
+            tier,
+            _gpu: gpu,
+        })
     }
 
     /// Drops a table and frees its rows.
@@ -245,38 +292,40 @@ impl Engine {
 
     /// Copies every table and dense tensor out at one instant: all tables are frozen
     /// (writes held off) before the first row is copied, and thawed after the last.
-    pub fn snapshot(&self) -> NodeSnapshot {
+    pub fn snapshot(&self) -> Result<NodeSnapshot, EngineError> {
         let tables = self.tables();
         let frozen: Vec<_> = tables.iter().map(|t| t.tier.freeze()).collect();
         let dense = self.dense_tensors().iter().map(|d| d.snapshot()).collect();
         let tables = tables
             .iter()
             .zip(&frozen)
-            .map(|(t, f)| TableSnapshot {
-                spec: t.spec.clone(),
-                row_floats: t.tier.layout().row_floats() as u32,
-                blocks: f.snapshot(),
+            .map(|(t, f)| {
+                Ok(TableSnapshot {
+                    spec: t.spec.clone(),
+                    row_floats: t.tier.layout().row_floats() as u32,
+                    blocks: f.snapshot()?,
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>, EngineError>>();
         drop(frozen);
-        NodeSnapshot {
+        Ok(NodeSnapshot {
             epoch: self.ownership.epoch(),
-            tables,
+            tables: tables?,
             dense,
-        }
+        })
     }
 
     /// Replaces every table and dense tensor with the snapshot's.
     pub fn restore(&self, snap: &NodeSnapshot) -> Result<(), EngineError> {
+        // The restored tables take their device memory from a fresh GPU budget, which replaces
+        // the node's when they replace the current tables.
+        let gpu_budget = Arc::new(MemoryBudget::new(self.config.gpu_memory_budget));
         let mut tables = Vec::with_capacity(snap.tables.len());
         for t in &snap.tables {
             validate::table_spec(&t.spec)?;
-            let tier = HostTier::new(t.spec.clone(), self.config.num_slots, self.budget.clone());
-            tier.restore(&t.blocks)?;
-            tables.push(Table {
-                spec: t.spec.clone(),
-                tier: Box::new(tier),
-            });
+            let table = self.build_table(t.spec.clone(), &gpu_budget)?;
+            table.tier.restore(&t.blocks)?;
+            tables.push(table);
         }
         let dense = snap
             .dense
@@ -284,6 +333,7 @@ impl Engine {
             .map(DenseTensor::restore)
             .collect::<Result<Vec<_>, _>>()?;
         self.tables.clear();
+        *self.gpu_budget.lock() = gpu_budget;
         for t in tables {
             self.tables.insert(t.spec.name.clone(), Arc::new(t));
         }

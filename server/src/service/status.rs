@@ -24,12 +24,16 @@ pub fn engine_code(err: &EngineError) -> Code {
         | EngineError::GradsLength { .. }
         | EngineError::DenseLength { .. }
         | EngineError::NonFinite { .. } => Code::InvalidArgument,
-        EngineError::BatchTooLarge { .. } => Code::ResourceExhausted,
+        EngineError::BatchTooLarge { .. } | EngineError::GpuMemory { .. } => {
+            Code::ResourceExhausted
+        }
         EngineError::TableNotFound { .. } | EngineError::DenseNotFound { .. } => Code::NotFound,
         EngineError::TableExists { .. } | EngineError::DenseExists { .. } => Code::AlreadyExists,
         EngineError::NoGpu { .. } | EngineError::WrongOwner { .. } => Code::FailedPrecondition,
         EngineError::Storage(StorageError::MemoryBudget { .. }) => Code::ResourceExhausted,
-        EngineError::Storage(StorageError::BadBlock { .. }) => Code::Internal,
+        EngineError::Storage(StorageError::BadBlock { .. } | StorageError::Device(_)) => {
+            Code::Internal
+        }
     }
 }
 

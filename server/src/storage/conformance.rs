@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
+use super::gpu::{AdmissionPolicy, ReferenceTable, ScorePolicy};
 use super::host::HostTier;
-use super::{MemoryBudget, StorageError, Tier};
+use super::{GpuTier, GpuTierConfig, MemoryBudget, StorageError, Tier};
 use crate::optimizer::{OptimizerConfig, OptimizerKind};
 use crate::spec::{InitializerConfig, TableSpec, TierKind};
 
@@ -27,6 +28,28 @@ type Factory = fn(TableSpec, Arc<MemoryBudget>) -> Box<dyn Tier>;
 
 fn host(spec: TableSpec, budget: Arc<MemoryBudget>) -> Box<dyn Tier> {
     Box::new(HostTier::new(spec, 4096, budget))
+}
+
+/// A GPU tier over the CPU reference table with one bucket (128 rows): constant eviction.
+fn gpu_with(spec: TableSpec, budget: Arc<MemoryBudget>, config: GpuTierConfig) -> Box<dyn Tier> {
+    let layout = config.table_layout(&spec).expect("layout");
+    let table = ReferenceTable::new(layout, config.policy);
+    let host = HostTier::new(spec.clone(), 4096, budget);
+    Box::new(GpuTier::new(&spec, host, table, config).expect("gpu tier"))
+}
+
+fn gpu_lru(spec: TableSpec, budget: Arc<MemoryBudget>) -> Box<dyn Tier> {
+    gpu_with(spec, budget, GpuTierConfig::new(128))
+}
+
+fn gpu_lfu_admit_after_2(spec: TableSpec, budget: Arc<MemoryBudget>) -> Box<dyn Tier> {
+    let config = GpuTierConfig {
+        policy: ScorePolicy::Lfu,
+        admission: AdmissionPolicy::AfterAccesses(2),
+        admit_on_push: true,
+        ..GpuTierConfig::new(128)
+    };
+    gpu_with(spec, budget, config)
 }
 
 fn pulled(tier: &dyn Tier, ids: &[u64]) -> Vec<f32> {
@@ -132,7 +155,7 @@ fn snapshot_and_restore_round_trip(make: Factory) {
     let t = make(spec(3, kind), Arc::new(MemoryBudget::unlimited()));
     let ids: Vec<u64> = (0..500).map(|i| i * 31).collect();
     t.push(&ids, &vec![0.5; ids.len() * 3]).expect("push");
-    let blocks = t.freeze().snapshot();
+    let blocks = t.freeze().snapshot().expect("snapshot");
     let copy = make(spec(3, kind), Arc::new(MemoryBudget::unlimited()));
     copy.restore(&blocks).expect("restore");
     assert_eq!(copy.stats().rows, 500);
@@ -174,3 +197,8 @@ macro_rules! conformance {
 }
 
 conformance!(host_tier, super::host);
+conformance!(gpu_tier_reference_lru, super::gpu_lru);
+conformance!(
+    gpu_tier_reference_lfu_admit_after_2,
+    super::gpu_lfu_admit_after_2
+);

@@ -27,4 +27,7 @@ pub enum StorageError {
         /// Floats per row of the table.
         row_floats: usize,
     },
+    /// The device table of the GPU tier failed; no acknowledged update was lost.
+    #[error("GPU tier: {0}")]
+    Device(String),
 }

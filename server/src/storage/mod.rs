@@ -8,13 +8,17 @@ mod error;
 pub mod gpu;
 pub mod host;
 mod layout;
+mod tiered;
 
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+mod tiered_props;
 
 pub use budget::MemoryBudget;
 pub use error::StorageError;
 pub use layout::{RowLayout, META_WORDS};
+pub use tiered::{GpuTier, GpuTierConfig};
 
 use crate::checkpoint::RowBlock;
 
@@ -25,6 +29,40 @@ pub struct TierStats {
     pub rows: u64,
     /// Bytes accounted against the memory budget for those rows.
     pub bytes: u64,
+}
+
+/// Rows and bytes of one memory tier of a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TierBreakdown {
+    /// The tier: "host" or "gpu".
+    pub tier: &'static str,
+    /// Its rows and bytes.
+    pub stats: TierStats,
+}
+
+/// Lookup and movement counters of a caching tier (monotonic since the table was created).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Distinct ids of a request found resident in the cache.
+    pub hits: u64,
+    /// Distinct ids of a request served by the tier behind it.
+    pub misses: u64,
+    /// Rows copied into the cache.
+    pub admissions: u64,
+    /// Rows evicted from the cache (and written back).
+    pub evictions: u64,
+}
+
+impl CacheStats {
+    /// Hits over lookups (0 before the first lookup).
+    pub fn hit_rate(&self) -> f64 {
+        let lookups = self.hits + self.misses;
+        if lookups == 0 {
+            0.0
+        } else {
+            self.hits as f64 / lookups as f64
+        }
+    }
 }
 
 /// One table's rows in one memory tier. Batch-first: every call carries many ids.
@@ -48,10 +86,23 @@ pub trait Tier: Send + Sync {
 
     /// Replaces all rows with the given blocks (rows in this tier's layout).
     fn restore(&self, blocks: &[RowBlock]) -> Result<(), StorageError>;
+
+    /// Rows and bytes per memory tier (one entry, "host", unless the tier caches).
+    fn breakdown(&self) -> Vec<TierBreakdown> {
+        vec![TierBreakdown {
+            tier: "host",
+            stats: self.stats(),
+        }]
+    }
+
+    /// Cache counters, for tiers that cache hot rows in front of another tier.
+    fn cache_stats(&self) -> Option<CacheStats> {
+        None
+    }
 }
 
 /// A tier with writes held off: its rows can be copied out consistently.
 pub trait FrozenTier {
     /// Copies every row out, one block per internal partition.
-    fn snapshot(&self) -> Vec<RowBlock>;
+    fn snapshot(&self) -> Result<Vec<RowBlock>, StorageError>;
 }

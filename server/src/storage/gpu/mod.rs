@@ -17,6 +17,7 @@ pub mod layout;
 #[cfg(feature = "gpu")]
 pub mod ptx;
 pub mod reference;
+mod table;
 
 #[cfg(all(test, feature = "gpu"))]
 mod device_tests;
@@ -27,6 +28,7 @@ pub use admission::{AdmissionPolicy, Admitter, CountMinSketch};
 pub use error::{node_name, GpuError};
 pub use layout::{ScorePolicy, TableLayout};
 pub use reference::{ExportedEntry, InsertOutcome, ReferenceTable};
+pub use table::DeviceTable;
 
 /// Checks that GPU device `ordinal` can host a `--tier gpu` table; a clear error otherwise.
 pub fn check_gpu_available(ordinal: usize) -> Result<(), GpuError> {

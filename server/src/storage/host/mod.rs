@@ -106,33 +106,9 @@ impl HostTier {
         Ok(missing * per_row)
     }
 
-    /// Returns the part of a reservation that was not used by `created` rows.
-    fn settle(&self, reserved: u64, created: u64) {
-        let used = created * self.layout.accounted_bytes();
-        self.budget.release(reserved.saturating_sub(used));
-        self.rows.fetch_add(created, Ordering::Relaxed);
-    }
-}
-
-impl Drop for HostTier {
-    fn drop(&mut self) {
-        let rows = self.rows.load(Ordering::Relaxed);
-        self.budget.release(rows * self.layout.accounted_bytes());
-    }
-}
-
-/// Seconds since the Unix epoch, as stored in row metadata.
-fn now_secs() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(0)
-}
-
-impl Tier for HostTier {
-    fn pull(&self, ids: &[u64], out: &mut [f32]) -> Result<(), StorageError> {
-        let dim = self.layout.dim;
-        debug_assert_eq!(out.len(), ids.len() * dim);
+    /// Copies the first `width` words of each row of `ids` into `out`, creating missing rows.
+    fn gather(&self, ids: &[u64], out: &mut [f32], width: usize) -> Result<(), StorageError> {
+        debug_assert_eq!(out.len(), ids.len() * width);
         let _gate = self.gate.read();
         let groups = self.group(ids);
         let reserved = self.reserve_for(ids, &groups)?;
@@ -151,15 +127,75 @@ impl Tier for HostTier {
             // nothing; access counts are kept by pushes.
             for (k, &p) in positions.iter().enumerate() {
                 if let Some(&ahead) = rows.get(k + PREFETCH_AHEAD) {
-                    stripe.arena.prefetch(ahead, dim);
+                    stripe.arena.prefetch(ahead, width);
                 }
                 let row = stripe.arena.row_mut(rows[k]);
                 let p = p as usize;
-                out[p * dim..(p + 1) * dim].copy_from_slice(&row[..dim]);
+                out[p * width..(p + 1) * width].copy_from_slice(&row[..width]);
             }
         }
         self.settle(reserved, created);
         Ok(())
+    }
+
+    /// Copies whole rows (values, state, metadata) of `ids` into `out`, creating missing rows.
+    pub(crate) fn pull_rows(&self, ids: &[u64], out: &mut [f32]) -> Result<(), StorageError> {
+        self.gather(ids, out, self.layout.row_floats())
+    }
+
+    /// Overwrites whole rows of distinct `ids` (the GPU tier's write-back); never refused.
+    ///
+    /// Rows written back were created in this tier before they were cached, so this normally
+    /// only overwrites; an absent id is inserted and charged without checking the limit.
+    pub(crate) fn write_rows(&self, ids: &[u64], rows: &[f32]) {
+        let row_floats = self.layout.row_floats();
+        debug_assert_eq!(rows.len(), ids.len() * row_floats);
+        let _gate = self.gate.read();
+        let groups = self.group(ids);
+        let mut created = 0u64;
+        for (s, positions) in groups.iter() {
+            let mut stripe = self.stripes[s].lock();
+            for &p in positions {
+                let p = p as usize;
+                let (idx, new) = stripe.find_or_insert(ids[p], |_| {});
+                created += new as u64;
+                stripe
+                    .arena
+                    .row_mut(idx)
+                    .copy_from_slice(&rows[p * row_floats..(p + 1) * row_floats]);
+            }
+        }
+        self.budget
+            .force_reserve(created * self.layout.accounted_bytes());
+        self.rows.fetch_add(created, Ordering::Relaxed);
+    }
+
+    /// Returns the part of a reservation that was not used by `created` rows.
+    fn settle(&self, reserved: u64, created: u64) {
+        let used = created * self.layout.accounted_bytes();
+        self.budget.release(reserved.saturating_sub(used));
+        self.rows.fetch_add(created, Ordering::Relaxed);
+    }
+}
+
+impl Drop for HostTier {
+    fn drop(&mut self) {
+        let rows = self.rows.load(Ordering::Relaxed);
+        self.budget.release(rows * self.layout.accounted_bytes());
+    }
+}
+
+/// Seconds since the Unix epoch, as stored in row metadata.
+pub(crate) fn now_secs() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0)
+}
+
+impl Tier for HostTier {
+    fn pull(&self, ids: &[u64], out: &mut [f32]) -> Result<(), StorageError> {
+        self.gather(ids, out, self.layout.dim)
     }
 
     fn push(&self, ids: &[u64], grads: &[f32]) -> Result<u64, StorageError> {
@@ -293,14 +329,15 @@ struct FrozenHost<'a> {
 }
 
 impl FrozenTier for FrozenHost<'_> {
-    fn snapshot(&self) -> Vec<RowBlock> {
-        self.tier
+    fn snapshot(&self) -> Result<Vec<RowBlock>, StorageError> {
+        Ok(self
+            .tier
             .stripes
             .iter()
             .map(|stripe| {
                 let (ids, rows) = stripe.lock().copy_out();
                 RowBlock { ids, rows }
             })
-            .collect()
+            .collect())
     }
 }
