@@ -122,6 +122,11 @@ impl Election {
         }
     }
 
+    /// The lease id.
+    pub fn lease(&self) -> i64 {
+        self.lease
+    }
+
     /// Turns true when the lease is lost (leadership must be given up at once).
     pub fn lost(&self) -> watch::Receiver<bool> {
         self.lost.clone()
