@@ -143,6 +143,8 @@ fn not_applied(status: &Status) -> bool {
 
 /// Whether the connection failed during the call (outcome unknown for a write).
 fn lost_connection(status: &Status) -> bool {
-    matches!(status.code(), Code::Unavailable | Code::Unknown | Code::Cancelled)
-        && crate::is_transport(status)
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::Unknown | Code::Cancelled
+    ) && crate::is_transport(status)
 }

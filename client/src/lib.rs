@@ -585,7 +585,12 @@ fn expand(dedup: &Dedup, values: &[f32], dim: usize, out: &mut [f32]) {
     }
 }
 
-pub(crate) fn rpc_error(rpc: &'static str, node: &str, address: &str, status: Status) -> ClientError {
+pub(crate) fn rpc_error(
+    rpc: &'static str,
+    node: &str,
+    address: &str,
+    status: Status,
+) -> ClientError {
     ClientError::Rpc {
         rpc,
         node: node.into(),

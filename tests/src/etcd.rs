@@ -66,7 +66,10 @@ impl EtcdProcess {
         while TcpStream::connect(("127.0.0.1", client)).is_err() {
             if Instant::now() > deadline {
                 etcd.kill();
-                bail!("etcd did not listen on {} within {READY_DEADLINE:?}", etcd.url);
+                bail!(
+                    "etcd did not listen on {} within {READY_DEADLINE:?}",
+                    etcd.url
+                );
             }
             if let Ok(Some(status)) = etcd.child.try_wait() {
                 bail!("etcd exited at start: {status}");

@@ -36,7 +36,9 @@ async fn coordinator_restart_with_etcd_keeps_map_tables_and_data() {
         return;
     };
     let args = etcd_args(&etcd.url, "/strata/restart");
-    let mut cluster = Cluster::start(root.path(), 3, &args).await.expect("cluster");
+    let mut cluster = Cluster::start(root.path(), 3, &args)
+        .await
+        .expect("cluster");
     let client = cluster.client().await.expect("client");
     client
         .create_table(table_spec("e", 4, "sgd", 0.5))
@@ -109,9 +111,11 @@ async fn standby_takes_over_when_the_leader_is_killed() {
         let dir = root.path().join(format!("shard-{i}"));
         shards.push(ShardProcess::start(&both, &dir, &[]).expect("shard"));
     }
-    wait_status(leader.address(), SETTLE_DEADLINE, "settled", |s| settled(s, 3))
-        .await
-        .expect("settled");
+    wait_status(leader.address(), SETTLE_DEADLINE, "settled", |s| {
+        settled(s, 3)
+    })
+    .await
+    .expect("settled");
 
     // The client is given the standby first: it must follow the hint to the leader.
     let client = strata_client::Client::connect(&both).await.expect("client");
@@ -168,7 +172,10 @@ async fn standby_takes_over_when_the_leader_is_killed() {
         .expect("create after failover");
     client.refresh_map().await.expect("refresh after failover");
     for _ in 0..5 {
-        client.push("e", &ids, &grads).await.expect("push after failover");
+        client
+            .push("e", &ids, &grads)
+            .await
+            .expect("push after failover");
         acked += 1;
     }
     let rows = client.pull("e", &ids).await.expect("pull after failover");

@@ -144,14 +144,14 @@ impl EtcdMetaStore {
             if key == map_key {
                 map = Some(serde_json::from_slice::<MapPart>(kv.value()).map_err(corrupt(&key))?);
             } else if key == catalog_key {
-                catalog = Some(
-                    serde_json::from_slice::<CatalogPart>(kv.value()).map_err(corrupt(&key))?,
-                );
+                catalog =
+                    Some(serde_json::from_slice::<CatalogPart>(kv.value()).map_err(corrupt(&key))?);
             } else if key == checkpoints_key {
                 checkpoints = serde_json::from_slice::<Vec<ClusterCheckpoint>>(kv.value())
                     .map_err(corrupt(&key))?;
             } else if key.starts_with(&nodes_prefix) {
-                nodes.push(serde_json::from_slice::<NodeRecord>(kv.value()).map_err(corrupt(&key))?);
+                nodes
+                    .push(serde_json::from_slice::<NodeRecord>(kv.value()).map_err(corrupt(&key))?);
             }
         }
         let Some(map) = map else {
@@ -162,7 +162,12 @@ impl EtcdMetaStore {
             tables: Vec::new(),
             dense: Vec::new(),
         });
-        let rank = |id: &str| map.node_order.iter().position(|n| n == id).unwrap_or(usize::MAX);
+        let rank = |id: &str| {
+            map.node_order
+                .iter()
+                .position(|n| n == id)
+                .unwrap_or(usize::MAX)
+        };
         nodes.sort_by(|a, b| rank(&a.id).cmp(&rank(&b.id)).then(a.id.cmp(&b.id)));
         Ok(Some(ClusterRecord {
             epoch: map.epoch,

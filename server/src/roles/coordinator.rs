@@ -16,9 +16,9 @@ use crate::coordinator::cluster::{ClusterConfig, ClusterCoordinator};
 use crate::coordinator::election::{Election, ElectionConfig, ElectionError};
 use crate::coordinator::etcd_store::EtcdMetaStore;
 use crate::coordinator::meta_store::MetaStore;
-use crate::service::leader::LeaderSlot;
 use crate::engine::{Engine, EngineConfig};
 use crate::metrics::Metrics;
+use crate::service::leader::LeaderSlot;
 use crate::service::{ClusterCoordinatorService, GrpcNodeControl};
 use crate::transport::server_builder;
 

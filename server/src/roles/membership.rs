@@ -14,8 +14,8 @@ use strata_proto::v1::coordinator_client::CoordinatorClient;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
-use crate::service::leader::LEADER_METADATA;
 use crate::service::convert::{catalog_from_pb, checkpoint_to_pb, map_from_pb};
+use crate::service::leader::LEADER_METADATA;
 use crate::shard_node::{store_node_id, ShardNode};
 
 /// How long one call to the coordinator may take.
