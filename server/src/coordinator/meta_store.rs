@@ -82,7 +82,7 @@ pub enum MetaStore {
     /// A file in the data dir.
     File(FileMetaStore),
     /// Keys in etcd, written by the elected leader only.
-    Etcd(EtcdMetaStore),
+    Etcd(Box<EtcdMetaStore>),
 }
 
 impl MetaStore {

@@ -197,7 +197,11 @@ async fn lead(ctx: LeadContext<'_>) -> RoleError {
     let opened = tokio::task::spawn_blocking(move || {
         let store = EtcdMetaStore::connect(&endpoints, &prefix, fence)
             .map_err(crate::coordinator::CoordinatorError::from)?;
-        ClusterCoordinator::open_with(cluster_config, MetaStore::Etcd(store), node_control())
+        ClusterCoordinator::open_with(
+            cluster_config,
+            MetaStore::Etcd(Box::new(store)),
+            node_control(),
+        )
     })
     .await;
     let coordinator = match opened {
