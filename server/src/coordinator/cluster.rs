@@ -642,7 +642,8 @@ pub fn shards_of(record: &ClusterRecord, node: &str) -> Vec<u32> {
         .collect()
 }
 
-fn new_record(shards: u32, num_slots: u32) -> ClusterRecord {
+/// The record of a new cluster: `shards` even slot ranges, no nodes.
+pub(crate) fn new_record(shards: u32, num_slots: u32) -> ClusterRecord {
     ClusterRecord {
         epoch: 1,
         num_slots,

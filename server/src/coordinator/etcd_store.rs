@@ -278,3 +278,7 @@ fn call<T: Send + 'static>(
             message: format!("no answer within {CALL_TIMEOUT:?}"),
         })?
 }
+
+#[cfg(test)]
+#[path = "etcd_tests.rs"]
+mod tests;
