@@ -9,6 +9,7 @@
 //! ```
 
 pub mod batch;
+mod control;
 mod error;
 mod payload;
 pub mod routing;
@@ -25,9 +26,10 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use self::batch::{Dedup, Split};
+use self::control::Control;
 pub use self::error::ClientError;
 use self::payload::{copy_f32s, f32s_to_bytes, ids_to_bytes};
-use self::routing::{NodeConn, Routing, MAX_MESSAGE_BYTES};
+use self::routing::{NodeConn, Routing};
 pub use strata_proto::v1;
 
 /// Attempts of one call when routing is stale.
@@ -40,8 +42,7 @@ pub struct Client {
 }
 
 struct Inner {
-    coordinator_address: String,
-    coordinator: CoordinatorClient<Channel>,
+    control: Control,
     routing: RwLock<Arc<Routing>>,
     refresh: tokio::sync::Mutex<()>,
 }
@@ -57,54 +58,46 @@ enum Retry {
 }
 
 impl Client {
-    /// Connects to the first coordinator of the comma-separated `addresses` that answers
-    /// and fetches the cluster map. Each `connect` opens its own connections.
+    /// Connects to the comma-separated coordinator `addresses`, finds the leader among
+    /// them (following a standby's `strata-leader` hint) and fetches the cluster map.
+    /// Each `connect` opens its own connections.
     pub async fn connect(addresses: &str) -> Result<Self, ClientError> {
-        let candidates: Vec<&str> = addresses
+        let candidates: Vec<String> = addresses
             .split(',')
             .map(str::trim)
             .filter(|a| !a.is_empty())
+            .map(String::from)
             .collect();
-        let mut last_error = ClientError::BadAddress {
-            address: addresses.into(),
-            reason: "empty".into(),
-        };
-        for address in candidates {
-            let channel = routing::channel(address)?;
-            let mut coordinator = CoordinatorClient::new(channel)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES);
-            let map = match coordinator
-                .get_cluster_map(pb::GetClusterMapRequest {})
-                .await
-            {
-                Ok(map) => map.into_inner(),
-                Err(s) => {
-                    last_error = rpc_error("GetClusterMap", "coordinator", address, s);
-                    continue;
-                }
-            };
-            let routing = Routing::from_map(&map, None)?;
-            return Ok(Self {
-                inner: Arc::new(Inner {
-                    coordinator_address: address.to_string(),
-                    coordinator,
-                    routing: RwLock::new(Arc::new(routing)),
-                    refresh: tokio::sync::Mutex::new(()),
-                }),
+        if candidates.is_empty() {
+            return Err(ClientError::BadAddress {
+                address: addresses.into(),
+                reason: "empty".into(),
             });
         }
-        Err(last_error)
+        let control = Control::new(candidates)?;
+        let map = control
+            .call("GetClusterMap", true, |mut c| async move {
+                c.get_cluster_map(pb::GetClusterMapRequest {}).await
+            })
+            .await?;
+        let routing = Routing::from_map(&map, None)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                control,
+                routing: RwLock::new(Arc::new(routing)),
+                refresh: tokio::sync::Mutex::new(()),
+            }),
+        })
     }
 
-    /// The coordinator's gRPC client, for control-plane calls.
+    /// The gRPC client of the coordinator calls go to now, for control-plane calls.
     pub fn coordinator(&self) -> CoordinatorClient<Channel> {
-        self.inner.coordinator.clone()
+        self.inner.control.client()
     }
 
-    /// The address of the coordinator.
-    pub fn coordinator_address(&self) -> &str {
-        &self.inner.coordinator_address
+    /// The address of the coordinator calls go to now (the leader, once found).
+    pub fn coordinator_address(&self) -> String {
+        self.inner.control.address()
     }
 
     /// Epoch of the cluster map the client routes with.
@@ -120,11 +113,12 @@ impl Client {
             return Ok(());
         }
         let map = self
-            .coordinator()
-            .get_cluster_map(pb::GetClusterMapRequest {})
-            .await
-            .map_err(|s| self.coord_error("GetClusterMap", s))?
-            .into_inner();
+            .inner
+            .control
+            .call("GetClusterMap", true, |mut c| async move {
+                c.get_cluster_map(pb::GetClusterMapRequest {}).await
+            })
+            .await?;
         let next = {
             let current = self.inner.routing.read().clone();
             Routing::from_map(&map, Some(&current))?
@@ -472,70 +466,86 @@ impl Client {
 
     /// Creates a table.
     pub async fn create_table(&self, spec: pb::TableSpec) -> Result<pb::TableSpec, ClientError> {
+        let req = pb::CreateTableRequest { spec: Some(spec) };
         let resp = self
-            .coordinator()
-            .create_table(pb::CreateTableRequest { spec: Some(spec) })
-            .await
-            .map_err(|s| self.coord_error("CreateTable", s))?;
-        resp.into_inner()
-            .spec
+            .inner
+            .control
+            .call("CreateTable", false, |mut c| {
+                let req = req.clone();
+                async move { c.create_table(req).await }
+            })
+            .await?;
+        resp.spec
             .ok_or_else(|| ClientError::BadMap("CreateTable answered without a spec".into()))
     }
 
     /// Drops a table.
     pub async fn drop_table(&self, name: &str) -> Result<(), ClientError> {
-        self.coordinator()
-            .drop_table(pb::DropTableRequest { name: name.into() })
-            .await
-            .map_err(|s| self.coord_error("DropTable", s))?;
+        let req = pb::DropTableRequest { name: name.into() };
+        self.inner
+            .control
+            .call("DropTable", false, |mut c| {
+                let req = req.clone();
+                async move { c.drop_table(req).await }
+            })
+            .await?;
         Ok(())
     }
 
     /// Tables and dense tensors.
     pub async fn list_tables(&self) -> Result<pb::ListTablesResponse, ClientError> {
-        Ok(self
-            .coordinator()
-            .list_tables(pb::ListTablesRequest {})
+        self.inner
+            .control
+            .call("ListTables", true, |mut c| async move {
+                c.list_tables(pb::ListTablesRequest {}).await
+            })
             .await
-            .map_err(|s| self.coord_error("ListTables", s))?
-            .into_inner())
     }
 
     /// Creates a dense tensor.
     pub async fn create_dense(&self, spec: pb::DenseSpec) -> Result<(), ClientError> {
-        self.coordinator()
-            .create_dense(pb::CreateDenseRequest { spec: Some(spec) })
-            .await
-            .map_err(|s| self.coord_error("CreateDense", s))?;
+        let req = pb::CreateDenseRequest { spec: Some(spec) };
+        self.inner
+            .control
+            .call("CreateDense", false, |mut c| {
+                let req = req.clone();
+                async move { c.create_dense(req).await }
+            })
+            .await?;
         Ok(())
     }
 
     /// Drops a dense tensor.
     pub async fn drop_dense(&self, name: &str) -> Result<(), ClientError> {
-        self.coordinator()
-            .drop_dense(pb::DropDenseRequest { name: name.into() })
-            .await
-            .map_err(|s| self.coord_error("DropDense", s))?;
+        let req = pb::DropDenseRequest { name: name.into() };
+        self.inner
+            .control
+            .call("DropDense", false, |mut c| {
+                let req = req.clone();
+                async move { c.drop_dense(req).await }
+            })
+            .await?;
         Ok(())
     }
 
-    /// The cluster at a glance.
+    /// The cluster at a glance (from the leader).
     pub async fn status(&self) -> Result<pb::StatusResponse, ClientError> {
-        Ok(self
-            .coordinator()
-            .status(pb::StatusRequest {})
+        self.inner
+            .control
+            .call("Status", true, |mut c| async move {
+                c.status(pb::StatusRequest {}).await
+            })
             .await
-            .map_err(|s| self.coord_error("Status", s))?
-            .into_inner())
     }
 
     /// Takes a checkpoint of every table and dense tensor.
     pub async fn checkpoint(&self) -> Result<pb::CheckpointInfo, ClientError> {
-        self.coordinator()
-            .checkpoint(pb::CheckpointRequest {})
-            .await
-            .map_err(|s| self.coord_error("Checkpoint", s))?
-            .into_inner()
+        self.inner
+            .control
+            .call("Checkpoint", false, |mut c| async move {
+                c.checkpoint(pb::CheckpointRequest {}).await
+            })
+            .await?
             .checkpoint
             .ok_or_else(|| ClientError::BadMap("Checkpoint answered without a checkpoint".into()))
     }
@@ -543,27 +553,27 @@ impl Client {
     /// Checkpoints on disk, newest first.
     pub async fn list_checkpoints(&self) -> Result<Vec<pb::CheckpointInfo>, ClientError> {
         Ok(self
-            .coordinator()
-            .list_checkpoints(pb::ListCheckpointsRequest {})
-            .await
-            .map_err(|s| self.coord_error("ListCheckpoints", s))?
-            .into_inner()
+            .inner
+            .control
+            .call("ListCheckpoints", true, |mut c| async move {
+                c.list_checkpoints(pb::ListCheckpointsRequest {}).await
+            })
+            .await?
             .checkpoints)
     }
 
     /// Restores checkpoint `id`.
     pub async fn restore(&self, id: &str) -> Result<pb::CheckpointInfo, ClientError> {
-        self.coordinator()
-            .restore(pb::RestoreRequest { id: id.into() })
-            .await
-            .map_err(|s| self.coord_error("Restore", s))?
-            .into_inner()
+        let req = pb::RestoreRequest { id: id.into() };
+        self.inner
+            .control
+            .call("Restore", false, |mut c| {
+                let req = req.clone();
+                async move { c.restore(req).await }
+            })
+            .await?
             .checkpoint
             .ok_or_else(|| ClientError::BadMap("Restore answered without a checkpoint".into()))
-    }
-
-    fn coord_error(&self, rpc: &'static str, status: Status) -> ClientError {
-        rpc_error(rpc, "coordinator", &self.inner.coordinator_address, status)
     }
 }
 
@@ -575,7 +585,12 @@ fn expand(dedup: &Dedup, values: &[f32], dim: usize, out: &mut [f32]) {
     }
 }
 
-fn rpc_error(rpc: &'static str, node: &str, address: &str, status: Status) -> ClientError {
+pub(crate) fn rpc_error(
+    rpc: &'static str,
+    node: &str,
+    address: &str,
+    status: Status,
+) -> ClientError {
     ClientError::Rpc {
         rpc,
         node: node.into(),
@@ -612,13 +627,13 @@ fn classify(rpc: &'static str, node: &NodeConn, status: Status) -> Retry {
 }
 
 /// Whether a status comes from the transport (connection lost), not from the server.
-fn is_transport(status: &Status) -> bool {
+pub(crate) fn is_transport(status: &Status) -> bool {
     std::error::Error::source(status).is_some()
 }
 
 /// Whether a failed call is known not to have reached the server: the connection failed
 /// before the request was written (refused, no route, connect timeout).
-fn never_sent(status: &Status) -> bool {
+pub(crate) fn never_sent(status: &Status) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
     while let Some(e) = source {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {

@@ -10,7 +10,9 @@ use clap::{Parser, Subcommand};
 use strata_server::args::{parse_duration, parse_labels};
 use strata_server::dev::{run_dev, DevConfig};
 use strata_server::engine::{EngineConfig, DEFAULT_GPU_MEMORY_BUDGET, DEFAULT_MAX_BATCH_ROWS};
-use strata_server::roles::{run_coordinator, run_shard, CoordinatorRoleConfig, ShardRoleConfig};
+use strata_server::roles::{
+    run_coordinator, run_shard, CoordinatorRoleConfig, EtcdSettings, ShardRoleConfig,
+};
 use strata_server::size::parse_size;
 use strata_server::slot::DEFAULT_NUM_SLOTS;
 use strata_server::transport::DEFAULT_MAX_MESSAGE_BYTES;
@@ -62,6 +64,15 @@ struct CoordinatorArgs {
     /// Slots of a new cluster.
     #[arg(long, default_value_t = DEFAULT_NUM_SLOTS)]
     num_slots: u32,
+    /// etcd endpoint(s), comma-separated: keep the record in etcd and elect a leader.
+    #[arg(long, env = "STRATA_ETCD")]
+    etcd: Option<String>,
+    /// Key prefix of this cluster in etcd.
+    #[arg(long, default_value = "/strata/default")]
+    etcd_prefix: String,
+    /// TTL of the coordinator's etcd lease (whole seconds, at least 2s).
+    #[arg(long, value_parser = parse_duration, default_value = "3s")]
+    lease_ttl: Duration,
 }
 
 #[derive(clap::Args)]
@@ -294,6 +305,16 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         heartbeat_timeout: args.heartbeat_timeout,
         max_message_bytes: usize::try_from(args.max_message_size).unwrap_or(usize::MAX),
         advertise_address: args.advertise,
+        etcd: args.etcd.as_deref().map(|urls| EtcdSettings {
+            endpoints: urls
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(String::from)
+                .collect(),
+            prefix: args.etcd_prefix.clone(),
+            lease_ttl: args.lease_ttl,
+        }),
     };
     announce("coordinator", &listener, &metrics_listener)?;
     run_coordinator(config, listener, metrics_listener, shutdown_signal())

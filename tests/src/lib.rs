@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 pub mod cluster;
+pub mod etcd;
 
 /// How long a server may take to print its address.
 const START_DEADLINE: Duration = Duration::from_secs(60);

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::cluster_map::{even_slot_ranges, ClusterMap, NodeEntry, ShardEntry};
-use super::meta_store::FileMetaStore;
+use super::meta_store::{FileMetaStore, MetaStore};
 use super::placement::{spread, Candidate};
 use super::CoordinatorError;
 use crate::checkpoint::CheckpointInfo;
@@ -227,7 +227,7 @@ pub struct ClusterConfig {
 /// The coordinator of a multi-node cluster.
 pub struct ClusterCoordinator {
     config: ClusterConfig,
-    store: FileMetaStore,
+    store: MetaStore,
     nodes: Arc<dyn NodeControl>,
     state: Mutex<(ClusterRecord, BTreeMap<String, NodeLive>)>,
     map_tx: watch::Sender<ClusterMap>,
@@ -243,7 +243,17 @@ impl ClusterCoordinator {
         nodes: Arc<dyn NodeControl>,
     ) -> Result<Self, CoordinatorError> {
         let store = FileMetaStore::open_file(&config.data_dir, RECORD_FILE)?;
-        let record = match store.load_json::<ClusterRecord>()? {
+        Self::open_with(config, MetaStore::File(store), nodes)
+    }
+
+    /// Opens the record in `store` (a new cluster if none); every known node gets a fresh
+    /// heartbeat timeout.
+    pub fn open_with(
+        config: ClusterConfig,
+        store: MetaStore,
+        nodes: Arc<dyn NodeControl>,
+    ) -> Result<Self, CoordinatorError> {
+        let record = match store.load_record()? {
             Some(r) if r.num_slots != config.num_slots => {
                 return Err(CoordinatorError::SlotMismatch {
                     stored: r.num_slots,
@@ -253,7 +263,7 @@ impl ClusterCoordinator {
             Some(r) => r,
             None => new_record(config.shards, config.num_slots),
         };
-        store.save_json(&record)?;
+        store.save_record(&record)?;
         let now = Instant::now();
         let live = record
             .nodes
@@ -344,7 +354,7 @@ impl ClusterCoordinator {
         }
         if next != *record || !was_up {
             next.epoch += 1;
-            self.store.save_json(&next)?;
+            self.store.save_record(&next)?;
             *record = next;
             tracing::info!(node = %id, epoch = record.epoch, "node registered");
         }
@@ -380,7 +390,7 @@ impl ClusterCoordinator {
         if freeze && !(came_back || moved) {
             let mut next = record.clone();
             next.placement_frozen = true;
-            self.store.save_json(&next)?;
+            self.store.save_record(&next)?;
             *record = next;
         }
         if came_back || moved {
@@ -390,7 +400,7 @@ impl ClusterCoordinator {
                 next.nodes[node_index].address = hb.address;
             }
             next.epoch += 1;
-            self.store.save_json(&next)?;
+            self.store.save_record(&next)?;
             *record = next;
             self.map_tx.send_replace(map_of(record, live));
             tracing::info!(node = %hb.node_id, epoch = record.epoch, "node is up");
@@ -418,7 +428,7 @@ impl ClusterCoordinator {
         if changed {
             let mut next = record.clone();
             next.epoch += 1;
-            self.store.save_json(&next)?;
+            self.store.save_record(&next)?;
             *record = next;
             self.map_tx.send_replace(map_of(record, live));
         }
@@ -464,7 +474,7 @@ impl ClusterCoordinator {
             let mut next = guard.0.clone();
             change(&mut next)?;
             next.catalog_version += 1;
-            self.store.save_json(&next)?;
+            self.store.save_record(&next)?;
             guard.0 = next;
             catalog_of(&guard.0)
         };
@@ -608,7 +618,7 @@ impl ClusterCoordinator {
             tables,
         };
         next.checkpoints.push(checkpoint.clone());
-        self.store.save_json(&next)?;
+        self.store.save_record(&next)?;
         guard.0 = next;
         Ok(checkpoint)
     }
@@ -632,7 +642,8 @@ pub fn shards_of(record: &ClusterRecord, node: &str) -> Vec<u32> {
         .collect()
 }
 
-fn new_record(shards: u32, num_slots: u32) -> ClusterRecord {
+/// The record of a new cluster: `shards` even slot ranges, no nodes.
+pub(crate) fn new_record(shards: u32, num_slots: u32) -> ClusterRecord {
     ClusterRecord {
         epoch: 1,
         num_slots,

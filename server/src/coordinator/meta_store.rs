@@ -1,4 +1,5 @@
-//! Durable cluster metadata: a local file written atomically (temp, fsync, rename).
+//! Durable cluster metadata: a local file written atomically (temp, fsync, rename), or
+//! etcd ([`MetaStore`] picks one for the cluster coordinator).
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -8,6 +9,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::cluster::ClusterRecord;
+use super::etcd_store::EtcdMetaStore;
 use crate::spec::{DenseSpec, TableSpec};
 
 /// What the coordinator must not forget across restarts.
@@ -48,6 +51,56 @@ pub enum MetaStoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// An etcd key does not hold valid metadata.
+    #[error("cluster metadata at etcd key {key} is corrupt: {source}")]
+    CorruptKey {
+        /// The key.
+        key: String,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An etcd call failed.
+    #[error("etcd {op}: {message}")]
+    Etcd {
+        /// What was being done.
+        op: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+    /// This coordinator is no longer the leader: its election key is gone.
+    #[error("not the leader any more (election key {key} is gone): write refused")]
+    Fenced {
+        /// The election key that no longer holds.
+        key: String,
+    },
+}
+
+/// Where the cluster coordinator keeps its record: a local file or etcd.
+#[derive(Debug)]
+pub enum MetaStore {
+    /// A file in the data dir.
+    File(FileMetaStore),
+    /// Keys in etcd, written by the elected leader only.
+    Etcd(Box<EtcdMetaStore>),
+}
+
+impl MetaStore {
+    /// The stored record, if any was saved.
+    pub fn load_record(&self) -> Result<Option<ClusterRecord>, MetaStoreError> {
+        match self {
+            Self::File(f) => f.load_json(),
+            Self::Etcd(e) => e.load(),
+        }
+    }
+
+    /// Saves `record` atomically (fenced by leadership for etcd).
+    pub fn save_record(&self, record: &ClusterRecord) -> Result<(), MetaStoreError> {
+        match self {
+            Self::File(f) => f.save_json(record),
+            Self::Etcd(e) => e.save(record),
+        }
+    }
 }
 
 /// Cluster metadata in `<data_dir>/cluster.json`.

@@ -6,7 +6,9 @@
 
 pub mod cluster;
 pub mod cluster_map;
+pub mod election;
 mod error;
+pub mod etcd_store;
 pub mod meta_store;
 pub mod placement;
 

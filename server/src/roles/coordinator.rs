@@ -8,12 +8,24 @@ use std::time::Duration;
 use strata_proto::v1::coordinator_server::CoordinatorServer;
 use tokio::net::TcpListener;
 
+use tonic_health::server::HealthReporter;
+use tonic_health::ServingStatus;
+
 use super::{serve, RoleError};
 use crate::coordinator::cluster::{ClusterConfig, ClusterCoordinator};
+use crate::coordinator::election::{Election, ElectionConfig, ElectionError};
+use crate::coordinator::etcd_store::EtcdMetaStore;
+use crate::coordinator::meta_store::MetaStore;
 use crate::engine::{Engine, EngineConfig};
 use crate::metrics::Metrics;
+use crate::service::leader::LeaderSlot;
 use crate::service::{ClusterCoordinatorService, GrpcNodeControl};
 use crate::transport::server_builder;
+
+/// The gRPC service name whose health tells whether this coordinator leads.
+const COORDINATOR_SERVICE: &str = "strata.v1.Coordinator";
+/// How often a standby refreshes the leader's address.
+const HINT_PERIOD: Duration = Duration::from_millis(300);
 
 /// Settings of a coordinator process.
 #[derive(Debug, Clone)]
@@ -30,9 +42,25 @@ pub struct CoordinatorRoleConfig {
     pub max_message_bytes: usize,
     /// Address shard servers and clients reach this coordinator at (default: the bound one).
     pub advertise_address: Option<String>,
+    /// Keep the record in etcd and elect a leader there (default: a file in the data dir).
+    pub etcd: Option<EtcdSettings>,
+}
+
+/// Where in etcd the cluster lives.
+#[derive(Debug, Clone)]
+pub struct EtcdSettings {
+    /// etcd endpoints (`http://host:port`).
+    pub endpoints: Vec<String>,
+    /// Key prefix of this cluster (e.g. `/strata/default`).
+    pub prefix: String,
+    /// TTL of the coordinator's lease: how soon a standby takes over a dead leader.
+    pub lease_ttl: Duration,
 }
 
 /// Runs a coordinator on already-bound listeners until `shutdown` resolves.
+///
+/// With etcd it serves at once as a standby (refusing with the leader's address),
+/// campaigns, and leads once elected; it stops with an error when its lease is lost.
 pub async fn run_coordinator(
     config: CoordinatorRoleConfig,
     listener: TcpListener,
@@ -50,38 +78,172 @@ pub async fn run_coordinator(
         heartbeat_timeout: config.heartbeat_timeout,
         advertise_address: address.clone(),
     };
-    let coordinator = Arc::new(ClusterCoordinator::open(
-        cluster_config,
-        Arc::new(GrpcNodeControl::new()),
-    )?);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(sweep_loop(
-        coordinator.clone(),
-        config.heartbeat_timeout,
-        stop_rx.clone(),
-    ));
-    tokio::spawn(push_maps(coordinator.clone(), stop_rx.clone()));
+    let (health_reporter, health) = serve::health(&[COORDINATOR_SERVICE]).await;
+    let slot = Arc::new(LeaderSlot::standby());
+    let election = match &config.etcd {
+        None => {
+            let coordinator = ClusterCoordinator::open(cluster_config.clone(), node_control())?;
+            start_leading(&slot, Arc::new(coordinator), &config, &stop_rx);
+            None
+        }
+        Some(etcd) => {
+            health_reporter
+                .set_service_status(COORDINATOR_SERVICE, ServingStatus::NotServing)
+                .await;
+            let election = Election::join(&ElectionConfig {
+                endpoints: etcd.endpoints.clone(),
+                prefix: etcd.prefix.clone(),
+                address: address.clone(),
+                ttl: etcd.lease_ttl,
+            })
+            .await?;
+            Some(election)
+        }
+    };
 
-    let (_health_reporter, health) = serve::health(&["strata.v1.Coordinator"]).await;
     let max = config.max_message_bytes;
-    let service = CoordinatorServer::new(ClusterCoordinatorService::new(coordinator))
+    let service = CoordinatorServer::new(ClusterCoordinatorService::with_slot(slot.clone()))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
     let metrics = Arc::new(Metrics::new());
     let engine = Arc::new(Engine::new(EngineConfig::default()));
     let metrics_task = serve::metrics(metrics_listener, metrics, engine, &stop_rx);
 
-    tracing::info!(%address, "strata-server coordinator serving");
-    let result = server_builder()
+    tracing::info!(%address, etcd = config.etcd.is_some(), "strata-server coordinator serving");
+    let serve = server_builder()
         .add_service(health)
         .add_service(serve::reflection()?)
         .add_service(service)
-        .serve_with_incoming_shutdown(crate::transport::incoming(listener), shutdown)
-        .await;
+        .serve_with_incoming_shutdown(
+            crate::transport::incoming(listener),
+            serve::stopped(&stop_rx),
+        );
+    tokio::pin!(serve);
+    let leadership = async {
+        match (&election, &config.etcd) {
+            (Some(election), Some(etcd)) => {
+                let ctx = LeadContext {
+                    election,
+                    etcd,
+                    slot: &slot,
+                    cluster_config: &cluster_config,
+                    config: &config,
+                    stop: &stop_rx,
+                    health: &health_reporter,
+                };
+                lead(ctx).await
+            }
+            _ => std::future::pending().await,
+        }
+    };
+    let mut served = None;
+    let outcome = tokio::select! {
+        r = &mut serve => {
+            served = Some(r);
+            Ok(())
+        }
+        () = shutdown => Ok(()),
+        e = leadership => Err(e),
+    };
     let _ = stop_tx.send(true);
+    let served = match served {
+        Some(r) => r,
+        None => serve.await,
+    };
+    if let Some(election) = election {
+        election.resign().await;
+    }
     serve::finish_metrics(metrics_task).await;
-    result?;
+    outcome?;
+    served?;
     Ok(())
+}
+
+/// What a candidate needs to take over.
+struct LeadContext<'a> {
+    election: &'a Election,
+    etcd: &'a EtcdSettings,
+    slot: &'a Arc<LeaderSlot>,
+    cluster_config: &'a ClusterConfig,
+    config: &'a CoordinatorRoleConfig,
+    stop: &'a tokio::sync::watch::Receiver<bool>,
+    health: &'a HealthReporter,
+}
+
+/// Publishes the leader's address while campaigning; once elected loads the record from
+/// etcd and serves. Returns only when leadership cannot be won or kept.
+async fn lead(ctx: LeadContext<'_>) -> RoleError {
+    let hints = async {
+        loop {
+            match ctx.election.leader().await {
+                Ok(leader) => ctx.slot.set_hint(leader.as_deref().unwrap_or("")),
+                Err(e) => tracing::warn!(error = %e, "cannot read the current leader"),
+            }
+            tokio::time::sleep(HINT_PERIOD).await;
+        }
+    };
+    let fence = tokio::select! {
+        r = ctx.election.campaign() => match r {
+            Ok(fence) => fence,
+            Err(e) => return e.into(),
+        },
+        () = hints => unreachable_hint(),
+    };
+    tracing::info!(key = %String::from_utf8_lossy(&fence.key), "elected leader; loading the cluster record from etcd");
+    let endpoints = ctx.etcd.endpoints.clone();
+    let prefix = ctx.etcd.prefix.clone();
+    let cluster_config = ctx.cluster_config.clone();
+    let opened = tokio::task::spawn_blocking(move || {
+        let store = EtcdMetaStore::connect(&endpoints, &prefix, fence)
+            .map_err(crate::coordinator::CoordinatorError::from)?;
+        ClusterCoordinator::open_with(
+            cluster_config,
+            MetaStore::Etcd(Box::new(store)),
+            node_control(),
+        )
+    })
+    .await;
+    let coordinator = match opened {
+        Ok(Ok(c)) => Arc::new(c),
+        Ok(Err(e)) => return e.into(),
+        Err(e) => return RoleError::Setup(format!("opening the record failed: {e}")),
+    };
+    start_leading(ctx.slot, coordinator, ctx.config, ctx.stop);
+    ctx.health
+        .set_service_status(COORDINATOR_SERVICE, ServingStatus::Serving)
+        .await;
+    tracing::info!("leading");
+    let mut lost = ctx.election.lost();
+    let _ = lost.wait_for(|l| *l).await;
+    RoleError::Election(ElectionError::LeaseLost {
+        lease: ctx.election.lease(),
+    })
+}
+
+/// The hint loop never ends.
+fn unreachable_hint() -> crate::coordinator::etcd_store::LeaderFence {
+    unreachable!("the leader-hint loop never returns")
+}
+
+fn node_control() -> Arc<GrpcNodeControl> {
+    Arc::new(GrpcNodeControl::new())
+}
+
+/// Serves with `coordinator` and starts its background loops.
+fn start_leading(
+    slot: &LeaderSlot,
+    coordinator: Arc<ClusterCoordinator>,
+    config: &CoordinatorRoleConfig,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) {
+    tokio::spawn(sweep_loop(
+        coordinator.clone(),
+        config.heartbeat_timeout,
+        stop.clone(),
+    ));
+    tokio::spawn(push_maps(coordinator.clone(), stop.clone()));
+    slot.lead(coordinator);
 }
 
 /// Marks silent nodes down, checking several times per timeout.

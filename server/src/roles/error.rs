@@ -20,6 +20,9 @@ pub enum RoleError {
     /// A listener failed.
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
+    /// Leader election failed or leadership was lost.
+    #[error("leader election: {0}")]
+    Election(#[from] crate::coordinator::election::ElectionError),
     /// Reflection could not be built, or a setup task failed.
     #[error("setup: {0}")]
     Setup(String),

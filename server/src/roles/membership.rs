@@ -1,7 +1,8 @@
 //! A shard server's membership: register with the coordinator, then heartbeat; follow the
 //! map and catalog it answers with; re-register when the coordinator forgot the node.
 //!
-//! With several coordinator addresses, a failed call moves on to the next one.
+//! With several coordinator addresses, a failed call moves to the leader a standby names
+//! (metadata `strata-leader`), else to the next address.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
 use crate::service::convert::{catalog_from_pb, checkpoint_to_pb, map_from_pb};
+use crate::service::leader::LEADER_METADATA;
 use crate::shard_node::{store_node_id, ShardNode};
 
 /// How long one call to the coordinator may take.
@@ -47,14 +49,7 @@ impl Coordinators {
     fn new(addresses: &[String]) -> Result<Self, String> {
         let clients = addresses
             .iter()
-            .map(|a| {
-                let channel = Endpoint::from_shared(format!("http://{a}"))
-                    .map_err(|e| format!("invalid coordinator address {a:?}: {e}"))?
-                    .connect_timeout(CALL_TIMEOUT)
-                    .timeout(CALL_TIMEOUT)
-                    .connect_lazy();
-                Ok((a.clone(), CoordinatorClient::new(channel)))
-            })
+            .map(|a| Ok((a.clone(), lazy_client(a)?)))
             .collect::<Result<Vec<_>, String>>()?;
         if clients.is_empty() {
             return Err("no coordinator address".into());
@@ -76,6 +71,40 @@ impl Coordinators {
     fn next(&mut self) {
         self.current = (self.current + 1) % self.clients.len();
     }
+
+    /// After a failed call: go to the leader a standby named, else to the next address.
+    fn follow(&mut self, status: &tonic::Status) {
+        let hint = status
+            .metadata()
+            .get(LEADER_METADATA)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        if hint.is_empty() || hint == self.address() {
+            self.next();
+            return;
+        }
+        if let Some(i) = self.clients.iter().position(|(a, _)| *a == hint) {
+            self.current = i;
+            return;
+        }
+        match lazy_client(&hint) {
+            Ok(client) => {
+                self.clients.push((hint, client));
+                self.current = self.clients.len() - 1;
+            }
+            Err(_) => self.next(),
+        }
+    }
+}
+
+fn lazy_client(address: &str) -> Result<CoordinatorClient<Channel>, String> {
+    let channel = Endpoint::from_shared(format!("http://{address}"))
+        .map_err(|e| format!("invalid coordinator address {address:?}: {e}"))?
+        .connect_timeout(CALL_TIMEOUT)
+        .timeout(CALL_TIMEOUT)
+        .connect_lazy();
+    Ok(CoordinatorClient::new(channel))
 }
 
 /// Registers, then heartbeats until `stop` turns true.
@@ -103,9 +132,9 @@ pub async fn run(node: Arc<ShardNode>, me: Membership, stop: tokio::sync::watch:
                     registered = true;
                     backoff = Duration::from_millis(100);
                 }
-                Err(e) => {
-                    tracing::warn!(coordinator = %coordinators.address(), error = %e, "registration failed; retrying");
-                    coordinators.next();
+                Err(status) => {
+                    tracing::warn!(coordinator = %coordinators.address(), error = %status.message(), "registration failed; retrying");
+                    coordinators.follow(&status);
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
@@ -120,7 +149,7 @@ pub async fn run(node: Arc<ShardNode>, me: Membership, stop: tokio::sync::watch:
             }
             Err(status) => {
                 tracing::warn!(coordinator = %coordinators.address(), error = %status.message(), "heartbeat failed");
-                coordinators.next();
+                coordinators.follow(&status);
             }
         }
     }
@@ -130,7 +159,7 @@ async fn register(
     node: &ShardNode,
     me: &Membership,
     coordinators: &mut Coordinators,
-) -> Result<(), String> {
+) -> Result<(), tonic::Status> {
     let resp = coordinators
         .client()
         .register_node(pb::RegisterNodeRequest {
@@ -139,11 +168,11 @@ async fn register(
             memory_budget: me.memory_budget,
             node_id: node.node_id(),
         })
-        .await
-        .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
+        .await?
         .into_inner();
     if node.node_id() != resp.node_id {
-        store_node_id(&me.data_dir, &resp.node_id).map_err(|e| e.to_string())?;
+        store_node_id(&me.data_dir, &resp.node_id)
+            .map_err(|e| tonic::Status::internal(e.to_string()))?;
         node.set_node_id(&resp.node_id);
     }
     apply(node, resp.catalog.as_ref(), resp.map.as_ref());

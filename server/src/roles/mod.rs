@@ -8,6 +8,6 @@ mod membership;
 mod serve;
 mod shard;
 
-pub use self::coordinator::{run_coordinator, CoordinatorRoleConfig};
+pub use self::coordinator::{run_coordinator, CoordinatorRoleConfig, EtcdSettings};
 pub use self::error::RoleError;
 pub use self::shard::{run_shard, ShardRoleConfig};

@@ -11,6 +11,7 @@ use super::convert::{
     map_to_pb, table_spec_from_pb, table_spec_to_pb,
 };
 use super::coordinator::{map_stream, MapStream};
+use super::leader::LeaderSlot;
 use super::status::{from_convert, from_coordinator};
 use crate::coordinator::cluster::{
     shards_of, ClusterCheckpoint, ClusterCoordinator, ClusterRecord, HeartbeatReport, NodeLive,
@@ -20,13 +21,22 @@ use crate::coordinator::CoordinatorError;
 
 /// Serves the control plane of a multi-node cluster.
 pub struct ClusterCoordinatorService {
-    coordinator: Arc<ClusterCoordinator>,
+    slot: Arc<LeaderSlot>,
 }
 
 impl ClusterCoordinatorService {
-    /// A service over `coordinator`.
+    /// A service over `coordinator`, which always leads.
     pub fn new(coordinator: Arc<ClusterCoordinator>) -> Self {
-        Self { coordinator }
+        Self::with_slot(Arc::new(LeaderSlot::leading(coordinator)))
+    }
+
+    /// A service that serves once `slot` leads and refuses with the leader's address before.
+    pub fn with_slot(slot: Arc<LeaderSlot>) -> Self {
+        Self { slot }
+    }
+
+    fn coordinator(&self) -> Result<&Arc<ClusterCoordinator>, Status> {
+        self.slot.get()
     }
 }
 
@@ -84,7 +94,7 @@ impl Coordinator for ClusterCoordinatorService {
         &self,
         _: Request<pb::GetClusterMapRequest>,
     ) -> Result<Response<pb::ClusterMap>, Status> {
-        Ok(Response::new(map_to_pb(&self.coordinator.cluster_map())))
+        Ok(Response::new(map_to_pb(&self.coordinator()?.cluster_map())))
     }
 
     type WatchClusterMapStream = MapStream;
@@ -94,7 +104,7 @@ impl Coordinator for ClusterCoordinatorService {
         request: Request<pb::WatchClusterMapRequest>,
     ) -> Result<Response<MapStream>, Status> {
         let after = request.into_inner().after_epoch;
-        let mut rx = self.coordinator.watch_map();
+        let mut rx = self.coordinator()?.watch_map();
         let map = rx.borrow_and_update().clone();
         Ok(Response::new(map_stream(after, map, rx)))
     }
@@ -105,7 +115,7 @@ impl Coordinator for ClusterCoordinatorService {
     ) -> Result<Response<pb::CreateTableResponse>, Status> {
         let spec = table_spec_from_pb(request.into_inner().spec.as_ref()).map_err(from_convert)?;
         let spec = self
-            .coordinator
+            .coordinator()?
             .create_table(spec)
             .await
             .map_err(from_coordinator)?;
@@ -118,7 +128,7 @@ impl Coordinator for ClusterCoordinatorService {
         &self,
         request: Request<pb::DropTableRequest>,
     ) -> Result<Response<pb::DropTableResponse>, Status> {
-        self.coordinator
+        self.coordinator()?
             .drop_table(&request.into_inner().name)
             .await
             .map_err(from_coordinator)?;
@@ -129,7 +139,7 @@ impl Coordinator for ClusterCoordinatorService {
         &self,
         _: Request<pb::ListTablesRequest>,
     ) -> Result<Response<pb::ListTablesResponse>, Status> {
-        let (record, live) = self.coordinator.snapshot();
+        let (record, live) = self.coordinator()?.snapshot();
         Ok(Response::new(pb::ListTablesResponse {
             tables: table_infos(&record, &live),
             dense: dense_infos(&record),
@@ -142,7 +152,7 @@ impl Coordinator for ClusterCoordinatorService {
     ) -> Result<Response<pb::CreateDenseResponse>, Status> {
         let spec = dense_spec_from_pb(request.into_inner().spec.as_ref()).map_err(from_convert)?;
         let spec = self
-            .coordinator
+            .coordinator()?
             .create_dense(spec)
             .await
             .map_err(from_coordinator)?;
@@ -155,7 +165,7 @@ impl Coordinator for ClusterCoordinatorService {
         &self,
         request: Request<pb::DropDenseRequest>,
     ) -> Result<Response<pb::DropDenseResponse>, Status> {
-        self.coordinator
+        self.coordinator()?
             .drop_dense(&request.into_inner().name)
             .await
             .map_err(from_coordinator)?;
@@ -171,7 +181,7 @@ impl Coordinator for ClusterCoordinatorService {
             return Err(Status::invalid_argument("address must not be empty"));
         }
         let (node_id, map, catalog) = self
-            .coordinator
+            .coordinator()?
             .register(Registration {
                 node_id: req.node_id,
                 address: req.address,
@@ -192,7 +202,7 @@ impl Coordinator for ClusterCoordinatorService {
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let req = request.into_inner();
         let reply = self
-            .coordinator
+            .coordinator()?
             .heartbeat(HeartbeatReport {
                 node_id: req.node_id,
                 address: req.address,
@@ -242,8 +252,8 @@ impl Coordinator for ClusterCoordinatorService {
         &self,
         _: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
-        let (record, live) = self.coordinator.snapshot();
-        let map = map_to_pb(&self.coordinator.cluster_map());
+        let (record, live) = self.coordinator()?.snapshot();
+        let map = map_to_pb(&self.coordinator()?.cluster_map());
         let nodes = map
             .nodes
             .iter()
@@ -273,7 +283,7 @@ impl Coordinator for ClusterCoordinatorService {
             .collect();
         Ok(Response::new(pb::StatusResponse {
             epoch: map.epoch,
-            leader: self.coordinator.address().to_string(),
+            leader: self.coordinator()?.address().to_string(),
             nodes,
             tables: table_infos(&record, &live),
             shards: map.shards,
@@ -291,7 +301,7 @@ impl Coordinator for ClusterCoordinatorService {
         _: Request<pb::CheckpointRequest>,
     ) -> Result<Response<pb::CheckpointResponse>, Status> {
         let c = self
-            .coordinator
+            .coordinator()?
             .checkpoint()
             .await
             .map_err(from_coordinator)?;
@@ -304,7 +314,7 @@ impl Coordinator for ClusterCoordinatorService {
         &self,
         _: Request<pb::ListCheckpointsRequest>,
     ) -> Result<Response<pb::ListCheckpointsResponse>, Status> {
-        let (record, _) = self.coordinator.snapshot();
+        let (record, _) = self.coordinator()?.snapshot();
         Ok(Response::new(pb::ListCheckpointsResponse {
             checkpoints: record
                 .checkpoints

@@ -3,6 +3,7 @@
 mod cluster_coordinator;
 pub mod convert;
 mod coordinator;
+pub mod leader;
 mod node_client;
 mod parameter;
 mod shard_control;

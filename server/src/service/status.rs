@@ -4,6 +4,7 @@ use tonic::{Code, Status};
 
 use super::convert::ConvertError;
 use crate::checkpoint::CheckpointError;
+use crate::coordinator::meta_store::MetaStoreError;
 use crate::coordinator::CoordinatorError;
 use crate::engine::EngineError;
 use crate::shard_node::ShardNodeError;
@@ -71,6 +72,9 @@ pub fn from_coordinator(err: CoordinatorError) -> Status {
         }
         CoordinatorError::EpochChanged { .. } => Status::aborted(err.to_string()),
         CoordinatorError::NotSupported(_) => Status::unimplemented(err.to_string()),
+        CoordinatorError::MetaStore(MetaStoreError::Fenced { .. }) => {
+            super::leader::not_leader(err.to_string(), "")
+        }
         CoordinatorError::MetaStore(_)
         | CoordinatorError::Checkpoint(_)
         | CoordinatorError::SlotMismatch { .. }
