@@ -115,3 +115,21 @@ printf '%-16s %10s %10s %10s\n' strata/redis "$(ratio "${M[strata.steps_per_s]}"
     "$(ratio "${M[strata.pull_rows_per_s]}" "${M[redis.pull_rows_per_s]}")" "$(ratio "${M[strata.p99_ms]}" "${M[redis.p99_ms]}")"
 printf '%-16s %10s %10s %10s\n' strata/inproc "$(ratio "${M[strata.steps_per_s]}" "${M[inproc.steps_per_s]}")" \
     "$(ratio "${M[strata.pull_rows_per_s]}" "${M[inproc.pull_rows_per_s]}")" "$(ratio "${M[strata.p99_ms]}" "${M[inproc.p99_ms]}")"
+
+# Loopback TCP bandwidth in the same run (one stream, 5 s), and strata's row payload as a
+# fraction of it: how close to the wire the server runs.
+if command -v iperf3 >/dev/null; then
+    IPORT=$(free_port)
+    iperf3 -s -1 -B 127.0.0.1 -p "$IPORT" >/dev/null 2>&1 &
+    IPERF_PID=$!
+    sleep 0.5
+    BPS=$(iperf3 -c 127.0.0.1 -p "$IPORT" -t 5 -J 2>/dev/null |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"])' 2>/dev/null || echo 0)
+    wait "$IPERF_PID" 2>/dev/null || true
+    echo
+    awk -v bps="$BPS" -v s="${M[strata.bytes_per_s]}" 'BEGIN {
+        if (bps > 0) printf "loopback TCP (iperf3, 1 stream): %.2f GB/s; strata row payload %.2f GB/s = %.0f%% of it\n", bps / 8e9, s / 1e9, 100 * s / (bps / 8);
+        else print "iperf3 measurement failed" }'
+else
+    echo "iperf3 not installed: no loopback bandwidth figure (scripts/install-deps.sh installs it)"
+fi
