@@ -38,26 +38,49 @@ impl Redis {
             eprintln!("SKIPPED: redis-server is not installed (apt-get install -y redis-server)");
             return None;
         }
-        let port = free_port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawning redis-server");
-        let addr = format!("127.0.0.1:{port}");
-        let r = Self { child, addr };
-        let t0 = Instant::now();
-        while std::net::TcpStream::connect(&r.addr).is_err() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        // Two tests may be handed the same just-released port: the loser's redis-server
+        // exits at once, so it only counts as started if its own child still runs.
+        for _attempt in 0..5 {
+            let port = free_port();
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawning redis-server");
+            let addr = format!("127.0.0.1:{port}");
+            let mut r = Self { child, addr };
+            let t0 = Instant::now();
+            while !answers_ping(&r.addr) && t0.elapsed() < Duration::from_secs(10) {
+                if !matches!(r.child.try_wait(), Ok(None)) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            if matches!(r.child.try_wait(), Ok(None)) && answers_ping(&r.addr) {
+                return Some(r);
+            }
         }
-        Some(r)
+        panic!("redis-server did not start on a free port in 5 attempts");
     }
+}
+
+/// Whether a Redis server at `addr` answers PING (a bare TCP connect can succeed before the
+/// server is ready, or even connect the probe to itself on a just-released port).
+fn answers_ping(addr: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut buf = [0u8; 16];
+    stream.write_all(b"PING\r\n").is_ok()
+        && stream
+            .read(&mut buf)
+            .map(|n| buf[..n].starts_with(b"+PONG"))
+            .unwrap_or(false)
 }
 
 impl Drop for Redis {
