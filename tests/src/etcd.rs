@@ -40,6 +40,19 @@ impl EtcdProcess {
             eprintln!("SKIPPED: `etcd` is not installed (apt-get install etcd-server, or run scripts/install-deps.sh)");
             return Ok(None);
         }
+        // Parallel tests may be handed the same just-released port; the etcd that loses the
+        // bind exits, so try again on fresh ports.
+        let mut last = None;
+        for _attempt in 0..5 {
+            match Self::try_start(dir) {
+                Ok(etcd) => return Ok(Some(etcd)),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("etcd did not start")))
+    }
+
+    fn try_start(dir: &Path) -> anyhow::Result<Self> {
         let (client, peer) = (free_port()?, free_port()?);
         let url = format!("http://127.0.0.1:{client}");
         let child = Command::new("etcd")
@@ -76,7 +89,11 @@ impl EtcdProcess {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(Some(etcd))
+        std::thread::sleep(Duration::from_millis(100));
+        if let Ok(Some(status)) = etcd.child.try_wait() {
+            bail!("etcd exited at start (port taken?): {status}");
+        }
+        Ok(etcd)
     }
 
     /// Kills etcd and waits for it.
