@@ -36,5 +36,5 @@ impl RowLayout {
     }
 }
 
-/// Estimated bytes of a hash-index entry (u64 key, u32 value, control byte, load factor).
-pub const INDEX_BYTES_PER_ROW: usize = 20;
+/// Bytes of the index per row: a 16-byte entry at the index's mean load (3/8 to 3/4).
+pub const INDEX_BYTES_PER_ROW: usize = 28;

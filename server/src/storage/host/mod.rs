@@ -8,7 +8,7 @@
 
 mod arena;
 mod group;
-mod hasher;
+mod index;
 mod stripe;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +31,9 @@ pub const STRIPES: usize = 64;
 
 /// Rows to prefetch ahead while walking a stripe's rows.
 const PREFETCH_AHEAD: usize = 4;
+
+/// Ids whose index entry is prefetched ahead of the lookup (an entry is one cache line).
+const INDEX_PREFETCH_AHEAD: usize = 8;
 
 /// One table's rows in host memory.
 pub struct HostTier {
@@ -117,7 +120,10 @@ impl HostTier {
         for (s, positions) in groups.iter() {
             let mut stripe = self.stripes[s].lock();
             rows.clear();
-            for &p in positions {
+            for (k, &p) in positions.iter().enumerate() {
+                if let Some(&ahead) = positions.get(k + INDEX_PREFETCH_AHEAD) {
+                    stripe.prefetch_index(ids[ahead as usize]);
+                }
                 let id = ids[p as usize];
                 let (idx, new) = stripe.find_or_insert(id, |row| self.init_new_row(id, row));
                 created += new as u64;
@@ -224,6 +230,9 @@ impl Tier for HostTier {
             let mut stripe = self.stripes[s].lock();
             rows.clear();
             for (i, &(id, _)) in pairs.iter().enumerate() {
+                if let Some(&(ahead, _)) = pairs.get(i + INDEX_PREFETCH_AHEAD) {
+                    stripe.prefetch_index(ahead);
+                }
                 if i > 0 && pairs[i - 1].0 == id {
                     continue;
                 }

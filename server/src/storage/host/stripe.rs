@@ -1,14 +1,12 @@
 //! A stripe: the rows of a fixed slot range of one table, behind one lock.
 
-use std::collections::HashMap;
-
 use super::arena::Arena;
-use super::hasher::IdBuildHasher;
+use super::index::IdIndex;
 
 /// Index, ids and row arena of one stripe.
 #[derive(Debug)]
 pub struct Stripe {
-    index: HashMap<u64, u32, IdBuildHasher>,
+    index: IdIndex,
     ids: Vec<u64>,
     /// Row slots, in insertion order.
     pub arena: Arena,
@@ -18,7 +16,7 @@ impl Stripe {
     /// An empty stripe of rows `row_floats` words wide.
     pub fn new(row_floats: usize) -> Self {
         Self {
-            index: HashMap::default(),
+            index: IdIndex::default(),
             ids: Vec::new(),
             arena: Arena::new(row_floats),
         }
@@ -27,7 +25,13 @@ impl Stripe {
     /// The arena index of `id`, if present.
     #[inline]
     pub fn find(&self, id: u64) -> Option<u32> {
-        self.index.get(&id).copied()
+        self.index.get(id)
+    }
+
+    /// Hints the CPU to fetch the index entry of `id`.
+    #[inline]
+    pub fn prefetch_index(&self, id: u64) {
+        self.index.prefetch(id);
     }
 
     /// Adds a row for `id` (absent), lets `init` fill it, and returns its index.
@@ -57,7 +61,7 @@ impl Stripe {
     /// Drops every row; returns how many there were.
     pub fn clear(&mut self) -> usize {
         let n = self.ids.len();
-        self.index = HashMap::default();
+        self.index = IdIndex::default();
         self.ids = Vec::new();
         self.arena.clear();
         n
