@@ -77,8 +77,6 @@ struct CoordinatorArgs {
 
 #[derive(clap::Args)]
 struct ShardArgs {
-    #[command(flatten)]
-    gpu: GpuArgs,
     /// Coordinator address(es), comma-separated.
     #[arg(long, env = "STRATA_COORDINATOR", default_value = "127.0.0.1:7070")]
     coordinator: String,
@@ -97,27 +95,14 @@ struct ShardArgs {
     /// Node id for a new data dir (default: the coordinator assigns one).
     #[arg(long)]
     node_id: Option<String>,
-    /// Host memory budget (e.g. 8GiB); requests past it get RESOURCE_EXHAUSTED.
-    #[arg(long, value_parser = parse_size)]
-    memory_budget: Option<u64>,
     /// Time between heartbeats.
     #[arg(long, value_parser = parse_duration, default_value = "1s")]
     heartbeat_interval: Duration,
     /// Prometheus `/metrics` listen address.
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
-    /// Largest number of rows in one pull or push.
-    #[arg(long, default_value_t = DEFAULT_MAX_BATCH_ROWS)]
-    max_batch_rows: usize,
-    /// Largest gRPC message (e.g. 256MiB).
-    #[arg(long, value_parser = parse_size, default_value_t = DEFAULT_MAX_MESSAGE_BYTES as u64)]
-    max_message_size: u64,
-    /// Checkpoints to keep on disk.
-    #[arg(long, default_value_t = 3)]
-    keep_checkpoints: usize,
-    /// Slots of the cluster (must match the coordinator's).
-    #[arg(long, default_value_t = DEFAULT_NUM_SLOTS)]
-    num_slots: u32,
+    #[command(flatten)]
+    node: NodeArgs,
 }
 
 /// GPU tier flags of the roles that hold tables.
@@ -137,6 +122,54 @@ struct GpuArgs {
     gpu_reference: bool,
 }
 
+/// Flags of the roles that hold tables (dev and shard): budgets, limits, slots, GPU tier.
+#[derive(clap::Args)]
+struct NodeArgs {
+    /// Host memory budget (e.g. 8GiB); requests past it get RESOURCE_EXHAUSTED.
+    #[arg(long, value_parser = parse_size)]
+    memory_budget: Option<u64>,
+    #[command(flatten)]
+    gpu: GpuArgs,
+    /// Largest number of rows in one pull or push.
+    #[arg(long, default_value_t = DEFAULT_MAX_BATCH_ROWS)]
+    max_batch_rows: usize,
+    /// Largest gRPC message (e.g. 256MiB).
+    #[arg(long, value_parser = parse_size, default_value_t = DEFAULT_MAX_MESSAGE_BYTES as u64)]
+    max_message_size: u64,
+    /// Checkpoints to keep on disk.
+    #[arg(long, default_value_t = 3)]
+    keep_checkpoints: usize,
+    /// Slots of the cluster (a shard's must match the coordinator's).
+    #[arg(long, default_value_t = DEFAULT_NUM_SLOTS)]
+    num_slots: u32,
+}
+
+impl NodeArgs {
+    /// The engine settings these flags describe, for a node named `node_name`.
+    fn engine_config(&self, node_name: String) -> EngineConfig {
+        EngineConfig {
+            node_name,
+            num_slots: self.num_slots,
+            memory_budget: self.memory_budget.unwrap_or(u64::MAX),
+            max_batch_rows: self.max_batch_rows,
+            gpu_device: self.gpu.gpu_device,
+            gpu_memory_budget: self.gpu.gpu_memory_budget,
+            gpu_admit_on_push: self.gpu.gpu_admit_on_push,
+            gpu_reference: self.gpu.gpu_reference,
+        }
+    }
+
+    /// Largest gRPC message in bytes.
+    fn max_message_bytes(&self) -> usize {
+        usize::try_from(self.max_message_size).unwrap_or(usize::MAX)
+    }
+
+    /// Checkpoints to keep (at least one).
+    fn keep_checkpoints(&self) -> usize {
+        self.keep_checkpoints.max(1)
+    }
+}
+
 #[derive(clap::Args)]
 struct DevArgs {
     /// gRPC listen address (port 0 picks a free port; the bound address is printed).
@@ -148,26 +181,11 @@ struct DevArgs {
     /// Directory for the catalog and checkpoints.
     #[arg(long, default_value = "strata-data")]
     data_dir: PathBuf,
-    /// Host memory budget (e.g. 8GiB); requests past it get RESOURCE_EXHAUSTED.
-    #[arg(long, value_parser = parse_size)]
-    memory_budget: Option<u64>,
-    #[command(flatten)]
-    gpu: GpuArgs,
     /// Prometheus `/metrics` listen address.
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
-    /// Largest number of rows in one pull or push.
-    #[arg(long, default_value_t = DEFAULT_MAX_BATCH_ROWS)]
-    max_batch_rows: usize,
-    /// Largest gRPC message (e.g. 256MiB).
-    #[arg(long, value_parser = parse_size, default_value_t = DEFAULT_MAX_MESSAGE_BYTES as u64)]
-    max_message_size: u64,
-    /// Checkpoints to keep on disk.
-    #[arg(long, default_value_t = 3)]
-    keep_checkpoints: usize,
-    /// Slots of a new cluster.
-    #[arg(long, default_value_t = DEFAULT_NUM_SLOTS)]
-    num_slots: u32,
+    #[command(flatten)]
+    node: NodeArgs,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -208,18 +226,9 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let config = DevConfig {
         data_dir: args.data_dir,
         shards: args.shards,
-        engine: EngineConfig {
-            node_name: listener.local_addr()?.to_string(),
-            num_slots: args.num_slots,
-            memory_budget: args.memory_budget.unwrap_or(u64::MAX),
-            max_batch_rows: args.max_batch_rows,
-            gpu_device: args.gpu.gpu_device,
-            gpu_memory_budget: args.gpu.gpu_memory_budget,
-            gpu_admit_on_push: args.gpu.gpu_admit_on_push,
-            gpu_reference: args.gpu.gpu_reference,
-        },
-        max_message_bytes: usize::try_from(args.max_message_size).unwrap_or(usize::MAX),
-        keep_checkpoints: args.keep_checkpoints.max(1),
+        engine: args.node.engine_config(listener.local_addr()?.to_string()),
+        max_message_bytes: args.node.max_message_bytes(),
+        keep_checkpoints: args.node.keep_checkpoints(),
     };
     // Tests and scripts read the bound addresses from these lines.
     println!("strata-server dev listening on {}", listener.local_addr()?);
@@ -339,18 +348,9 @@ async fn shard(args: ShardArgs) -> anyhow::Result<()> {
         labels: args.labels,
         node_id: args.node_id,
         advertise_address: args.advertise,
-        engine: EngineConfig {
-            node_name: listener.local_addr()?.to_string(),
-            num_slots: args.num_slots,
-            memory_budget: args.memory_budget.unwrap_or(u64::MAX),
-            max_batch_rows: args.max_batch_rows,
-            gpu_device: args.gpu.gpu_device,
-            gpu_memory_budget: args.gpu.gpu_memory_budget,
-            gpu_admit_on_push: args.gpu.gpu_admit_on_push,
-            gpu_reference: args.gpu.gpu_reference,
-        },
-        max_message_bytes: usize::try_from(args.max_message_size).unwrap_or(usize::MAX),
-        keep_checkpoints: args.keep_checkpoints.max(1),
+        engine: args.node.engine_config(listener.local_addr()?.to_string()),
+        max_message_bytes: args.node.max_message_bytes(),
+        keep_checkpoints: args.node.keep_checkpoints(),
         heartbeat_interval: args.heartbeat_interval,
     };
     announce("shard", &listener, &metrics_listener)?;
