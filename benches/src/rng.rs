@@ -1,15 +1,7 @@
 //! SplitMix64 and W1's stream derivation, uniform and normal draws (WORKLOAD.md "Random numbers").
 
-/// SplitMix64 increment (the golden-ratio constant).
-const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
-
-/// SplitMix64's output mixing function (wrapping u64 arithmetic).
-#[inline]
-pub fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+pub use strata_proto::routing::mix;
+use strata_proto::routing::GAMMA;
 
 /// A SplitMix64 generator.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -136,17 +136,4 @@ impl Routing {
     }
 }
 
-/// DESIGN.md's splitmix64.
-#[inline]
-pub fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// `slot(id) = splitmix64(id) mod num_slots`.
-#[inline]
-pub fn slot_of(id: u64, num_slots: u32) -> u32 {
-    (splitmix64(id) % num_slots as u64) as u32
-}
+pub use strata_proto::routing::{slot_of, splitmix64};

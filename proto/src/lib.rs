@@ -12,3 +12,30 @@ pub mod v1 {
 /// Encoded file descriptor set, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/strata_descriptor.bin"));
+
+/// DESIGN.md's routing hash, shared by servers and every client: `slot(id) = splitmix64(id)
+/// mod num_slots`.
+pub mod routing {
+    /// SplitMix64's increment (the golden-ratio constant).
+    pub const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
+    /// SplitMix64's output mixing function, without the increment (WORKLOAD.md's `mix`).
+    #[inline]
+    pub fn mix(mut z: u64) -> u64 {
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// SplitMix64 finalizer of DESIGN.md: `mix(x + GAMMA)` (wrapping arithmetic).
+    #[inline]
+    pub fn splitmix64(x: u64) -> u64 {
+        mix(x.wrapping_add(GAMMA))
+    }
+
+    /// The slot an id belongs to.
+    #[inline]
+    pub fn slot_of(id: u64, num_slots: u32) -> u32 {
+        (splitmix64(id) % num_slots as u64) as u32
+    }
+}

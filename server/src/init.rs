@@ -1,7 +1,8 @@
 //! Deterministic row initializers: a row depends only on (table seed, id), so a restart or
 //! another node produces the same initial row.
 
-use crate::slot::splitmix64;
+use strata_proto::routing::{mix, GAMMA};
+
 use crate::spec::InitializerConfig;
 
 /// SplitMix64 stream (WORKLOAD.md's generator), seeded per row.
@@ -19,8 +20,8 @@ impl SplitMix64 {
     /// Next 64 random bits.
     #[inline]
     pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        mix64(self.state)
+        self.state = self.state.wrapping_add(GAMMA);
+        mix(self.state)
     }
 
     /// Uniform in [0, 1) with 53 bits.
@@ -30,17 +31,10 @@ impl SplitMix64 {
     }
 }
 
-/// The SplitMix64 output mix (no increment).
-#[inline]
-pub fn mix64(z: u64) -> u64 {
-    // splitmix64 adds the golden increment first; undo it to get the bare mix.
-    splitmix64(z.wrapping_sub(0x9E37_79B9_7F4A_7C15))
-}
-
 /// Per-row stream state: depends on the table seed and the id only.
 #[inline]
 fn row_state(seed: u64, id: u64) -> u64 {
-    mix64(id ^ mix64(seed ^ 0x1D55_EED0_5EED_0001))
+    mix(id ^ mix(seed ^ 0x1D55_EED0_5EED_0001))
 }
 
 /// Fills `out` with the initial values of row `id`.
@@ -108,8 +102,8 @@ mod tests {
     }
 
     #[test]
-    fn mix64_is_the_bare_splitmix_mix() {
+    fn mix_is_the_bare_splitmix_mix() {
         // mix(0) == 0 for the bare finalizer.
-        assert_eq!(mix64(0), 0);
+        assert_eq!(mix(0), 0);
     }
 }
