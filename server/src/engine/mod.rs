@@ -78,6 +78,34 @@ pub struct Table {
 }
 
 impl Table {
+    /// Rows of `ids` into `out` (`ids.len() * dim`), creating missing rows. The batch size
+    /// is the caller's to check ([`Engine::check_batch`]).
+    pub fn pull(&self, ids: &[u64], out: &mut [f32]) -> Result<(), EngineError> {
+        self.check_rows(ids.len(), out.len())?;
+        Ok(self.tier.pull(ids, out)?)
+    }
+
+    /// Applies `grads` for `ids` after checking their length and that they are finite.
+    pub fn push(&self, ids: &[u64], grads: &[f32]) -> Result<u64, EngineError> {
+        self.check_rows(ids.len(), grads.len())?;
+        payload::check_finite(grads)?;
+        Ok(self.tier.push(ids, grads)?)
+    }
+
+    /// Refuses a row buffer that is not `ids × dim` floats.
+    fn check_rows(&self, ids: usize, floats: usize) -> Result<(), EngineError> {
+        let dim = self.spec.dim as usize;
+        if floats != ids * dim {
+            return Err(EngineError::GradsLength {
+                got: floats,
+                ids,
+                dim,
+                expected: ids * dim,
+            });
+        }
+        Ok(())
+    }
+
     /// The table's spec.
     pub fn spec(&self) -> &TableSpec {
         &self.spec
@@ -214,34 +242,13 @@ impl Engine {
     /// Rows of `ids` into `out` (`ids.len() * dim`), creating missing rows.
     pub fn pull(&self, table: &str, ids: &[u64], out: &mut [f32]) -> Result<(), EngineError> {
         self.check_batch(ids.len())?;
-        let table = self.table(table)?;
-        let dim = table.spec.dim as usize;
-        if out.len() != ids.len() * dim {
-            return Err(EngineError::GradsLength {
-                got: out.len(),
-                ids: ids.len(),
-                dim,
-                expected: ids.len() * dim,
-            });
-        }
-        Ok(table.tier.pull(ids, out)?)
+        self.table(table)?.pull(ids, out)
     }
 
     /// Applies `grads` for `ids`; returns the number of distinct rows updated.
     pub fn push(&self, table: &str, ids: &[u64], grads: &[f32]) -> Result<u64, EngineError> {
         self.check_batch(ids.len())?;
-        let table = self.table(table)?;
-        let dim = table.spec.dim as usize;
-        if grads.len() != ids.len() * dim {
-            return Err(EngineError::GradsLength {
-                got: grads.len(),
-                ids: ids.len(),
-                dim,
-                expected: ids.len() * dim,
-            });
-        }
-        payload::check_finite(grads)?;
-        Ok(table.tier.push(ids, grads)?)
+        self.table(table)?.push(ids, grads)
     }
 
     /// Creates a dense tensor.

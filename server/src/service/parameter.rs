@@ -31,7 +31,7 @@ impl ParameterService {
         self.engine.ownership().check(req.epoch, &ids)?;
         let dim = table.spec().dim as usize;
         let mut out = vec![0.0f32; ids.len() * dim];
-        self.engine.pull(&req.table, &ids, &mut out)?;
+        table.pull(&ids, &mut out)?;
         self.metrics.rows_pulled.inc_by(ids.len() as u64);
         Ok(pb::PullResponse {
             values: f32s_into_bytes(out),
@@ -46,7 +46,7 @@ impl ParameterService {
         let dim = table.spec().dim as usize;
         let grads = f32s_from_bytes("grads", &req.grads, 4 * dim)?;
         self.engine.ownership().check(req.epoch, &ids)?;
-        let applied = self.engine.push(&req.table, &ids, &grads)?;
+        let applied = table.push(&ids, &grads)?;
         self.metrics.rows_pushed.inc_by(ids.len() as u64);
         Ok(pb::PushResponse { applied })
     }
