@@ -11,6 +11,7 @@ mod error;
 pub mod etcd_store;
 pub mod meta_store;
 pub mod placement;
+pub mod plan;
 
 use std::path::Path;
 use std::sync::Arc;
