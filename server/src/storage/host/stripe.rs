@@ -168,6 +168,10 @@ impl Stripe {
             kept += 1;
         }
         self.ids.truncate(kept);
+        if kept < self.ids.capacity() / 4 {
+            // A mostly emptied stripe (a shard moved away) gives its id memory back.
+            self.ids.shrink_to_fit();
+        }
         self.arena.truncate(kept);
         let mut index = IdIndex::with_capacity(kept);
         for (idx, &id) in self.ids.iter().enumerate() {
