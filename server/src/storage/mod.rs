@@ -65,6 +65,21 @@ impl CacheStats {
     }
 }
 
+/// Where a chunked slot-range export stands; start from `ExportCursor::default()`.
+///
+/// A cursor belongs to one export: one tier and one slot range.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportCursor {
+    /// The stripe (host partition) being visited.
+    stripe: u32,
+    /// The next arena position to visit in that stripe.
+    position: u32,
+    /// The stripe's generation when `position` was taken; a change restarts the stripe.
+    generation: u64,
+    /// Set once every row of the range has been visited.
+    pub done: bool,
+}
+
 /// One table's rows in one memory tier. Batch-first: every call carries many ids.
 pub trait Tier: Send + Sync {
     /// Copies the values of `ids` into `out` (`ids.len() * dim`, row-major), creating missing
@@ -86,6 +101,26 @@ pub trait Tier: Send + Sync {
 
     /// Replaces all rows with the given blocks (rows in this tier's layout).
     fn restore(&self, blocks: &[RowBlock]) -> Result<(), StorageError>;
+
+    /// Copies up to `max_rows` whole rows (values, state, metadata) whose slot is in `slots`, advancing `cursor`; `cursor.done` is set once every row has been visited. A row present for the whole export is returned at least once (a row may repeat if another range of the same stripe was erased meanwhile).
+    fn export_slots(
+        &self,
+        slots: std::ops::Range<u32>,
+        cursor: &mut ExportCursor,
+        max_rows: usize,
+    ) -> Result<RowBlock, StorageError>;
+
+    /// Whole rows of those `ids` that exist, in the order given (absent ids are skipped; nothing is created).
+    fn read_rows(&self, ids: &[u64]) -> Result<RowBlock, StorageError>;
+
+    /// Inserts or overwrites whole rows (`block.rows` = ids × row_floats); rows new to the tier are charged to the memory budget and the whole block is refused (nothing written) when they do not fit. Returns the rows created.
+    fn import_rows(&self, block: &RowBlock) -> Result<u64, StorageError>;
+
+    /// Removes every row whose slot lies in one of the half-open `ranges` and releases its budget; returns the rows removed.
+    fn erase_slots(&self, ranges: &[(u32, u32)]) -> Result<u64, StorageError>;
+
+    /// Rows held per half-open slot range, in the order given (O(slots), not O(rows)).
+    fn count_slots(&self, ranges: &[(u32, u32)]) -> Vec<u64>;
 
     /// Rows and bytes per memory tier (one entry, "host", unless the tier caches).
     fn breakdown(&self) -> Vec<TierBreakdown> {

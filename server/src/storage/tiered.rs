@@ -17,6 +17,8 @@
 //!
 //! Every operation of one table runs under one lock (the device has one stream).
 
+mod migrate;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -25,7 +27,9 @@ use parking_lot::{Mutex, MutexGuard};
 use super::gpu::layout::{state_slots, ScorePolicy, TableLayout, BUCKET_SLOTS};
 use super::gpu::{AdmissionPolicy, Admitter, DeviceTable, ExportedEntry, GpuError, InsertOutcome};
 use super::host::{now_secs, HostTier};
-use super::{CacheStats, FrozenTier, RowLayout, StorageError, Tier, TierBreakdown, TierStats};
+use super::{
+    CacheStats, ExportCursor, FrozenTier, RowLayout, StorageError, Tier, TierBreakdown, TierStats,
+};
 use crate::checkpoint::RowBlock;
 use crate::optimizer::OptimizerConfig;
 use crate::spec::TableSpec;
@@ -372,6 +376,31 @@ impl<T: DeviceTable> Tier for GpuTier<T> {
         self.resident
             .store(cache.table.len() as u64, Ordering::Relaxed);
         Ok(())
+    }
+
+    fn export_slots(
+        &self,
+        slots: std::ops::Range<u32>,
+        cursor: &mut ExportCursor,
+        max_rows: usize,
+    ) -> Result<RowBlock, StorageError> {
+        self.export_chunk(slots, cursor, max_rows)
+    }
+
+    fn read_rows(&self, ids: &[u64]) -> Result<RowBlock, StorageError> {
+        self.read_block(ids)
+    }
+
+    fn import_rows(&self, block: &RowBlock) -> Result<u64, StorageError> {
+        self.import_block(block)
+    }
+
+    fn erase_slots(&self, ranges: &[(u32, u32)]) -> Result<u64, StorageError> {
+        self.erase_ranges(ranges)
+    }
+
+    fn count_slots(&self, ranges: &[(u32, u32)]) -> Vec<u64> {
+        self.host.count_ranges(ranges)
     }
 
     fn breakdown(&self) -> Vec<TierBreakdown> {

@@ -33,6 +33,13 @@ impl Arena {
         idx as u32
     }
 
+    /// The row at `idx`.
+    #[inline]
+    pub fn row(&self, idx: u32) -> &[f32] {
+        let (c, o) = self.locate(idx);
+        &self.chunks[c][o..o + self.row_floats]
+    }
+
     /// The row at `idx`, mutable.
     #[inline]
     pub fn row_mut(&mut self, idx: u32) -> &mut [f32] {
@@ -53,6 +60,35 @@ impl Arena {
     pub fn clear(&mut self) {
         self.chunks = Vec::new();
         self.len = 0;
+    }
+
+    /// Copies row `from` over row `to` (`to < from`), for compaction.
+    pub fn move_row(&mut self, from: u32, to: u32) {
+        debug_assert!(to < from);
+        let rf = self.row_floats;
+        let ((fc, fo), (tc, to)) = (self.locate(from), self.locate(to));
+        if fc == tc {
+            self.chunks[fc].copy_within(fo..fo + rf, to);
+        } else {
+            let (low, high) = self.chunks.split_at_mut(fc);
+            low[tc][to..to + rf].copy_from_slice(&high[0][fo..fo + rf]);
+        }
+    }
+
+    /// Keeps the first `len` rows; freed chunks are dropped and freed slots zeroed, so
+    /// [`Arena::push_zeroed`] still hands out zeroed rows.
+    pub fn truncate(&mut self, len: usize) {
+        if len >= self.len {
+            return;
+        }
+        let kept = len.div_ceil(CHUNK_ROWS);
+        self.chunks.truncate(kept);
+        if let Some(last) = self.chunks.last_mut() {
+            let base = (kept - 1) * CHUNK_ROWS;
+            let (used, end) = (len - base, (self.len - base).min(CHUNK_ROWS));
+            last[used * self.row_floats..end * self.row_floats].fill(0.0);
+        }
+        self.len = len;
     }
 
     /// All rows, in index order, as one contiguous copy.
@@ -112,5 +148,26 @@ mod tests {
         let all = arena.copy_all();
         assert_eq!(all.len(), (CHUNK_ROWS * 2 + 5) * 3);
         assert_eq!(all[all.len() - 1], (CHUNK_ROWS * 2 + 4) as f32);
+    }
+
+    #[test]
+    fn compaction_moves_rows_across_chunks_and_truncation_rezeroes() {
+        let mut arena = Arena::new(2);
+        for i in 0..(CHUNK_ROWS * 2 + 3) {
+            let idx = arena.push_zeroed();
+            arena.row_mut(idx).fill(i as f32 + 1.0);
+        }
+        arena.move_row(CHUNK_ROWS as u32 + 7, 3);
+        arena.move_row(10, 4);
+        assert_eq!(arena.row(3), &[(CHUNK_ROWS + 8) as f32; 2]);
+        assert_eq!(arena.row(4), &[11.0; 2]);
+        arena.truncate(5);
+        assert_eq!(arena.len, 5);
+        assert_eq!(arena.chunks.len(), 1);
+        let idx = arena.push_zeroed();
+        assert_eq!(idx, 5);
+        assert_eq!(arena.row(idx), &[0.0; 2], "a reused slot is zeroed");
+        arena.truncate(0);
+        assert!(arena.chunks.is_empty());
     }
 }

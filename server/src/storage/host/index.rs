@@ -14,7 +14,8 @@ struct Entry {
 
 const VACANT: Entry = Entry { key: EMPTY, idx: 0 };
 
-/// Maps ids to arena indexes; no removal (stripes are only ever cleared whole).
+/// Maps ids to arena indexes. No single removal: a stripe that erases rows rebuilds its
+/// index from the surviving rows ([`IdIndex::with_capacity`] + inserts), keeping probes short.
 #[derive(Debug, Default)]
 pub struct IdIndex {
     entries: Vec<Entry>,
@@ -30,6 +31,23 @@ fn hash(id: u64) -> usize {
 }
 
 impl IdIndex {
+    /// An empty index that holds `rows` entries without growing.
+    pub fn with_capacity(rows: usize) -> Self {
+        let mut capacity = 16;
+        while rows * 4 > capacity * 3 {
+            capacity *= 2;
+        }
+        Self {
+            entries: if rows == 0 {
+                Vec::new()
+            } else {
+                vec![VACANT; capacity]
+            },
+            len: 0,
+            max_id: None,
+        }
+    }
+
     /// The index of `id`, if present.
     #[inline]
     pub fn get(&self, id: u64) -> Option<u32> {
@@ -130,6 +148,17 @@ mod tests {
             }
             prop_assert_eq!(index.get(extra), model.get(&extra).copied());
         }
+    }
+
+    #[test]
+    fn presized_index_does_not_grow() {
+        let mut index = IdIndex::with_capacity(1000);
+        let capacity = index.entries.len();
+        for id in 0..1000u64 {
+            index.insert(id, id as u32);
+        }
+        assert_eq!(index.entries.len(), capacity);
+        assert!((0..1000u64).all(|id| index.get(id) == Some(id as u32)));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 mod arena;
 mod group;
 mod index;
+mod migrate;
 mod stripe;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +21,7 @@ use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 use self::group::StripeGroups;
 use self::stripe::Stripe;
 use super::layout::{META_ACCESS, META_LAST_UPDATE, META_STEP};
-use super::{FrozenTier, MemoryBudget, RowLayout, StorageError, Tier, TierStats};
+use super::{ExportCursor, FrozenTier, MemoryBudget, RowLayout, StorageError, Tier, TierStats};
 use crate::checkpoint::RowBlock;
 use crate::init::init_row;
 use crate::slot::slot_of;
@@ -53,14 +54,18 @@ impl HostTier {
             dim: spec.dim as usize,
             state: spec.optimizer.state_slots() * spec.dim as usize,
         };
-        let stripes = STRIPES.min(num_slots.max(1) as usize);
-        let stripes = (0..stripes)
-            .map(|_| Mutex::new(Stripe::new(layout.row_floats())))
+        let num_slots = num_slots.max(1);
+        let count = STRIPES.min(num_slots as usize);
+        let stripes = (0..count)
+            .map(|s| {
+                let slots = stripe_slots(s, count, num_slots);
+                Mutex::new(Stripe::new(layout.row_floats(), num_slots, slots))
+            })
             .collect();
         Self {
             spec,
             layout,
-            num_slots: num_slots.max(1),
+            num_slots,
             stripes,
             gate: RwLock::new(()),
             budget,
@@ -70,8 +75,12 @@ impl HostTier {
 
     #[inline]
     fn stripe_of(&self, id: u64) -> u16 {
-        let slot = slot_of(id, self.num_slots) as usize;
-        (slot * self.stripes.len() / self.num_slots as usize) as u16
+        self.stripe_of_slot(slot_of(id, self.num_slots)) as u16
+    }
+
+    #[inline]
+    fn stripe_of_slot(&self, slot: u32) -> usize {
+        slot as usize * self.stripes.len() / self.num_slots as usize
     }
 
     fn group(&self, ids: &[u64]) -> StripeGroups {
@@ -176,10 +185,16 @@ impl HostTier {
         self.rows.fetch_add(created, Ordering::Relaxed);
     }
 
-    /// Returns the part of a reservation that was not used by `created` rows.
+    /// Returns the part of a reservation that was not used by `created` rows. A row erased
+    /// between the count and the write is created after all: its bytes are taken on top, so
+    /// the budget stays exact.
     fn settle(&self, reserved: u64, created: u64) {
         let used = created * self.layout.accounted_bytes();
-        self.budget.release(reserved.saturating_sub(used));
+        if used > reserved {
+            self.budget.force_reserve(used - reserved);
+        } else {
+            self.budget.release(reserved - used);
+        }
         self.rows.fetch_add(created, Ordering::Relaxed);
     }
 }
@@ -189,6 +204,12 @@ impl Drop for HostTier {
         let rows = self.rows.load(Ordering::Relaxed);
         self.budget.release(rows * self.layout.accounted_bytes());
     }
+}
+
+/// The slots of stripe `s` of `stripes`: those with `slot * stripes / num_slots == s`.
+fn stripe_slots(s: usize, stripes: usize, num_slots: u32) -> std::ops::Range<u32> {
+    let first = |s: usize| (s * num_slots as usize).div_ceil(stripes) as u32;
+    first(s)..first(s + 1)
 }
 
 /// Seconds since the Unix epoch, as stored in row metadata.
@@ -328,6 +349,31 @@ impl Tier for HostTier {
         self.budget.force_reserve(loaded * per_row);
         self.rows.store(loaded, Ordering::Relaxed);
         Ok(())
+    }
+
+    fn export_slots(
+        &self,
+        slots: std::ops::Range<u32>,
+        cursor: &mut ExportCursor,
+        max_rows: usize,
+    ) -> Result<RowBlock, StorageError> {
+        Ok(self.export_chunk(slots, cursor, max_rows))
+    }
+
+    fn read_rows(&self, ids: &[u64]) -> Result<RowBlock, StorageError> {
+        Ok(self.read_block(ids))
+    }
+
+    fn import_rows(&self, block: &RowBlock) -> Result<u64, StorageError> {
+        self.import_block(block)
+    }
+
+    fn erase_slots(&self, ranges: &[(u32, u32)]) -> Result<u64, StorageError> {
+        Ok(self.erase_ranges(ranges, None))
+    }
+
+    fn count_slots(&self, ranges: &[(u32, u32)]) -> Vec<u64> {
+        self.count_ranges(ranges)
     }
 }
 
