@@ -33,7 +33,11 @@ use self::routing::{NodeConn, Routing};
 pub use strata_proto::v1;
 
 /// Attempts of one call when routing is stale.
-const MAX_ATTEMPTS: u32 = 6;
+/// Attempts of one call while routing is stale (a hand-off of a migration fences its range
+/// for a moment; with the backoff below the client keeps trying for about 9 s).
+const MAX_ATTEMPTS: u32 = 48;
+/// Longest pause between two attempts.
+const MAX_BACKOFF_MS: u64 = 200;
 
 /// A handle to a strata cluster. Cheap to clone; clones share connections.
 #[derive(Clone)]
@@ -415,53 +419,65 @@ impl Client {
     }
 
     async fn backoff_and_refresh(&self, attempt: u32) -> Result<(), ClientError> {
-        tokio::time::sleep(Duration::from_millis(5u64 << attempt.min(6))).await;
+        tokio::time::sleep(Duration::from_millis(
+            (5u64 << attempt.min(6)).min(MAX_BACKOFF_MS),
+        ))
+        .await;
         self.refresh_map().await
     }
 
-    /// A whole dense tensor: values and shape.
+    /// A whole dense tensor: values and shape (served by the owner of its name's slot,
+    /// followed across migrations like rows).
     pub async fn pull_dense(&self, name: &str) -> Result<(Vec<f32>, Vec<u32>), ClientError> {
-        let node = self.dense_node(name)?;
-        let mut client = node.client.clone();
-        let resp = client
-            .pull_dense(pb::PullDenseRequest {
-                name: name.into(),
-                epoch: 0,
-            })
-            .await
-            .map_err(|s| rpc_error("PullDense", &node.id, &node.address, s))?
-            .into_inner();
+        let key = [strata_proto::routing::dense_key(name)];
+        let mut answer = None;
+        self.route(
+            &key,
+            "PullDense",
+            |node, _| {
+                let mut client = node.client.clone();
+                let req = pb::PullDenseRequest {
+                    name: name.into(),
+                    epoch: 0,
+                };
+                async move { client.pull_dense(req).await.map(|r| r.into_inner()) }
+            },
+            |_, resp: pb::PullDenseResponse| {
+                answer = Some(resp);
+                Ok(())
+            },
+        )
+        .await?;
+        let resp = answer.unwrap_or_default();
         let mut values = vec![0.0f32; resp.values.len() / 4];
         copy_f32s(&resp.values[..values.len() * 4], &mut values);
         Ok((values, resp.shape))
     }
 
-    /// Applies a gradient to a whole dense tensor.
+    /// Applies a gradient to a whole dense tensor (retried only when known not applied).
     pub async fn push_dense(&self, name: &str, grads: &[f32]) -> Result<u64, ClientError> {
-        let node = self.dense_node(name)?;
-        let mut client = node.client.clone();
-        let resp = client
-            .push_dense(pb::PushDenseRequest {
-                name: name.into(),
-                grads: f32s_to_bytes(grads.to_vec()),
-                epoch: 0,
-            })
-            .await
-            .map_err(|s| rpc_error("PushDense", &node.id, &node.address, s))?
-            .into_inner();
-        Ok(resp.applied)
-    }
-
-    /// The node that holds dense tensor `name`: the owner of the slot of its name's hash.
-    fn dense_node(&self, name: &str) -> Result<NodeConn, ClientError> {
-        let routing = self.inner.routing.read().clone();
-        if let Some(shard) = routing.unassigned {
-            return Err(ClientError::Unassigned { shard });
-        }
-        let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-        });
-        Ok(routing.nodes[routing.node_of(hash)].clone())
+        let key = [strata_proto::routing::dense_key(name)];
+        let grads = f32s_to_bytes(grads.to_vec());
+        let mut applied = 0;
+        self.route(
+            &key,
+            "PushDense",
+            |node, _| {
+                let mut client = node.client.clone();
+                let req = pb::PushDenseRequest {
+                    name: name.into(),
+                    grads: grads.clone(),
+                    epoch: 0,
+                };
+                async move { client.push_dense(req).await.map(|r| r.into_inner()) }
+            },
+            |_, resp: pb::PushDenseResponse| {
+                applied = resp.applied;
+                Ok(())
+            },
+        )
+        .await?;
+        Ok(applied)
     }
 
     /// Creates a table.
@@ -538,6 +554,62 @@ impl Client {
             .await
     }
 
+    /// Plans (`dry_run`) or starts a resize to `count` shards.
+    pub async fn resize_shards(
+        &self,
+        req: pb::ResizeShardsRequest,
+    ) -> Result<pb::ResizeShardsResponse, ClientError> {
+        let idempotent = req.dry_run;
+        self.inner
+            .control
+            .call("ResizeShards", idempotent, |mut c| {
+                let req = req.clone();
+                async move { c.resize_shards(req).await }
+            })
+            .await
+    }
+
+    /// Plans a rebalance, or a drain of `drain_node` when not empty.
+    pub async fn plan_rebalance(
+        &self,
+        drain_node: &str,
+    ) -> Result<pb::PlanRebalanceResponse, ClientError> {
+        let req = pb::PlanRebalanceRequest {
+            drain_node: drain_node.to_string(),
+        };
+        self.inner
+            .control
+            .call("PlanRebalance", true, |mut c| {
+                let req = req.clone();
+                async move { c.plan_rebalance(req).await }
+            })
+            .await
+    }
+
+    /// Starts a plan made by [`Client::plan_rebalance`] or a dry-run resize.
+    pub async fn apply_plan(
+        &self,
+        req: pb::ApplyPlanRequest,
+    ) -> Result<pb::ApplyPlanResponse, ClientError> {
+        self.inner
+            .control
+            .call("ApplyPlan", false, |mut c| {
+                let req = req.clone();
+                async move { c.apply_plan(req).await }
+            })
+            .await
+    }
+
+    /// Stops the running plan: moves in flight roll back, pending ones are dropped.
+    pub async fn cancel_plan(&self) -> Result<pb::CancelPlanResponse, ClientError> {
+        self.inner
+            .control
+            .call("CancelPlan", true, |mut c| async move {
+                c.cancel_plan(pb::CancelPlanRequest {}).await
+            })
+            .await
+    }
+
     /// Takes a checkpoint of every table and dense tensor.
     pub async fn checkpoint(&self) -> Result<pb::CheckpointInfo, ClientError> {
         self.inner
@@ -610,11 +682,11 @@ fn classify(rpc: &'static str, node: &NodeConn, status: Status) -> Retry {
             Retry::Unreachable(format!("cannot connect: {}", status.message()))
         }
         // A pull may be sent again safely; whether the node is back is judged on a fresh map.
-        Code::Unavailable | Code::Unknown if rpc != "Push" && is_transport(&status) => {
+        Code::Unavailable | Code::Unknown if !rpc.starts_with("Push") && is_transport(&status) => {
             Retry::Unreachable(format!("connection failed: {}", status.message()))
         }
         Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded
-            if rpc == "Push" =>
+            if rpc.starts_with("Push") =>
         {
             Retry::Fail(ClientError::Ambiguous {
                 node: node.id.clone(),

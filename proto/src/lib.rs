@@ -38,4 +38,12 @@ pub mod routing {
     pub fn slot_of(id: u64, num_slots: u32) -> u32 {
         (splitmix64(id) % num_slots as u64) as u32
     }
+
+    /// The routing key of a dense tensor: FNV-1a of its name. The tensor is served by the
+    /// node that owns `slot_of(dense_key(name))`, and moves with that slot.
+    pub fn dense_key(name: &str) -> u64 {
+        name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        })
+    }
 }

@@ -11,6 +11,7 @@
 //! - [`coordinator`]: cluster map, catalog (metadata store), checkpoint orchestration.
 //! - [`service`]: the thin gRPC layer (Parameter, Coordinator), errors → status codes.
 //! - [`metrics`]: Prometheus families in an explicit registry.
+//! - [`migration`]: live moves of slot ranges between shard servers.
 //! - [`transport`]: tuned HTTP/2 settings.
 //! - [`dev`]: the all-in-one `strata-server dev` runner.
 //! - [`shard_node`]: a shard server's state: engine, checkpoints, node id, applied map.
@@ -29,6 +30,7 @@ pub mod engine;
 pub mod init;
 pub mod metrics;
 mod metrics_http;
+pub mod migration;
 pub mod optimizer;
 pub mod roles;
 pub mod service;

@@ -16,6 +16,8 @@ use crate::checkpoint::{CheckpointError, CheckpointInfo, CheckpointStore};
 use crate::coordinator::cluster::{Catalog, TableUsage};
 use crate::coordinator::ClusterMap;
 use crate::engine::{Engine, EngineError};
+use crate::migration::destination::Incoming;
+use crate::migration::{self, MigrationCounters, MigrationError};
 
 /// File in the data dir that keeps the node id across restarts.
 const NODE_ID_FILE: &str = "node-id";
@@ -49,6 +51,9 @@ pub enum ShardNodeError {
     /// A background task failed.
     #[error("background task failed: {0}")]
     Task(String),
+    /// A migration step failed.
+    #[error(transparent)]
+    Migration(#[from] MigrationError),
 }
 
 /// The id stored in `data_dir`, if any.
@@ -89,6 +94,22 @@ pub struct ShardNode {
     catalog: Mutex<()>,
     last_checkpoint: Mutex<Option<CheckpointInfo>>,
     durability: tokio::sync::Mutex<()>,
+    shard_ranges: Mutex<Vec<(u32, u32)>>,
+    incoming: Arc<Incoming>,
+    counters: Arc<MigrationCounters>,
+}
+
+/// Rows and bytes this node holds in one of its shards' slot ranges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangeUsage {
+    /// First slot.
+    pub start: u32,
+    /// One past the last slot.
+    pub end: u32,
+    /// Rows over all tables.
+    pub rows: u64,
+    /// Bytes over all tables.
+    pub bytes: u64,
 }
 
 impl ShardNode {
@@ -118,6 +139,9 @@ impl ShardNode {
             catalog: Mutex::new(()),
             last_checkpoint: Mutex::new(last_checkpoint),
             durability: tokio::sync::Mutex::new(()),
+            shard_ranges: Mutex::new(Vec::new()),
+            incoming: Arc::new(Incoming::new()),
+            counters: Arc::new(MigrationCounters::default()),
         })
     }
 
@@ -199,12 +223,13 @@ impl ShardNode {
         Ok(())
     }
 
-    /// Serves the slot ranges the map gives this node (older maps are ignored).
-    pub fn apply_map(&self, map: &ClusterMap) {
+    /// Serves the slot ranges the map gives this node (older maps are ignored). Ranges
+    /// handed off to another node (the map committed their move) are dropped here.
+    pub fn apply_map(&self, map: &ClusterMap) -> Result<(), ShardNodeError> {
         let id = self.node_id();
         let ownership = self.engine.ownership();
         if id.is_empty() || map.epoch < ownership.epoch() {
-            return;
+            return Ok(());
         }
         let ranges: Vec<(u32, u32)> = map
             .shards
@@ -213,6 +238,58 @@ impl ShardNode {
             .map(|s| (s.slot_start, s.slot_end))
             .collect();
         ownership.update(map.epoch, Some(&ranges));
+        *self.shard_ranges.lock() = ranges;
+        for moved in ownership.captures_moved_away() {
+            if let Some((start, end)) = ownership.end_capture(&moved) {
+                let rows = migration::destination::erase(&self.engine, start, end)?;
+                tracing::info!(id = %moved, start, end, rows, "handed-off range dropped");
+            }
+        }
+        self.incoming.settle(&self.engine);
+        Ok(())
+    }
+
+    /// Rolls migration `id` back on this node, as source or destination (idempotent).
+    pub fn abort_migration(&self, id: &str) -> Result<(), ShardNodeError> {
+        if let Some((start, end)) = self.engine.ownership().end_capture(id) {
+            tracing::info!(%id, start, end, "migration rolled back: range served again");
+        }
+        if self.incoming.abort(&self.engine, id)? {
+            tracing::info!(%id, "migration rolled back: imported rows dropped");
+        }
+        Ok(())
+    }
+
+    /// Moves this node is receiving.
+    pub fn incoming(&self) -> &Arc<Incoming> {
+        &self.incoming
+    }
+
+    /// Migration counters of this node.
+    pub fn migration_counters(&self) -> &Arc<MigrationCounters> {
+        &self.counters
+    }
+
+    /// Rows and bytes per slot range of this node's shards.
+    pub fn range_usage(&self) -> Vec<RangeUsage> {
+        let ranges = self.shard_ranges.lock().clone();
+        let mut usage: Vec<RangeUsage> = ranges
+            .iter()
+            .map(|&(start, end)| RangeUsage {
+                start,
+                end,
+                rows: 0,
+                bytes: 0,
+            })
+            .collect();
+        for t in self.engine.tables() {
+            let per_row = t.row_bytes();
+            for (u, rows) in usage.iter_mut().zip(t.count_slots(&ranges)) {
+                u.rows += rows;
+                u.bytes += rows * per_row;
+            }
+        }
+        usage
     }
 
     /// Writes a checkpoint of everything this node holds, taken at map epoch `epoch`.

@@ -2,6 +2,7 @@
 
 mod data;
 mod ops;
+mod reshard;
 mod table;
 
 use clap::{Parser, Subcommand};
@@ -44,6 +45,17 @@ enum Command {
     /// Create, list and restore checkpoints.
     #[command(subcommand)]
     Checkpoint(ops::CheckpointCommand),
+    /// Resize the shard count while serving (live migration).
+    #[command(subcommand)]
+    Shards(reshard::ShardsCommand),
+    /// Plan (and with --apply start) moves that even out bytes per memory budget.
+    Rebalance(reshard::RebalanceArgs),
+    /// Drain a node: move all its shards away.
+    #[command(subcommand)]
+    Node(reshard::NodeCommand),
+    /// Follow or cancel the running plan.
+    #[command(subcommand)]
+    Migration(reshard::MigrationCommand),
 }
 
 /// Runs one command.
@@ -56,6 +68,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pull(args) => data::pull(&client, args).await,
         Command::Push(args) => data::push(&client, args).await,
         Command::Checkpoint(cmd) => ops::checkpoint(&client, cmd).await,
+        Command::Shards(cmd) => reshard::shards(&client, cmd).await,
+        Command::Rebalance(args) => reshard::rebalance(&client, args).await,
+        Command::Node(cmd) => reshard::node(&client, cmd).await,
+        Command::Migration(cmd) => reshard::migration(&client, cmd).await,
     }
 }
 

@@ -104,7 +104,7 @@ pub async fn status(client: &Client, json: bool) -> anyhow::Result<()> {
                     "id": node.id, "address": node.address, "labels": node.labels,
                     "state": node.state, "shards": n.shards, "rows": n.rows, "bytes": n.bytes,
                     "memory_budget": n.memory_budget, "applied_epoch": n.applied_epoch,
-                    "last_heartbeat_ms_ago": n.last_heartbeat_ms_ago,
+                    "last_heartbeat_ms_ago": n.last_heartbeat_ms_ago, "draining": n.draining,
                     "last_checkpoint": n.last_checkpoint.as_ref().map(|c| c.id.clone()),
                     "checkpoint_age_ms": checkpoint_age_ms(n, now),
                 })
@@ -125,13 +125,16 @@ pub async fn status(client: &Client, json: bool) -> anyhow::Result<()> {
                 serde_json::json!({
                     "id": sh.id, "slots": [sh.slot_start, sh.slot_end],
                     "primary": sh.primary, "replicas": sh.replicas,
+                    "rows": sh.rows, "bytes": sh.bytes,
                     "checkpoint_age_ms": node_age(&sh.primary),
                 })
             })
             .collect();
+        let migrations = super::reshard::plan_json(&s);
         let out = serde_json::json!({
             "epoch": s.epoch, "leader": s.leader, "nodes": nodes, "tables": tables,
             "shards": shards, "last_checkpoint": s.last_checkpoint,
+            "plan": migrations["plan"], "migrations": migrations["migrations"],
         });
         println!("{out}");
         return Ok(());
@@ -180,9 +183,11 @@ pub async fn status(client: &Client, json: bool) -> anyhow::Result<()> {
     println!("\nSHARDS {}", s.shards.len());
     for sh in &s.shards {
         println!(
-            "  {:>4}  slots [{:>5}, {:>5})  primary {}",
-            sh.id, sh.slot_start, sh.slot_end, sh.primary
+            "  {:>4}  slots [{:>5}, {:>5})  primary {:<10} rows {:>12}  bytes {:>14}",
+            sh.id, sh.slot_start, sh.slot_end, sh.primary, sh.rows, sh.bytes
         );
     }
+    println!("\nMIGRATIONS");
+    super::reshard::print_plan(&s);
     Ok(())
 }

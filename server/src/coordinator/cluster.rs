@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -16,6 +17,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+pub use self::migrations::{MoveRecord, MoveState, PlanRecord, PlanState};
 use super::cluster_map::{even_slot_ranges, ClusterMap, NodeEntry, ShardEntry};
 use super::meta_store::{FileMetaStore, MetaStore};
 use super::placement::{spread, Candidate};
@@ -60,6 +62,51 @@ pub trait NodeControl: Send + Sync {
         address: &'a str,
         epoch: u64,
     ) -> BoxFuture<'a, Result<CheckpointInfo, String>>;
+    /// Runs the source side of a move until the range is handed off (`Ok`) or the move
+    /// failed; `progress` sees each report; a set `cancel` stops it before the hand-off.
+    fn migrate_out<'a>(
+        &'a self,
+        address: &'a str,
+        request: &'a MigrateOut,
+        progress: &'a (dyn Fn(MoveProgress) + Send + Sync),
+        cancel: &'a AtomicBool,
+    ) -> BoxFuture<'a, Result<(), String>>;
+    /// Rolls move `id` back on the node (source or destination; idempotent).
+    fn abort_migration<'a>(
+        &'a self,
+        address: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<(), String>>;
+}
+
+/// What the coordinator asks the source of a move.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrateOut {
+    /// Move id (unique per attempt).
+    pub id: String,
+    /// First slot.
+    pub slot_start: u32,
+    /// One past the last slot.
+    pub slot_end: u32,
+    /// The destination's address.
+    pub destination: String,
+    /// Copy throttle (0: none).
+    pub max_bytes_per_s: u64,
+}
+
+/// A source's report on a move.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MoveProgress {
+    /// "copy", "delta", "handoff", "handed_off".
+    pub phase: String,
+    /// Rows sent so far.
+    pub rows: u64,
+    /// Bytes sent so far.
+    pub bytes: u64,
+    /// Rows of the range when the copy started.
+    pub rows_total: u64,
+    /// Bytes of the range when the copy started.
+    pub bytes_total: u64,
 }
 
 /// A registered shard server, as stored.
@@ -73,6 +120,9 @@ pub struct NodeRecord {
     pub labels: BTreeMap<String, String>,
     /// Host memory budget in bytes.
     pub memory_budget: u64,
+    /// Being drained (or drained): receives no shards.
+    #[serde(default)]
+    pub draining: bool,
 }
 
 /// A checkpoint of every node at one epoch.
@@ -119,6 +169,12 @@ pub struct ClusterRecord {
     /// them needs migration, a later issue).
     #[serde(default)]
     pub placement_frozen: bool,
+    /// The running or last plan (resize, rebalance, drain) and the state of its moves.
+    #[serde(default)]
+    pub plan: Option<PlanRecord>,
+    /// Plans started so far (for plan ids).
+    #[serde(default)]
+    pub plans_started: u64,
 }
 
 /// Rows and bytes a node reports for one table.
@@ -151,6 +207,21 @@ pub struct NodeLive {
     pub catalog_version: u64,
     /// Its newest good checkpoint.
     pub last_checkpoint: Option<CheckpointInfo>,
+    /// Rows and bytes per slot range it serves.
+    pub ranges: Vec<RangeLoad>,
+}
+
+/// Rows and bytes a node reports for one slot range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RangeLoad {
+    /// First slot.
+    pub start: u32,
+    /// One past the last slot.
+    pub end: u32,
+    /// Rows over all tables.
+    pub rows: u64,
+    /// Bytes over all tables.
+    pub bytes: u64,
 }
 
 impl NodeLive {
@@ -164,6 +235,7 @@ impl NodeLive {
             applied_epoch: 0,
             catalog_version: 0,
             last_checkpoint: None,
+            ranges: Vec::new(),
         }
     }
 }
@@ -196,6 +268,8 @@ pub struct HeartbeatReport {
     pub tables: Vec<TableUsage>,
     /// Its newest good checkpoint.
     pub last_checkpoint: Option<CheckpointInfo>,
+    /// Rows and bytes per slot range it serves.
+    pub ranges: Vec<RangeLoad>,
 }
 
 /// The answer to a heartbeat: what the node lacks.
@@ -233,6 +307,8 @@ pub struct ClusterCoordinator {
     map_tx: watch::Sender<ClusterMap>,
     /// Serializes catalog changes and checkpoints (held across node calls).
     ops: tokio::sync::Mutex<()>,
+    /// Live state of the running plan (progress, cancel flag).
+    run: migrations::PlanRun,
 }
 
 impl ClusterCoordinator {
@@ -279,6 +355,7 @@ impl ClusterCoordinator {
             state: Mutex::new((record, live)),
             map_tx,
             ops: tokio::sync::Mutex::new(()),
+            run: migrations::PlanRun::default(),
         })
     }
 
@@ -326,9 +403,13 @@ impl ClusterCoordinator {
             address: reg.address,
             labels: reg.labels,
             memory_budget: reg.memory_budget,
+            draining: false,
         };
         match next.nodes.iter_mut().find(|n| n.id == id) {
-            Some(n) => *n = node,
+            Some(n) => {
+                let draining = n.draining;
+                *n = NodeRecord { draining, ..node };
+            }
             None => next.nodes.push(node),
         }
         let was_up = live.get(&id).is_some_and(|l| l.up);
@@ -341,7 +422,7 @@ impl ClusterCoordinator {
             let up: Vec<Candidate> = next
                 .nodes
                 .iter()
-                .filter(|n| live.get(&n.id).is_some_and(|l| l.up))
+                .filter(|n| !n.draining && live.get(&n.id).is_some_and(|l| l.up))
                 .map(|n| Candidate {
                     id: n.id.clone(),
                     memory_budget: n.memory_budget,
@@ -380,6 +461,7 @@ impl ClusterCoordinator {
         entry.rows = hb.tables.iter().map(|t| t.rows).sum();
         entry.bytes = hb.tables.iter().map(|t| t.bytes).sum();
         entry.tables = hb.tables;
+        entry.ranges = hb.ranges;
         entry.applied_epoch = hb.epoch;
         entry.catalog_version = hb.catalog_version;
         if hb.last_checkpoint.is_some() {
@@ -471,6 +553,7 @@ impl ClusterCoordinator {
         let _serial = self.ops.lock().await;
         let catalog = {
             let mut guard = self.state.lock();
+            refuse_while_planning(&guard.0)?;
             let mut next = guard.0.clone();
             change(&mut next)?;
             next.catalog_version += 1;
@@ -558,6 +641,7 @@ impl ClusterCoordinator {
         let (epoch, members, tables) = {
             let guard = self.state.lock();
             let (record, live) = &*guard;
+            refuse_while_planning(record)?;
             let mut members = Vec::new();
             for n in &record.nodes {
                 let shards = shards_of(record, &n.id);
@@ -665,6 +749,18 @@ pub(crate) fn new_record(shards: u32, num_slots: u32) -> ClusterRecord {
         next_node: 0,
         checkpoints: Vec::new(),
         placement_frozen: false,
+        plan: None,
+        plans_started: 0,
+    }
+}
+
+/// Refuses catalog changes and checkpoints while a plan moves data.
+fn refuse_while_planning(record: &ClusterRecord) -> Result<(), CoordinatorError> {
+    match &record.plan {
+        Some(p) if p.state == PlanState::Running => {
+            Err(CoordinatorError::PlanRunning { id: p.id.clone() })
+        }
+        _ => Ok(()),
     }
 }
 
@@ -693,6 +789,9 @@ fn map_of(record: &ClusterRecord, live: &BTreeMap<String, NodeLive>) -> ClusterM
         shards: record.shards.clone(),
     }
 }
+
+#[path = "migrations.rs"]
+pub mod migrations;
 
 #[cfg(test)]
 #[path = "cluster_tests.rs"]

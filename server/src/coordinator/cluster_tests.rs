@@ -23,6 +23,25 @@ impl NodeControl for Accept {
     ) -> BoxFuture<'a, Result<CheckpointInfo, String>> {
         Box::pin(async { Err("not in this test".to_string()) })
     }
+    fn migrate_out<'a>(
+        &'a self,
+        _: &'a str,
+        request: &'a MigrateOut,
+        progress: &'a (dyn Fn(MoveProgress) + Send + Sync),
+        _: &'a AtomicBool,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            progress(MoveProgress {
+                phase: "handed_off".into(),
+                rows: u64::from(request.slot_end - request.slot_start),
+                ..Default::default()
+            });
+            Ok(())
+        })
+    }
+    fn abort_migration<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 fn open(dir: &std::path::Path, timeout: Duration) -> ClusterCoordinator {

@@ -71,6 +71,24 @@ pub enum CoordinatorError {
         /// Epoch seen later.
         to: u64,
     },
+    /// A plan is running; the operation must wait.
+    #[error("plan {id} is running; wait for it or cancel it (`strata migration cancel`)")]
+    PlanRunning {
+        /// The running plan.
+        id: String,
+    },
+    /// A plan no longer fits the cluster (it changed since the plan was made).
+    #[error("the plan does not fit the cluster any more ({0}); plan again")]
+    StalePlan(String),
+    /// A plan could not be made.
+    #[error(transparent)]
+    Plan(#[from] crate::coordinator::plan::PlanError),
+    /// A plan sent by a client could not be read.
+    #[error("cannot read the plan: {0}")]
+    BadPlan(String),
+    /// There is no running plan to cancel.
+    #[error("no plan is running")]
+    NoPlanRunning,
     /// The operation is not available in this coordinator.
     #[error("{0} is not supported by this coordinator yet")]
     NotSupported(&'static str),

@@ -17,7 +17,7 @@ use etcd_client::{Client, Compare, CompareOp, GetOptions, Txn, TxnOp};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use super::cluster::{ClusterCheckpoint, ClusterRecord, NodeRecord};
+use super::cluster::{ClusterCheckpoint, ClusterRecord, NodeRecord, PlanRecord};
 use super::cluster_map::ShardEntry;
 use super::meta_store::MetaStoreError;
 use crate::spec::{DenseSpec, TableSpec};
@@ -45,6 +45,11 @@ struct MapPart {
     placement_frozen: bool,
     /// Node ids in registration order.
     node_order: Vec<String>,
+    /// The running or last plan (saved with the shards: a move commits in one write).
+    #[serde(default)]
+    plan: Option<PlanRecord>,
+    #[serde(default)]
+    plans_started: u64,
 }
 
 /// The catalog part of the record (`<prefix>/catalog`).
@@ -180,6 +185,8 @@ impl EtcdMetaStore {
             next_node: map.next_node,
             checkpoints,
             placement_frozen: map.placement_frozen,
+            plan: map.plan,
+            plans_started: map.plans_started,
         }))
     }
 
@@ -193,6 +200,8 @@ impl EtcdMetaStore {
             next_node: record.next_node,
             placement_frozen: record.placement_frozen,
             node_order: record.nodes.iter().map(|n| n.id.clone()).collect(),
+            plan: record.plan.clone(),
+            plans_started: record.plans_started,
         };
         let catalog = CatalogPart {
             version: record.catalog_version,

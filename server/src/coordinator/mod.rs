@@ -115,6 +115,28 @@ impl LocalCoordinator {
         self.map_tx.subscribe()
     }
 
+    /// Resizes to `count` shards: on one node a split or merge moves no data, so it is done
+    /// at once, in a new epoch (saved).
+    pub fn resize(&self, count: u32) -> Result<ClusterMap, CoordinatorError> {
+        let mut state = self.state.lock();
+        if count == 0 || count > state.num_slots {
+            return Err(crate::coordinator::plan::PlanError::BadCount {
+                count,
+                num_slots: state.num_slots,
+            }
+            .into());
+        }
+        let mut next = state.clone();
+        next.shard_count = count;
+        next.epoch += 1;
+        self.store.save(&next)?;
+        *state = next;
+        let map = map_of(&state, &self.config.advertise_address);
+        self.engine.ownership().update(state.epoch, None);
+        self.map_tx.send_replace(map.clone());
+        Ok(map)
+    }
+
     /// Creates a table and records it in the catalog.
     pub fn create_table(&self, spec: TableSpec) -> Result<TableSpec, CoordinatorError> {
         let mut state = self.state.lock();

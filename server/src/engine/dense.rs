@@ -84,6 +84,20 @@ impl DenseTensor {
         }
     }
 
+    /// Replaces values, state and metadata with `data` (a migrated copy of this tensor).
+    pub fn load(&self, data: &[f32]) -> Result<(), EngineError> {
+        let expected = self.layout.row_floats();
+        if data.len() != expected {
+            return Err(EngineError::DenseLength {
+                name: self.spec.name.clone(),
+                got: data.len(),
+                expected,
+            });
+        }
+        self.data.lock().copy_from_slice(data);
+        Ok(())
+    }
+
     /// A tensor restored from a checkpoint.
     pub fn restore(snap: &DenseSnapshot) -> Result<Self, EngineError> {
         let tensor = Self::new(snap.spec.clone());

@@ -17,13 +17,13 @@ use parking_lot::Mutex;
 
 pub use self::dense::DenseTensor;
 pub use self::error::EngineError;
-pub use self::ownership::Ownership;
+pub use self::ownership::{Admission, Capture, Ownership, OwnershipError};
 pub use self::validate::{dense_spec as validate_dense_spec, table_spec as validate_table_spec};
-use crate::checkpoint::{NodeSnapshot, TableSnapshot};
+use crate::checkpoint::{NodeSnapshot, RowBlock, TableSnapshot};
 use crate::slot::DEFAULT_NUM_SLOTS;
 use crate::spec::{DenseSpec, TableSpec, TierKind};
 use crate::storage::host::HostTier;
-use crate::storage::{CacheStats, MemoryBudget, Tier, TierBreakdown, TierStats};
+use crate::storage::{CacheStats, ExportCursor, MemoryBudget, Tier, TierBreakdown, TierStats};
 
 use self::gpu::GpuReservation;
 
@@ -104,6 +104,46 @@ impl Table {
             });
         }
         Ok(())
+    }
+
+    /// Copies up to `max_rows` whole rows of `slots` (see [`Tier::export_slots`]).
+    pub fn export_slots(
+        &self,
+        slots: std::ops::Range<u32>,
+        cursor: &mut ExportCursor,
+        max_rows: usize,
+    ) -> Result<RowBlock, EngineError> {
+        Ok(self.tier.export_slots(slots, cursor, max_rows)?)
+    }
+
+    /// Whole rows of the `ids` that exist.
+    pub fn read_rows(&self, ids: &[u64]) -> Result<RowBlock, EngineError> {
+        Ok(self.tier.read_rows(ids)?)
+    }
+
+    /// Inserts or overwrites whole rows (a migration's); new rows are charged to the budget.
+    pub fn import_rows(&self, block: &RowBlock) -> Result<u64, EngineError> {
+        Ok(self.tier.import_rows(block)?)
+    }
+
+    /// Drops the rows of the slot ranges; returns how many.
+    pub fn erase_slots(&self, ranges: &[(u32, u32)]) -> Result<u64, EngineError> {
+        Ok(self.tier.erase_slots(ranges)?)
+    }
+
+    /// Rows held per slot range.
+    pub fn count_slots(&self, ranges: &[(u32, u32)]) -> Vec<u64> {
+        self.tier.count_slots(ranges)
+    }
+
+    /// f32 words per whole row (values, optimizer state, metadata).
+    pub fn row_floats(&self) -> usize {
+        self.tier.layout().row_floats()
+    }
+
+    /// Bytes a row costs against the memory budget.
+    pub fn row_bytes(&self) -> u64 {
+        self.tier.layout().accounted_bytes()
     }
 
     /// The table's spec.

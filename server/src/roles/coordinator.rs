@@ -243,6 +243,8 @@ fn start_leading(
         stop.clone(),
     ));
     tokio::spawn(push_maps(coordinator.clone(), stop.clone()));
+    // A plan an earlier leader left running: roll its moves in flight back, then go on.
+    coordinator.resume_plan();
     slot.lead(coordinator);
 }
 

@@ -208,6 +208,16 @@ async fn heartbeat(
             .collect(),
         last_checkpoint: node.last_checkpoint().as_ref().map(checkpoint_to_pb),
         address: me.address.clone(),
+        ranges: node
+            .range_usage()
+            .into_iter()
+            .map(|u| pb::RangeUsage {
+                slot_start: u.start,
+                slot_end: u.end,
+                rows: u.rows,
+                bytes: u.bytes,
+            })
+            .collect(),
     };
     let resp = coordinators.client().heartbeat(req).await?.into_inner();
     apply(node, resp.catalog.as_ref(), resp.map.as_ref());
@@ -227,6 +237,8 @@ fn apply(node: &ShardNode, catalog: Option<&pb::Catalog>, map: Option<&pb::Clust
         }
     }
     if let Some(m) = map {
-        node.apply_map(&map_from_pb(m));
+        if let Err(e) = node.apply_map(&map_from_pb(m)) {
+            tracing::error!(error = %e, "cannot apply the map");
+        }
     }
 }

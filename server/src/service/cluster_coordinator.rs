@@ -1,5 +1,6 @@
 //! The `Coordinator` service of a cluster coordinator (`strata-server coordinator`).
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use strata_proto::v1 as pb;
@@ -13,10 +14,12 @@ use super::convert::{
 use super::coordinator::{map_stream, MapStream};
 use super::leader::LeaderSlot;
 use super::status::{from_convert, from_coordinator};
+use crate::coordinator::cluster::migrations::{plan_inputs, LiveMove};
 use crate::coordinator::cluster::{
-    shards_of, ClusterCheckpoint, ClusterCoordinator, ClusterRecord, HeartbeatReport, NodeLive,
-    Registration, TableUsage,
+    shards_of, ClusterCheckpoint, ClusterCoordinator, ClusterRecord, HeartbeatReport, MoveState,
+    NodeLive, PlanRecord, RangeLoad, Registration, TableUsage,
 };
+use crate::coordinator::plan::{render, Plan, PlanKind};
 use crate::coordinator::CoordinatorError;
 
 /// Serves the control plane of a multi-node cluster.
@@ -42,6 +45,82 @@ impl ClusterCoordinatorService {
 
 fn not_supported(what: &'static str) -> Status {
     from_coordinator(CoordinatorError::NotSupported(what))
+}
+
+/// A plan as JSON (for ApplyPlan) and as a table for people.
+fn plan_texts(plan: &Plan, rate: u64) -> Result<(String, String), Status> {
+    let json = serde_json::to_string(plan).map_err(|e| Status::internal(e.to_string()))?;
+    let rate = if rate == 0 { ASSUMED_RATE } else { rate };
+    Ok((json, render(plan, rate)))
+}
+
+/// Rate used for time estimates of unthrottled plans (loopback-class networks).
+const ASSUMED_RATE: u64 = 1 << 30;
+
+/// Shards with their rows and bytes from the nodes' range reports.
+fn shard_infos(
+    record: &ClusterRecord,
+    live: &BTreeMap<String, NodeLive>,
+    mut shards: Vec<pb::ShardInfo>,
+) -> Vec<pb::ShardInfo> {
+    let (loads, _) = plan_inputs(record, live);
+    for (s, load) in shards.iter_mut().zip(loads) {
+        s.rows = load.rows;
+        s.bytes = load.bytes;
+    }
+    shards
+}
+
+fn plan_status_to_pb(p: &PlanRecord) -> pb::PlanStatus {
+    let done: Vec<_> = p
+        .moves
+        .iter()
+        .filter(|m| m.state == MoveState::Done)
+        .collect();
+    pb::PlanStatus {
+        id: p.id.clone(),
+        kind: match &p.plan.kind {
+            PlanKind::Resize { count } => format!("resize to {count}"),
+            PlanKind::Rebalance => "rebalance".into(),
+            PlanKind::Drain { node } => format!("drain {node}"),
+        },
+        state: p.state.as_str().into(),
+        moves_total: p.moves.len() as u32,
+        moves_done: done.len() as u32,
+        bytes_total: p.plan.bytes,
+        bytes_done: done.iter().map(|m| m.mv.bytes).sum(),
+        error: p.error.clone(),
+    }
+}
+
+fn migrations_to_pb(p: &PlanRecord, live: &HashMap<String, LiveMove>) -> Vec<pb::MigrationStatus> {
+    p.moves
+        .iter()
+        .map(|m| {
+            let l = live.get(&m.id);
+            let mut state = m.state.as_str().to_string();
+            if let Some(l) = l.filter(|_| m.state == MoveState::Running) {
+                if l.progress.phase == "handoff" || l.progress.phase == "handed_off" {
+                    state = "handoff".into();
+                }
+            }
+            pb::MigrationStatus {
+                id: m.id.clone(),
+                slot_start: m.mv.slot_start,
+                slot_end: m.mv.slot_end,
+                from: m.mv.from.clone(),
+                to: m.mv.to.clone(),
+                state,
+                rows_copied: l.map_or(0, |l| l.progress.rows),
+                bytes_copied: l.map_or(0, |l| l.progress.bytes),
+                rows_total: l.map_or(m.mv.rows, |l| l.progress.rows_total),
+                bytes_total: l.map_or(m.mv.bytes, |l| l.progress.bytes_total),
+                bytes_per_s: l.map_or(0.0, |l| l.bytes_per_s),
+                eta_s: l.map_or(0.0, |l| l.eta_s),
+                error: m.error.clone(),
+            }
+        })
+        .collect()
 }
 
 fn cluster_checkpoint_to_pb(c: &ClusterCheckpoint) -> pb::CheckpointInfo {
@@ -218,6 +297,16 @@ impl Coordinator for ClusterCoordinatorService {
                     })
                     .collect(),
                 last_checkpoint: req.last_checkpoint.as_ref().map(checkpoint_from_pb),
+                ranges: req
+                    .ranges
+                    .iter()
+                    .map(|r| RangeLoad {
+                        start: r.slot_start,
+                        end: r.slot_end,
+                        rows: r.rows,
+                        bytes: r.bytes,
+                    })
+                    .collect(),
             })
             .map_err(from_coordinator)?;
         Ok(Response::new(pb::HeartbeatResponse {
@@ -229,23 +318,73 @@ impl Coordinator for ClusterCoordinatorService {
 
     async fn resize_shards(
         &self,
-        _: Request<pb::ResizeShardsRequest>,
+        request: Request<pb::ResizeShardsRequest>,
     ) -> Result<Response<pb::ResizeShardsResponse>, Status> {
-        Err(not_supported("ResizeShards"))
+        let req = request.into_inner();
+        let coordinator = self.coordinator()?;
+        let plan = coordinator
+            .plan_resize(req.count)
+            .map_err(from_coordinator)?;
+        let (plan_json, plan_text) = plan_texts(&plan, req.max_bytes_per_s)?;
+        let mut plan_id = String::new();
+        if !req.dry_run {
+            plan_id = coordinator
+                .start_plan(plan, req.max_bytes_per_s, req.max_parallel)
+                .map_err(from_coordinator)?
+                .0;
+        }
+        Ok(Response::new(pb::ResizeShardsResponse {
+            map: Some(map_to_pb(&coordinator.cluster_map())),
+            plan_json,
+            plan_text,
+            plan_id,
+        }))
     }
 
     async fn plan_rebalance(
         &self,
-        _: Request<pb::PlanRebalanceRequest>,
+        request: Request<pb::PlanRebalanceRequest>,
     ) -> Result<Response<pb::PlanRebalanceResponse>, Status> {
-        Err(not_supported("PlanRebalance"))
+        let req = request.into_inner();
+        let drain = Some(req.drain_node.as_str()).filter(|d| !d.is_empty());
+        let plan = self
+            .coordinator()?
+            .plan_rebalance(drain)
+            .map_err(from_coordinator)?;
+        let (plan_json, plan_text) = plan_texts(&plan, 0)?;
+        Ok(Response::new(pb::PlanRebalanceResponse {
+            plan_json,
+            plan_text,
+        }))
     }
 
     async fn apply_plan(
         &self,
-        _: Request<pb::ApplyPlanRequest>,
+        request: Request<pb::ApplyPlanRequest>,
     ) -> Result<Response<pb::ApplyPlanResponse>, Status> {
-        Err(not_supported("ApplyPlan"))
+        let req = request.into_inner();
+        let plan: Plan = serde_json::from_str(&req.plan_json)
+            .map_err(|e| from_coordinator(CoordinatorError::BadPlan(e.to_string())))?;
+        let (plan_id, epoch) = self
+            .coordinator()?
+            .start_plan(plan, req.max_bytes_per_s, req.max_parallel)
+            .map_err(from_coordinator)?;
+        Ok(Response::new(pb::ApplyPlanResponse { epoch, plan_id }))
+    }
+
+    async fn cancel_plan(
+        &self,
+        _: Request<pb::CancelPlanRequest>,
+    ) -> Result<Response<pb::CancelPlanResponse>, Status> {
+        let (plan_id, rolled_back, dropped) = self
+            .coordinator()?
+            .cancel_plan()
+            .map_err(from_coordinator)?;
+        Ok(Response::new(pb::CancelPlanResponse {
+            plan_id,
+            rolled_back,
+            dropped,
+        }))
     }
 
     async fn status(
@@ -254,6 +393,7 @@ impl Coordinator for ClusterCoordinatorService {
     ) -> Result<Response<pb::StatusResponse>, Status> {
         let (record, live) = self.coordinator()?.snapshot();
         let map = map_to_pb(&self.coordinator()?.cluster_map());
+        let plan = self.coordinator()?.plan_status();
         let nodes = map
             .nodes
             .iter()
@@ -278,6 +418,7 @@ impl Coordinator for ClusterCoordinatorService {
                         .map(checkpoint_to_pb),
                     last_heartbeat_ms_ago: l
                         .map_or(0, |l| l.last_seen.elapsed().as_millis() as u64),
+                    draining: record.nodes.iter().any(|r| r.id == n.id && r.draining),
                 }
             })
             .collect();
@@ -286,12 +427,17 @@ impl Coordinator for ClusterCoordinatorService {
             leader: self.coordinator()?.address().to_string(),
             nodes,
             tables: table_infos(&record, &live),
-            shards: map.shards,
+            shards: shard_infos(&record, &live, map.shards),
             dense: dense_infos(&record),
             last_checkpoint: record
                 .checkpoints
                 .last()
                 .map(|c| c.id.clone())
+                .unwrap_or_default(),
+            plan: plan.as_ref().map(|(p, _)| plan_status_to_pb(p)),
+            migrations: plan
+                .as_ref()
+                .map(|(p, live)| migrations_to_pb(p, live))
                 .unwrap_or_default(),
         }))
     }

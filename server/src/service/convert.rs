@@ -314,6 +314,8 @@ pub fn map_to_pb(map: &ClusterMap) -> pb::ClusterMap {
                 slot_end: s.slot_end,
                 primary: s.primary.clone(),
                 replicas: s.replicas.clone(),
+                rows: 0,
+                bytes: 0,
             })
             .collect(),
     }

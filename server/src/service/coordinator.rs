@@ -132,9 +132,28 @@ impl Coordinator for CoordinatorService {
 
     async fn resize_shards(
         &self,
-        _: Request<pb::ResizeShardsRequest>,
+        request: Request<pb::ResizeShardsRequest>,
     ) -> Result<Response<pb::ResizeShardsResponse>, Status> {
-        Err(unsupported("ResizeShards"))
+        let req = request.into_inner();
+        let current = self.coordinator.cluster_map();
+        let text = format!(
+            "resize {} -> {} shards on one node: no data moves\n",
+            current.shards.len(),
+            req.count
+        );
+        let map = if req.dry_run {
+            current
+        } else {
+            self.coordinator
+                .resize(req.count)
+                .map_err(from_coordinator)?
+        };
+        Ok(Response::new(pb::ResizeShardsResponse {
+            map: Some(map_to_pb(&map)),
+            plan_json: String::new(),
+            plan_text: text,
+            plan_id: String::new(),
+        }))
     }
 
     async fn plan_rebalance(
@@ -149,6 +168,13 @@ impl Coordinator for CoordinatorService {
         _: Request<pb::ApplyPlanRequest>,
     ) -> Result<Response<pb::ApplyPlanResponse>, Status> {
         Err(unsupported("ApplyPlan"))
+    }
+
+    async fn cancel_plan(
+        &self,
+        _: Request<pb::CancelPlanRequest>,
+    ) -> Result<Response<pb::CancelPlanResponse>, Status> {
+        Err(unsupported("CancelPlan"))
     }
 
     async fn status(
@@ -175,6 +201,7 @@ impl Coordinator for CoordinatorService {
                 applied_epoch: map.epoch,
                 last_checkpoint: None,
                 last_heartbeat_ms_ago: 0,
+                draining: false,
             })
             .collect();
         let last_checkpoint = self
@@ -197,6 +224,8 @@ impl Coordinator for CoordinatorService {
             shards: pb_map.shards,
             dense: dense_infos(engine),
             last_checkpoint,
+            plan: None,
+            migrations: Vec::new(),
         }))
     }
 

@@ -2,6 +2,7 @@
 //! channel per address.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -11,7 +12,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::convert::{catalog_to_pb, checkpoint_from_pb, map_to_pb};
 use crate::checkpoint::CheckpointInfo;
-use crate::coordinator::cluster::{Catalog, NodeControl};
+use crate::coordinator::cluster::{Catalog, MigrateOut, MoveProgress, NodeControl};
 use crate::coordinator::ClusterMap;
 
 /// How long connecting to a shard server may take.
@@ -93,6 +94,66 @@ impl NodeControl for GrpcNodeControl {
                 .as_ref()
                 .map(checkpoint_from_pb)
                 .ok_or_else(|| "answered without a checkpoint".to_string())
+        })
+    }
+
+    fn migrate_out<'a>(
+        &'a self,
+        address: &'a str,
+        request: &'a MigrateOut,
+        progress: &'a (dyn Fn(MoveProgress) + Send + Sync),
+        cancel: &'a AtomicBool,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let req = strata_proto::v1::MigrateOutRequest {
+                migration_id: request.id.clone(),
+                slot_start: request.slot_start,
+                slot_end: request.slot_end,
+                destination: request.destination.clone(),
+                max_bytes_per_s: request.max_bytes_per_s,
+            };
+            let mut stream = self
+                .client(address)?
+                .migrate_out(req)
+                .await
+                .map_err(describe)?
+                .into_inner();
+            loop {
+                if cancel.load(Ordering::Acquire) {
+                    // Dropping the stream stops the source before its hand-off.
+                    return Err("cancelled".into());
+                }
+                let Some(p) = stream.message().await.map_err(describe)? else {
+                    return Err("the source ended without handing the range off".into());
+                };
+                let handed_off = p.phase == "handed_off";
+                progress(MoveProgress {
+                    phase: p.phase,
+                    rows: p.rows,
+                    bytes: p.bytes,
+                    rows_total: p.rows_total,
+                    bytes_total: p.bytes_total,
+                });
+                if handed_off {
+                    return Ok(());
+                }
+            }
+        })
+    }
+
+    fn abort_migration<'a>(
+        &'a self,
+        address: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.client(address)?
+                .abort_migration(strata_proto::v1::AbortMigrationRequest {
+                    migration_id: id.to_string(),
+                })
+                .await
+                .map_err(describe)?;
+            Ok(())
         })
     }
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use strata_proto::routing::dense_key;
 use strata_proto::v1 as pb;
 use strata_proto::v1::parameter_server::Parameter;
 use tonic::{Request, Response, Status};
@@ -28,7 +29,7 @@ impl ParameterService {
         let ids = ids_from_bytes(&req.ids)?;
         self.engine.check_batch(ids.len())?;
         let table = self.engine.table(&req.table)?;
-        self.engine.ownership().check(req.epoch, &ids)?;
+        let _admitted = self.engine.ownership().admit(req.epoch, &ids)?;
         let dim = table.spec().dim as usize;
         let mut out = vec![0.0f32; ids.len() * dim];
         table.pull(&ids, &mut out)?;
@@ -45,10 +46,26 @@ impl ParameterService {
         let table = self.engine.table(&req.table)?;
         let dim = table.spec().dim as usize;
         let grads = f32s_from_bytes("grads", &req.grads, 4 * dim)?;
-        self.engine.ownership().check(req.epoch, &ids)?;
+        let admitted = self.engine.ownership().admit(req.epoch, &ids)?;
         let applied = table.push(&ids, &grads)?;
+        admitted.record_push(&req.table, &ids);
         self.metrics.rows_pushed.inc_by(ids.len() as u64);
         Ok(pb::PushResponse { applied })
+    }
+
+    fn pull_dense_inner(
+        &self,
+        req: &pb::PullDenseRequest,
+    ) -> Result<pb::PullDenseResponse, EngineError> {
+        let _admitted = self
+            .engine
+            .ownership()
+            .admit(req.epoch, &[dense_key(&req.name)])?;
+        let tensor = self.engine.dense(&req.name)?;
+        Ok(pb::PullDenseResponse {
+            values: f32s_into_bytes(tensor.values()),
+            shape: tensor.spec().shape.clone(),
+        })
     }
 
     fn push_dense_inner(
@@ -56,6 +73,10 @@ impl ParameterService {
         req: pb::PushDenseRequest,
     ) -> Result<pb::PushDenseResponse, EngineError> {
         let grads = f32s_from_bytes("grads", &req.grads, 4)?;
+        let _admitted = self
+            .engine
+            .ownership()
+            .admit(req.epoch, &[dense_key(&req.name)])?;
         let applied = self.engine.push_dense(&req.name, &grads)?;
         Ok(pb::PushDenseResponse { applied })
     }
@@ -89,14 +110,7 @@ impl Parameter for ParameterService {
     ) -> Result<Response<pb::PullDenseResponse>, Status> {
         let start = Instant::now();
         let req = request.into_inner();
-        let result = self
-            .engine
-            .dense(&req.name)
-            .map_err(from_engine)
-            .map(|tensor| pb::PullDenseResponse {
-                values: f32s_into_bytes(tensor.values()),
-                shape: tensor.spec().shape.clone(),
-            });
+        let result = self.pull_dense_inner(&req).map_err(from_engine);
         self.metrics.record_rpc("PullDense", start, &result);
         result.map(Response::new)
     }

@@ -1,13 +1,20 @@
-//! The internal `ShardControl` service of a shard server: the coordinator's calls.
+//! The internal `ShardControl` service of a shard server: the coordinator's calls, and the
+//! import stream of migrations from other shard servers.
 
+use std::pin::Pin;
 use std::sync::Arc;
 
+use futures::Stream;
 use strata_proto::v1 as pb;
 use strata_proto::v1::shard_control_server::ShardControl;
-use tonic::{Request, Response, Status};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::{catalog_from_pb, checkpoint_to_pb, map_from_pb};
-use super::status::{from_convert, from_engine, from_shard_node};
+use super::status::{from_convert, from_engine, from_migration, from_shard_node};
+use crate::migration::{destination, source};
 use crate::shard_node::ShardNode;
 
 /// Serves the coordinator's calls on one shard server.
@@ -21,6 +28,9 @@ impl ShardControlService {
         Self { node }
     }
 }
+
+/// The progress stream of a source.
+type ProgressStream = Pin<Box<dyn Stream<Item = Result<pb::MigrationProgress, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl ShardControl for ShardControlService {
@@ -37,7 +47,9 @@ impl ShardControl for ShardControlService {
         &self,
         request: Request<pb::ClusterMap>,
     ) -> Result<Response<pb::ApplyMapResponse>, Status> {
-        self.node.apply_map(&map_from_pb(&request.into_inner()));
+        self.node
+            .apply_map(&map_from_pb(&request.into_inner()))
+            .map_err(from_shard_node)?;
         Ok(Response::new(pb::ApplyMapResponse {}))
     }
 
@@ -53,5 +65,76 @@ impl ShardControl for ShardControlService {
         Ok(Response::new(pb::CheckpointResponse {
             checkpoint: Some(checkpoint_to_pb(&info)),
         }))
+    }
+
+    type MigrateOutStream = ProgressStream;
+
+    async fn migrate_out(
+        &self,
+        request: Request<pb::MigrateOutRequest>,
+    ) -> Result<Response<Self::MigrateOutStream>, Status> {
+        let r = request.into_inner();
+        if r.migration_id.is_empty() || r.destination.is_empty() || r.slot_start >= r.slot_end {
+            return Err(Status::invalid_argument(
+                "a move needs an id, a destination and a non-empty slot range",
+            ));
+        }
+        let req = source::SourceRequest {
+            id: r.migration_id,
+            start: r.slot_start,
+            end: r.slot_end,
+            destination: r.destination,
+            max_bytes_per_s: r.max_bytes_per_s,
+        };
+        // Refuse at once what cannot start (range not served, overlapping move).
+        if !self
+            .node
+            .engine()
+            .ownership()
+            .serves_all(req.start, req.end)
+        {
+            return Err(Status::failed_precondition(format!(
+                "this node does not serve every slot of {}..{}",
+                req.start, req.end
+            )));
+        }
+        let (progress_tx, progress_rx) = mpsc::channel(16);
+        let (result_tx, result_rx) = mpsc::channel::<Result<pb::MigrationProgress, Status>>(1);
+        let engine = self.node.engine().clone();
+        let counters = self.node.migration_counters().clone();
+        tokio::spawn(async move {
+            if let Err(e) = source::migrate_out(engine, req, counters, progress_tx).await {
+                let _ = result_tx.send(Err(from_migration(e))).await;
+            }
+        });
+        let stream = ReceiverStream::new(progress_rx)
+            .map(Ok)
+            .chain(ReceiverStream::new(result_rx));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn import_rows(
+        &self,
+        request: Request<Streaming<pb::ImportChunk>>,
+    ) -> Result<Response<pb::ImportRowsResponse>, Status> {
+        let rows = destination::import(
+            self.node.engine().clone(),
+            self.node.incoming().clone(),
+            self.node.migration_counters().clone(),
+            request.into_inner(),
+        )
+        .await
+        .map_err(from_migration)?;
+        Ok(Response::new(pb::ImportRowsResponse { rows }))
+    }
+
+    async fn abort_migration(
+        &self,
+        request: Request<pb::AbortMigrationRequest>,
+    ) -> Result<Response<pb::AbortMigrationResponse>, Status> {
+        self.node
+            .abort_migration(&request.into_inner().migration_id)
+            .map_err(from_shard_node)?;
+        Ok(Response::new(pb::AbortMigrationResponse {}))
     }
 }

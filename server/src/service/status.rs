@@ -7,6 +7,7 @@ use crate::checkpoint::CheckpointError;
 use crate::coordinator::meta_store::MetaStoreError;
 use crate::coordinator::CoordinatorError;
 use crate::engine::EngineError;
+use crate::migration::MigrationError;
 use crate::shard_node::ShardNodeError;
 use crate::storage::StorageError;
 
@@ -71,6 +72,12 @@ pub fn from_coordinator(err: CoordinatorError) -> Status {
             Status::unavailable(err.to_string())
         }
         CoordinatorError::EpochChanged { .. } => Status::aborted(err.to_string()),
+        CoordinatorError::PlanRunning { .. }
+        | CoordinatorError::StalePlan(_)
+        | CoordinatorError::NoPlanRunning => Status::failed_precondition(err.to_string()),
+        CoordinatorError::Plan(_) | CoordinatorError::BadPlan(_) => {
+            Status::invalid_argument(err.to_string())
+        }
         CoordinatorError::NotSupported(_) => Status::unimplemented(err.to_string()),
         CoordinatorError::MetaStore(MetaStoreError::Fenced { .. }) => {
             super::leader::not_leader(err.to_string(), "")
@@ -90,5 +97,22 @@ pub fn from_shard_node(err: ShardNodeError) -> Status {
         ShardNodeError::Checkpoint(_) | ShardNodeError::NodeId { .. } | ShardNodeError::Task(_) => {
             Status::internal(err.to_string())
         }
+        ShardNodeError::Migration(e) => from_migration(e),
+    }
+}
+
+/// The status for a migration error.
+pub fn from_migration(err: MigrationError) -> Status {
+    match err {
+        MigrationError::Engine(e) => from_engine(e),
+        MigrationError::Storage(e) => from_engine(e.into()),
+        MigrationError::Ownership(_) | MigrationError::AlreadyServed { .. } => {
+            Status::failed_precondition(err.to_string())
+        }
+        MigrationError::Destination { .. } => Status::unavailable(err.to_string()),
+        MigrationError::Aborted { .. } => Status::aborted(err.to_string()),
+        MigrationError::BadStream(_) => Status::invalid_argument(err.to_string()),
+        MigrationError::ProgressClosed => Status::cancelled(err.to_string()),
+        MigrationError::Task(_) => Status::internal(err.to_string()),
     }
 }

@@ -1,0 +1,373 @@
+//! `strata shards resize`, `strata rebalance`, `strata node drain`, `strata migration ...`:
+//! print the plan, ask, start it, follow it with a progress bar.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use strata_client::v1 as pb;
+use strata_client::Client;
+
+/// How a plan is run once confirmed.
+#[derive(Args, Clone, Copy)]
+pub struct RunArgs {
+    /// Start without asking.
+    #[arg(long)]
+    yes: bool,
+    /// Throttle of each move in bytes per second (0: unthrottled). Accepts 200M, 1G, ...
+    #[arg(long, default_value = "0", value_parser = parse_size)]
+    max_bytes_per_s: u64,
+    /// Moves in flight at once (0: the coordinator's default, 2).
+    #[arg(long, default_value_t = 0)]
+    parallel: u32,
+    /// Return once the plan started instead of following it to its end.
+    #[arg(long)]
+    no_wait: bool,
+}
+
+/// `strata shards ...`.
+#[derive(Subcommand)]
+pub enum ShardsCommand {
+    /// Split or merge shards to `--count` while serving; moves only the rows that must move.
+    Resize {
+        /// Shards after the resize.
+        #[arg(long)]
+        count: u32,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+}
+
+/// `strata node ...`.
+#[derive(Subcommand)]
+pub enum NodeCommand {
+    /// Move every shard off NODE (it then receives none and can be stopped).
+    Drain {
+        /// Node id (see `strata status`).
+        node: String,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+}
+
+/// `strata migration ...`.
+#[derive(Subcommand)]
+pub enum MigrationCommand {
+    /// The running (or last) plan and its moves.
+    Status {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop the running plan: moves in flight roll back, pending ones are dropped.
+    Cancel,
+}
+
+/// Arguments of `strata rebalance`.
+#[derive(Args)]
+pub struct RebalanceArgs {
+    /// Start the plan (otherwise only print it).
+    #[arg(long)]
+    apply: bool,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, unit) = t.split_at(t.find(|c: char| c.is_alphabetic()).unwrap_or(t.len()));
+    let n: f64 = digits
+        .trim()
+        .parse()
+        .map_err(|e| format!("{text:?}: {e}"))?;
+    let mult = match unit.trim().to_ascii_lowercase().trim_end_matches("b") {
+        "" => 1.0,
+        "k" | "ki" => 1024.0,
+        "m" | "mi" => 1024.0 * 1024.0,
+        "g" | "gi" => 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("{text:?}: unknown unit {other:?}")),
+    };
+    Ok((n * mult) as u64)
+}
+
+/// Runs `strata shards ...`.
+pub async fn shards(client: &Client, cmd: ShardsCommand) -> anyhow::Result<()> {
+    let ShardsCommand::Resize { count, run } = cmd;
+    let plan = client
+        .resize_shards(pb::ResizeShardsRequest {
+            count,
+            dry_run: true,
+            max_bytes_per_s: run.max_bytes_per_s,
+            max_parallel: run.parallel,
+        })
+        .await?;
+    print!("{}", plan.plan_text);
+    if plan.plan_json.is_empty() {
+        // A one-node cluster: nothing moves, the resize is a metadata change.
+        if !confirm(run.yes, "resize")? {
+            return Ok(());
+        }
+        let done = client
+            .resize_shards(pb::ResizeShardsRequest {
+                count,
+                dry_run: false,
+                ..Default::default()
+            })
+            .await?;
+        let epoch = done.map.map_or(0, |m| m.epoch);
+        println!("resized to {count} shards at epoch {epoch}");
+        return Ok(());
+    }
+    start(client, &plan.plan_json, run).await
+}
+
+/// Runs `strata rebalance [--apply]`.
+pub async fn rebalance(client: &Client, args: RebalanceArgs) -> anyhow::Result<()> {
+    let plan = client.plan_rebalance("").await?;
+    print!("{}", plan.plan_text);
+    if !args.apply {
+        println!("(dry run: add --apply to start it)");
+        return Ok(());
+    }
+    start(client, &plan.plan_json, args.run).await
+}
+
+/// Runs `strata node ...`.
+pub async fn node(client: &Client, cmd: NodeCommand) -> anyhow::Result<()> {
+    let NodeCommand::Drain { node, run } = cmd;
+    let plan = client.plan_rebalance(&node).await?;
+    print!("{}", plan.plan_text);
+    start(client, &plan.plan_json, run).await?;
+    if !run.no_wait {
+        println!("node {node} holds no shards now; it can be stopped");
+    }
+    Ok(())
+}
+
+/// Runs `strata migration ...`.
+pub async fn migration(client: &Client, cmd: MigrationCommand) -> anyhow::Result<()> {
+    match cmd {
+        MigrationCommand::Status { json } => {
+            let status = client.status().await?;
+            if json {
+                println!("{}", plan_json(&status));
+            } else {
+                print_plan(&status);
+            }
+        }
+        MigrationCommand::Cancel => {
+            let c = client.cancel_plan().await?;
+            println!(
+                "cancelling {}: {} move(s) in flight roll back, {} pending dropped",
+                c.plan_id, c.rolled_back, c.dropped
+            );
+            let end = follow(client, &c.plan_id, false).await?;
+            println!("plan {} {}", c.plan_id, end.state);
+        }
+    }
+    Ok(())
+}
+
+/// Asks for confirmation, then starts the plan and follows it.
+async fn start(client: &Client, plan_json: &str, run: RunArgs) -> anyhow::Result<()> {
+    serde_json::from_str::<serde_json::Value>(plan_json).context("reading the plan")?;
+    if !confirm(run.yes, "start this plan")? {
+        return Ok(());
+    }
+    let started = client
+        .apply_plan(pb::ApplyPlanRequest {
+            plan_json: plan_json.to_string(),
+            max_bytes_per_s: run.max_bytes_per_s,
+            max_parallel: run.parallel,
+        })
+        .await?;
+    println!(
+        "plan {} started at epoch {}",
+        started.plan_id, started.epoch
+    );
+    if run.no_wait {
+        return Ok(());
+    }
+    let end = follow(client, &started.plan_id, true).await?;
+    match end.state.as_str() {
+        "done" => {
+            println!("plan {} done: {} moves", end.id, end.moves_total);
+            Ok(())
+        }
+        state => bail!("plan {} {state}: {}", end.id, end.error),
+    }
+}
+
+/// Asks "Proceed? [y/N]" on a terminal; `--yes` skips it; no terminal and no `--yes` refuses.
+fn confirm(yes: bool, what: &str) -> anyhow::Result<bool> {
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("refusing to {what} without confirmation: pass --yes");
+    }
+    print!("{what}? [y/N] ");
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let ok = matches!(line.trim(), "y" | "Y" | "yes");
+    if !ok {
+        println!("not started");
+    }
+    Ok(ok)
+}
+
+/// Polls the plan until it is no longer running; draws a progress bar on a terminal.
+async fn follow(client: &Client, id: &str, bar: bool) -> anyhow::Result<pb::PlanStatus> {
+    let tty = bar && std::io::stderr().is_terminal();
+    let began = Instant::now();
+    loop {
+        let status = client.status().await?;
+        let plan = status.plan.clone().unwrap_or_default();
+        if plan.id != id {
+            bail!(
+                "plan {id} is no longer the coordinator's plan (now {:?})",
+                plan.id
+            );
+        }
+        if tty {
+            eprint!(
+                "\r\x1b[2K{}",
+                progress_line(&plan, &status.migrations, began)
+            );
+        }
+        if plan.state != "running" {
+            if tty {
+                eprintln!();
+            }
+            return Ok(plan);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// `[#####.....] 3/8 moves  1.2 GiB/2.0 GiB  850 MiB/s  eta 1s`
+fn progress_line(plan: &pb::PlanStatus, moves: &[pb::MigrationStatus], began: Instant) -> String {
+    let total: u64 = moves.iter().map(|m| m.bytes_total.max(1)).sum();
+    let copied: u64 = moves
+        .iter()
+        .map(|m| match m.state.as_str() {
+            "done" => m.bytes_total.max(1),
+            _ => m.bytes_copied.min(m.bytes_total),
+        })
+        .sum();
+    let rate: f64 = moves
+        .iter()
+        .filter(|m| m.state == "copying" || m.state == "handoff")
+        .map(|m| m.bytes_per_s)
+        .sum();
+    let frac = if total == 0 {
+        1.0
+    } else {
+        copied as f64 / total as f64
+    };
+    let width = 30;
+    let filled = ((frac * width as f64) as usize).min(width);
+    format!(
+        "[{}{}] {}/{} moves  {}/{}  {}/s  {:.0}s",
+        "#".repeat(filled),
+        ".".repeat(width - filled),
+        plan.moves_done,
+        plan.moves_total,
+        human(copied),
+        human(total),
+        human(rate as u64),
+        began.elapsed().as_secs_f64()
+    )
+}
+
+/// Bytes in B/KiB/MiB/GiB.
+pub fn human(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= (1u64 << 30) as f64 {
+        format!("{:.2} GiB", b / (1u64 << 30) as f64)
+    } else if b >= (1u64 << 20) as f64 {
+        format!("{:.1} MiB", b / (1u64 << 20) as f64)
+    } else if b >= 1024.0 {
+        format!("{:.1} KiB", b / 1024.0)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+/// The plan and its moves as JSON (for `status --json` and `migration status --json`).
+pub fn plan_json(status: &pb::StatusResponse) -> serde_json::Value {
+    let plan = status.plan.as_ref().map(|p| {
+        serde_json::json!({
+            "id": p.id, "kind": p.kind, "state": p.state, "moves_total": p.moves_total,
+            "moves_done": p.moves_done, "bytes_total": p.bytes_total,
+            "bytes_done": p.bytes_done, "error": p.error,
+        })
+    });
+    let moves: Vec<_> = status
+        .migrations
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "id": m.id, "slots": [m.slot_start, m.slot_end], "from": m.from, "to": m.to,
+                "state": m.state, "rows_copied": m.rows_copied, "bytes_copied": m.bytes_copied,
+                "rows_total": m.rows_total, "bytes_total": m.bytes_total,
+                "bytes_per_s": m.bytes_per_s, "eta_s": m.eta_s, "error": m.error,
+            })
+        })
+        .collect();
+    serde_json::json!({ "plan": plan, "migrations": moves })
+}
+
+/// The plan and its moves as text.
+pub fn print_plan(status: &pb::StatusResponse) {
+    let Some(p) = &status.plan else {
+        println!("no plan has run");
+        return;
+    };
+    println!(
+        "plan {} ({}): {}, {}/{} moves, {} of {}{}",
+        p.id,
+        p.kind,
+        p.state,
+        p.moves_done,
+        p.moves_total,
+        human(p.bytes_done),
+        human(p.bytes_total),
+        if p.error.is_empty() {
+            String::new()
+        } else {
+            format!(" — {}", p.error)
+        }
+    );
+    for m in &status.migrations {
+        println!(
+            "  {:<16} slots {:>5}..{:<5} {} -> {}  {:<9} {:>10}/{:<10} {:>10}/s eta {:>5.1}s {}",
+            m.id,
+            m.slot_start,
+            m.slot_end,
+            m.from,
+            m.to,
+            m.state,
+            human(m.bytes_copied),
+            human(m.bytes_total),
+            human(m.bytes_per_s as u64),
+            m.eta_s,
+            m.error
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("200M"), Ok(200 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert!(parse_size("3 parsecs").is_err());
+    }
+}

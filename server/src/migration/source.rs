@@ -1,0 +1,332 @@
+//! The source side of a move: copy, replay rounds, fence, last delta, hand-off.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use strata_proto::routing::dense_key;
+use strata_proto::v1 as pb;
+use strata_proto::v1::shard_control_client::ShardControlClient;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, Endpoint};
+
+use super::frames::{chunk_bytes, chunk_of};
+use super::{MigrationCounters, MigrationError, Throttle};
+use crate::engine::{Capture, Engine, Table};
+use crate::slot::slot_of;
+use crate::storage::ExportCursor;
+use crate::transport::{DEFAULT_MAX_MESSAGE_BYTES, WINDOW_BYTES};
+
+/// Bytes of rows per chunk sent to the destination.
+const CHUNK_BYTES: usize = 4 << 20;
+/// Replay rounds before the range is fenced regardless of how much changed.
+const MAX_DELTA_ROUNDS: u32 = 8;
+/// Fence as soon as no more than this many updated ids are waiting.
+const SMALL_DELTA_IDS: usize = 4096;
+/// How long the destination may take to confirm the last chunk.
+const DESTINATION_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long connecting to the destination may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Least time between two progress messages.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// What the coordinator asks a source to do.
+#[derive(Debug, Clone)]
+pub struct SourceRequest {
+    /// Migration id.
+    pub id: String,
+    /// First slot of the range.
+    pub start: u32,
+    /// One past the last slot.
+    pub end: u32,
+    /// The destination's address.
+    pub destination: String,
+    /// Copy throttle (0: none).
+    pub max_bytes_per_s: u64,
+}
+
+/// Moves the range's rows to the destination and hands it off. On success the range is
+/// left fenced (awaiting the commit or an abort); on failure it is served again.
+pub async fn migrate_out(
+    engine: Arc<Engine>,
+    req: SourceRequest,
+    counters: Arc<MigrationCounters>,
+    progress: mpsc::Sender<pb::MigrationProgress>,
+) -> Result<(), MigrationError> {
+    let capture = engine
+        .ownership()
+        .start_capture(&req.id, req.start, req.end)?;
+    counters.active.fetch_add(1, Ordering::Relaxed);
+    let mut run = SourceRun {
+        engine: engine.clone(),
+        req: req.clone(),
+        capture,
+        counters: counters.clone(),
+        progress,
+        rows: 0,
+        bytes: 0,
+        rows_total: 0,
+        bytes_total: 0,
+        round: 0,
+        last_progress: None,
+    };
+    let result = run.run().await;
+    counters.active.fetch_sub(1, Ordering::Relaxed);
+    match &result {
+        Ok(()) => tracing::info!(
+            id = %req.id, rows = run.rows, bytes = run.bytes, "range handed off"
+        ),
+        Err(e) => {
+            engine.ownership().end_capture(&req.id);
+            tracing::warn!(id = %req.id, error = %e, "migration rolled back on the source");
+        }
+    }
+    result
+}
+
+struct SourceRun {
+    engine: Arc<Engine>,
+    req: SourceRequest,
+    capture: Arc<Capture>,
+    counters: Arc<MigrationCounters>,
+    progress: mpsc::Sender<pb::MigrationProgress>,
+    rows: u64,
+    bytes: u64,
+    rows_total: u64,
+    bytes_total: u64,
+    round: u32,
+    last_progress: Option<Instant>,
+}
+
+impl SourceRun {
+    async fn run(&mut self) -> Result<(), MigrationError> {
+        let tables = self.engine.tables();
+        let range = [(self.req.start, self.req.end)];
+        for t in &tables {
+            let rows = t.count_slots(&range)[0];
+            self.rows_total += rows;
+            self.bytes_total += rows * (t.row_floats() as u64 * 4 + 8);
+        }
+        let mut client = connect(&self.req.destination).await?;
+        let (tx, rx) = mpsc::channel::<pb::ImportChunk>(4);
+        let destination = self.req.destination.clone();
+        let call = tokio::spawn(async move { client.import_rows(ReceiverStream::new(rx)).await });
+        let sent = self.stream(&tables, &tx).await;
+        drop(tx);
+        let answer = match sent {
+            Ok(()) => tokio::time::timeout(DESTINATION_TIMEOUT, call)
+                .await
+                .map_err(|_| MigrationError::Destination {
+                    address: destination.clone(),
+                    message: format!("no answer within {DESTINATION_TIMEOUT:?}"),
+                })?
+                .map_err(|e| MigrationError::Task(e.to_string()))?,
+            Err(e) => {
+                call.abort();
+                return Err(e);
+            }
+        };
+        answer.map_err(|s| MigrationError::Destination {
+            address: destination,
+            message: format!("{:?}: {}", s.code(), s.message()),
+        })?;
+        self.check_alive()?;
+        self.report("handed_off", true).await
+    }
+
+    /// Copy, replay rounds, fence, last delta, dense tensors, end marker.
+    async fn stream(
+        &mut self,
+        tables: &[Arc<Table>],
+        tx: &mpsc::Sender<pb::ImportChunk>,
+    ) -> Result<(), MigrationError> {
+        let mut throttle = Throttle::new(self.req.max_bytes_per_s);
+        self.send(
+            tx,
+            pb::ImportChunk {
+                migration_id: self.req.id.clone(),
+                slot_start: self.req.start,
+                slot_end: self.req.end,
+                ..Default::default()
+            },
+            &mut throttle,
+        )
+        .await?;
+        for table in tables {
+            self.copy_table(table, tx, &mut throttle).await?;
+        }
+        while self.capture.pending() > SMALL_DELTA_IDS && self.round < MAX_DELTA_ROUNDS {
+            self.round += 1;
+            self.send_updated(tables, tx, &mut throttle, "delta")
+                .await?;
+        }
+        let ownership = self.engine.clone();
+        let id = self.req.id.clone();
+        tokio::task::spawn_blocking(move || ownership.ownership().fence(&id))
+            .await
+            .map_err(|e| MigrationError::Task(e.to_string()))??;
+        self.check_alive()?;
+        // Nothing in the range changes from here on: the last delta is exact.
+        let mut unthrottled = Throttle::new(0);
+        self.send_updated(tables, tx, &mut unthrottled, "handoff")
+            .await?;
+        for dense in self.engine.dense_tensors() {
+            let name = &dense.spec().name;
+            let slot = slot_of(dense_key(name), self.engine.ownership().num_slots());
+            if slot < self.req.start || slot >= self.req.end {
+                continue;
+            }
+            let chunk = pb::ImportChunk {
+                dense: name.clone(),
+                dense_data: crate::engine::payload::f32s_into_bytes(dense.snapshot().data),
+                ..Default::default()
+            };
+            self.send(tx, chunk, &mut unthrottled).await?;
+        }
+        let done = pb::ImportChunk {
+            done: true,
+            ..Default::default()
+        };
+        self.send(tx, done, &mut unthrottled).await
+    }
+
+    /// Streams every row of the range of one table, a chunk at a time.
+    async fn copy_table(
+        &mut self,
+        table: &Arc<Table>,
+        tx: &mpsc::Sender<pb::ImportChunk>,
+        throttle: &mut Throttle,
+    ) -> Result<(), MigrationError> {
+        let row_floats = table.row_floats();
+        let max_rows = (CHUNK_BYTES / (row_floats * 4 + 8)).max(1);
+        let mut cursor = ExportCursor::default();
+        while !cursor.done {
+            self.check_alive()?;
+            let (t, c, range) = (table.clone(), cursor.clone(), self.req.start..self.req.end);
+            let (block, next) = tokio::task::spawn_blocking(move || {
+                let mut c = c;
+                t.export_slots(range, &mut c, max_rows).map(|b| (b, c))
+            })
+            .await
+            .map_err(|e| MigrationError::Task(e.to_string()))??;
+            cursor = next;
+            if block.ids.is_empty() {
+                continue;
+            }
+            let rows = block.ids.len() as u64;
+            let chunk = chunk_of(&table.spec().name, row_floats, block);
+            self.send(tx, chunk, throttle).await?;
+            self.rows += rows;
+            self.report("copy", false).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the current rows of every id updated since the last round.
+    async fn send_updated(
+        &mut self,
+        tables: &[Arc<Table>],
+        tx: &mpsc::Sender<pb::ImportChunk>,
+        throttle: &mut Throttle,
+        phase: &str,
+    ) -> Result<(), MigrationError> {
+        let updated = self.capture.take();
+        for table in tables {
+            let Some(ids) = updated.get(&table.spec().name) else {
+                continue;
+            };
+            let mut ids = ids.clone();
+            ids.sort_unstable();
+            ids.dedup();
+            let row_floats = table.row_floats();
+            let per_chunk = (CHUNK_BYTES / (row_floats * 4 + 8)).max(1);
+            for part in ids.chunks(per_chunk) {
+                let (t, part) = (table.clone(), part.to_vec());
+                let block = tokio::task::spawn_blocking(move || t.read_rows(&part))
+                    .await
+                    .map_err(|e| MigrationError::Task(e.to_string()))??;
+                let rows = block.ids.len() as u64;
+                let chunk = chunk_of(&table.spec().name, row_floats, block);
+                self.send(tx, chunk, throttle).await?;
+                self.rows += rows;
+            }
+        }
+        self.report(phase, false).await
+    }
+
+    /// Sends one chunk (waiting while the destination is behind), then paces.
+    async fn send(
+        &mut self,
+        tx: &mpsc::Sender<pb::ImportChunk>,
+        chunk: pb::ImportChunk,
+        throttle: &mut Throttle,
+    ) -> Result<(), MigrationError> {
+        let bytes = chunk_bytes(&chunk);
+        let rows = (chunk.ids.len() / 8) as u64;
+        tx.send(chunk)
+            .await
+            .map_err(|_| MigrationError::Destination {
+                address: self.req.destination.clone(),
+                message: "the import stream closed".into(),
+            })?;
+        self.bytes += bytes;
+        self.counters.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+        self.counters.rows_out.fetch_add(rows, Ordering::Relaxed);
+        throttle.pace(bytes).await;
+        Ok(())
+    }
+
+    /// Refuses to go on once the migration was aborted.
+    fn check_alive(&self) -> Result<(), MigrationError> {
+        if self.capture.is_ended() {
+            return Err(MigrationError::Aborted {
+                id: self.req.id.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Tells the coordinator how far the move is (at most every 100 ms unless `must`).
+    async fn report(&mut self, phase: &str, must: bool) -> Result<(), MigrationError> {
+        let due = self
+            .last_progress
+            .is_none_or(|t| t.elapsed() >= PROGRESS_EVERY);
+        if !(must || due || phase != "copy") {
+            return Ok(());
+        }
+        self.last_progress = Some(Instant::now());
+        let msg = pb::MigrationProgress {
+            phase: phase.into(),
+            rows: self.rows,
+            bytes: self.bytes,
+            rows_total: self.rows_total,
+            bytes_total: self.bytes_total,
+            delta_round: self.round,
+        };
+        self.progress
+            .send(msg)
+            .await
+            .map_err(|_| MigrationError::ProgressClosed)
+    }
+}
+
+/// A channel to the destination with strata's HTTP/2 settings.
+async fn connect(address: &str) -> Result<ShardControlClient<Channel>, MigrationError> {
+    let err = |message: String| MigrationError::Destination {
+        address: address.to_string(),
+        message,
+    };
+    let channel = Endpoint::from_shared(format!("http://{address}"))
+        .map_err(|e| err(e.to_string()))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .initial_stream_window_size(WINDOW_BYTES)
+        .initial_connection_window_size(WINDOW_BYTES)
+        .connect()
+        .await
+        .map_err(|e| err(format!("cannot connect: {e}")))?;
+    Ok(ShardControlClient::new(channel)
+        .max_decoding_message_size(DEFAULT_MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(DEFAULT_MAX_MESSAGE_BYTES))
+}
