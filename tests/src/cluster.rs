@@ -213,3 +213,62 @@ impl Cluster {
         Ok(strata_client::Client::connect(self.coordinator.address()).await?)
     }
 }
+
+/// Waits until plan `id` is no longer running (bounded) and returns the last status.
+pub async fn wait_plan(
+    coordinator: &str,
+    id: &str,
+    deadline: Duration,
+) -> anyhow::Result<pb::StatusResponse> {
+    wait_status(coordinator, deadline, &format!("done with {id}"), |s| {
+        s.plan
+            .as_ref()
+            .is_some_and(|p| p.id == id && p.state != "running")
+    })
+    .await
+}
+
+/// Starts a plan (made by the coordinator for the current layout) and returns its id.
+pub async fn apply(
+    client: &strata_client::Client,
+    plan_json: String,
+    rate: u64,
+) -> anyhow::Result<String> {
+    let started = client
+        .apply_plan(pb::ApplyPlanRequest {
+            plan_json,
+            max_bytes_per_s: rate,
+            max_parallel: 2,
+        })
+        .await?;
+    Ok(started.plan_id)
+}
+
+/// Resizes to `count` shards and waits for the plan; fails unless it is done.
+pub async fn resize(
+    client: &strata_client::Client,
+    coordinator: &str,
+    count: u32,
+) -> anyhow::Result<pb::StatusResponse> {
+    let r = client
+        .resize_shards(pb::ResizeShardsRequest {
+            count,
+            dry_run: false,
+            ..Default::default()
+        })
+        .await?;
+    finished(coordinator, &r.plan_id).await
+}
+
+/// Waits for plan `id` and fails unless it is done.
+pub async fn finished(coordinator: &str, id: &str) -> anyhow::Result<pb::StatusResponse> {
+    let s = wait_plan(coordinator, id, Duration::from_secs(120)).await?;
+    let plan = s.plan.clone().unwrap_or_default();
+    anyhow::ensure!(
+        plan.state == "done",
+        "plan {id} ended {}: {}",
+        plan.state,
+        plan.error
+    );
+    Ok(s)
+}

@@ -14,6 +14,7 @@ use anyhow::{bail, Context};
 
 pub mod cluster;
 pub mod etcd;
+pub mod trainers;
 
 /// How long a server may take to print its address.
 const START_DEADLINE: Duration = Duration::from_secs(60);
