@@ -418,7 +418,9 @@ impl ClusterCoordinator {
             fresh.last_checkpoint = old.last_checkpoint.clone();
         }
         live.insert(id.clone(), fresh);
-        if !next.placement_frozen {
+        // Shards are re-spread over the nodes only while no table exists: once one does,
+        // rows may exist and moving them needs a plan (rebalance), never a re-placement.
+        if !next.placement_frozen && next.tables.is_empty() {
             let up: Vec<Candidate> = next
                 .nodes
                 .iter()
