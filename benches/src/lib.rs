@@ -8,6 +8,7 @@
 //! - [`runner`]: trainers, warm-up, measured window, histograms.
 //! - [`report`]: the summary, human and JSON.
 //! - [`progress`]: the live progress line on a terminal.
+//! - [`timeline`]: steps over wall-clock time, for windows such as a migration.
 
 #[cfg(target_endian = "big")]
 compile_error!("W1 payloads are little-endian f32; strata-bench assumes a little-endian host");
@@ -17,5 +18,6 @@ pub mod report;
 pub mod rng;
 pub mod runner;
 pub mod target;
+pub mod timeline;
 pub mod workload;
 pub mod zipf;

@@ -8,6 +8,7 @@ use anyhow::{bail, Context as _};
 use clap::Parser;
 
 use strata_bench::progress::Progress;
+use strata_bench::timeline::Timeline;
 use strata_bench::report::{Context, Summary};
 use strata_bench::runner::{self, Live, RunConfig};
 use strata_bench::target::{self, TableParams, TargetSpec};
@@ -71,6 +72,9 @@ struct Args {
     /// Print one JSON object as the last line of stdout.
     #[arg(long)]
     json: bool,
+    /// Write `unix_ms steps rows` every 100 ms to this file (throughput of any window).
+    #[arg(long)]
+    timeline: Option<std::path::PathBuf>,
 }
 
 fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
@@ -129,9 +133,18 @@ fn main() -> anyhow::Result<()> {
             .with_context(|| format!("setting up target {}", a.target))?;
         let progress = (!a.json && std::io::stderr().is_terminal())
             .then(|| Progress::start(live.clone(), warmup, warmup + duration));
+        let timeline = a
+            .timeline
+            .as_deref()
+            .map(|path| Timeline::start(path, live.clone()))
+            .transpose()
+            .context("opening the timeline file")?;
         let r = runner::run(targets, &cfg, live.clone()).await;
         if let Some(p) = progress {
             p.finish();
+        }
+        if let Some(t) = timeline {
+            t.finish().context("writing the timeline")?;
         }
         anyhow::Ok(r?)
     })?;

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Live migration under load: how fast rows move between shard servers on loopback, and how
+# much trainer throughput (W1) is left while they move.
+#
+# usage: benches/migration.sh [--fill SECONDS] [--max-bytes-per-s N] [--parallel K]
+# Starts a coordinator and two shard servers (release builds, free loopback ports, temp
+# data dirs), runs strata-bench W1 (4 trainers) against them, adds a third shard server
+# after the table exists, and after --fill seconds (default 20) applies a rebalance that
+# moves about a third of the rows to it. From the bench's timeline (steps every 100 ms) it
+# reports rows/s in the 4 s before the migration and during it, and the migration rate
+# (row bytes moved / wall time from apply to the plan's end). Stops what it started.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR=$ROOT/$TARGET_DIR ;; esac
+BIN=$TARGET_DIR/release
+
+FILL=20
+RATE=0
+PARALLEL=2
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+    --fill) FILL=${2:?}; shift 2 ;;
+    --max-bytes-per-s) RATE=${2:?}; shift 2 ;;
+    --parallel) PARALLEL=${2:?}; shift 2 ;;
+    *) echo "unknown flag $1" >&2; exit 2 ;;
+    esac
+done
+
+log() { printf '%s\n' "$*" >&2; }
+(cd "$ROOT" && cargo build --release -q -p strata-server --bin strata-server \
+    -p strata-client --bin strata -p strata-bench --bin strata-bench)
+
+free_port() {
+    local p
+    for _ in $(seq 1 200); do
+        p=$((20000 + RANDOM % 30000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+    done
+    log "no free port"; exit 1
+}
+
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+COORD=127.0.0.1:$(free_port)
+"$BIN/strata-server" coordinator --listen "$COORD" --data-dir "$TMP/coordinator" --shards 8 \
+    >"$TMP/coordinator.log" 2>&1 &
+PIDS+=($!)
+start_shard() {
+    local i=$1
+    "$BIN/strata-server" shard --coordinator "$COORD" --listen "127.0.0.1:$(free_port)" \
+        --data-dir "$TMP/shard-$i" >"$TMP/shard-$i.log" 2>&1 &
+    PIDS+=($!)
+}
+up_nodes() { "$BIN/strata" --coordinator "$COORD" status --json 2>/dev/null | grep -o '"state":"up"' | wc -l; }
+wait_up() {
+    for _ in $(seq 1 150); do [[ $(up_nodes) -ge $1 ]] && return; sleep 0.2; done
+    log "nodes not up; logs in $TMP"; exit 1
+}
+start_shard 1
+start_shard 2
+wait_up 2
+
+DURATION=$((FILL + 25))
+log "W1 for ${DURATION}s on 2 nodes; a third joins after 3 s; rebalance at ${FILL}s ..."
+"$BIN/strata-bench" --coordinator "$COORD" --warmup 0 --duration "$DURATION" \
+    --timeline "$TMP/timeline" --json >"$TMP/bench.json" 2>"$TMP/bench.log" &
+BENCH=$!
+PIDS+=($BENCH)
+sleep 3
+start_shard 3
+wait_up 3
+sleep $((FILL - 3))
+
+now_ms() { date +%s%3N; }
+T0=$(now_ms)
+"$BIN/strata" --coordinator "$COORD" rebalance --apply --yes --no-wait \
+    --max-bytes-per-s "$RATE" --parallel "$PARALLEL" >"$TMP/plan.txt"
+while :; do
+    STATUS=$("$BIN/strata" --coordinator "$COORD" migration status --json)
+    STATE=$(python3 -c 'import json,sys; p=json.load(sys.stdin)["plan"]; print(p["state"] if p else "none")' <<<"$STATUS")
+    [[ "$STATE" != "running" ]] && break
+    (( $(now_ms) - T0 > 300000 )) && { log "migration still running after 300 s"; exit 1; }
+    sleep 0.05
+done
+T1=$(now_ms)
+wait "$BENCH" || { log "strata-bench failed:"; cat "$TMP/bench.log" >&2; exit 1; }
+
+python3 - "$TMP/timeline" "$T0" "$T1" "$STATUS" "$TMP/plan.txt" <<'PY'
+import json, sys
+path, t0, t1, status, plan_txt = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4]), sys.argv[5]
+samples = [tuple(map(int, l.split())) for l in open(path) if l.strip()]
+def rows_at(t):
+    prev = samples[0]
+    for s in samples:
+        if s[0] >= t:
+            if s[0] == prev[0]:
+                return s[2]
+            f = (t - prev[0]) / (s[0] - prev[0])
+            return prev[2] + f * (s[2] - prev[2])
+        prev = s
+    return samples[-1][2]
+before = (rows_at(t0) - rows_at(t0 - 4000)) / 4.0
+during = (rows_at(t1) - rows_at(t0)) / max((t1 - t0) / 1000.0, 1e-3)
+plan = status["plan"]
+secs = (t1 - t0) / 1000.0
+gbps = plan["bytes_done"] / secs / 1e9
+print(open(plan_txt).read().strip())
+print()
+print(f"plan {plan['id']}: {plan['state']}, {plan['moves_done']}/{plan['moves_total']} moves, "
+      f"{plan['bytes_done']/1e9:.3f} GB in {secs:.2f} s (apply to end)")
+print(f"migration rate          {gbps:8.3f} GB/s")
+print(f"trainer rows/s before   {before:12.0f}   (4 s before the apply)")
+print(f"trainer rows/s during   {during:12.0f}   ({during/before if before else 0:.2f} of before)")
+PY
