@@ -2,13 +2,14 @@
 # Live migration under load: how fast rows move between shard servers on loopback, and how
 # much trainer throughput (W1) is left while they move.
 #
-# usage: benches/migration.sh [--fill SECONDS] [--max-bytes-per-s N] [--parallel K]
+# usage: benches/migration.sh [--fill SECONDS] [--max-bytes-per-s N] [--parallel K] [--idle]
 # Starts a coordinator and two shard servers (release builds, free loopback ports, temp
 # data dirs), runs strata-bench W1 (4 trainers) against them, adds a third shard server
 # after the table exists, and after --fill seconds (default 20) applies a rebalance that
 # moves about a third of the rows to it. From the bench's timeline (steps every 100 ms) it
 # reports rows/s in the 4 s before the migration and during it, and the migration rate
-# (row bytes moved / wall time from apply to the plan's end). Stops what it started.
+# (row bytes moved / wall time from apply to the plan's end). With --idle the bench stops
+# after the fill and the rows move with no load. Stops what it started.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -19,8 +20,10 @@ BIN=$TARGET_DIR/release
 FILL=20
 RATE=0
 PARALLEL=2
+IDLE=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
+    --idle) IDLE=1; shift ;;
     --fill) FILL=${2:?}; shift 2 ;;
     --max-bytes-per-s) RATE=${2:?}; shift 2 ;;
     --parallel) PARALLEL=${2:?}; shift 2 ;;
@@ -70,6 +73,7 @@ start_shard 2
 wait_up 2
 
 DURATION=$((FILL + 25))
+[[ $IDLE == 1 ]] && DURATION=$FILL
 log "W1 for ${DURATION}s on 2 nodes; a third joins after 3 s; rebalance at ${FILL}s ..."
 "$BIN/strata-bench" --coordinator "$COORD" --warmup 0 --duration "$DURATION" \
     --timeline "$TMP/timeline" --json >"$TMP/bench.json" 2>"$TMP/bench.log" &
@@ -79,6 +83,10 @@ sleep 3
 start_shard 3
 wait_up 3
 sleep $((FILL - 3))
+if [[ $IDLE == 1 ]]; then
+    wait "$BENCH" || { log "strata-bench failed:"; cat "$TMP/bench.log" >&2; exit 1; }
+    sleep 2   # a heartbeat with the final sizes
+fi
 
 now_ms() { date +%s%3N; }
 T0=$(now_ms)
@@ -92,7 +100,10 @@ while :; do
     sleep 0.05
 done
 T1=$(now_ms)
-wait "$BENCH" || { log "strata-bench failed:"; cat "$TMP/bench.log" >&2; exit 1; }
+if [[ $IDLE == 0 ]]; then
+    wait "$BENCH" || { log "strata-bench failed:"; cat "$TMP/bench.log" >&2; exit 1; }
+fi
+grep -h "handed off\|rolled back" "$TMP"/shard-*.log | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-300 >&2 || true
 
 python3 - "$TMP/timeline" "$T0" "$T1" "$STATUS" "$TMP/plan.txt" <<'PY'
 import json, sys
@@ -118,6 +129,7 @@ print()
 print(f"plan {plan['id']}: {plan['state']}, {plan['moves_done']}/{plan['moves_total']} moves, "
       f"{plan['bytes_done']/1e9:.3f} GB in {secs:.2f} s (apply to end)")
 print(f"migration rate          {gbps:8.3f} GB/s")
-print(f"trainer rows/s before   {before:12.0f}   (4 s before the apply)")
-print(f"trainer rows/s during   {during:12.0f}   ({during/before if before else 0:.2f} of before)")
+if before > 0:
+    print(f"trainer rows/s before   {before:12.0f}   (4 s before the apply)")
+    print(f"trainer rows/s during   {during:12.0f}   ({during/before:.2f} of before)")
 PY

@@ -70,12 +70,17 @@ pub async fn migrate_out(
         bytes_total: 0,
         round: 0,
         last_progress: None,
+        copy_secs: 0.0,
+        delta_secs: 0.0,
+        handoff_ms: 0.0,
     };
     let result = run.run().await;
     counters.active.fetch_sub(1, Ordering::Relaxed);
     match &result {
         Ok(()) => tracing::info!(
-            id = %req.id, rows = run.rows, bytes = run.bytes, "range handed off"
+            id = %req.id, rows = run.rows, bytes = run.bytes, rounds = run.round,
+            copy_s = run.copy_secs, delta_s = run.delta_secs, handoff_ms = run.handoff_ms,
+            "range handed off"
         ),
         Err(e) => {
             engine.ownership().end_capture(&req.id);
@@ -97,6 +102,9 @@ struct SourceRun {
     bytes_total: u64,
     round: u32,
     last_progress: Option<Instant>,
+    copy_secs: f64,
+    delta_secs: f64,
+    handoff_ms: f64,
 }
 
 impl SourceRun {
@@ -153,14 +161,19 @@ impl SourceRun {
             &mut throttle,
         )
         .await?;
+        let began = Instant::now();
         for table in tables {
             self.copy_table(table, tx, &mut throttle).await?;
         }
+        self.copy_secs = began.elapsed().as_secs_f64();
+        let began = Instant::now();
         while self.capture.pending() > SMALL_DELTA_IDS && self.round < MAX_DELTA_ROUNDS {
             self.round += 1;
             self.send_updated(tables, tx, &mut throttle, "delta")
                 .await?;
         }
+        self.delta_secs = began.elapsed().as_secs_f64();
+        let began = Instant::now();
         let ownership = self.engine.clone();
         let id = self.req.id.clone();
         tokio::task::spawn_blocking(move || ownership.ownership().fence(&id))
@@ -188,7 +201,9 @@ impl SourceRun {
             done: true,
             ..Default::default()
         };
-        self.send(tx, done, &mut unthrottled).await
+        self.send(tx, done, &mut unthrottled).await?;
+        self.handoff_ms = began.elapsed().as_secs_f64() * 1e3;
+        Ok(())
     }
 
     /// Streams every row of the range of one table, a chunk at a time.
