@@ -96,7 +96,7 @@ fn client_split(c: &mut Criterion) {
                 slot_start: s * 512,
                 slot_end: (s + 1) * 512,
                 primary: format!("n{}", s % 3),
-                replicas: vec![],
+                ..Default::default()
             })
             .collect(),
     };

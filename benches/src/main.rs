@@ -8,10 +8,10 @@ use anyhow::{bail, Context as _};
 use clap::Parser;
 
 use strata_bench::progress::Progress;
-use strata_bench::timeline::Timeline;
 use strata_bench::report::{Context, Summary};
 use strata_bench::runner::{self, Live, RunConfig};
 use strata_bench::target::{self, TableParams, TargetSpec};
+use strata_bench::timeline::Timeline;
 use strata_bench::workload::WorkloadSpec;
 
 /// Workload W1 (shared/WORKLOAD.md) end to end, with latency histograms.

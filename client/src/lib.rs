@@ -562,9 +562,8 @@ impl Client {
         let idempotent = req.dry_run;
         self.inner
             .control
-            .call("ResizeShards", idempotent, |mut c| {
-                let req = req.clone();
-                async move { c.resize_shards(req).await }
+            .call("ResizeShards", idempotent, |mut c| async move {
+                c.resize_shards(req).await
             })
             .await
     }

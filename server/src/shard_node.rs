@@ -95,6 +95,7 @@ pub struct ShardNode {
     last_checkpoint: Mutex<Option<CheckpointInfo>>,
     durability: tokio::sync::Mutex<()>,
     shard_ranges: Mutex<Vec<(u32, u32)>>,
+    maps: Mutex<()>,
     incoming: Arc<Incoming>,
     counters: Arc<MigrationCounters>,
 }
@@ -140,6 +141,7 @@ impl ShardNode {
             last_checkpoint: Mutex::new(last_checkpoint),
             durability: tokio::sync::Mutex::new(()),
             shard_ranges: Mutex::new(Vec::new()),
+            maps: Mutex::new(()),
             incoming: Arc::new(Incoming::new()),
             counters: Arc::new(MigrationCounters::default()),
         })
@@ -223,12 +225,15 @@ impl ShardNode {
         Ok(())
     }
 
-    /// Serves the slot ranges the map gives this node (older maps are ignored). Ranges
-    /// handed off to another node (the map committed their move) are dropped here.
+    /// Serves the slot ranges the map gives this node (older maps are ignored, also when
+    /// two arrive at once). Ranges handed off to another node (the map committed their
+    /// move) are dropped here, and so are rows of ranges the node does not serve and does
+    /// not receive (left by a checkpoint restored after the node lost them).
     pub fn apply_map(&self, map: &ClusterMap) -> Result<(), ShardNodeError> {
+        let _one = self.maps.lock();
         let id = self.node_id();
         let ownership = self.engine.ownership();
-        if id.is_empty() || map.epoch < ownership.epoch() {
+        if id.is_empty() {
             return Ok(());
         }
         let ranges: Vec<(u32, u32)> = map
@@ -237,7 +242,9 @@ impl ShardNode {
             .filter(|s| s.primary == id)
             .map(|s| (s.slot_start, s.slot_end))
             .collect();
-        ownership.update(map.epoch, Some(&ranges));
+        if !ownership.update_if_newer(map.epoch, &ranges) {
+            return Ok(());
+        }
         *self.shard_ranges.lock() = ranges;
         for moved in ownership.captures_moved_away() {
             if let Some((start, end)) = ownership.end_capture(&moved) {
@@ -246,7 +253,45 @@ impl ShardNode {
             }
         }
         self.incoming.settle(&self.engine);
+        self.drop_strays()?;
         Ok(())
+    }
+
+    /// Erases rows of slots this node neither serves nor receives.
+    fn drop_strays(&self) -> Result<(), ShardNodeError> {
+        let ownership = self.engine.ownership();
+        let mut keep = ownership.served_ranges();
+        keep.extend(self.incoming.ranges());
+        keep.extend(ownership.capture_ranges());
+        keep.sort_unstable();
+        let mut strays = Vec::new();
+        let mut next = 0u32;
+        for (start, end) in keep {
+            if start > next {
+                strays.push((next, start));
+            }
+            next = next.max(end);
+        }
+        if next < ownership.num_slots() {
+            strays.push((next, ownership.num_slots()));
+        }
+        if strays.is_empty() {
+            return Ok(());
+        }
+        for t in self.engine.tables() {
+            if t.count_slots(&strays).iter().any(|&n| n > 0) {
+                let rows = t.erase_slots(&strays)?;
+                tracing::info!(table = %t.spec().name, rows, "dropped rows of slots not served here");
+            }
+        }
+        Ok(())
+    }
+
+    /// Ids of the migrations under way on this node, as source or destination.
+    pub fn migration_ids(&self) -> Vec<String> {
+        let mut ids = self.engine.ownership().capture_ids();
+        ids.extend(self.incoming.ids());
+        ids
     }
 
     /// Rolls migration `id` back on this node, as source or destination (idempotent).

@@ -1,7 +1,7 @@
 //! A client holding a stale map is corrected by the server and succeeds transparently.
 
 use strata_tests::cluster::{
-    settled, wait_status, CoordinatorProcess, ShardProcess, SETTLE_DEADLINE,
+    apply, finished, settled, wait_status, CoordinatorProcess, ShardProcess, SETTLE_DEADLINE,
 };
 use strata_tests::table_spec;
 
@@ -27,7 +27,7 @@ async fn stale_client_is_refused_with_the_epoch_refreshes_and_succeeds() {
         .expect("create");
     let old_epoch = stale.epoch();
 
-    // Two more nodes join while the cluster is empty: shards move to them.
+    // Two more nodes join; a rebalance moves shards to them (no rows yet: by count).
     let _more: Vec<ShardProcess> = (1..3)
         .map(|i| {
             ShardProcess::start(
@@ -38,6 +38,23 @@ async fn stale_client_is_refused_with_the_epoch_refreshes_and_succeeds() {
             .expect("shard")
         })
         .collect();
+    wait_status(coordinator.address(), SETTLE_DEADLINE, "three up", |s| {
+        s.nodes
+            .iter()
+            .filter(|n| n.node.as_ref().is_some_and(|x| x.state == "up"))
+            .count()
+            == 3
+    })
+    .await
+    .expect("three up");
+    let operator = strata_client::Client::connect(coordinator.address())
+        .await
+        .expect("operator client");
+    let plan = operator.plan_rebalance("").await.expect("plan");
+    let id = apply(&operator, plan.plan_json, 0).await.expect("apply");
+    finished(coordinator.address(), &id)
+        .await
+        .expect("rebalanced");
     let status = wait_status(coordinator.address(), SETTLE_DEADLINE, "three nodes", |s| {
         settled(s, 3)
     })

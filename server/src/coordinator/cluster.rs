@@ -71,6 +71,12 @@ pub trait NodeControl: Send + Sync {
         progress: &'a (dyn Fn(MoveProgress) + Send + Sync),
         cancel: &'a AtomicBool,
     ) -> BoxFuture<'a, Result<(), String>>;
+    /// Whether the node received move `id` completely and still holds it.
+    fn import_complete<'a>(
+        &'a self,
+        address: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<bool, String>>;
     /// Rolls move `id` back on the node (source or destination; idempotent).
     fn abort_migration<'a>(
         &'a self,
@@ -270,6 +276,8 @@ pub struct HeartbeatReport {
     pub last_checkpoint: Option<CheckpointInfo>,
     /// Rows and bytes per slot range it serves.
     pub ranges: Vec<RangeLoad>,
+    /// Migrations under way on the node, by id.
+    pub migrations: Vec<String>,
 }
 
 /// The answer to a heartbeat: what the node lacks.
@@ -281,6 +289,8 @@ pub struct HeartbeatReply {
     pub map: Option<ClusterMap>,
     /// The catalog, when newer than the node's.
     pub catalog: Option<Catalog>,
+    /// Migrations the node holds that no plan knows: to roll back.
+    pub abort: Vec<String>,
 }
 
 /// Settings of a cluster coordinator.
@@ -489,10 +499,16 @@ impl ClusterCoordinator {
             self.map_tx.send_replace(map_of(record, live));
             tracing::info!(node = %hb.node_id, epoch = record.epoch, "node is up");
         }
+        let known = migrations::known_attempts(record);
         Ok(HeartbeatReply {
             epoch: record.epoch,
             map: (hb.epoch != record.epoch).then(|| map_of(record, live)),
             catalog: (hb.catalog_version != record.catalog_version).then(|| catalog_of(record)),
+            abort: hb
+                .migrations
+                .into_iter()
+                .filter(|id| !known.contains(id))
+                .collect(),
         })
     }
 

@@ -304,8 +304,23 @@ impl ClusterCoordinator {
         }
         let this = self.clone();
         tokio::spawn(async move {
-            this.clone().run_plan(resume).await;
-            this.run.active.store(false, Ordering::Release);
+            let mut resume = resume;
+            loop {
+                this.clone().run_plan(resume).await;
+                this.run.active.store(false, Ordering::Release);
+                // A plan started while this one was ending found the runner busy: run it.
+                let pending = this
+                    .state
+                    .lock()
+                    .0
+                    .plan
+                    .as_ref()
+                    .is_some_and(|p| p.state == PlanState::Running);
+                if !pending || this.run.active.swap(true, Ordering::AcqRel) {
+                    break;
+                }
+                resume = false;
+            }
         });
     }
 
@@ -441,6 +456,17 @@ impl ClusterCoordinator {
             .nodes
             .migrate_out(&from, &request, &progress, &self.run.cancel)
             .await;
+        // A destination that restarted after its answer lost the rows: never commit to it.
+        let result = match result {
+            Ok(()) => match self.nodes.import_complete(&to, &request.id).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err("the destination no longer holds the rows (restarted?)".into()),
+                Err(e) => Err(format!(
+                    "cannot confirm the destination holds the rows: {e}"
+                )),
+            },
+            Err(e) => Err(e),
+        };
         let cancelled = self.run.cancel.load(Ordering::Acquire);
         let outcome: Result<(), String> = match result {
             Ok(()) => match self.commit_move(index) {
@@ -456,7 +482,14 @@ impl ClusterCoordinator {
                     return Ok(());
                 }
                 Ok(false) => Err("cancelled before its commit".to_string()),
-                Err(e) => Err(format!("commit failed: {e}")),
+                Err(e) => {
+                    // The write may have landed (an ambiguous store error): rolling back
+                    // could unfence a source whose range is committed away. Leave the
+                    // nodes as they are; the next leader, or the heartbeat reconciliation
+                    // after this plan ends, settles them from the stored record.
+                    tracing::error!(id = %request.id, error = %e, "commit not recorded");
+                    return Err(format!("move {}: commit not recorded: {e}", record.id));
+                }
             },
             Err(e) => Err(e),
         };
@@ -576,6 +609,18 @@ impl ClusterCoordinator {
             "could not roll the move back on this node; it keeps the range fenced until it restarts"
         );
     }
+}
+
+/// Attempt ids of the moves running or committed: a node holding any other migration holds
+/// a leftover (of a rolled-back or forgotten attempt) and is told to roll it back.
+pub fn known_attempts(record: &ClusterRecord) -> std::collections::HashSet<String> {
+    record
+        .plan
+        .iter()
+        .flat_map(|p| &p.moves)
+        .filter(|m| m.state == MoveState::Running || m.state == MoveState::Done)
+        .map(attempt_id)
+        .collect()
 }
 
 /// The id a move's attempt is known by on the nodes.

@@ -5,7 +5,8 @@
 //! fencing a slot range (the exclusive lock) waits for the requests already admitted and
 //! refuses every later one: after [`Ownership::fence`] returns no row of the range changes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -26,14 +27,39 @@ pub struct Capture {
     id: String,
     range: (u32, u32),
     num_slots: u32,
-    updated: Mutex<HashMap<String, Vec<u64>>>,
+    updated: Mutex<HashMap<String, IdSet>>,
     ended: AtomicBool,
 }
 
+/// Distinct ids (a push of a hot id during a long copy is kept once, not once per push).
+pub type IdSet = HashSet<u64, BuildHasherDefault<IdHasher>>;
+
+/// A hasher for ids: one multiply-xorshift (ids are spread already; SipHash is not needed
+/// for a set the network cannot grow beyond the rows of a range).
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        let h = self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        h ^ (h >> 29)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id;
+    }
+}
+
 impl Capture {
-    /// Ids recorded and not taken yet (with repeats).
+    /// Distinct ids recorded and not taken yet.
     pub fn pending(&self) -> usize {
-        self.updated.lock().values().map(Vec::len).sum()
+        self.updated.lock().values().map(IdSet::len).sum()
     }
 
     /// Whether the migration was ended here (committed away or rolled back).
@@ -51,8 +77,8 @@ impl Capture {
         self.range
     }
 
-    /// Takes the ids recorded so far (table → ids, with repeats), leaving none.
-    pub fn take(&self) -> HashMap<String, Vec<u64>> {
+    /// Takes the ids recorded so far (table → distinct ids), leaving none.
+    pub fn take(&self) -> HashMap<String, IdSet> {
         std::mem::take(&mut *self.updated.lock())
     }
 
@@ -162,17 +188,39 @@ impl Ownership {
     /// stay as they are.
     pub fn update(&self, epoch: u64, ranges: Option<&[(u32, u32)]>) {
         let mut t = self.slots.write();
+        self.set(&mut t, epoch, ranges);
+    }
+
+    /// Like [`Ownership::update`], but only from a map at least as new as the current one
+    /// (checked under the lock, so concurrent maps never roll the node back). Returns
+    /// whether it was applied.
+    pub fn update_if_newer(&self, epoch: u64, ranges: &[(u32, u32)]) -> bool {
+        let mut t = self.slots.write();
+        if epoch < self.epoch() {
+            return false;
+        }
+        self.set(&mut t, epoch, Some(ranges));
+        true
+    }
+
+    fn set(&self, t: &mut SlotTable, epoch: u64, ranges: Option<&[(u32, u32)]>) {
         t.restricted = ranges.is_some();
         for f in t.flags.iter_mut() {
             *f = (*f & !SERVED) | if ranges.is_none() { SERVED } else { 0 };
         }
         for &(start, end) in ranges.unwrap_or(&[]) {
-            let end = end.min(self.num_slots) as usize;
-            for f in &mut t.flags[(start as usize).min(end)..end] {
+            let (start, end) = self.clamp(start, end);
+            for f in &mut t.flags[start..end] {
                 *f |= SERVED;
             }
         }
         self.epoch.store(epoch, Ordering::Release);
+    }
+
+    /// A slot range as indices into the flags, clipped to the cluster's slots.
+    fn clamp(&self, start: u32, end: u32) -> (usize, usize) {
+        let end = end.min(self.num_slots) as usize;
+        ((start as usize).min(end), end)
     }
 
     /// Admits a request whose ids all lie in served, unfenced slots; refuses it otherwise.
@@ -206,7 +254,8 @@ impl Ownership {
     /// Whether every slot of `start..end` is served (and not fenced).
     pub fn serves_all(&self, start: u32, end: u32) -> bool {
         let t = self.slots.read();
-        t.flags[start as usize..end.min(self.num_slots) as usize]
+        let (start, end) = self.clamp(start, end);
+        t.flags[start..end]
             .iter()
             .all(|&f| f & (SERVED | FENCED) == SERVED)
     }
@@ -214,9 +263,8 @@ impl Ownership {
     /// Whether any slot of `start..end` is served.
     pub fn serves_any(&self, start: u32, end: u32) -> bool {
         let t = self.slots.read();
-        t.flags[start as usize..end.min(self.num_slots) as usize]
-            .iter()
-            .any(|&f| f & SERVED != 0)
+        let (start, end) = self.clamp(start, end);
+        t.flags[start..end].iter().any(|&f| f & SERVED != 0)
     }
 
     /// Starts recording the updates of `start..end` for migration `id`.
@@ -227,9 +275,11 @@ impl Ownership {
         end: u32,
     ) -> Result<Arc<Capture>, OwnershipError> {
         let mut t = self.slots.write();
-        let end = end.min(self.num_slots);
+        if start >= end || end > self.num_slots {
+            return Err(OwnershipError::NotServed { start, end });
+        }
         let range = start as usize..end as usize;
-        if start >= end || !t.flags[range.clone()].iter().all(|&f| f & SERVED != 0) {
+        if !t.flags[range.clone()].iter().all(|&f| f & SERVED != 0) {
             return Err(OwnershipError::NotServed { start, end });
         }
         if let Some(other) = t
@@ -293,6 +343,21 @@ impl Ownership {
             })
             .map(|c| c.id.clone())
             .collect()
+    }
+
+    /// Ids of the migrations capturing (or fenced) here.
+    pub fn capture_ids(&self) -> Vec<String> {
+        self.slots
+            .read()
+            .captures
+            .iter()
+            .map(|c| c.id.clone())
+            .collect()
+    }
+
+    /// Slot ranges of the migrations capturing (or fenced) here.
+    pub fn capture_ranges(&self) -> Vec<(u32, u32)> {
+        self.slots.read().captures.iter().map(|c| c.range).collect()
     }
 
     /// The served slot ranges, merged and in slot order (empty on the dev node: all).
@@ -363,7 +428,7 @@ mod tests {
         o.admit(2, &[a, b])
             .expect("admit")
             .record_push("t", &[a, b]);
-        assert_eq!(c.take().get("t"), Some(&vec![a]));
+        assert_eq!(c.take().get("t").map(|s| s.len()), Some(1));
         assert!(c.take().is_empty());
         assert!(matches!(
             o.start_capture("n", 3, 6),

@@ -1,8 +1,9 @@
 //! The destination side of a move: rows of a range this node does not serve yet.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
 use parking_lot::Mutex;
@@ -12,10 +13,23 @@ use super::frames::{block_of, chunk_bytes};
 use super::{MigrationCounters, MigrationError};
 use crate::engine::Engine;
 
-/// Moves this node is receiving: migration id → slot range.
+/// How long a new import waits for an aborted one of the same slots to stop.
+const WIND_DOWN_WAIT: Duration = Duration::from_secs(30);
+
+/// One move this node receives.
+#[derive(Debug)]
+struct IncomingMove {
+    range: (u32, u32),
+    /// Set by an abort while the stream still runs: it stops before its next write.
+    aborted: Arc<AtomicBool>,
+    /// The stream is still being received.
+    running: bool,
+}
+
+/// Moves this node is receiving (or has received and not seen committed yet).
 #[derive(Debug, Default)]
 pub struct Incoming {
-    ranges: Mutex<HashMap<String, (u32, u32)>>,
+    moves: Mutex<HashMap<String, IncomingMove>>,
 }
 
 impl Incoming {
@@ -24,22 +38,111 @@ impl Incoming {
         Self::default()
     }
 
-    /// Rolls move `id` back: drops its rows unless this node serves the range by now.
+    /// Registers move `id` for `start..end`. While an aborted move of an overlapping range
+    /// is still winding down this waits for it (bounded); a live one refuses.
+    async fn begin(
+        &self,
+        id: &str,
+        start: u32,
+        end: u32,
+    ) -> Result<Arc<AtomicBool>, MigrationError> {
+        let deadline = Instant::now() + WIND_DOWN_WAIT;
+        loop {
+            match self.try_begin(id, start, end) {
+                Err(Some(other)) if Instant::now() < deadline => {
+                    tracing::debug!(%id, %other, "waiting for an aborted import to stop");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(other) => {
+                    return Err(MigrationError::BadStream(format!(
+                        "slots {start}..{end} overlap move {} held here",
+                        other.unwrap_or_default()
+                    )))
+                }
+                Ok(aborted) => return Ok(aborted),
+            }
+        }
+    }
+
+    /// Registers move `id` unless another overlaps (`Err(Some(id))`: an aborted one that is
+    /// still stopping; `Err(None)`: a live one).
+    fn try_begin(&self, id: &str, start: u32, end: u32) -> Result<Arc<AtomicBool>, Option<String>> {
+        let mut moves = self.moves.lock();
+        if let Some((other, m)) = moves
+            .iter()
+            .find(|(other, m)| *other != id && m.range.0 < end && start < m.range.1)
+        {
+            return Err(m.aborted.load(Ordering::Acquire).then(|| other.clone()));
+        }
+        let aborted = Arc::new(AtomicBool::new(false));
+        moves.insert(
+            id.to_string(),
+            IncomingMove {
+                range: (start, end),
+                aborted: aborted.clone(),
+                running: true,
+            },
+        );
+        Ok(aborted)
+    }
+
+    /// Rolls move `id` back: drops its rows unless this node serves the range by now. A
+    /// stream still running is told to stop; it drops the rows itself after its last write.
     pub fn abort(&self, engine: &Engine, id: &str) -> Result<bool, MigrationError> {
-        let Some((start, end)) = self.ranges.lock().remove(id) else {
-            return Ok(false);
+        let range = {
+            let mut moves = self.moves.lock();
+            let Some(m) = moves.get(id) else {
+                return Ok(false);
+            };
+            m.aborted.store(true, Ordering::Release);
+            if m.running {
+                return Ok(true);
+            }
+            let range = m.range;
+            moves.remove(id);
+            range
         };
-        if !engine.ownership().serves_any(start, end) {
-            erase(engine, start, end)?;
+        if !engine.ownership().serves_any(range.0, range.1) {
+            erase(engine, range.0, range.1)?;
         }
         Ok(true)
     }
 
+    /// Whether move `id` was received completely and is held here.
+    pub fn is_complete(&self, id: &str) -> bool {
+        self.moves
+            .lock()
+            .get(id)
+            .is_some_and(|m| !m.running && !m.aborted.load(Ordering::Acquire))
+    }
+
+    /// Ids of the moves held here (for the coordinator to reconcile).
+    pub fn ids(&self) -> Vec<String> {
+        self.moves.lock().keys().cloned().collect()
+    }
+
+    /// Slot ranges of the moves held here.
+    pub fn ranges(&self) -> Vec<(u32, u32)> {
+        self.moves.lock().values().map(|m| m.range).collect()
+    }
+
     /// Forgets moves whose range this node now serves (they were committed).
     pub fn settle(&self, engine: &Engine) {
-        self.ranges
+        self.moves
             .lock()
-            .retain(|_, &mut (start, end)| !engine.ownership().serves_any(start, end));
+            .retain(|_, m| m.running || !engine.ownership().serves_any(m.range.0, m.range.1));
+    }
+
+    /// Ends the stream of move `id`: kept as received, or forgotten after a failure.
+    fn end(&self, id: &str, ok: bool) {
+        let mut moves = self.moves.lock();
+        if ok {
+            if let Some(m) = moves.get_mut(id) {
+                m.running = false;
+            }
+        } else {
+            moves.remove(id);
+        }
     }
 }
 
@@ -75,7 +178,7 @@ where
     if engine.ownership().serves_any(start, end) {
         return Err(MigrationError::AlreadyServed { start, end });
     }
-    incoming.ranges.lock().insert(id.clone(), (start, end));
+    let aborted = incoming.begin(&id, start, end).await?;
     counters.active.fetch_add(1, Ordering::Relaxed);
     let e = engine.clone();
     let result = async {
@@ -83,19 +186,27 @@ where
         tokio::task::spawn_blocking(move || erase(&e, start, end))
             .await
             .map_err(|e| MigrationError::Task(e.to_string()))??;
-        receive(&engine, &counters, &mut stream).await
+        receive(&engine, &counters, &aborted, &id, &mut stream).await
     }
     .await;
     counters.active.fetch_sub(1, Ordering::Relaxed);
-    if result.is_err() {
-        incoming.abort(&engine, &id)?;
+    if result.is_err() && !engine.ownership().serves_any(start, end) {
+        // Dropped before the move is forgotten, so no later attempt's rows are erased.
+        let e = engine.clone();
+        let erased = tokio::task::spawn_blocking(move || erase(&e, start, end)).await;
+        if !matches!(erased, Ok(Ok(_))) {
+            tracing::error!(%id, "could not drop the rows of a failed import");
+        }
     }
+    incoming.end(&id, result.is_ok());
     result
 }
 
 async fn receive<S>(
     engine: &Arc<Engine>,
     counters: &MigrationCounters,
+    aborted: &AtomicBool,
+    id: &str,
     stream: &mut S,
 ) -> Result<u64, MigrationError>
 where
@@ -103,6 +214,9 @@ where
 {
     let mut rows = 0u64;
     while let Some(chunk) = next(stream).await? {
+        if aborted.load(Ordering::Acquire) {
+            return Err(MigrationError::Aborted { id: id.into() });
+        }
         if chunk.done {
             return Ok(rows);
         }

@@ -31,6 +31,12 @@ pub enum MigrationError {
         /// The migration id.
         id: String,
     },
+    /// Tables were created, dropped or recreated while the migration ran.
+    #[error("migration {id}: the tables changed while it ran; plan it again")]
+    CatalogChanged {
+        /// The migration id.
+        id: String,
+    },
     /// The stream from the source was malformed or ended early.
     #[error("bad import stream: {0}")]
     BadStream(String),

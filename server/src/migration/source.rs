@@ -20,12 +20,19 @@ use crate::transport::{DEFAULT_MAX_MESSAGE_BYTES, WINDOW_BYTES};
 
 /// Bytes of rows per chunk sent to the destination.
 const CHUNK_BYTES: usize = 4 << 20;
+/// Smallest chunk of a throttled stream.
+const MIN_THROTTLED_CHUNK_BYTES: usize = 16 << 10;
 /// Replay rounds before the range is fenced regardless of how much changed.
 const MAX_DELTA_ROUNDS: u32 = 8;
 /// Fence as soon as no more than this many updated ids are waiting.
 const SMALL_DELTA_IDS: usize = 4096;
 /// How long the destination may take to confirm the last chunk.
-const DESTINATION_TIMEOUT: Duration = Duration::from_secs(60);
+const DESTINATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the destination may leave one chunk unaccepted (a stalled destination must not
+/// keep a fenced range unavailable).
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// HTTP/2 keepalive towards the destination: a silent peer is detected in seconds.
+const KEEPALIVE: Duration = Duration::from_secs(5);
 /// How long connecting to the destination may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Least time between two progress messages.
@@ -214,7 +221,7 @@ impl SourceRun {
         throttle: &mut Throttle,
     ) -> Result<(), MigrationError> {
         let row_floats = table.row_floats();
-        let max_rows = (CHUNK_BYTES / (row_floats * 4 + 8)).max(1);
+        let max_rows = (self.chunk_bytes() / (row_floats * 4 + 8)).max(1);
         let mut cursor = ExportCursor::default();
         while !cursor.done {
             self.check_alive()?;
@@ -247,15 +254,15 @@ impl SourceRun {
         phase: &str,
     ) -> Result<(), MigrationError> {
         let updated = self.capture.take();
+        self.check_tables(tables, updated.keys())?;
         for table in tables {
             let Some(ids) = updated.get(&table.spec().name) else {
                 continue;
             };
-            let mut ids = ids.clone();
+            let mut ids: Vec<u64> = ids.iter().copied().collect();
             ids.sort_unstable();
-            ids.dedup();
             let row_floats = table.row_floats();
-            let per_chunk = (CHUNK_BYTES / (row_floats * 4 + 8)).max(1);
+            let per_chunk = (self.chunk_bytes() / (row_floats * 4 + 8)).max(1);
             for part in ids.chunks(per_chunk) {
                 let (t, part) = (table.clone(), part.to_vec());
                 let block = tokio::task::spawn_blocking(move || t.read_rows(&part))
@@ -279,16 +286,47 @@ impl SourceRun {
     ) -> Result<(), MigrationError> {
         let bytes = chunk_bytes(&chunk);
         let rows = (chunk.ids.len() / 8) as u64;
-        tx.send(chunk)
+        // Paced before sending: the destination never sees more than the rate allows.
+        throttle.pace(bytes).await;
+        let closed = |message: &str| MigrationError::Destination {
+            address: self.req.destination.clone(),
+            message: message.into(),
+        };
+        tokio::time::timeout(SEND_TIMEOUT, tx.send(chunk))
             .await
-            .map_err(|_| MigrationError::Destination {
-                address: self.req.destination.clone(),
-                message: "the import stream closed".into(),
-            })?;
+            .map_err(|_| closed("no progress for 30 s"))?
+            .map_err(|_| closed("the import stream closed"))?;
         self.bytes += bytes;
         self.counters.bytes_out.fetch_add(bytes, Ordering::Relaxed);
         self.counters.rows_out.fetch_add(rows, Ordering::Relaxed);
-        throttle.pace(bytes).await;
+        Ok(())
+    }
+
+    /// Bytes per chunk: 4 MiB, or about an eighth of a second's worth when throttled (so
+    /// a throttled stream moves smoothly and reports often).
+    fn chunk_bytes(&self) -> usize {
+        match self.req.max_bytes_per_s {
+            0 => CHUNK_BYTES,
+            rate => (rate as usize / 8).clamp(MIN_THROTTLED_CHUNK_BYTES, CHUNK_BYTES),
+        }
+    }
+
+    /// Refuses to go on when the tables changed since the copy started (a table created,
+    /// dropped or recreated): rows of it could be missed.
+    fn check_tables<'a>(
+        &self,
+        tables: &[Arc<Table>],
+        updated: impl Iterator<Item = &'a String>,
+    ) -> Result<(), MigrationError> {
+        let now = self.engine.tables();
+        let same = now.len() == tables.len()
+            && now.iter().all(|t| tables.iter().any(|s| Arc::ptr_eq(s, t)));
+        let mut unknown = updated.filter(|name| !tables.iter().any(|t| &t.spec().name == *name));
+        if !same || unknown.next().is_some() {
+            return Err(MigrationError::CatalogChanged {
+                id: self.req.id.clone(),
+            });
+        }
         Ok(())
     }
 
@@ -336,6 +374,9 @@ async fn connect(address: &str) -> Result<ShardControlClient<Channel>, Migration
         .map_err(|e| err(e.to_string()))?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
+        .http2_keep_alive_interval(KEEPALIVE)
+        .keep_alive_timeout(KEEPALIVE)
+        .keep_alive_while_idle(true)
         .initial_stream_window_size(WINDOW_BYTES)
         .initial_connection_window_size(WINDOW_BYTES)
         .connect()

@@ -2,7 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-/// Paces a sender to at most `bytes_per_s` on average since it started (0: no limit).
+/// Paces a sender to at most `bytes_per_s` on average since it started (0: no limit):
+/// before sending `n` bytes, wait until `sent + n` bytes are due.
 #[derive(Debug)]
 pub struct Throttle {
     bytes_per_s: u64,

@@ -181,7 +181,7 @@ async fn register(
 }
 
 async fn heartbeat(
-    node: &ShardNode,
+    node: &Arc<ShardNode>,
     me: &Membership,
     coordinators: &mut Coordinators,
 ) -> Result<(), tonic::Status> {
@@ -218,9 +218,20 @@ async fn heartbeat(
                 bytes: u.bytes,
             })
             .collect(),
+        migrations: node.migration_ids(),
     };
     let resp = coordinators.client().heartbeat(req).await?.into_inner();
-    apply(node, resp.catalog.as_ref(), resp.map.as_ref());
+    let node = node.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        apply(&node, resp.catalog.as_ref(), resp.map.as_ref());
+        for id in &resp.abort_migrations {
+            tracing::warn!(%id, "the coordinator knows no such migration: rolling it back");
+            if let Err(e) = node.abort_migration(id) {
+                tracing::error!(%id, error = %e, "cannot roll the migration back");
+            }
+        }
+    })
+    .await;
     Ok(())
 }
 

@@ -307,12 +307,14 @@ impl Coordinator for ClusterCoordinatorService {
                         bytes: r.bytes,
                     })
                     .collect(),
+                migrations: req.migrations,
             })
             .map_err(from_coordinator)?;
         Ok(Response::new(pb::HeartbeatResponse {
             epoch: reply.epoch,
             map: reply.map.as_ref().map(map_to_pb),
             catalog: reply.catalog.as_ref().map(catalog_to_pb),
+            abort_migrations: reply.abort,
         }))
     }
 

@@ -17,6 +17,12 @@ use crate::coordinator::ClusterMap;
 
 /// How long connecting to a shard server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// HTTP/2 keepalive towards shard servers: a silent node is noticed in seconds.
+const KEEPALIVE: Duration = Duration::from_secs(5);
+/// Longest silence of a source during a move (its hand-off is bounded well below this).
+const MOVE_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// How often a waiting move looks at the cancel flag.
+const CANCEL_POLL: Duration = Duration::from_millis(100);
 
 /// [`NodeControl`] over gRPC.
 #[derive(Default)]
@@ -39,6 +45,9 @@ impl GrpcNodeControl {
             .map_err(|e| format!("invalid address {address:?}: {e}"))?
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
+            .http2_keep_alive_interval(KEEPALIVE)
+            .keep_alive_timeout(KEEPALIVE)
+            .keep_alive_while_idle(true)
             .connect_lazy();
         channels.insert(address.to_string(), channel.clone());
         Ok(ShardControlClient::new(channel))
@@ -118,12 +127,23 @@ impl NodeControl for GrpcNodeControl {
                 .await
                 .map_err(describe)?
                 .into_inner();
+            let mut last = std::time::Instant::now();
             loop {
-                if cancel.load(Ordering::Acquire) {
-                    // Dropping the stream stops the source before its hand-off.
-                    return Err("cancelled".into());
-                }
-                let Some(p) = stream.message().await.map_err(describe)? else {
+                let next = tokio::select! {
+                    m = stream.message() => m,
+                    () = tokio::time::sleep(CANCEL_POLL) => {
+                        if cancel.load(Ordering::Acquire) {
+                            // Dropping the stream stops the source before its hand-off.
+                            return Err("cancelled".into());
+                        }
+                        if last.elapsed() > MOVE_IDLE_TIMEOUT {
+                            return Err(format!("no progress from the source for {MOVE_IDLE_TIMEOUT:?}"));
+                        }
+                        continue;
+                    }
+                };
+                last = std::time::Instant::now();
+                let Some(p) = next.map_err(describe)? else {
                     return Err("the source ended without handing the range off".into());
                 };
                 let handed_off = p.phase == "handed_off";
@@ -138,6 +158,23 @@ impl NodeControl for GrpcNodeControl {
                     return Ok(());
                 }
             }
+        })
+    }
+
+    fn import_complete<'a>(
+        &'a self,
+        address: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<bool, String>> {
+        Box::pin(async move {
+            let resp = self
+                .client(address)?
+                .import_status(strata_proto::v1::ImportStatusRequest {
+                    migration_id: id.to_string(),
+                })
+                .await
+                .map_err(describe)?;
+            Ok(resp.into_inner().complete)
         })
     }
 

@@ -47,8 +47,11 @@ impl ShardControl for ShardControlService {
         &self,
         request: Request<pb::ClusterMap>,
     ) -> Result<Response<pb::ApplyMapResponse>, Status> {
-        self.node
-            .apply_map(&map_from_pb(&request.into_inner()))
+        let (node, map) = (self.node.clone(), map_from_pb(&request.into_inner()));
+        // Dropping handed-off rows walks stripes: off the async workers.
+        tokio::task::spawn_blocking(move || node.apply_map(&map))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
             .map_err(from_shard_node)?;
         Ok(Response::new(pb::ApplyMapResponse {}))
     }
@@ -74,10 +77,15 @@ impl ShardControl for ShardControlService {
         request: Request<pb::MigrateOutRequest>,
     ) -> Result<Response<Self::MigrateOutStream>, Status> {
         let r = request.into_inner();
-        if r.migration_id.is_empty() || r.destination.is_empty() || r.slot_start >= r.slot_end {
-            return Err(Status::invalid_argument(
-                "a move needs an id, a destination and a non-empty slot range",
-            ));
+        let num_slots = self.node.engine().ownership().num_slots();
+        if r.migration_id.is_empty()
+            || r.destination.is_empty()
+            || r.slot_start >= r.slot_end
+            || r.slot_end > num_slots
+        {
+            return Err(Status::invalid_argument(format!(
+                "a move needs an id, a destination and a non-empty slot range within 0..{num_slots}"
+            )));
         }
         let req = source::SourceRequest {
             id: r.migration_id,
@@ -117,15 +125,29 @@ impl ShardControl for ShardControlService {
         &self,
         request: Request<Streaming<pb::ImportChunk>>,
     ) -> Result<Response<pb::ImportRowsResponse>, Status> {
-        let rows = destination::import(
+        // In its own task: when the source goes away tonic drops this handler, and the
+        // import must still see its stream fail and drop what it received.
+        let rows = tokio::spawn(destination::import(
             self.node.engine().clone(),
             self.node.incoming().clone(),
             self.node.migration_counters().clone(),
             request.into_inner(),
-        )
+        ))
         .await
+        .map_err(|e| Status::internal(e.to_string()))?
         .map_err(from_migration)?;
         Ok(Response::new(pb::ImportRowsResponse { rows }))
+    }
+
+    async fn import_status(
+        &self,
+        request: Request<pb::ImportStatusRequest>,
+    ) -> Result<Response<pb::ImportStatusResponse>, Status> {
+        let complete = self
+            .node
+            .incoming()
+            .is_complete(&request.into_inner().migration_id);
+        Ok(Response::new(pb::ImportStatusResponse { complete }))
     }
 
     async fn abort_migration(

@@ -110,7 +110,9 @@ pub fn from_migration(err: MigrationError) -> Status {
             Status::failed_precondition(err.to_string())
         }
         MigrationError::Destination { .. } => Status::unavailable(err.to_string()),
-        MigrationError::Aborted { .. } => Status::aborted(err.to_string()),
+        MigrationError::Aborted { .. } | MigrationError::CatalogChanged { .. } => {
+            Status::aborted(err.to_string())
+        }
         MigrationError::BadStream(_) => Status::invalid_argument(err.to_string()),
         MigrationError::ProgressClosed => Status::cancelled(err.to_string()),
         MigrationError::Task(_) => Status::internal(err.to_string()),
