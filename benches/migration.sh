@@ -89,25 +89,33 @@ if [[ $IDLE == 1 ]]; then
 fi
 
 now_ms() { date +%s%3N; }
+if [[ -n "${STRATA_PERF_OUT:-}" ]]; then   # profile the whole machine during the migration
+    perf record -a -g -o "$STRATA_PERF_OUT" >/dev/null 2>&1 &
+    PERF_PID=$!
+    sleep 0.3
+fi
 T0=$(now_ms)
 "$BIN/strata" --coordinator "$COORD" rebalance --apply --yes --no-wait \
     --max-bytes-per-s "$RATE" --parallel "$PARALLEL" >"$TMP/plan.txt"
 while :; do
     STATUS=$("$BIN/strata" --coordinator "$COORD" migration status --json)
-    STATE=$(python3 -c 'import json,sys; p=json.load(sys.stdin)["plan"]; print(p["state"] if p else "none")' <<<"$STATUS")
-    [[ "$STATE" != "running" ]] && break
+    grep -q '"state":"running"' <<<"$STATUS" || break
     (( $(now_ms) - T0 > 300000 )) && { log "migration still running after 300 s"; exit 1; }
-    sleep 0.05
+    sleep 0.2
 done
 T1=$(now_ms)
+if [[ -n "${STRATA_PERF_OUT:-}" ]]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true; fi
 if [[ $IDLE == 0 ]]; then
     wait "$BENCH" || { log "strata-bench failed:"; cat "$TMP/bench.log" >&2; exit 1; }
 fi
 grep -h "handed off\|rolled back" "$TMP"/shard-*.log | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-300 >&2 || true
 
-python3 - "$TMP/timeline" "$T0" "$T1" "$STATUS" "$TMP/plan.txt" <<'PY'
+python3 - "$TMP/timeline" "$STATUS" "$TMP/plan.txt" <<'PY'
 import json, sys
-path, t0, t1, status, plan_txt = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4]), sys.argv[5]
+path, status, plan_txt = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+plan = status["plan"]
+# The coordinator's own clock: from the plan's start to its end.
+t0, t1 = plan["started_unix_ms"], plan["finished_unix_ms"]
 samples = [tuple(map(int, l.split())) for l in open(path) if l.strip()]
 def rows_at(t):
     prev = samples[0]
@@ -121,15 +129,14 @@ def rows_at(t):
     return samples[-1][2]
 before = (rows_at(t0) - rows_at(t0 - 4000)) / 4.0
 during = (rows_at(t1) - rows_at(t0)) / max((t1 - t0) / 1000.0, 1e-3)
-plan = status["plan"]
 secs = (t1 - t0) / 1000.0
 gbps = plan["bytes_done"] / secs / 1e9
 print(open(plan_txt).read().strip())
 print()
 print(f"plan {plan['id']}: {plan['state']}, {plan['moves_done']}/{plan['moves_total']} moves, "
-      f"{plan['bytes_done']/1e9:.3f} GB in {secs:.2f} s (apply to end)")
+      f"{plan['bytes_done']/1e9:.3f} GB in {secs:.2f} s (plan start to end, coordinator clock)")
 print(f"migration rate          {gbps:8.3f} GB/s")
 if before > 0:
-    print(f"trainer rows/s before   {before:12.0f}   (4 s before the apply)")
+    print(f"trainer rows/s before   {before:12.0f}   (4 s before the plan)")
     print(f"trainer rows/s during   {during:12.0f}   ({during/before:.2f} of before)")
 PY

@@ -16,6 +16,7 @@ use strata_server::init::SplitMix64;
 use strata_server::optimizer::{OptimizerConfig, OptimizerKind};
 use strata_server::spec::{InitializerConfig, TableSpec, TierKind};
 use strata_server::storage::host::HostTier;
+use strata_server::storage::ExportCursor;
 use strata_server::storage::{MemoryBudget, Tier};
 
 const DIM: usize = 64;
@@ -132,6 +133,10 @@ fn main() {
         grown as f64 / keys as f64 / raw as f64
     );
 
+    if std::env::args().any(|a| a == "--migration-only") {
+        migration_ops(&tier);
+        return;
+    }
     let work = batches(keys, 64, &mut rng);
     let rows_per_pass: usize = work.iter().map(|b| b.len()).sum();
     let mut out = vec![0.0f32; BATCH * DIM];
@@ -230,5 +235,64 @@ fn main() {
         Some(apply_floor_rows),
     );
     println!("(GB/s counts the row payload: 256 B per row out of a pull or into a push)");
+    migration_ops(&tier);
     let _ = Duration::ZERO;
+}
+
+/// What a live migration asks of the tiers: export a quarter of the slots in chunks, import
+/// them into an empty tier, erase them again (whole rows: values, accumulator, metadata).
+fn migration_ops(tier: &HostTier) {
+    let row_bytes = tier.layout().row_floats() * 4 + 8;
+    let max_rows = (4 << 20) / row_bytes;
+    let start = Instant::now();
+    let mut blocks = Vec::new();
+    let mut cursor = ExportCursor::default();
+    while !cursor.done {
+        let b = tier
+            .export_slots(0..1024, &mut cursor, max_rows)
+            .expect("export");
+        if !b.ids.is_empty() {
+            blocks.push(b);
+        }
+    }
+    let export = start.elapsed().as_secs_f64();
+    let rows: usize = blocks.iter().map(|b| b.ids.len()).sum();
+    let fresh = HostTier::new(spec(), 4096, Arc::new(MemoryBudget::unlimited()));
+    let start = Instant::now();
+    for b in &blocks {
+        fresh.import_rows(b).expect("import");
+    }
+    let import = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    for b in &blocks {
+        fresh.import_rows(b).expect("import again");
+    }
+    let overwrite = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let erased = fresh.erase_slots(&[(0, 1024)]).expect("erase");
+    let erase = start.elapsed().as_secs_f64();
+    assert_eq!(erased as usize, rows);
+    report(
+        "migration: export a slot range",
+        rows,
+        export,
+        row_bytes,
+        None,
+    );
+    report(
+        "migration: import into an empty tier",
+        rows,
+        import,
+        row_bytes,
+        None,
+    );
+    report(
+        "migration: import over existing rows",
+        rows,
+        overwrite,
+        row_bytes,
+        None,
+    );
+    report("migration: erase the range", rows, erase, row_bytes, None);
+    println!("(migration GB/s counts whole rows: {row_bytes} B with id, values, state, metadata)");
 }

@@ -303,6 +303,7 @@ pub fn plan_json(status: &pb::StatusResponse) -> serde_json::Value {
             "id": p.id, "kind": p.kind, "state": p.state, "moves_total": p.moves_total,
             "moves_done": p.moves_done, "bytes_total": p.bytes_total,
             "bytes_done": p.bytes_done, "error": p.error,
+            "started_unix_ms": p.started_unix_ms, "finished_unix_ms": p.finished_unix_ms,
         })
     });
     let moves: Vec<_> = status

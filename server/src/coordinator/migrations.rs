@@ -123,6 +123,9 @@ pub struct PlanRecord {
     pub error: String,
     /// When it started (ms since the Unix epoch).
     pub started_unix_ms: u64,
+    /// When it ended (0 while running).
+    #[serde(default)]
+    pub finished_unix_ms: u64,
 }
 
 /// A move's progress as last reported, with its rate.
@@ -222,6 +225,7 @@ impl ClusterCoordinator {
                 },
                 error: String::new(),
                 started_unix_ms: unix_ms(),
+                finished_unix_ms: if run { 0 } else { unix_ms() },
             });
             next.epoch += 1;
             self.store.save_record(&next)?;
@@ -563,6 +567,7 @@ impl ClusterCoordinator {
             PlanState::Failed
         };
         plan.error = failure.unwrap_or_default();
+        plan.finished_unix_ms = unix_ms();
         for m in plan.moves.iter_mut() {
             if m.state == MoveState::Pending || m.state == MoveState::Running {
                 m.state = MoveState::Cancelled;

@@ -126,6 +126,11 @@ impl Table {
         Ok(self.tier.import_rows(block)?)
     }
 
+    /// [`Table::import_rows`] from packed little-endian bytes (as received).
+    pub fn import_packed(&self, ids: &[u64], rows: &[u8]) -> Result<u64, EngineError> {
+        Ok(self.tier.import_packed(ids, rows)?)
+    }
+
     /// Drops the rows of the slot ranges; returns how many.
     pub fn erase_slots(&self, ranges: &[(u32, u32)]) -> Result<u64, EngineError> {
         Ok(self.tier.erase_slots(ranges)?)

@@ -9,7 +9,7 @@ use futures::{Stream, StreamExt};
 use parking_lot::Mutex;
 use strata_proto::v1 as pb;
 
-use super::frames::{block_of, chunk_bytes};
+use super::frames::{chunk_bytes, packed_of};
 use super::{MigrationCounters, MigrationError};
 use crate::engine::Engine;
 
@@ -232,9 +232,9 @@ where
             continue;
         }
         let table = engine.table(&chunk.table)?;
-        let block = block_of(&chunk, table.row_floats())?;
-        let n = block.ids.len() as u64;
-        tokio::task::spawn_blocking(move || table.import_rows(&block))
+        let (ids, rows_bytes) = packed_of(&chunk, table.row_floats())?;
+        let n = ids.len() as u64;
+        tokio::task::spawn_blocking(move || table.import_packed(&ids, &rows_bytes))
             .await
             .map_err(|e| MigrationError::Task(e.to_string()))??;
         rows += n;

@@ -5,7 +5,7 @@ use strata_proto::v1 as pb;
 
 use super::MigrationError;
 use crate::checkpoint::RowBlock;
-use crate::engine::payload::{f32s_from_bytes, f32s_into_bytes, ids_from_bytes};
+use crate::engine::payload::{f32s_into_bytes, ids_from_bytes};
 
 /// An owned id vector exposed as little-endian bytes.
 struct U64Bytes(Vec<u64>);
@@ -32,8 +32,12 @@ pub fn chunk_bytes(chunk: &pb::ImportChunk) -> u64 {
     (chunk.ids.len() + chunk.rows.len() + chunk.dense_data.len()) as u64
 }
 
-/// The rows of a chunk, checked against the receiving table's row width.
-pub fn block_of(chunk: &pb::ImportChunk, row_floats: usize) -> Result<RowBlock, MigrationError> {
+/// The ids of a chunk and its rows as packed bytes (not copied), checked against the
+/// receiving table's row width.
+pub fn packed_of(
+    chunk: &pb::ImportChunk,
+    row_floats: usize,
+) -> Result<(Vec<u64>, bytes::Bytes), MigrationError> {
     if chunk.row_floats as usize != row_floats {
         return Err(MigrationError::BadStream(format!(
             "table {:?} rows are {} words here but {} at the source",
@@ -41,15 +45,14 @@ pub fn block_of(chunk: &pb::ImportChunk, row_floats: usize) -> Result<RowBlock, 
         )));
     }
     let ids = ids_from_bytes(&chunk.ids)?.into_owned();
-    let rows = f32s_from_bytes("rows", &chunk.rows, 4 * row_floats.max(1))?.into_owned();
-    if rows.len() != ids.len() * row_floats {
+    if chunk.rows.len() != ids.len() * row_floats * 4 {
         return Err(MigrationError::BadStream(format!(
-            "{} ids but {} row words (rows of {row_floats})",
+            "{} ids but {} row bytes (rows of {row_floats} words)",
             ids.len(),
-            rows.len()
+            chunk.rows.len()
         )));
     }
-    Ok(RowBlock { ids, rows })
+    Ok((ids, chunk.rows.clone()))
 }
 
 #[cfg(test)]
@@ -64,7 +67,9 @@ mod tests {
         };
         let chunk = chunk_of("t", 2, block.clone());
         assert_eq!(chunk_bytes(&chunk), 16 + 16);
-        assert_eq!(block_of(&chunk, 2).expect("decode"), block);
-        assert!(block_of(&chunk, 4).is_err());
+        let (ids, rows) = packed_of(&chunk, 2).expect("packed");
+        assert_eq!(ids, block.ids);
+        assert_eq!(&rows[..], bytemuck::cast_slice::<f32, u8>(&block.rows));
+        assert!(packed_of(&chunk, 4).is_err());
     }
 }

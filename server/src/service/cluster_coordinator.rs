@@ -90,6 +90,8 @@ fn plan_status_to_pb(p: &PlanRecord) -> pb::PlanStatus {
         bytes_total: p.plan.bytes,
         bytes_done: done.iter().map(|m| m.mv.bytes).sum(),
         error: p.error.clone(),
+        started_unix_ms: p.started_unix_ms,
+        finished_unix_ms: p.finished_unix_ms,
     }
 }
 

@@ -116,6 +116,18 @@ pub trait Tier: Send + Sync {
     /// Inserts or overwrites whole rows (`block.rows` = ids × row_floats); rows new to the tier are charged to the memory budget and the whole block is refused (nothing written) when they do not fit. Returns the rows created.
     fn import_rows(&self, block: &RowBlock) -> Result<u64, StorageError>;
 
+    /// [`Tier::import_rows`] from packed little-endian row bytes of any alignment (as they
+    /// arrive in a message): `rows.len() == ids.len() * row_floats * 4`.
+    fn import_packed(&self, ids: &[u64], rows: &[u8]) -> Result<u64, StorageError> {
+        let n = rows.len() / 4;
+        let mut floats = vec![0.0f32; n];
+        bytemuck::cast_slice_mut::<f32, u8>(&mut floats).copy_from_slice(&rows[..n * 4]);
+        self.import_rows(&RowBlock {
+            ids: ids.to_vec(),
+            rows: floats,
+        })
+    }
+
     /// Removes every row whose slot lies in one of the half-open `ranges` and releases its budget; returns the rows removed.
     fn erase_slots(&self, ranges: &[(u32, u32)]) -> Result<u64, StorageError>;
 

@@ -108,8 +108,23 @@ impl IdIndex {
         self.len += 1;
     }
 
+    /// Makes room for `additional` more entries without growing on the way.
+    pub fn reserve(&mut self, additional: usize) {
+        let want = self.len + additional;
+        let mut capacity = self.entries.len().max(16);
+        while want * 4 > capacity * 3 {
+            capacity *= 2;
+        }
+        if capacity > self.entries.len() {
+            self.rehash(capacity);
+        }
+    }
+
     fn grow(&mut self) {
-        let capacity = (self.entries.len() * 2).max(16);
+        self.rehash((self.entries.len() * 2).max(16));
+    }
+
+    fn rehash(&mut self, capacity: usize) {
         let old = std::mem::replace(&mut self.entries, vec![VACANT; capacity]);
         let mask = capacity - 1;
         for e in old.into_iter().filter(|e| e.key != EMPTY) {

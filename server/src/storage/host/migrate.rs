@@ -25,6 +25,11 @@ impl HostTier {
         max_rows: usize,
     ) -> RowBlock {
         let mut out = RowBlock::default();
+        // Exact capacity: chunks of one size are recycled by the allocator (no fresh pages).
+        if max_rows <= 1 << 20 {
+            out.ids.reserve_exact(max_rows);
+            out.rows.reserve_exact(max_rows * self.layout.row_floats());
+        }
         let slots = slots.start..slots.end.min(self.num_slots);
         if slots.is_empty() {
             cursor.done = true;
@@ -96,28 +101,34 @@ impl HostTier {
     /// Ids of a block should be distinct (a repeated id is written in order, the last copy
     /// wins, but near the budget limit it is counted twice when checking the budget).
     pub(crate) fn import_block(&self, block: &RowBlock) -> Result<u64, StorageError> {
+        self.import_packed_rows(&block.ids, bytemuck::cast_slice(&block.rows))
+    }
+
+    /// See [`Tier::import_packed`](crate::storage::Tier::import_packed): rows straight from
+    /// little-endian bytes of any alignment (a received message), copied once.
+    pub(crate) fn import_packed_rows(&self, ids: &[u64], rows: &[u8]) -> Result<u64, StorageError> {
         let rf = self.layout.row_floats();
-        if block.rows.len() != block.ids.len() * rf {
+        let row_bytes = rf * 4;
+        if rows.len() != ids.len() * row_bytes {
             return Err(StorageError::BadBlock {
-                rows: block.ids.len(),
-                got: block.rows.len(),
+                rows: ids.len(),
+                got: rows.len() / 4,
                 row_floats: rf,
             });
         }
         let _gate = self.gate.read();
-        let groups = self.group(&block.ids);
-        let reserved = self.reserve_for(&block.ids, &groups)?;
+        let groups = self.group(ids);
+        let reserved = self.reserve_for(ids, &groups)?;
         let mut created = 0u64;
         for (s, positions) in groups.iter() {
             let mut stripe = self.stripes[s].lock();
+            stripe.reserve(positions.len());
             for &p in positions {
                 let p = p as usize;
-                let (idx, new) = stripe.find_or_insert(block.ids[p], |_| {});
+                let (idx, new) = stripe.find_or_insert(ids[p], |_| {});
                 created += new as u64;
-                stripe
-                    .arena
-                    .row_mut(idx)
-                    .copy_from_slice(&block.rows[p * rf..(p + 1) * rf]);
+                bytemuck::cast_slice_mut::<f32, u8>(stripe.arena.row_mut(idx))
+                    .copy_from_slice(&rows[p * row_bytes..(p + 1) * row_bytes]);
             }
         }
         self.settle(reserved, created);

@@ -368,6 +368,10 @@ impl Tier for HostTier {
         self.import_block(block)
     }
 
+    fn import_packed(&self, ids: &[u64], rows: &[u8]) -> Result<u64, StorageError> {
+        self.import_packed_rows(ids, rows)
+    }
+
     fn erase_slots(&self, ranges: &[(u32, u32)]) -> Result<u64, StorageError> {
         Ok(self.erase_ranges(ranges, None))
     }

@@ -46,6 +46,11 @@ impl Stripe {
         self.index.prefetch(id);
     }
 
+    /// Makes room in the index for `additional` more rows (a bulk import).
+    pub fn reserve(&mut self, additional: usize) {
+        self.index.reserve(additional);
+    }
+
     /// Adds a row for `id` (absent), lets `init` fill it, and returns its index.
     #[inline]
     pub fn insert(&mut self, id: u64, init: impl FnOnce(&mut [f32])) -> u32 {
