@@ -136,7 +136,10 @@ print()
 print(f"plan {plan['id']}: {plan['state']}, {plan['moves_done']}/{plan['moves_total']} moves, "
       f"{plan['bytes_done']/1e9:.3f} GB in {secs:.2f} s (plan start to end, coordinator clock)")
 print(f"migration rate          {gbps:8.3f} GB/s")
+after = (rows_at(t1 + 4000) - rows_at(t1)) / 4.0 if samples[-1][0] >= t1 + 4000 else 0.0
 if before > 0:
     print(f"trainer rows/s before   {before:12.0f}   (4 s before the plan)")
     print(f"trainer rows/s during   {during:12.0f}   ({during/before:.2f} of before)")
+if after > 0:
+    print(f"trainer rows/s after    {after:12.0f}   ({after/before:.2f} of before; 4 s after the plan, 3 nodes)")
 PY

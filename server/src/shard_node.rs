@@ -16,8 +16,12 @@ use crate::checkpoint::{CheckpointError, CheckpointInfo, CheckpointStore};
 use crate::coordinator::cluster::{Catalog, TableUsage};
 use crate::coordinator::ClusterMap;
 use crate::engine::{Engine, EngineError};
+use crate::migration::background::Background;
 use crate::migration::destination::Incoming;
 use crate::migration::{self, MigrationCounters, MigrationError};
+
+/// Nice value of migration threads: serving trainers comes first when cores are busy.
+const MIGRATION_NICE: i32 = 10;
 
 /// File in the data dir that keeps the node id across restarts.
 const NODE_ID_FILE: &str = "node-id";
@@ -98,6 +102,7 @@ pub struct ShardNode {
     maps: Mutex<()>,
     incoming: Arc<Incoming>,
     counters: Arc<MigrationCounters>,
+    background: Background,
 }
 
 /// Rows and bytes this node holds in one of its shards' slot ranges.
@@ -144,6 +149,9 @@ impl ShardNode {
             maps: Mutex::new(()),
             incoming: Arc::new(Incoming::new()),
             counters: Arc::new(MigrationCounters::default()),
+            background: Background::start(MIGRATION_NICE).map_err(|e| {
+                ShardNodeError::Task(format!("cannot start the migration runtime: {e}"))
+            })?,
         })
     }
 
@@ -303,6 +311,11 @@ impl ShardNode {
             tracing::info!(%id, "migration rolled back: imported rows dropped");
         }
         Ok(())
+    }
+
+    /// Where migration streams run (lower CPU priority); `None` after shutdown began.
+    pub fn background(&self) -> Option<tokio::runtime::Handle> {
+        self.background.handle()
     }
 
     /// Moves this node is receiving.

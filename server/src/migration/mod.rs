@@ -8,6 +8,7 @@
 //! commit the source keeps ownership: any failure before it rolls back (unfence on the
 //! source, imported rows dropped on the destination).
 
+pub mod background;
 pub mod destination;
 mod error;
 mod frames;

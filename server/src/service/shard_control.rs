@@ -29,6 +29,15 @@ impl ShardControlService {
     }
 }
 
+impl ShardControlService {
+    /// The migration runtime, or UNAVAILABLE while the node shuts down.
+    fn background(&self) -> Result<tokio::runtime::Handle, Status> {
+        self.node
+            .background()
+            .ok_or_else(|| Status::unavailable("the node is shutting down"))
+    }
+}
+
 /// The progress stream of a source.
 type ProgressStream = Pin<Box<dyn Stream<Item = Result<pb::MigrationProgress, Status>> + Send>>;
 
@@ -110,7 +119,8 @@ impl ShardControl for ShardControlService {
         let (result_tx, result_rx) = mpsc::channel::<Result<pb::MigrationProgress, Status>>(1);
         let engine = self.node.engine().clone();
         let counters = self.node.migration_counters().clone();
-        tokio::spawn(async move {
+        let background = self.background()?;
+        background.spawn(async move {
             if let Err(e) = source::migrate_out(engine, req, counters, progress_tx).await {
                 let _ = result_tx.send(Err(from_migration(e))).await;
             }
@@ -127,15 +137,17 @@ impl ShardControl for ShardControlService {
     ) -> Result<Response<pb::ImportRowsResponse>, Status> {
         // In its own task: when the source goes away tonic drops this handler, and the
         // import must still see its stream fail and drop what it received.
-        let rows = tokio::spawn(destination::import(
-            self.node.engine().clone(),
-            self.node.incoming().clone(),
-            self.node.migration_counters().clone(),
-            request.into_inner(),
-        ))
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(from_migration)?;
+        let rows = self
+            .background()?
+            .spawn(destination::import(
+                self.node.engine().clone(),
+                self.node.incoming().clone(),
+                self.node.migration_counters().clone(),
+                request.into_inner(),
+            ))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(from_migration)?;
         Ok(Response::new(pb::ImportRowsResponse { rows }))
     }
 
