@@ -1,6 +1,7 @@
 //! Prometheus metrics of one server, in an explicit registry (no global state).
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::Mutex;
@@ -15,6 +16,7 @@ use prometheus_client::registry::Registry;
 use tonic::Status;
 
 use crate::engine::Engine;
+use crate::migration::MigrationCounters;
 
 /// Labels of per-rpc series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -39,6 +41,29 @@ pub struct TableLabels {
     pub table: String,
     /// Tier ("host", "gpu").
     pub tier: &'static str,
+}
+
+/// Labels of migration traffic series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DirectionLabels {
+    /// "out" (sent as source) or "in" (received as destination).
+    pub direction: &'static str,
+}
+
+/// Labels of per-move series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MoveLabels {
+    /// The move's attempt id.
+    pub migration: String,
+}
+
+/// Migration series of a shard server.
+struct MigrationFamilies {
+    counters: Arc<MigrationCounters>,
+    bytes: Family<DirectionLabels, Counter>,
+    rows: Family<DirectionLabels, Counter>,
+    active: Gauge,
+    progress: Family<MoveLabels, Gauge<f64, AtomicU64>>,
 }
 
 /// The metric families of a server.
@@ -68,6 +93,8 @@ pub struct Metrics {
     pub tier_evictions: Family<TableLabels, Counter>,
     /// Hits over lookups since the table was created, per table and caching tier.
     pub tier_hit_ratio: Family<TableLabels, Gauge<f64, AtomicU64>>,
+    /// Migration series (shard servers only).
+    migrations: Option<MigrationFamilies>,
     /// Serializes renders: table series are rebuilt from engine stats on each.
     render_lock: Mutex<()>,
 }
@@ -162,8 +189,40 @@ impl Metrics {
             tier_admissions,
             tier_evictions,
             tier_hit_ratio,
+            migrations: None,
             render_lock: Mutex::new(()),
         }
+    }
+
+    /// Adds migration series read from `counters` (bytes and rows in and out, moves
+    /// under way, progress of each move this node sends).
+    pub fn with_migrations(mut self, counters: Arc<MigrationCounters>) -> Self {
+        let m = MigrationFamilies {
+            counters,
+            bytes: Family::default(),
+            rows: Family::default(),
+            active: Gauge::default(),
+            progress: Family::default(),
+        };
+        let r = &mut self.registry;
+        r.register(
+            "migration_bytes",
+            "Row bytes moved by migrations",
+            m.bytes.clone(),
+        );
+        r.register("migration_rows", "Rows moved by migrations", m.rows.clone());
+        r.register(
+            "migrations_active",
+            "Migrations under way on this node",
+            m.active.clone(),
+        );
+        r.register(
+            "migration_progress_ratio",
+            "Bytes sent over bytes of the range, per move this node sends",
+            m.progress.clone(),
+        );
+        self.migrations = Some(m);
+        self
     }
 
     /// Records one rpc's latency and, if it failed, its status code.
@@ -184,6 +243,37 @@ impl Metrics {
     /// Prometheus text of every family, with table gauges read from `engine` now.
     pub fn render(&self, engine: &Engine) -> String {
         let _render = self.render_lock.lock();
+        if let Some(m) = &self.migrations {
+            let c = &m.counters;
+            m.bytes.clear();
+            m.rows.clear();
+            m.progress.clear();
+            for (direction, bytes, rows) in [
+                ("out", &c.bytes_out, &c.rows_out),
+                ("in", &c.bytes_in, &c.rows_in),
+            ] {
+                let labels = DirectionLabels { direction };
+                m.bytes
+                    .get_or_create(&labels)
+                    .inc_by(bytes.load(Ordering::Relaxed));
+                m.rows
+                    .get_or_create(&labels)
+                    .inc_by(rows.load(Ordering::Relaxed));
+            }
+            m.active.set(c.active.load(Ordering::Relaxed));
+            for (id, &(sent, total)) in c.progress.lock().iter() {
+                let ratio = if total == 0 {
+                    0.0
+                } else {
+                    (sent as f64 / total as f64).min(1.0)
+                };
+                m.progress
+                    .get_or_create(&MoveLabels {
+                        migration: id.clone(),
+                    })
+                    .set(ratio);
+            }
+        }
         self.table_rows.clear();
         self.table_bytes.clear();
         self.tier_hits.clear();
@@ -230,5 +320,41 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::EngineConfig;
+
+    #[test]
+    fn migration_series_follow_the_counters() {
+        let counters = Arc::new(MigrationCounters::default());
+        let metrics = Metrics::new().with_migrations(counters.clone());
+        counters.bytes_out.store(4096, Ordering::Relaxed);
+        counters.rows_in.store(7, Ordering::Relaxed);
+        counters.active.store(1, Ordering::Relaxed);
+        counters
+            .progress
+            .lock()
+            .insert("plan-1-m1-a1".into(), (50, 200));
+        let text = metrics.render(&Engine::new(EngineConfig::default()));
+        assert!(
+            text.contains("strata_migration_bytes_total{direction=\"out\"} 4096"),
+            "{text}"
+        );
+        assert!(
+            text.contains("strata_migration_rows_total{direction=\"in\"} 7"),
+            "{text}"
+        );
+        assert!(text.contains("strata_migrations_active 1"), "{text}");
+        assert!(
+            text.contains("strata_migration_progress_ratio{migration=\"plan-1-m1-a1\"} 0.25"),
+            "{text}"
+        );
+        // Rendering twice does not double the counters.
+        let again = metrics.render(&Engine::new(EngineConfig::default()));
+        assert!(again.contains("strata_migration_bytes_total{direction=\"out\"} 4096"));
     }
 }

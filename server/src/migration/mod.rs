@@ -31,4 +31,6 @@ pub struct MigrationCounters {
     pub rows_in: std::sync::atomic::AtomicU64,
     /// Migrations under way here (either side).
     pub active: std::sync::atomic::AtomicI64,
+    /// Moves this node sends: id → (bytes sent, bytes of the range at the start).
+    pub progress: parking_lot::Mutex<std::collections::HashMap<String, (u64, u64)>>,
 }

@@ -83,6 +83,7 @@ pub async fn migrate_out(
     };
     let result = run.run().await;
     counters.active.fetch_sub(1, Ordering::Relaxed);
+    counters.progress.lock().remove(&req.id);
     match &result {
         Ok(()) => tracing::info!(
             id = %req.id, rows = run.rows, bytes = run.bytes, rounds = run.round,
@@ -349,6 +350,10 @@ impl SourceRun {
             return Ok(());
         }
         self.last_progress = Some(Instant::now());
+        self.counters
+            .progress
+            .lock()
+            .insert(self.req.id.clone(), (self.bytes, self.bytes_total));
         let msg = pb::MigrationProgress {
             phase: phase.into(),
             rows: self.rows,

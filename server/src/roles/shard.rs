@@ -70,7 +70,7 @@ pub async fn run_shard(
         node.set_node_id(&id);
     }
     let node = Arc::new(node);
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::new().with_migrations(node.migration_counters().clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let me = Membership {
         coordinators: config.coordinators.clone(),
