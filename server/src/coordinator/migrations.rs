@@ -111,6 +111,9 @@ pub struct PlanRecord {
     pub id: String,
     /// The plan as made.
     pub plan: Plan,
+    /// The layout when it started (a cancelled plan goes back to it where nothing moved).
+    #[serde(default)]
+    pub base: Vec<Placement>,
     /// Where it stands.
     pub state: PlanState,
     /// Its moves.
@@ -194,6 +197,7 @@ impl ClusterCoordinator {
             }
             let current: Vec<Placement> = next.shards.iter().map(placement_of).collect();
             next.shards = shards_from(&refine(&current, &plan.target));
+            let base = current;
             let moves: Vec<MoveRecord> = plan
                 .moves
                 .iter()
@@ -215,6 +219,7 @@ impl ClusterCoordinator {
             next.plan = Some(PlanRecord {
                 id: id.clone(),
                 plan,
+                base,
                 state,
                 moves,
                 max_bytes_per_s,
@@ -573,9 +578,13 @@ impl ClusterCoordinator {
                 m.state = MoveState::Cancelled;
             }
         }
-        let target = plan.plan.target.clone();
         let (id, state) = (plan.id.clone(), plan.state);
-        next.shards = merge_within(&next.shards, &target);
+        next.shards = if all_done {
+            merge_within(&next.shards, &plan.plan.target)
+        } else {
+            // Back to the old shards wherever their pieces are still on one node.
+            merge_within(&merge_within(&next.shards, &plan.base), &plan.plan.target)
+        };
         next.epoch += 1;
         self.store.save_record(&next)?;
         *record = next;
@@ -666,7 +675,7 @@ fn shards_from(layout: &[Placement]) -> Vec<ShardEntry> {
         .collect()
 }
 
-/// Adjacent shards on the same node that lie in the same target range, merged.
+/// Adjacent shards on the same node that lie in the same range of `target`, merged.
 fn merge_within(shards: &[ShardEntry], target: &[Placement]) -> Vec<ShardEntry> {
     let target_of = |slot: u32| {
         target
