@@ -5,6 +5,7 @@ use tonic::{Code, Status};
 use super::convert::ConvertError;
 use crate::checkpoint::CheckpointError;
 use crate::coordinator::meta_store::MetaStoreError;
+use crate::coordinator::plan::PlanError;
 use crate::coordinator::CoordinatorError;
 use crate::engine::EngineError;
 use crate::migration::MigrationError;
@@ -75,6 +76,11 @@ pub fn from_coordinator(err: CoordinatorError) -> Status {
         CoordinatorError::PlanRunning { .. }
         | CoordinatorError::StalePlan(_)
         | CoordinatorError::NoPlanRunning => Status::failed_precondition(err.to_string()),
+        CoordinatorError::Plan(PlanError::NoRoom { .. }) => {
+            Status::resource_exhausted(err.to_string())
+        }
+        CoordinatorError::Plan(PlanError::UnknownNode { .. }) => Status::not_found(err.to_string()),
+        CoordinatorError::Plan(PlanError::NoNodes) => Status::failed_precondition(err.to_string()),
         CoordinatorError::Plan(_) | CoordinatorError::BadPlan(_) => {
             Status::invalid_argument(err.to_string())
         }
