@@ -4,6 +4,7 @@
 # (default ./strata-local-cluster).
 #
 #   deploy/local-cluster.sh start 3     # coordinator on :7070, shards on :7101.. (metrics :9100..)
+#   deploy/local-cluster.sh add         # one more shard server (then: strata rebalance --apply)
 #   deploy/local-cluster.sh status      # process state and `strata status`
 #   deploy/local-cluster.sh stop
 #
@@ -66,6 +67,19 @@ start)
     done
     wait_ready
     ;;
+add)
+    server="$(find_bin strata-server)"
+    i=$(( $(ls "$dir"/pids/shard-*.pid 2>/dev/null | wc -l) + 1 ))
+    mkdir -p "$dir/shard-$i"
+    start_one "shard-$i" "$dir/logs/shard-$i.log" "$dir/pids/shard-$i.pid" \
+        "$server" shard --coordinator "$coordinator" \
+        --listen "127.0.0.1:$((shard_base + i))" --data-dir "$dir/shard-$i" \
+        --labels "zone=local,rack=r$(( (i - 1) % 2 )),host=h$i" \
+        --metrics-listen "127.0.0.1:$((metrics_base + i))"
+    count=$i
+    wait_ready
+    echo "shard-$i joined; move shards to it with: strata --coordinator $coordinator rebalance --apply"
+    ;;
 stop)
     for pidfile in "$dir"/pids/*.pid; do
         [ -e "$pidfile" ] || continue
@@ -84,7 +98,7 @@ status)
     "$(find_bin strata)" --coordinator "$coordinator" status || true
     ;;
 *)
-    echo "usage: $0 start [N] | stop | status" >&2
+    echo "usage: $0 start [N] | add | stop | status" >&2
     exit 2
     ;;
 esac

@@ -61,7 +61,11 @@ async fn resharding_requests_that_cannot_be_served_are_refused_clearly() {
         .await
         .expect("dry run")
         .into_inner();
-    assert!(plan.plan_text.contains("7 target shards"), "{}", plan.plan_text);
+    assert!(
+        plan.plan_text.contains("7 target shards"),
+        "{}",
+        plan.plan_text
+    );
     let mut altered: serde_json::Value = serde_json::from_str(&plan.plan_json).expect("json");
     altered["moves"] = serde_json::json!([]);
     let e = c

@@ -113,8 +113,14 @@ fn migrations_to_pb(p: &PlanRecord, live: &HashMap<String, LiveMove>) -> Vec<pb:
                 from: m.mv.from.clone(),
                 to: m.mv.to.clone(),
                 state,
-                rows_copied: l.map_or(0, |l| l.progress.rows),
-                bytes_copied: l.map_or(0, |l| l.progress.bytes),
+                rows_copied: match (m.state, l) {
+                    (MoveState::Done, None) => m.mv.rows,
+                    (_, l) => l.map_or(0, |l| l.progress.rows),
+                },
+                bytes_copied: match (m.state, l) {
+                    (MoveState::Done, None) => m.mv.bytes,
+                    (_, l) => l.map_or(0, |l| l.progress.bytes),
+                },
                 rows_total: l.map_or(m.mv.rows, |l| l.progress.rows_total),
                 bytes_total: l.map_or(m.mv.bytes, |l| l.progress.bytes_total),
                 bytes_per_s: l.map_or(0.0, |l| l.bytes_per_s),
