@@ -37,6 +37,16 @@ start_one() { # name, log, pidfile, command...
     echo "$name started (pid $!), log $log"
 }
 
+start_shard() { # server binary, index
+    local server="$1" i="$2"
+    mkdir -p "$dir/shard-$i"
+    start_one "shard-$i" "$dir/logs/shard-$i.log" "$dir/pids/shard-$i.pid" \
+        "$server" shard --coordinator "$coordinator" \
+        --listen "127.0.0.1:$((shard_base + i))" --data-dir "$dir/shard-$i" \
+        --labels "zone=local,rack=r$(( (i - 1) % 2 )),host=h$i" \
+        --metrics-listen "127.0.0.1:$((metrics_base + i))"
+}
+
 wait_ready() { # bounded: up to 20 s for the coordinator to see every node
     local strata; strata="$(find_bin strata)"
     for _ in $(seq 1 100); do
@@ -58,24 +68,14 @@ start)
         "$server" coordinator --listen "$coordinator" --data-dir "$dir/coordinator" \
         --metrics-listen "127.0.0.1:${metrics_base}"
     for i in $(seq 1 "$count"); do
-        mkdir -p "$dir/shard-$i"
-        start_one "shard-$i" "$dir/logs/shard-$i.log" "$dir/pids/shard-$i.pid" \
-            "$server" shard --coordinator "$coordinator" \
-            --listen "127.0.0.1:$((shard_base + i))" --data-dir "$dir/shard-$i" \
-            --labels "zone=local,rack=r$(( (i - 1) % 2 )),host=h$i" \
-            --metrics-listen "127.0.0.1:$((metrics_base + i))"
+        start_shard "$server" "$i"
     done
     wait_ready
     ;;
 add)
     server="$(find_bin strata-server)"
     i=$(( $(ls "$dir"/pids/shard-*.pid 2>/dev/null | wc -l) + 1 ))
-    mkdir -p "$dir/shard-$i"
-    start_one "shard-$i" "$dir/logs/shard-$i.log" "$dir/pids/shard-$i.pid" \
-        "$server" shard --coordinator "$coordinator" \
-        --listen "127.0.0.1:$((shard_base + i))" --data-dir "$dir/shard-$i" \
-        --labels "zone=local,rack=r$(( (i - 1) % 2 )),host=h$i" \
-        --metrics-listen "127.0.0.1:$((metrics_base + i))"
+    start_shard "$server" "$i"
     count=$i
     wait_ready
     echo "shard-$i joined; move shards to it with: strata --coordinator $coordinator rebalance --apply"

@@ -159,6 +159,14 @@ async fn status(coordinator: &str) -> anyhow::Result<pb::StatusResponse> {
     Ok(client.status(pb::StatusRequest {}).await?.into_inner())
 }
 
+/// How many nodes the status shows up.
+pub fn up_count(s: &pb::StatusResponse) -> usize {
+    s.nodes
+        .iter()
+        .filter(|n| n.node.as_ref().is_some_and(|x| x.state == "up"))
+        .count()
+}
+
 /// Whether `n` nodes are up, each serving shards at the current epoch.
 pub fn settled(s: &pb::StatusResponse, n: usize) -> bool {
     let up: Vec<_> = s

@@ -39,11 +39,7 @@ async fn stale_client_is_refused_with_the_epoch_refreshes_and_succeeds() {
         })
         .collect();
     wait_status(coordinator.address(), SETTLE_DEADLINE, "three up", |s| {
-        s.nodes
-            .iter()
-            .filter(|n| n.node.as_ref().is_some_and(|x| x.state == "up"))
-            .count()
-            == 3
+        strata_tests::cluster::up_count(s) == 3
     })
     .await
     .expect("three up");

@@ -53,11 +53,7 @@ async fn reshape_under_load(
         .shards
         .push(ShardProcess::start(&coordinator, &root.join("shard-3"), &[]).expect("fourth node"));
     strata_tests::cluster::wait_status(&coordinator, Duration::from_secs(30), "4 up", |s| {
-        s.nodes
-            .iter()
-            .filter(|n| n.node.as_ref().is_some_and(|x| x.state == "up"))
-            .count()
-            == 4
+        strata_tests::cluster::up_count(s) == 4
     })
     .await
     .expect("fourth node up");

@@ -51,14 +51,7 @@ async fn setup(root: &std::path::Path) -> (Cluster, strata_client::Client) {
         &coordinator,
         Duration::from_secs(30),
         "4 up with sizes",
-        |s| {
-            s.nodes
-                .iter()
-                .filter(|n| n.node.as_ref().is_some_and(|x| x.state == "up"))
-                .count()
-                == 4
-                && s.shards.iter().all(|sh| sh.rows > 0)
-        },
+        |s| strata_tests::cluster::up_count(s) == 4 && s.shards.iter().all(|sh| sh.rows > 0),
     )
     .await
     .expect("fourth node up");
