@@ -189,3 +189,63 @@ async fn cancel_mid_migration_rolls_back_cleanly() {
     let logs = stop_trainers(handles, &stop).await;
     check(&cluster, &logs).await;
 }
+
+#[tokio::test]
+async fn source_killed_mid_copy_fails_the_move_and_its_shards_are_reported_unavailable() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (mut cluster, client) = setup(root.path()).await;
+    let coordinator = cluster.coordinator.address().to_string();
+    let id = slow_rebalance(&client, &coordinator).await;
+    let s = client.status().await.expect("status");
+    let mv = s
+        .migrations
+        .iter()
+        .find(|m| m.state == "copying")
+        .cloned()
+        .expect("a copying move");
+    let source_address = s
+        .nodes
+        .iter()
+        .filter_map(|n| n.node.as_ref())
+        .find(|n| n.id == mv.from)
+        .map(|n| n.address.clone())
+        .unwrap_or_default();
+    let victim = cluster
+        .shards
+        .iter()
+        .position(|p| p.address() == source_address)
+        .expect("the source is one of the shard processes");
+    cluster.shards[victim].kill();
+    let s = wait_plan(&coordinator, &id, Duration::from_secs(60))
+        .await
+        .expect("plan ends");
+    assert_eq!(s.plan.clone().unwrap_or_default().state, "failed");
+    let s = wait_status(&coordinator, Duration::from_secs(20), "source down", |s| {
+        s.nodes
+            .iter()
+            .filter_map(|n| n.node.as_ref())
+            .any(|n| n.id == mv.from && n.state == "down")
+    })
+    .await
+    .expect("the source is reported down");
+    // Its range was not committed away: it stays the source's, unavailable, not served stale.
+    let owner = s
+        .shards
+        .iter()
+        .find(|sh| sh.slot_start <= mv.slot_start && mv.slot_start < sh.slot_end)
+        .map(|sh| sh.primary.clone())
+        .unwrap_or_default();
+    assert_eq!(owner, mv.from);
+    let in_range: Vec<u64> = (0..spec().keys)
+        .filter(|&id| {
+            let slot = strata_proto::routing::slot_of(id, 4096);
+            slot >= mv.slot_start && slot < mv.slot_end
+        })
+        .take(10)
+        .collect();
+    let fresh = cluster.client().await.expect("client");
+    match fresh.pull("emb", &in_range).await {
+        Err(strata_client::ClientError::NodeUnavailable { node, .. }) => assert_eq!(node, mv.from),
+        other => panic!("expected NodeUnavailable naming {}, got {other:?}", mv.from),
+    }
+}
