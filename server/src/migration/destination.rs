@@ -11,7 +11,7 @@ use strata_proto::v1 as pb;
 
 use super::frames::{chunk_bytes, packed_of};
 use super::{MigrationCounters, MigrationError};
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineError};
 
 /// How long a new import waits for an aborted one of the same slots to stop.
 const WIND_DOWN_WAIT: Duration = Duration::from_secs(30);
@@ -202,6 +202,26 @@ where
     result
 }
 
+/// An import of one chunk running on the blocking pool, and its row count.
+type Pending = (tokio::task::JoinHandle<Result<u64, EngineError>>, u64);
+
+/// Waits for the chunk being imported (imports stay in stream order: a row re-sent in a
+/// later round must land after its older copy).
+async fn settle(
+    pending: &mut Option<Pending>,
+    counters: &MigrationCounters,
+) -> Result<u64, MigrationError> {
+    let Some((task, n)) = pending.take() else {
+        return Ok(0);
+    };
+    task.await
+        .map_err(|e| MigrationError::Task(e.to_string()))??;
+    counters.rows_in.fetch_add(n, Ordering::Relaxed);
+    Ok(n)
+}
+
+/// Receives chunks until the end marker; the next chunk is read and decoded while the
+/// previous one is imported.
 async fn receive<S>(
     engine: &Arc<Engine>,
     counters: &MigrationCounters,
@@ -213,12 +233,23 @@ where
     S: Stream<Item = Result<pb::ImportChunk, tonic::Status>> + Unpin + Send,
 {
     let mut rows = 0u64;
-    while let Some(chunk) = next(stream).await? {
+    let mut pending: Option<Pending> = None;
+    let result = loop {
+        let chunk = match next(stream).await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => {
+                break Err(MigrationError::BadStream(
+                    "the stream ended before its end marker".into(),
+                ))
+            }
+            Err(e) => break Err(e),
+        };
         if aborted.load(Ordering::Acquire) {
-            return Err(MigrationError::Aborted { id: id.into() });
+            break Err(MigrationError::Aborted { id: id.into() });
         }
+        rows += settle(&mut pending, counters).await?;
         if chunk.done {
-            return Ok(rows);
+            break Ok(rows);
         }
         counters
             .bytes_in
@@ -234,15 +265,15 @@ where
         let table = engine.table(&chunk.table)?;
         let (ids, rows_bytes) = packed_of(&chunk, table.row_floats())?;
         let n = ids.len() as u64;
-        tokio::task::spawn_blocking(move || table.import_packed(&ids, &rows_bytes))
-            .await
-            .map_err(|e| MigrationError::Task(e.to_string()))??;
-        rows += n;
-        counters.rows_in.fetch_add(n, Ordering::Relaxed);
+        let task = tokio::task::spawn_blocking(move || table.import_packed(&ids, &rows_bytes));
+        pending = Some((task, n));
+    };
+    // Whatever happens, no import of this stream is still writing when this returns.
+    let last = settle(&mut pending, counters).await;
+    match (result, last) {
+        (Ok(rows), Ok(n)) => Ok(rows + n),
+        (Err(e), _) | (_, Err(e)) => Err(e),
     }
-    Err(MigrationError::BadStream(
-        "the stream ended before its end marker".into(),
-    ))
 }
 
 async fn next<S>(stream: &mut S) -> Result<Option<pb::ImportChunk>, MigrationError>

@@ -401,9 +401,10 @@ impl Coordinator for ClusterCoordinatorService {
         &self,
         _: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
+        // The plan first: a plan seen ended comes with the map it ended with (or newer).
+        let plan = self.coordinator()?.plan_status();
         let (record, live) = self.coordinator()?.snapshot();
         let map = map_to_pb(&self.coordinator()?.cluster_map());
-        let plan = self.coordinator()?.plan_status();
         let nodes = map
             .nodes
             .iter()
