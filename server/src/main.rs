@@ -98,6 +98,10 @@ struct ShardArgs {
     /// Time between heartbeats.
     #[arg(long, value_parser = parse_duration, default_value = "1s")]
     heartbeat_interval: Duration,
+    /// Nice value of the threads that move rows in live migrations (0..=19; higher gives
+    /// serving trainers more of a busy CPU).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19))]
+    migration_nice: i32,
     /// Prometheus `/metrics` listen address.
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
@@ -352,6 +356,7 @@ async fn shard(args: ShardArgs) -> anyhow::Result<()> {
         max_message_bytes: args.node.max_message_bytes(),
         keep_checkpoints: args.node.keep_checkpoints(),
         heartbeat_interval: args.heartbeat_interval,
+        migration_nice: args.migration_nice,
     };
     announce("shard", &listener, &metrics_listener)?;
     run_shard(config, listener, metrics_listener, shutdown_signal())

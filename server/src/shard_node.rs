@@ -20,9 +20,6 @@ use crate::migration::background::Background;
 use crate::migration::destination::Incoming;
 use crate::migration::{self, MigrationCounters, MigrationError};
 
-/// Nice value of migration threads: serving trainers comes first when cores are busy.
-const MIGRATION_NICE: i32 = 10;
-
 /// File in the data dir that keeps the node id across restarts.
 const NODE_ID_FILE: &str = "node-id";
 
@@ -120,10 +117,12 @@ pub struct RangeUsage {
 
 impl ShardNode {
     /// Opens the data dir and restores the newest good checkpoint; serves no slot yet.
+    /// Migrations run on threads at `migration_nice`.
     pub fn open(
         data_dir: &Path,
         engine: Arc<Engine>,
         keep_checkpoints: usize,
+        migration_nice: i32,
     ) -> Result<Self, ShardNodeError> {
         let checkpoints = CheckpointStore::open(data_dir)?;
         engine.ownership().update(0, Some(&[]));
@@ -149,7 +148,7 @@ impl ShardNode {
             maps: Mutex::new(()),
             incoming: Arc::new(Incoming::new()),
             counters: Arc::new(MigrationCounters::default()),
-            background: Background::start(MIGRATION_NICE).map_err(|e| {
+            background: Background::start(migration_nice).map_err(|e| {
                 ShardNodeError::Task(format!("cannot start the migration runtime: {e}"))
             })?,
         })

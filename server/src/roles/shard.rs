@@ -40,6 +40,8 @@ pub struct ShardRoleConfig {
     pub keep_checkpoints: usize,
     /// Time between heartbeats.
     pub heartbeat_interval: Duration,
+    /// Nice value of the migration threads.
+    pub migration_nice: i32,
 }
 
 /// Runs a shard server on already-bound listeners until `shutdown` resolves.
@@ -54,13 +56,14 @@ pub async fn run_shard(
         None => listener.local_addr()?.to_string(),
     };
     let engine = Arc::new(Engine::new(config.engine.clone()));
-    let (data_dir, keep, open_engine) = (
+    let (data_dir, keep, open_engine, nice) = (
         config.data_dir.clone(),
         config.keep_checkpoints,
         engine.clone(),
+        config.migration_nice,
     );
     let node = tokio::task::spawn_blocking(move || {
-        let node = ShardNode::open(&data_dir, open_engine, keep)?;
+        let node = ShardNode::open(&data_dir, open_engine, keep, nice)?;
         Ok::<_, RoleError>((node, stored_node_id(&data_dir)?))
     })
     .await
