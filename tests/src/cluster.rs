@@ -220,6 +220,84 @@ impl Cluster {
     pub async fn client(&self) -> anyhow::Result<strata_client::Client> {
         Ok(strata_client::Client::connect(self.coordinator.address()).await?)
     }
+
+    /// Index in `shards` of the process that the status knows as node `id`.
+    pub fn process_of(&self, status: &pb::StatusResponse, id: &str) -> Option<usize> {
+        let address = status
+            .nodes
+            .iter()
+            .filter_map(|n| n.node.as_ref())
+            .find(|n| n.id == id)
+            .map(|n| n.address.clone())?;
+        self.shards.iter().position(|p| p.address() == address)
+    }
+
+    /// Kills the coordinator, restarts it on the same address with `restart`, and checks
+    /// that map, tables and data survive and that a client connected before carries on (a
+    /// table `e` with 200 pushed rows, one more SGD step after, a new table). Returns the
+    /// status after the restart.
+    pub async fn check_coordinator_restart(
+        &mut self,
+        restart: impl FnOnce(&str) -> anyhow::Result<CoordinatorProcess>,
+    ) -> anyhow::Result<pb::StatusResponse> {
+        let client = self.client().await?;
+        client
+            .create_table(crate::table_spec("e", 4, "sgd", 0.5))
+            .await?;
+        let ids: Vec<u64> = (0..200).collect();
+        client.push("e", &ids, &vec![1.0; ids.len() * 4]).await?;
+        let before_rows = client.pull("e", &ids).await?;
+        let before = client.status().await?;
+
+        let address = self.coordinator.address().to_string();
+        self.coordinator.kill();
+        // The data path does not need the coordinator.
+        let during = client.pull("e", &ids).await?;
+        anyhow::ensure!(
+            during == before_rows,
+            "rows changed while the coordinator was down"
+        );
+
+        self.coordinator = restart(&address)?;
+        let after = wait_status(&address, SETTLE_DEADLINE, "settled after restart", |s| {
+            settled(s, 3) && s.tables.first().is_some_and(|t| t.rows == 200)
+        })
+        .await?;
+        anyhow::ensure!(layout(&after) == layout(&before), "placement changed");
+        anyhow::ensure!(after.epoch >= before.epoch, "the epoch went back");
+        let names: Vec<_> = after
+            .tables
+            .iter()
+            .filter_map(|t| t.spec.as_ref().map(|s| s.name.clone()))
+            .collect();
+        anyhow::ensure!(
+            names == vec!["e".to_string()],
+            "tables after restart: {names:?}"
+        );
+
+        // The same client carries on: data and control plane.
+        client.push("e", &ids, &vec![1.0; ids.len() * 4]).await?;
+        let rows = client.pull("e", &ids).await?;
+        for (a, b) in rows.iter().zip(&before_rows) {
+            anyhow::ensure!(
+                *a == b - 0.5,
+                "not one more SGD step of lr 0.5: {a} after {b}"
+            );
+        }
+        client
+            .create_table(crate::table_spec("f", 2, "adagrad", 0.1))
+            .await?;
+        anyhow::ensure!(client.pull("f", &[1, 2]).await?.len() == 4, "pull of f");
+        Ok(after)
+    }
+}
+
+/// Shard ranges and primaries (the live row counts in status are not part of placement).
+pub fn layout(s: &pb::StatusResponse) -> Vec<(u32, u32, u32, String)> {
+    s.shards
+        .iter()
+        .map(|sh| (sh.id, sh.slot_start, sh.slot_end, sh.primary.clone()))
+        .collect()
 }
 
 /// Waits until plan `id` is no longer running (bounded) and returns the last status.

@@ -111,6 +111,12 @@ pub async fn stop_trainers(
     logs
 }
 
+/// Fails the test when any trainer call failed, listing the errors.
+pub fn assert_no_errors(logs: &[TrainerLog]) {
+    let errors: Vec<&String> = logs.iter().flat_map(|l| &l.errors).collect();
+    assert!(errors.is_empty(), "trainers saw errors: {errors:#?}");
+}
+
 /// Per id, the gradient of each acknowledged push in order (duplicates within a push summed
 /// in request order, as the client does).
 pub fn per_row_updates(logs: &[TrainerLog], dim: usize) -> HashMap<u64, Vec<Vec<f32>>> {

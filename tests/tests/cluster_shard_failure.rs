@@ -52,8 +52,12 @@ async fn killed_shard_is_reported_down_fails_clearly_and_comes_back_from_checkpo
     let victim = status.nodes[1].node.clone().expect("node");
     let victim_ids = ids_on(&status, &victim.id, &all);
     assert!(!victim_ids.is_empty());
+    // Node ids follow registration order, not start order: kill the process behind it.
+    let process = cluster
+        .process_of(&status, &victim.id)
+        .expect("the victim is one of the shard processes");
     let killed_at = Instant::now();
-    cluster.shards[1].kill();
+    cluster.shards[process].kill();
     // Before the coordinator notices: a push on the dead connection is ambiguous (it may
     // have been written before the node died) or refused; a pull names the node.
     let early = client
@@ -129,8 +133,8 @@ async fn killed_shard_is_reported_down_fails_clearly_and_comes_back_from_checkpo
     assert!(String::from_utf8_lossy(&cli_pull.stderr).contains(&victim.id));
 
     // Restarted from its data dir: the same node id, its data as of the checkpoint.
-    let dir = cluster.shards[1].0.data_dir.clone();
-    cluster.shards[1] =
+    let dir = cluster.shards[process].0.data_dir.clone();
+    cluster.shards[process] =
         ShardProcess::start(cluster.coordinator.address(), &dir, &[]).expect("restart shard");
     wait_status(
         cluster.coordinator.address(),

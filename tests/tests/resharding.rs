@@ -7,8 +7,8 @@ use std::time::Duration;
 use strata_tests::cluster::{apply, finished, resize, Cluster, ShardProcess};
 use strata_tests::table_spec;
 use strata_tests::trainers::{
-    adagrad_expected, check_rows, per_row_updates, sgd_expected, start_trainers, stop_trainers,
-    TrainerSpec,
+    adagrad_expected, assert_no_errors, check_rows, per_row_updates, sgd_expected, start_trainers,
+    stop_trainers, TrainerSpec,
 };
 
 const DIM: usize = 4;
@@ -96,11 +96,7 @@ async fn reshape_under_load(
 
     tokio::time::sleep(Duration::from_millis(500)).await;
     let logs = stop_trainers(handles, &stop).await;
-    let errors: Vec<&String> = logs.iter().flat_map(|l| &l.errors).collect();
-    assert!(
-        errors.is_empty(),
-        "trainers saw errors during resharding: {errors:#?}"
-    );
+    assert_no_errors(&logs);
     let pushes: usize = logs.iter().map(|l| l.acked.len()).sum();
     assert!(
         pushes > 100,

@@ -10,7 +10,8 @@ use strata_tests::cluster::{
 };
 use strata_tests::table_spec;
 use strata_tests::trainers::{
-    check_rows, per_row_updates, sgd_expected, start_trainers, stop_trainers, TrainerSpec,
+    assert_no_errors, check_rows, per_row_updates, sgd_expected, start_trainers, stop_trainers,
+    TrainerSpec,
 };
 
 const DIM: usize = 16;
@@ -87,8 +88,7 @@ fn consistent(s: &pb::StatusResponse, gone: &str) -> bool {
 }
 
 async fn check(cluster: &Cluster, logs: &[strata_tests::trainers::TrainerLog]) {
-    let errors: Vec<&String> = logs.iter().flat_map(|l| &l.errors).collect();
-    assert!(errors.is_empty(), "trainers saw errors: {errors:#?}");
+    assert_no_errors(logs);
     let client = cluster.client().await.expect("client");
     let updates = per_row_updates(logs, DIM);
     let rows = check_rows(&client, "emb", &updates, DIM, 0.0, |u| sgd_expected(u, DIM))
@@ -111,17 +111,8 @@ async fn destination_killed_mid_copy_aborts_and_the_source_keeps_its_rows() {
         .find(|m| m.state == "copying")
         .map(|m| m.to.clone())
         .unwrap_or_default();
-    let dest_address = s
-        .nodes
-        .iter()
-        .filter_map(|n| n.node.as_ref())
-        .find(|n| n.id == dest)
-        .map(|n| n.address.clone())
-        .unwrap_or_default();
     let victim = cluster
-        .shards
-        .iter()
-        .position(|p| p.address() == dest_address)
+        .process_of(&s, &dest)
         .expect("the destination is one of the shard processes");
     cluster.shards[victim].kill();
     let s = wait_plan(&coordinator, &id, Duration::from_secs(60))
@@ -203,17 +194,8 @@ async fn source_killed_mid_copy_fails_the_move_and_its_shards_are_reported_unava
         .find(|m| m.state == "copying")
         .cloned()
         .expect("a copying move");
-    let source_address = s
-        .nodes
-        .iter()
-        .filter_map(|n| n.node.as_ref())
-        .find(|n| n.id == mv.from)
-        .map(|n| n.address.clone())
-        .unwrap_or_default();
     let victim = cluster
-        .shards
-        .iter()
-        .position(|p| p.address() == source_address)
+        .process_of(&s, &mv.from)
         .expect("the source is one of the shard processes");
     cluster.shards[victim].kill();
     let s = wait_plan(&coordinator, &id, Duration::from_secs(60))
