@@ -171,8 +171,8 @@ pub struct ClusterRecord {
     pub next_node: u64,
     /// Cluster checkpoints, oldest first.
     pub checkpoints: Vec<ClusterCheckpoint>,
-    /// Set once any node reported rows: from then on shards stay where they are (moving
-    /// them needs migration, a later issue).
+    /// Set once any node reported rows or a plan started. Registration re-spreads shards
+    /// only while this is unset and no table exists; afterwards shards move by plans only.
     #[serde(default)]
     pub placement_frozen: bool,
     /// The running or last plan (resize, rebalance, drain) and the state of its moves.

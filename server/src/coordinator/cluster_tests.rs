@@ -243,6 +243,14 @@ async fn three_nodes(dir: &std::path::Path, delay: Duration) -> Arc<ClusterCoord
     c
 }
 
+/// Slot ranges and primaries of a map.
+fn map_layout(map: &ClusterMap) -> Vec<(u32, u32, String)> {
+    map.shards
+        .iter()
+        .map(|s| (s.slot_start, s.slot_end, s.primary.clone()))
+        .collect()
+}
+
 async fn wait_end(c: &ClusterCoordinator) -> PlanRecord {
     for _ in 0..2000 {
         if let Some((p, _)) = c.plan_status() {
@@ -268,11 +276,7 @@ async fn a_resize_plan_runs_its_moves_and_ends_with_the_target_layout() {
     assert_eq!(done.state, PlanState::Done, "{done:?}");
     assert!(done.moves.iter().all(|m| m.state == MoveState::Done));
     let map = c.cluster_map();
-    let layout: Vec<_> = map
-        .shards
-        .iter()
-        .map(|s| (s.slot_start, s.slot_end, s.primary.clone()))
-        .collect();
+    let layout: Vec<_> = map_layout(&map);
     let want: Vec<_> = target
         .iter()
         .map(|p| (p.slot_start, p.slot_end, p.node.clone()))
@@ -297,12 +301,7 @@ async fn a_resize_plan_runs_its_moves_and_ends_with_the_target_layout() {
 async fn a_running_plan_refuses_other_plans_catalog_changes_and_checkpoints_then_cancels() {
     let dir = tempfile::tempdir().expect("tempdir");
     let c = three_nodes(dir.path(), Duration::from_secs(5)).await;
-    let layout_before: Vec<_> = c
-        .cluster_map()
-        .shards
-        .iter()
-        .map(|s| (s.slot_start, s.slot_end, s.primary.clone()))
-        .collect();
+    let layout_before: Vec<_> = map_layout(&c.cluster_map());
     let plan = c.plan_resize(9).expect("plan");
     let stale = plan.clone();
     c.start_plan(plan, 0, 1).expect("start");
@@ -332,12 +331,7 @@ async fn a_running_plan_refuses_other_plans_catalog_changes_and_checkpoints_then
     let end = wait_end(&c).await;
     assert_eq!(end.state, PlanState::Cancelled);
     assert!(end.moves.iter().all(|m| m.state == MoveState::Cancelled));
-    let layout_after: Vec<_> = c
-        .cluster_map()
-        .shards
-        .iter()
-        .map(|s| (s.slot_start, s.slot_end, s.primary.clone()))
-        .collect();
+    let layout_after: Vec<_> = map_layout(&c.cluster_map());
     assert_eq!(
         layout_after, layout_before,
         "nothing moved: pieces merged back"

@@ -426,15 +426,19 @@ impl ClusterCoordinator {
     /// Runs move `index`: the source copies and hands off, then the move is committed, or
     /// rolled back on both nodes.
     async fn run_move(self: Arc<Self>, index: usize) -> Result<(), String> {
-        let (record, from, to) = {
+        let (record, from, to, max_bytes_per_s) = {
             let guard = self.state.lock();
-            let Some(m) = guard.0.plan.as_ref().and_then(|p| p.moves.get(index)) else {
+            let Some(plan) = guard.0.plan.as_ref() else {
+                return Err("the plan changed under a running move".into());
+            };
+            let Some(m) = plan.moves.get(index) else {
                 return Err("the plan changed under a running move".into());
             };
             (
                 m.clone(),
                 address_of(&guard.0, &m.mv.from),
                 address_of(&guard.0, &m.mv.to),
+                plan.max_bytes_per_s,
             )
         };
         let request = MigrateOut {
@@ -442,13 +446,7 @@ impl ClusterCoordinator {
             slot_start: record.mv.slot_start,
             slot_end: record.mv.slot_end,
             destination: to.clone(),
-            max_bytes_per_s: self
-                .state
-                .lock()
-                .0
-                .plan
-                .as_ref()
-                .map_or(0, |p| p.max_bytes_per_s),
+            max_bytes_per_s,
         };
         tracing::info!(
             id = %request.id, from = %record.mv.from, to = %record.mv.to,
@@ -700,11 +698,28 @@ fn merge_within(shards: &[ShardEntry], target: &[Placement]) -> Vec<ShardEntry> 
 
 /// The current shards with their sizes (pro-rated from the nodes' range reports) and the
 /// nodes a plan may use.
-pub fn plan_inputs(
+fn plan_inputs(
     record: &ClusterRecord,
     live: &std::collections::BTreeMap<String, NodeLive>,
 ) -> (Vec<ShardLoad>, Vec<PlanNode>) {
-    let loads = record
+    let nodes = record
+        .nodes
+        .iter()
+        .map(|n| PlanNode {
+            id: n.id.clone(),
+            memory_budget: n.memory_budget,
+            accepts: !n.draining && live.get(&n.id).is_some_and(|l| l.up),
+        })
+        .collect();
+    (shard_loads(record, live), nodes)
+}
+
+/// The current shards with their rows and bytes, pro-rated from the nodes' range reports.
+pub fn shard_loads(
+    record: &ClusterRecord,
+    live: &std::collections::BTreeMap<String, NodeLive>,
+) -> Vec<ShardLoad> {
+    record
         .shards
         .iter()
         .map(|s| {
@@ -726,17 +741,7 @@ pub fn plan_inputs(
                 bytes,
             }
         })
-        .collect();
-    let nodes = record
-        .nodes
-        .iter()
-        .map(|n| PlanNode {
-            id: n.id.clone(),
-            memory_budget: n.memory_budget,
-            accepts: !n.draining && live.get(&n.id).is_some_and(|l| l.up),
-        })
-        .collect();
-    (loads, nodes)
+        .collect()
 }
 
 /// Refuses a plan whose moves are not the ones the current layout needs, or whose nodes
@@ -768,7 +773,7 @@ fn check_plan_fits(
             record.num_slots
         )));
     }
-    let (loads, _) = plan_inputs(record, live);
+    let loads = shard_loads(record, live);
     let key = |m: &Move| (m.slot_start, m.slot_end, m.from.clone(), m.to.clone());
     let needed: Vec<_> = moves_between(&loads, &plan.target)
         .iter()

@@ -222,7 +222,7 @@ impl SourceRun {
         throttle: &mut Throttle,
     ) -> Result<(), MigrationError> {
         let row_floats = table.row_floats();
-        let max_rows = (self.chunk_bytes() / (row_floats * 4 + 8)).max(1);
+        let max_rows = self.rows_per_chunk(row_floats);
         let mut cursor = ExportCursor::default();
         while !cursor.done {
             self.check_alive()?;
@@ -263,7 +263,7 @@ impl SourceRun {
             let mut ids: Vec<u64> = ids.iter().copied().collect();
             ids.sort_unstable();
             let row_floats = table.row_floats();
-            let per_chunk = (self.chunk_bytes() / (row_floats * 4 + 8)).max(1);
+            let per_chunk = self.rows_per_chunk(row_floats);
             for part in ids.chunks(per_chunk) {
                 let (t, part) = (table.clone(), part.to_vec());
                 let block = tokio::task::spawn_blocking(move || t.read_rows(&part))
@@ -303,13 +303,14 @@ impl SourceRun {
         Ok(())
     }
 
-    /// Bytes per chunk: 4 MiB, or about an eighth of a second's worth when throttled (so
-    /// a throttled stream moves smoothly and reports often).
-    fn chunk_bytes(&self) -> usize {
-        match self.req.max_bytes_per_s {
+    /// Rows of `row_floats` words (plus the id) per chunk: 4 MiB, or about an eighth of a
+    /// second's worth when throttled (so a throttled stream moves smoothly and reports often).
+    fn rows_per_chunk(&self, row_floats: usize) -> usize {
+        let bytes = match self.req.max_bytes_per_s {
             0 => CHUNK_BYTES,
             rate => (rate as usize / 8).clamp(MIN_THROTTLED_CHUNK_BYTES, CHUNK_BYTES),
-        }
+        };
+        (bytes / (row_floats * 4 + 8)).max(1)
     }
 
     /// Refuses to go on when the tables changed since the copy started (a table created,

@@ -221,7 +221,11 @@ async fn heartbeat(
         migrations: node.migration_ids(),
     };
     let resp = coordinators.client().heartbeat(req).await?.into_inner();
+    if resp.catalog.is_none() && resp.map.is_none() && resp.abort_migrations.is_empty() {
+        return Ok(());
+    }
     let node = node.clone();
+    // Applying a map may drop handed-off rows: off the async workers.
     let _ = tokio::task::spawn_blocking(move || {
         apply(&node, resp.catalog.as_ref(), resp.map.as_ref());
         for id in &resp.abort_migrations {

@@ -14,7 +14,7 @@ use super::convert::{
 use super::coordinator::{map_stream, MapStream};
 use super::leader::LeaderSlot;
 use super::status::{from_convert, from_coordinator};
-use crate::coordinator::cluster::migrations::{plan_inputs, LiveMove};
+use crate::coordinator::cluster::migrations::{shard_loads, LiveMove};
 use crate::coordinator::cluster::{
     shards_of, ClusterCheckpoint, ClusterCoordinator, ClusterRecord, HeartbeatReport, MoveState,
     NodeLive, PlanRecord, RangeLoad, Registration, TableUsage,
@@ -63,8 +63,7 @@ fn shard_infos(
     live: &BTreeMap<String, NodeLive>,
     mut shards: Vec<pb::ShardInfo>,
 ) -> Vec<pb::ShardInfo> {
-    let (loads, _) = plan_inputs(record, live);
-    for (s, load) in shards.iter_mut().zip(loads) {
+    for (s, load) in shards.iter_mut().zip(shard_loads(record, live)) {
         s.rows = load.rows;
         s.bytes = load.bytes;
     }
