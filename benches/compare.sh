@@ -21,7 +21,8 @@ if [[ "${1:-}" == "--runs" ]]; then
 fi
 FLAGS=("$@")
 
-log() { printf '%s\n' "$*" >&2; }
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
 
 if [[ ! -x "$BIN/strata-server" || ! -x "$BIN/strata-bench" ]]; then
     log "building release binaries into $BIN ..."
@@ -34,20 +35,6 @@ if ! command -v redis-server >/dev/null; then
     $SUDO apt-get install -y redis-server >/dev/null 2>&1 ||
         { $SUDO apt-get update >/dev/null && $SUDO apt-get install -y redis-server >/dev/null; }
 fi
-
-# A loopback port nobody listens on (bash /dev/tcp connect fails).
-free_port() {
-    local p
-    for _ in $(seq 1 200); do
-        p=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return 0
-        fi
-    done
-    log "no free port found"
-    return 1
-}
 
 wait_port() {
     local port=$1 what=$2

@@ -31,18 +31,10 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 
-log() { printf '%s\n' "$*" >&2; }
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
 (cd "$ROOT" && cargo build --release -q -p strata-server --bin strata-server \
     -p strata-client --bin strata -p strata-bench --bin strata-bench)
-
-free_port() {
-    local p
-    for _ in $(seq 1 200); do
-        p=$((20000 + RANDOM % 30000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-    done
-    log "no free port"; exit 1
-}
 
 TMP=$(mktemp -d)
 PIDS=()
