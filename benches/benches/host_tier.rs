@@ -106,6 +106,7 @@ fn report(name: &str, rows: usize, secs: f64, bytes_per_row: usize, floor: Optio
 }
 
 fn main() {
+    strata_server::allocator::keep_large_buffers_in_the_heap();
     let quick = std::env::args().any(|a| a == "--quick");
     let keys: u64 = if quick { 200_000 } else { 2_000_000 };
     let reps = if quick { 20 } else { 100 };

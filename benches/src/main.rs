@@ -82,6 +82,8 @@ fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
 }
 
 fn main() -> anyhow::Result<()> {
+    // The same allocator settings as strata-server, for the client and the in-process engine.
+    strata_server::allocator::keep_large_buffers_in_the_heap();
     let a = Args::parse();
     if a.optimizer != "adagrad" {
         bail!(

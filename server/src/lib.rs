@@ -18,10 +18,12 @@
 //! - [`roles`]: the `coordinator` and `shard` process runners.
 //! - [`size`]: human byte sizes on the command line.
 //! - [`args`]: durations and labels on the command line.
+//! - [`allocator`]: glibc allocator settings for the binaries.
 
 #[cfg(target_endian = "big")]
 compile_error!("strata's packed payloads assume a little-endian host");
 
+pub mod allocator;
 pub mod args;
 pub mod checkpoint;
 pub mod coordinator;

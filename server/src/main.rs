@@ -193,7 +193,7 @@ struct DevArgs {
 }
 
 fn main() -> anyhow::Result<()> {
-    keep_large_buffers_in_the_heap();
+    strata_server::allocator::keep_large_buffers_in_the_heap();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -264,18 +264,6 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// Pull responses and push requests are buffers of hundreds of KiB, allocated and freed per
-/// request. glibc serves those with mmap and trims freed heap tops, so every request would
-/// fault fresh zeroed pages in; keep them in the heap and reuse them instead.
-fn keep_large_buffers_in_the_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator thresholds; called before any other thread runs.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
     }
 }
 
