@@ -93,6 +93,8 @@ pub struct Metrics {
     pub tier_evictions: Family<TableLabels, Counter>,
     /// Hits over lookups since the table was created, per table and caching tier.
     pub tier_hit_ratio: Family<TableLabels, Gauge<f64, AtomicU64>>,
+    /// Time requests waited on the device (copies and kernels), per table and caching tier.
+    pub tier_device_seconds: Family<TableLabels, Counter<f64, AtomicU64>>,
     /// Migration series (shard servers only).
     migrations: Option<MigrationFamilies>,
     /// Serializes renders: table series are rebuilt from engine stats on each.
@@ -123,6 +125,7 @@ impl Metrics {
         let tier_admissions = Family::<TableLabels, Counter>::default();
         let tier_evictions = Family::<TableLabels, Counter>::default();
         let tier_hit_ratio = Family::<TableLabels, Gauge<f64, AtomicU64>>::default();
+        let tier_device_seconds = Family::<TableLabels, Counter<f64, AtomicU64>>::default();
         registry.register(
             "rpc_duration_seconds",
             "Request latency per rpc",
@@ -175,6 +178,11 @@ impl Metrics {
             "Hits over lookups of a caching tier since the table was created",
             tier_hit_ratio.clone(),
         );
+        registry.register(
+            "tier_device_seconds",
+            "Time requests waited on the device (copies and kernels) of a caching tier",
+            tier_device_seconds.clone(),
+        );
         Self {
             registry,
             rpc_seconds,
@@ -189,6 +197,7 @@ impl Metrics {
             tier_admissions,
             tier_evictions,
             tier_hit_ratio,
+            tier_device_seconds,
             migrations: None,
             render_lock: Mutex::new(()),
         }
@@ -281,6 +290,7 @@ impl Metrics {
         self.tier_admissions.clear();
         self.tier_evictions.clear();
         self.tier_hit_ratio.clear();
+        self.tier_device_seconds.clear();
         for table in engine.tables() {
             let name = &table.spec().name;
             for part in table.breakdown() {
@@ -312,6 +322,9 @@ impl Metrics {
                 self.tier_hit_ratio
                     .get_or_create(&labels)
                     .set(cache.hit_rate());
+                self.tier_device_seconds
+                    .get_or_create(&labels)
+                    .inc_by(cache.device_ns as f64 / 1e9);
             }
         }
         self.memory_used_bytes.set(engine.budget().used() as i64);

@@ -189,14 +189,7 @@ impl ShardNode {
         self.engine
             .tables()
             .iter()
-            .map(|t| {
-                let s = t.stats();
-                TableUsage {
-                    name: t.spec().name.clone(),
-                    rows: s.rows,
-                    bytes: s.bytes,
-                }
-            })
+            .map(|t| TableUsage::of(t))
             .collect()
     }
 

@@ -195,6 +195,16 @@ impl Cluster {
     /// Starts a coordinator (with `coordinator_extra`) and `n` shard servers under `root`,
     /// and waits until every node is up and serves its shards.
     pub async fn start(root: &Path, n: usize, coordinator_extra: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with(root, n, coordinator_extra, &[]).await
+    }
+
+    /// As [`Cluster::start`], with `shard_extra` flags for every shard server.
+    pub async fn start_with(
+        root: &Path,
+        n: usize,
+        coordinator_extra: &[&str],
+        shard_extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let coordinator =
             CoordinatorProcess::start("127.0.0.1:0", &root.join("coordinator"), coordinator_extra)?;
         let mut shards = Vec::new();
@@ -202,7 +212,7 @@ impl Cluster {
             shards.push(ShardProcess::start(
                 coordinator.address(),
                 &root.join(format!("shard-{i}")),
-                &[],
+                shard_extra,
             )?);
         }
         wait_status(coordinator.address(), SETTLE_DEADLINE, "settled", |s| {

@@ -115,7 +115,24 @@ pub async fn status(client: &Client, json: bool) -> anyhow::Result<()> {
             .iter()
             .map(|t| {
                 let spec = t.spec.clone().unwrap_or_default();
-                serde_json::json!({ "name": spec.name, "dim": spec.dim, "rows": t.rows, "bytes": t.bytes })
+                let tiers: Vec<_> = t
+                    .tiers
+                    .iter()
+                    .map(
+                        |u| serde_json::json!({ "tier": u.tier, "rows": u.rows, "bytes": u.bytes }),
+                    )
+                    .collect();
+                let cache = t.cache.as_ref().map(|c| {
+                    serde_json::json!({
+                        "hits": c.hits, "misses": c.misses, "hit_rate": hit_rate(c),
+                        "admissions": c.admissions, "evictions": c.evictions,
+                        "device_ms": c.device_ns as f64 / 1e6,
+                    })
+                });
+                serde_json::json!({
+                    "name": spec.name, "dim": spec.dim, "rows": t.rows, "bytes": t.bytes,
+                    "tiers": tiers, "cache": cache,
+                })
             })
             .collect();
         let shards: Vec<_> = s
@@ -179,6 +196,25 @@ pub async fn status(client: &Client, json: bool) -> anyhow::Result<()> {
             "  {:<24} dim {:>5}  rows {:>12}  bytes {:>14}",
             spec.name, spec.dim, t.rows, t.bytes
         );
+        if t.tiers.len() > 1 {
+            for u in &t.tiers {
+                println!(
+                    "    {:<22} {:>11}  rows {:>12}  bytes {:>14}",
+                    "", u.tier, u.rows, u.bytes
+                );
+            }
+        }
+        if let Some(c) = &t.cache {
+            println!(
+                "    cache: hit rate {:.1}% ({} hits, {} misses)  admissions {}  evictions {}  device time {:.1} ms",
+                100.0 * hit_rate(c),
+                c.hits,
+                c.misses,
+                c.admissions,
+                c.evictions,
+                c.device_ns as f64 / 1e6
+            );
+        }
     }
     println!("\nSHARDS {}", s.shards.len());
     for sh in &s.shards {
@@ -190,4 +226,14 @@ pub async fn status(client: &Client, json: bool) -> anyhow::Result<()> {
     println!("\nMIGRATIONS");
     super::reshard::print_plan(&s);
     Ok(())
+}
+
+/// Hits over lookups of a caching tier (0 before the first lookup).
+fn hit_rate(c: &strata_proto::v1::CacheUsage) -> f64 {
+    let lookups = c.hits + c.misses;
+    if lookups == 0 {
+        0.0
+    } else {
+        c.hits as f64 / lookups as f64
+    }
 }

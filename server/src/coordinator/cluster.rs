@@ -25,6 +25,7 @@ use super::CoordinatorError;
 use crate::checkpoint::CheckpointInfo;
 use crate::engine::{validate_dense_spec, validate_table_spec, EngineError};
 use crate::spec::{DenseSpec, TableSpec};
+use crate::storage::{CacheStats, TierStats};
 
 /// File of the cluster record in the coordinator's data dir.
 const RECORD_FILE: &str = "cluster-coordinator.json";
@@ -184,7 +185,7 @@ pub struct ClusterRecord {
 }
 
 /// Rows and bytes a node reports for one table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TableUsage {
     /// Table name.
     pub name: String,
@@ -192,6 +193,52 @@ pub struct TableUsage {
     pub rows: u64,
     /// Bytes on the node.
     pub bytes: u64,
+    /// Rows and bytes per memory tier, by tier name ("gpu", "host").
+    pub tiers: Vec<(String, TierStats)>,
+    /// Counters of the table's caching tier (`None` for host-only tables).
+    pub cache: Option<CacheStats>,
+}
+
+impl TableUsage {
+    /// The usage of one node's table.
+    pub fn of(table: &crate::engine::Table) -> Self {
+        let stats = table.stats();
+        Self {
+            name: table.spec().name.clone(),
+            rows: stats.rows,
+            bytes: stats.bytes,
+            tiers: table
+                .breakdown()
+                .into_iter()
+                .map(|part| (part.tier.to_string(), part.stats))
+                .collect(),
+            cache: table.cache_stats(),
+        }
+    }
+
+    /// Adds another node's usage of the same table: rows, bytes, tiers (by name) and cache
+    /// counters are summed.
+    pub fn add(&mut self, other: &TableUsage) {
+        self.rows += other.rows;
+        self.bytes += other.bytes;
+        for (tier, stats) in &other.tiers {
+            match self.tiers.iter_mut().find(|(t, _)| t == tier) {
+                Some((_, mine)) => {
+                    mine.rows += stats.rows;
+                    mine.bytes += stats.bytes;
+                }
+                None => self.tiers.push((tier.clone(), *stats)),
+            }
+        }
+        if let Some(theirs) = other.cache {
+            let mine = self.cache.get_or_insert_with(CacheStats::default);
+            mine.hits += theirs.hits;
+            mine.misses += theirs.misses;
+            mine.admissions += theirs.admissions;
+            mine.evictions += theirs.evictions;
+            mine.device_ns += theirs.device_ns;
+        }
+    }
 }
 
 /// What the coordinator knows of a node from its heartbeats (not persisted).

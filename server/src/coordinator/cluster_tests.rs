@@ -97,6 +97,7 @@ fn placement_spreads_while_empty_then_freezes_and_survives_reopen() {
             name: "e".into(),
             rows: 5,
             bytes: 40,
+            ..Default::default()
         }],
         ..Default::default()
     })
@@ -348,4 +349,53 @@ async fn a_running_plan_refuses_other_plans_catalog_changes_and_checkpoints_then
         c.start_plan(wrong, 0, 1),
         Err(CoordinatorError::StalePlan(_))
     ));
+}
+
+#[test]
+fn table_usage_sums_tiers_by_name_and_cache_counters() {
+    let stats = |rows, bytes| TierStats { rows, bytes };
+    let cache = |hits, device_ns| CacheStats {
+        hits,
+        misses: 1,
+        admissions: 2,
+        evictions: 3,
+        device_ns,
+    };
+    let mut total = TableUsage::default();
+    total.add(&TableUsage {
+        name: "g".into(),
+        rows: 10,
+        bytes: 100,
+        tiers: vec![("gpu".into(), stats(4, 40)), ("host".into(), stats(10, 60))],
+        cache: Some(cache(5, 7)),
+    });
+    total.add(&TableUsage {
+        name: "g".into(),
+        rows: 1,
+        bytes: 9,
+        tiers: vec![("host".into(), stats(1, 9))],
+        cache: None,
+    });
+    total.add(&TableUsage {
+        name: "g".into(),
+        rows: 2,
+        bytes: 30,
+        tiers: vec![("host".into(), stats(2, 20)), ("gpu".into(), stats(1, 10))],
+        cache: Some(cache(6, 1)),
+    });
+    assert_eq!((total.rows, total.bytes), (13, 139));
+    assert_eq!(
+        total.tiers,
+        vec![("gpu".into(), stats(5, 50)), ("host".into(), stats(13, 89))]
+    );
+    assert_eq!(
+        total.cache,
+        Some(CacheStats {
+            hits: 11,
+            misses: 2,
+            admissions: 4,
+            evictions: 6,
+            device_ns: 8,
+        })
+    );
 }

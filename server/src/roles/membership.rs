@@ -200,11 +200,7 @@ async fn heartbeat(
         catalog_version: node.catalog_version(),
         tables: usage
             .iter()
-            .map(|t| pb::TableInfo {
-                spec: spec_of(&t.name),
-                rows: t.rows,
-                bytes: t.bytes,
-            })
+            .map(|t| crate::service::convert::table_info_to_pb(spec_of(&t.name), t))
             .collect(),
         last_checkpoint: node.last_checkpoint().as_ref().map(checkpoint_to_pb),
         address: me.address.clone(),

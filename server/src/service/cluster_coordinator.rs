@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{
     catalog_to_pb, checkpoint_from_pb, checkpoint_to_pb, dense_spec_from_pb, dense_spec_to_pb,
-    map_to_pb, table_spec_from_pb, table_spec_to_pb,
+    map_to_pb, table_info_to_pb, table_spec_from_pb, table_spec_to_pb, table_usage_from_pb,
 };
 use super::coordinator::{map_stream, MapStream};
 use super::leader::LeaderSlot;
@@ -150,16 +150,12 @@ fn table_infos(
         .tables
         .iter()
         .map(|spec| {
-            let usage = live
-                .values()
+            let mut total = TableUsage::default();
+            live.values()
                 .flat_map(|l| l.tables.iter())
-                .filter(|t| t.name == spec.name);
-            let (rows, bytes) = usage.fold((0, 0), |(r, b), t| (r + t.rows, b + t.bytes));
-            pb::TableInfo {
-                spec: Some(table_spec_to_pb(spec)),
-                rows,
-                bytes,
-            }
+                .filter(|t| t.name == spec.name)
+                .for_each(|t| total.add(t));
+            table_info_to_pb(Some(table_spec_to_pb(spec)), &total)
         })
         .collect()
 }
@@ -294,15 +290,7 @@ impl Coordinator for ClusterCoordinatorService {
                 address: req.address,
                 epoch: req.epoch,
                 catalog_version: req.catalog_version,
-                tables: req
-                    .tables
-                    .iter()
-                    .map(|t| TableUsage {
-                        name: t.spec.as_ref().map(|s| s.name.clone()).unwrap_or_default(),
-                        rows: t.rows,
-                        bytes: t.bytes,
-                    })
-                    .collect(),
+                tables: req.tables.iter().map(table_usage_from_pb).collect(),
                 last_checkpoint: req.last_checkpoint.as_ref().map(checkpoint_from_pb),
                 ranges: req
                     .ranges

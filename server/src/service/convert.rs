@@ -4,10 +4,11 @@ use strata_proto::v1 as pb;
 use thiserror::Error;
 
 use crate::checkpoint::{CheckpointInfo, CheckpointState};
-use crate::coordinator::cluster::Catalog;
+use crate::coordinator::cluster::{Catalog, TableUsage};
 use crate::coordinator::{ClusterMap, NodeEntry, ShardEntry};
 use crate::optimizer::{OptimizerConfig, OptimizerKind};
 use crate::spec::{DenseSpec, InitializerConfig, TableSpec, TierKind};
+use crate::storage::{CacheStats, TierStats};
 
 /// A wire message that does not describe a valid domain value.
 #[derive(Debug, Error, PartialEq)]
@@ -347,6 +348,58 @@ pub fn map_from_pb(map: &pb::ClusterMap) -> ClusterMap {
                 replicas: s.replicas.clone(),
             })
             .collect(),
+    }
+}
+
+/// A table's usage on the wire, with its spec.
+pub fn table_info_to_pb(spec: Option<pb::TableSpec>, usage: &TableUsage) -> pb::TableInfo {
+    pb::TableInfo {
+        spec,
+        rows: usage.rows,
+        bytes: usage.bytes,
+        tiers: usage
+            .tiers
+            .iter()
+            .map(|(tier, s)| pb::TierUsage {
+                tier: tier.clone(),
+                rows: s.rows,
+                bytes: s.bytes,
+            })
+            .collect(),
+        cache: usage.cache.map(|c| pb::CacheUsage {
+            hits: c.hits,
+            misses: c.misses,
+            admissions: c.admissions,
+            evictions: c.evictions,
+            device_ns: c.device_ns,
+        }),
+    }
+}
+
+/// A node's report of one table (the name comes from its spec).
+pub fn table_usage_from_pb(t: &pb::TableInfo) -> TableUsage {
+    TableUsage {
+        name: t.spec.as_ref().map(|s| s.name.clone()).unwrap_or_default(),
+        rows: t.rows,
+        bytes: t.bytes,
+        tiers: t
+            .tiers
+            .iter()
+            .map(|u| {
+                let stats = TierStats {
+                    rows: u.rows,
+                    bytes: u.bytes,
+                };
+                (u.tier.clone(), stats)
+            })
+            .collect(),
+        cache: t.cache.as_ref().map(|c| CacheStats {
+            hits: c.hits,
+            misses: c.misses,
+            admissions: c.admissions,
+            evictions: c.evictions,
+            device_ns: c.device_ns,
+        }),
     }
 }
 

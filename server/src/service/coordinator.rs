@@ -282,12 +282,8 @@ pub fn table_infos(engine: &crate::engine::Engine) -> Vec<pb::TableInfo> {
         .tables()
         .iter()
         .map(|t| {
-            let stats = t.stats();
-            pb::TableInfo {
-                spec: Some(table_spec_to_pb(t.spec())),
-                rows: stats.rows,
-                bytes: stats.bytes,
-            }
+            let usage = crate::coordinator::cluster::TableUsage::of(t);
+            super::convert::table_info_to_pb(Some(table_spec_to_pb(t.spec())), &usage)
         })
         .collect()
 }

@@ -51,6 +51,8 @@ pub struct CacheStats {
     pub admissions: u64,
     /// Rows evicted from the cache (and written back).
     pub evictions: u64,
+    /// Nanoseconds requests waited on the device: copies and kernels of its calls.
+    pub device_ns: u64,
 }
 
 impl CacheStats {

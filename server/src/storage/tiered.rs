@@ -99,6 +99,18 @@ struct Counters {
     misses: AtomicU64,
     admissions: AtomicU64,
     evictions: AtomicU64,
+    device_ns: AtomicU64,
+}
+
+impl Counters {
+    /// Runs one device call, adding the time the caller waits on it to `device_ns`.
+    fn on_device<R>(&self, call: impl FnOnce() -> R) -> R {
+        let start = std::time::Instant::now();
+        let out = call();
+        let waited = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.device_ns.fetch_add(waited, Ordering::Relaxed);
+        out
+    }
 }
 
 /// One table's rows: hot rows in a device table `T`, every row in a [`HostTier`] behind it.
@@ -227,9 +239,13 @@ impl<T: DeviceTable> GpuTier<T> {
                 .map(|&k| u64::from(cache.admitter.estimate(k).max(1)))
                 .collect()
         });
-        let outcomes = cache
-            .table
-            .insert_and_evict(&keys, &select(rows, &chosen, rf), scores.as_deref())
+        let outcomes = self
+            .counters
+            .on_device(|| {
+                cache
+                    .table
+                    .insert_and_evict(&keys, &select(rows, &chosen, rf), scores.as_deref())
+            })
             .map_err(device_err)?;
         let (mut back_ids, mut back_rows) = (Vec::new(), Vec::new());
         let mut admitted = 0u64;
@@ -277,7 +293,10 @@ impl<T: DeviceTable> Tier for GpuTier<T> {
         }
         let (uniq, pos) = distinct(ids);
         let mut cache = self.cache.lock();
-        let (mut values, found) = cache.table.find(&uniq, dim, true).map_err(device_err)?;
+        let (mut values, found) = self
+            .counters
+            .on_device(|| cache.table.find(&uniq, dim, true))
+            .map_err(device_err)?;
         let missed: Vec<usize> = (0..uniq.len()).filter(|&i| !found[i]).collect();
         let miss_ids = select(&uniq, &missed, 1);
         let mut miss_rows = vec![0.0f32; missed.len() * rf];
@@ -305,7 +324,10 @@ impl<T: DeviceTable> Tier for GpuTier<T> {
         let (uniq, summed) = sum_duplicates(ids, grads, dim);
         let mut cache = self.cache.lock();
         // Residency first, so a push the host budget refuses changes no device row either.
-        let (_, resident) = cache.table.find(&uniq, 1, false).map_err(device_err)?;
+        let (_, resident) = self
+            .counters
+            .on_device(|| cache.table.find(&uniq, 1, false))
+            .map_err(device_err)?;
         let (hit, missed): (Vec<usize>, Vec<usize>) = (0..uniq.len()).partition(|&i| resident[i]);
         let miss_ids = select(&uniq, &missed, 1);
         if !missed.is_empty() {
@@ -314,14 +336,14 @@ impl<T: DeviceTable> Tier for GpuTier<T> {
         let mut result = Ok(());
         if !hit.is_empty() {
             let hit_ids = select(&uniq, &hit, 1);
-            let applied = cache
-                .table
-                .apply(
-                    &hit_ids,
-                    &select(&summed, &hit, dim),
-                    &self.optimizer,
-                    now_secs(),
-                )
+            let hit_grads = select(&summed, &hit, dim);
+            let applied = self
+                .counters
+                .on_device(|| {
+                    cache
+                        .table
+                        .apply(&hit_ids, &hit_grads, &self.optimizer, now_secs())
+                })
                 .map_err(device_err)?;
             debug_assert!(applied.iter().all(|a| *a), "resident rows stay resident");
         }
@@ -427,6 +449,7 @@ impl<T: DeviceTable> Tier for GpuTier<T> {
             misses: c.misses.load(Ordering::Relaxed),
             admissions: c.admissions.load(Ordering::Relaxed),
             evictions: c.evictions.load(Ordering::Relaxed),
+            device_ns: c.device_ns.load(Ordering::Relaxed),
         })
     }
 }
