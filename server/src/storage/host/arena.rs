@@ -1,21 +1,27 @@
 //! Rows in fixed-size chunks of f32 words: no per-row allocation and no copy on growth.
 
-/// Rows per chunk. A chunk of dim-64 Adagrad rows is ~270 KiB.
-const CHUNK_ROWS: usize = 512;
+use super::chunk::Chunk;
 
-/// A growable array of fixed-width rows stored in chunks.
+/// A growable array of fixed-width rows stored in 2 MiB [`Chunk`]s.
 #[derive(Debug)]
 pub struct Arena {
     row_floats: usize,
-    chunks: Vec<Box<[f32]>>,
+    chunk_rows: usize,
+    chunks: Vec<Chunk>,
     len: usize,
 }
 
 impl Arena {
-    /// An empty arena of rows `row_floats` words wide.
+    /// An empty arena of rows `row_floats` words wide (1 to a chunk's words: table specs
+    /// bound rows far below 2 MiB).
     pub fn new(row_floats: usize) -> Self {
+        assert!(
+            (1..=Chunk::WORDS).contains(&row_floats),
+            "rows of {row_floats} words do not fit a chunk"
+        );
         Self {
             row_floats,
+            chunk_rows: Chunk::WORDS / row_floats,
             chunks: Vec::new(),
             len: 0,
         }
@@ -23,10 +29,9 @@ impl Arena {
 
     /// Appends a zeroed row and returns its index.
     pub fn push_zeroed(&mut self) -> u32 {
-        if self.len == self.chunks.len() * CHUNK_ROWS {
-            // Zeroed allocation: the OS hands out zero pages lazily.
-            self.chunks
-                .push(vec![0.0f32; CHUNK_ROWS * self.row_floats].into_boxed_slice());
+        if self.len == self.chunks.len() * self.chunk_rows {
+            // Zero-filled by the OS, page by page as rows are written.
+            self.chunks.push(Chunk::zeroed());
         }
         let idx = self.len;
         self.len += 1;
@@ -81,11 +86,11 @@ impl Arena {
         if len >= self.len {
             return;
         }
-        let kept = len.div_ceil(CHUNK_ROWS);
+        let kept = len.div_ceil(self.chunk_rows);
         self.chunks.truncate(kept);
         if let Some(last) = self.chunks.last_mut() {
-            let base = (kept - 1) * CHUNK_ROWS;
-            let (used, end) = (len - base, (self.len - base).min(CHUNK_ROWS));
+            let base = (kept - 1) * self.chunk_rows;
+            let (used, end) = (len - base, (self.len - base).min(self.chunk_rows));
             last[used * self.row_floats..end * self.row_floats].fill(0.0);
         }
         self.len = len;
@@ -96,7 +101,7 @@ impl Arena {
         let mut out = Vec::with_capacity(self.len * self.row_floats);
         let mut left = self.len;
         for chunk in &self.chunks {
-            let rows = left.min(CHUNK_ROWS);
+            let rows = left.min(self.chunk_rows);
             out.extend_from_slice(&chunk[..rows * self.row_floats]);
             left -= rows;
         }
@@ -106,7 +111,10 @@ impl Arena {
     #[inline]
     fn locate(&self, idx: u32) -> (usize, usize) {
         let idx = idx as usize;
-        (idx / CHUNK_ROWS, (idx % CHUNK_ROWS) * self.row_floats)
+        (
+            idx / self.chunk_rows,
+            (idx % self.chunk_rows) * self.row_floats,
+        )
     }
 }
 
@@ -136,30 +144,32 @@ mod tests {
     #[test]
     fn rows_survive_growth_across_chunks() {
         let mut arena = Arena::new(3);
-        for i in 0..(CHUNK_ROWS * 2 + 5) {
+        let chunk_rows = arena.chunk_rows;
+        for i in 0..(chunk_rows * 2 + 5) {
             let idx = arena.push_zeroed();
             arena.row_mut(idx).fill(i as f32);
         }
         assert_eq!(arena.row_mut(0), &[0.0; 3]);
         assert_eq!(
-            arena.row_mut((CHUNK_ROWS + 1) as u32),
-            &[(CHUNK_ROWS + 1) as f32; 3]
+            arena.row_mut((chunk_rows + 1) as u32),
+            &[(chunk_rows + 1) as f32; 3]
         );
         let all = arena.copy_all();
-        assert_eq!(all.len(), (CHUNK_ROWS * 2 + 5) * 3);
-        assert_eq!(all[all.len() - 1], (CHUNK_ROWS * 2 + 4) as f32);
+        assert_eq!(all.len(), (chunk_rows * 2 + 5) * 3);
+        assert_eq!(all[all.len() - 1], (chunk_rows * 2 + 4) as f32);
     }
 
     #[test]
     fn compaction_moves_rows_across_chunks_and_truncation_rezeroes() {
         let mut arena = Arena::new(2);
-        for i in 0..(CHUNK_ROWS * 2 + 3) {
+        let chunk_rows = arena.chunk_rows;
+        for i in 0..(chunk_rows * 2 + 3) {
             let idx = arena.push_zeroed();
             arena.row_mut(idx).fill(i as f32 + 1.0);
         }
-        arena.move_row(CHUNK_ROWS as u32 + 7, 3);
+        arena.move_row(chunk_rows as u32 + 7, 3);
         arena.move_row(10, 4);
-        assert_eq!(arena.row(3), &[(CHUNK_ROWS + 8) as f32; 2]);
+        assert_eq!(arena.row(3), &[(chunk_rows + 8) as f32; 2]);
         assert_eq!(arena.row(4), &[11.0; 2]);
         arena.truncate(5);
         assert_eq!(arena.len, 5);

@@ -7,6 +7,7 @@
 //! merges move no data.
 
 mod arena;
+mod chunk;
 mod group;
 mod index;
 mod migrate;
