@@ -100,6 +100,11 @@ async fn cli_walkthrough_with_json_forms() {
     assert_eq!(v["shards"].as_array().map(|a| a.len()), Some(8));
     assert_eq!(v["tables"][0]["name"], "clicks");
     assert_eq!(v["tables"][0]["rows"], 3);
+    let shard_rows: u64 = v["shards"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s["rows"].as_u64()).sum())
+        .unwrap_or(0);
+    assert_eq!(shard_rows, 3, "every row is counted in its shard: {v}");
 
     let out = cli(&addr, &["table", "list", "--json"]);
     assert_eq!(last_json(&out)["tables"][0]["dim"], 2);

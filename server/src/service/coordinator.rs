@@ -221,7 +221,7 @@ impl Coordinator for CoordinatorService {
                 .unwrap_or_default(),
             nodes,
             tables,
-            shards: pb_map.shards,
+            shards: with_shard_usage(engine, pb_map.shards),
             dense: dense_infos(engine),
             last_checkpoint,
             plan: None,
@@ -286,6 +286,22 @@ pub fn table_infos(engine: &crate::engine::Engine) -> Vec<pb::TableInfo> {
             super::convert::table_info_to_pb(Some(table_spec_to_pb(t.spec())), &usage)
         })
         .collect()
+}
+
+/// Shards with the rows and bytes the engine holds in their slot ranges.
+fn with_shard_usage(
+    engine: &crate::engine::Engine,
+    mut shards: Vec<pb::ShardInfo>,
+) -> Vec<pb::ShardInfo> {
+    let ranges: Vec<(u32, u32)> = shards.iter().map(|s| (s.slot_start, s.slot_end)).collect();
+    for table in engine.tables() {
+        let per_row = table.row_bytes();
+        for (shard, rows) in shards.iter_mut().zip(table.count_slots(&ranges)) {
+            shard.rows += rows;
+            shard.bytes += rows * per_row;
+        }
+    }
+    shards
 }
 
 fn dense_infos(engine: &crate::engine::Engine) -> Vec<pb::DenseInfo> {
