@@ -3,6 +3,7 @@
 # much trainer throughput (W1) is left while they move.
 #
 # usage: benches/migration.sh [--fill SECONDS] [--max-bytes-per-s N] [--parallel K] [--idle]
+#                             [--nice N]
 # Starts a coordinator and two shard servers (release builds, free loopback ports, temp
 # data dirs), runs strata-bench W1 (4 trainers) against them, adds a third shard server
 # after the table exists, and after --fill seconds (default 20) applies a rebalance that
@@ -21,12 +22,14 @@ FILL=20
 RATE=0
 PARALLEL=2
 IDLE=0
+NICE=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
     --idle) IDLE=1; shift ;;
     --fill) FILL=${2:?}; shift 2 ;;
     --max-bytes-per-s) RATE=${2:?}; shift 2 ;;
     --parallel) PARALLEL=${2:?}; shift 2 ;;
+    --nice) NICE=(--migration-nice "${2:?}"); shift 2 ;;
     *) echo "unknown flag $1" >&2; exit 2 ;;
     esac
 done
@@ -52,7 +55,7 @@ PIDS+=($!)
 start_shard() {
     local i=$1
     "$BIN/strata-server" shard --coordinator "$COORD" --listen "127.0.0.1:$(free_port)" \
-        --data-dir "$TMP/shard-$i" >"$TMP/shard-$i.log" 2>&1 &
+        --data-dir "$TMP/shard-$i" "${NICE[@]}" >"$TMP/shard-$i.log" 2>&1 &
     PIDS+=($!)
 }
 up_nodes() { "$BIN/strata" --coordinator "$COORD" status --json 2>/dev/null | grep -o '"state":"up"' | wc -l; }

@@ -100,7 +100,7 @@ struct ShardArgs {
     heartbeat_interval: Duration,
     /// Nice value of the threads that move rows in live migrations (0..=19; higher gives
     /// serving trainers more of a busy CPU).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19))]
+    #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(i32).range(0..=19))]
     migration_nice: i32,
     /// Prometheus `/metrics` listen address.
     #[arg(long)]
