@@ -83,7 +83,12 @@ fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
 
 fn main() -> anyhow::Result<()> {
     // The same allocator settings as strata-server, for the client and the in-process engine.
-    strata_server::allocator::keep_large_buffers_in_the_heap();
+    let allocator_tuned = strata_server::allocator::keep_large_buffers_in_the_heap();
+    if !allocator_tuned {
+        eprintln!(
+            "warning: glibc refused an allocator setting; figures may not match strata-server's"
+        );
+    }
     let a = Args::parse();
     if a.optimizer != "adagrad" {
         bail!(

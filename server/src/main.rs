@@ -193,7 +193,7 @@ struct DevArgs {
 }
 
 fn main() -> anyhow::Result<()> {
-    strata_server::allocator::keep_large_buffers_in_the_heap();
+    let allocator_tuned = strata_server::allocator::keep_large_buffers_in_the_heap();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -201,6 +201,11 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    if !allocator_tuned {
+        tracing::warn!(
+            "glibc refused an allocator setting: large buffers may be remapped per request"
+        );
+    }
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

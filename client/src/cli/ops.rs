@@ -230,7 +230,7 @@ pub async fn status(client: &Client, json: bool) -> anyhow::Result<()> {
 
 /// Hits over lookups of a caching tier (0 before the first lookup).
 fn hit_rate(c: &strata_proto::v1::CacheUsage) -> f64 {
-    let lookups = c.hits + c.misses;
+    let lookups = c.hits.saturating_add(c.misses);
     if lookups == 0 {
         0.0
     } else {

@@ -217,26 +217,39 @@ impl TableUsage {
     }
 
     /// Adds another node's usage of the same table: rows, bytes, tiers (by name) and cache
-    /// counters are summed.
+    /// counters are summed (saturating: the figures come from the network). A report
+    /// without tiers (a node from before they were reported) counts as host rows.
     pub fn add(&mut self, other: &TableUsage) {
-        self.rows += other.rows;
-        self.bytes += other.bytes;
-        for (tier, stats) in &other.tiers {
+        self.rows = self.rows.saturating_add(other.rows);
+        self.bytes = self.bytes.saturating_add(other.bytes);
+        let host_only = [(
+            "host".to_string(),
+            TierStats {
+                rows: other.rows,
+                bytes: other.bytes,
+            },
+        )];
+        let tiers = if other.tiers.is_empty() {
+            &host_only[..]
+        } else {
+            &other.tiers[..]
+        };
+        for (tier, stats) in tiers {
             match self.tiers.iter_mut().find(|(t, _)| t == tier) {
                 Some((_, mine)) => {
-                    mine.rows += stats.rows;
-                    mine.bytes += stats.bytes;
+                    mine.rows = mine.rows.saturating_add(stats.rows);
+                    mine.bytes = mine.bytes.saturating_add(stats.bytes);
                 }
                 None => self.tiers.push((tier.clone(), *stats)),
             }
         }
         if let Some(theirs) = other.cache {
             let mine = self.cache.get_or_insert_with(CacheStats::default);
-            mine.hits += theirs.hits;
-            mine.misses += theirs.misses;
-            mine.admissions += theirs.admissions;
-            mine.evictions += theirs.evictions;
-            mine.device_ns += theirs.device_ns;
+            mine.hits = mine.hits.saturating_add(theirs.hits);
+            mine.misses = mine.misses.saturating_add(theirs.misses);
+            mine.admissions = mine.admissions.saturating_add(theirs.admissions);
+            mine.evictions = mine.evictions.saturating_add(theirs.evictions);
+            mine.device_ns = mine.device_ns.saturating_add(theirs.device_ns);
         }
     }
 }
@@ -517,8 +530,11 @@ impl ClusterCoordinator {
         let came_back = !entry.up;
         entry.up = true;
         entry.last_seen = Instant::now();
-        entry.rows = hb.tables.iter().map(|t| t.rows).sum();
-        entry.bytes = hb.tables.iter().map(|t| t.bytes).sum();
+        entry.rows = hb.tables.iter().fold(0u64, |a, t| a.saturating_add(t.rows));
+        entry.bytes = hb
+            .tables
+            .iter()
+            .fold(0u64, |a, t| a.saturating_add(t.bytes));
         entry.tables = hb.tables;
         entry.ranges = hb.ranges;
         entry.applied_epoch = hb.epoch;

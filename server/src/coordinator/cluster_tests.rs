@@ -369,11 +369,12 @@ fn table_usage_sums_tiers_by_name_and_cache_counters() {
         tiers: vec![("gpu".into(), stats(4, 40)), ("host".into(), stats(10, 60))],
         cache: Some(cache(5, 7)),
     });
+    // A node from before tiers were reported: its rows count as host rows.
     total.add(&TableUsage {
         name: "g".into(),
         rows: 1,
         bytes: 9,
-        tiers: vec![("host".into(), stats(1, 9))],
+        tiers: Vec::new(),
         cache: None,
     });
     total.add(&TableUsage {
@@ -398,4 +399,29 @@ fn table_usage_sums_tiers_by_name_and_cache_counters() {
             device_ns: 8,
         })
     );
+}
+
+#[test]
+fn table_usage_sums_saturate() {
+    let mut total = TableUsage {
+        rows: u64::MAX - 1,
+        ..Default::default()
+    };
+    total.add(&TableUsage {
+        rows: 5,
+        cache: Some(CacheStats {
+            hits: u64::MAX,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    total.add(&TableUsage {
+        cache: Some(CacheStats {
+            hits: 1,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    assert_eq!(total.rows, u64::MAX);
+    assert_eq!(total.cache.map(|c| c.hits), Some(u64::MAX));
 }

@@ -171,6 +171,7 @@ mod tests {
             "strata_tier_hits_total{table=\"g\",tier=\"gpu\"}",
             "strata_tier_evictions_total{table=\"g\",tier=\"gpu\"}",
             "strata_tier_hit_ratio{table=\"g\",tier=\"gpu\"}",
+            "strata_tier_device_seconds_total{table=\"g\",tier=\"gpu\"}",
             "strata_table_rows{table=\"g\",tier=\"host\"} 5000",
             "strata_table_rows{table=\"g\",tier=\"gpu\"}",
         ] {

@@ -445,4 +445,38 @@ mod tests {
         let err = table_spec_from_pb(Some(&wire)).expect_err("unknown tier");
         assert!(err.to_string().contains("host, gpu"), "{err}");
     }
+
+    #[test]
+    fn table_usage_round_trips_through_the_wire() {
+        let usage = TableUsage {
+            name: "g".into(),
+            rows: 7,
+            bytes: 70,
+            tiers: vec![
+                ("gpu".into(), TierStats { rows: 3, bytes: 30 }),
+                ("host".into(), TierStats { rows: 7, bytes: 40 }),
+            ],
+            cache: Some(CacheStats {
+                hits: 1,
+                misses: 2,
+                admissions: 3,
+                evictions: 4,
+                device_ns: 5,
+            }),
+        };
+        let spec = pb::TableSpec {
+            name: "g".into(),
+            ..Default::default()
+        };
+        let wire = table_info_to_pb(Some(spec), &usage);
+        assert_eq!(table_usage_from_pb(&wire), usage);
+        let host = TableUsage {
+            cache: None,
+            ..usage
+        };
+        assert_eq!(
+            table_usage_from_pb(&table_info_to_pb(None, &host)).cache,
+            None
+        );
+    }
 }

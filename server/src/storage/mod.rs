@@ -51,7 +51,7 @@ pub struct CacheStats {
     pub admissions: u64,
     /// Rows evicted from the cache (and written back).
     pub evictions: u64,
-    /// Nanoseconds requests waited on the device: copies and kernels of its calls.
+    /// Nanoseconds pull and push requests waited on the device: copies and kernels.
     pub device_ns: u64,
 }
 

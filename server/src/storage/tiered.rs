@@ -239,12 +239,13 @@ impl<T: DeviceTable> GpuTier<T> {
                 .map(|&k| u64::from(cache.admitter.estimate(k).max(1)))
                 .collect()
         });
+        let chosen_rows = select(rows, &chosen, rf);
         let outcomes = self
             .counters
             .on_device(|| {
                 cache
                     .table
-                    .insert_and_evict(&keys, &select(rows, &chosen, rf), scores.as_deref())
+                    .insert_and_evict(&keys, &chosen_rows, scores.as_deref())
             })
             .map_err(device_err)?;
         let (mut back_ids, mut back_rows) = (Vec::new(), Vec::new());

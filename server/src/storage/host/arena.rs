@@ -80,7 +80,8 @@ impl Arena {
         }
     }
 
-    /// Keeps the first `len` rows; freed chunks are dropped and freed slots zeroed, so
+    /// Keeps the first `len` rows; freed chunks are dropped (their memory goes back to the
+    /// OS, as do whole freed pages of the last chunk) and freed slots zeroed, so
     /// [`Arena::push_zeroed`] still hands out zeroed rows.
     pub fn truncate(&mut self, len: usize) {
         if len >= self.len {
@@ -91,7 +92,7 @@ impl Arena {
         if let Some(last) = self.chunks.last_mut() {
             let base = (kept - 1) * self.chunk_rows;
             let (used, end) = (len - base, (self.len - base).min(self.chunk_rows));
-            last[used * self.row_floats..end * self.row_floats].fill(0.0);
+            last.zero_words(used * self.row_floats..end * self.row_floats);
         }
         self.len = len;
     }
