@@ -132,9 +132,18 @@ print(f"plan {plan['id']}: {plan['state']}, {plan['moves_done']}/{plan['moves_to
       f"{plan['bytes_done']/1e9:.3f} GB in {secs:.2f} s (plan start to end, coordinator clock)")
 print(f"migration rate          {gbps:8.3f} GB/s")
 after = (rows_at(t1 + 4000) - rows_at(t1)) / 4.0 if samples[-1][0] >= t1 + 4000 else 0.0
+def slowest(t_from, t_to):
+    # Slowest step of each 100 ms sample in the window (4th column), in ms.
+    return sorted(s[3] / 1000.0 for s in samples if t_from < s[0] <= t_to and len(s) > 3)
+def describe(w):
+    if not w:
+        return "n/a"
+    return f"median {w[len(w) // 2]:.1f} ms, worst {w[-1]:.1f} ms"
 if before > 0:
     print(f"trainer rows/s before   {before:12.0f}   (4 s before the plan)")
     print(f"trainer rows/s during   {during:12.0f}   ({during/before:.2f} of before)")
+    print(f"slowest step per 100 ms before: {describe(slowest(t0 - 4000, t0))}")
+    print(f"slowest step per 100 ms during: {describe(slowest(t0, t1))}")
 if after > 0:
     print(f"trainer rows/s after    {after:12.0f}   ({after/before:.2f} of before; 4 s after the plan, 3 nodes)")
 PY

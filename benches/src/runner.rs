@@ -62,6 +62,8 @@ pub struct Live {
     pub steps: AtomicU64,
     /// Unique ids of finished steps.
     pub rows: AtomicU64,
+    /// The slowest step (µs) since the timeline last took it (see `timeline`).
+    pub slowest_step_us: AtomicU64,
     /// Set when a trainer failed: the others stop at their next step.
     pub stop: AtomicBool,
 }
@@ -161,6 +163,8 @@ async fn trainer<T: Target>(
             let t2 = Instant::now();
             live.steps.fetch_add(1, Ordering::Relaxed);
             live.rows.fetch_add(n as u64, Ordering::Relaxed);
+            live.slowest_step_us
+                .fetch_max(micros(t2 - t0), Ordering::Relaxed);
             if t0 >= window_start {
                 steps += 1;
                 rows += n as u64;

@@ -1,6 +1,7 @@
-//! A timeline of the run: every 100 ms, the wall-clock time and the steps and rows done so
-//! far (warm-up included), written as `unix_ms steps rows` lines. Lets a script measure the
-//! throughput of any time window, e.g. while a migration runs next to the benchmark.
+//! A timeline of the run: every 100 ms, the wall-clock time, the steps and rows done so far
+//! (warm-up included) and the slowest step finished since the previous line, written as
+//! `unix_ms steps rows slowest_step_us` lines. Lets a script measure the throughput and the
+//! worst latencies of any time window, e.g. while a migration runs next to the benchmark.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -37,9 +38,10 @@ impl Timeline {
                     .unwrap_or(0);
                 writeln!(
                     out,
-                    "{ms} {} {}",
+                    "{ms} {} {} {}",
                     live.steps.load(Ordering::Relaxed),
-                    live.rows.load(Ordering::Relaxed)
+                    live.rows.load(Ordering::Relaxed),
+                    live.slowest_step_us.swap(0, Ordering::Relaxed)
                 )?;
                 if stop {
                     break;
