@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use thiserror::Error;
 
 use crate::checkpoint::{CheckpointError, CheckpointInfo, CheckpointStore};
-use crate::coordinator::cluster::{Catalog, TableUsage};
+use crate::coordinator::cluster::Catalog;
 use crate::coordinator::ClusterMap;
 use crate::engine::{Engine, EngineError};
 use crate::migration::background::Background;
@@ -184,15 +184,6 @@ impl ShardNode {
         self.last_checkpoint.lock().clone()
     }
 
-    /// Rows and bytes per table.
-    pub fn usage(&self) -> Vec<TableUsage> {
-        self.engine
-            .tables()
-            .iter()
-            .map(|t| TableUsage::of(t))
-            .collect()
-    }
-
     /// Creates and drops tables and dense tensors to hold exactly the catalog's (a table
     /// whose spec changed is recreated). Older catalogs than the applied one are ignored.
     pub fn apply_catalog(&self, catalog: &Catalog) -> Result<(), EngineError> {
@@ -323,23 +314,16 @@ impl ShardNode {
     /// Rows and bytes per slot range of this node's shards.
     pub fn range_usage(&self) -> Vec<RangeUsage> {
         let ranges = self.shard_ranges.lock().clone();
-        let mut usage: Vec<RangeUsage> = ranges
+        ranges
             .iter()
-            .map(|&(start, end)| RangeUsage {
+            .zip(self.engine.range_usage(&ranges))
+            .map(|(&(start, end), u)| RangeUsage {
                 start,
                 end,
-                rows: 0,
-                bytes: 0,
+                rows: u.rows,
+                bytes: u.bytes,
             })
-            .collect();
-        for t in self.engine.tables() {
-            let per_row = t.row_bytes();
-            for (u, rows) in usage.iter_mut().zip(t.count_slots(&ranges)) {
-                u.rows += rows;
-                u.bytes += rows * per_row;
-            }
-        }
-        usage
+            .collect()
     }
 
     /// Writes a checkpoint of everything this node holds, taken at map epoch `epoch`.

@@ -273,6 +273,19 @@ impl Engine {
         all
     }
 
+    /// Rows and bytes held in each of the half-open slot `ranges`, over all tables.
+    pub fn range_usage(&self, ranges: &[(u32, u32)]) -> Vec<TierStats> {
+        let mut usage = vec![TierStats::default(); ranges.len()];
+        for table in self.tables() {
+            let per_row = table.row_bytes();
+            for (u, rows) in usage.iter_mut().zip(table.count_slots(ranges)) {
+                u.rows += rows;
+                u.bytes += rows * per_row;
+            }
+        }
+        usage
+    }
+
     /// Checks a batch's size against the limit.
     pub fn check_batch(&self, rows: usize) -> Result<(), EngineError> {
         if rows > self.config.max_batch_rows {

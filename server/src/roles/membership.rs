@@ -185,23 +185,14 @@ async fn heartbeat(
     me: &Membership,
     coordinators: &mut Coordinators,
 ) -> Result<(), tonic::Status> {
-    let usage = node.usage();
-    let spec_of = |name: &str| {
-        node.engine()
-            .table(name)
-            .ok()
-            .map(|t| crate::service::convert::table_spec_to_pb(t.spec()))
-    };
+    let tables = crate::service::convert::table_infos(node.engine());
     let req = pb::HeartbeatRequest {
         node_id: node.node_id(),
-        rows: usage.iter().map(|t| t.rows).sum(),
-        bytes: usage.iter().map(|t| t.bytes).sum(),
+        rows: tables.iter().map(|t| t.rows).sum(),
+        bytes: tables.iter().map(|t| t.bytes).sum(),
         epoch: node.epoch(),
         catalog_version: node.catalog_version(),
-        tables: usage
-            .iter()
-            .map(|t| crate::service::convert::table_info_to_pb(spec_of(&t.name), t))
-            .collect(),
+        tables,
         last_checkpoint: node.last_checkpoint().as_ref().map(checkpoint_to_pb),
         address: me.address.clone(),
         ranges: node

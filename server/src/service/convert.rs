@@ -351,6 +351,15 @@ pub fn map_from_pb(map: &pb::ClusterMap) -> ClusterMap {
     }
 }
 
+/// Every table of `engine` with its spec and usage, on the wire.
+pub fn table_infos(engine: &crate::engine::Engine) -> Vec<pb::TableInfo> {
+    engine
+        .tables()
+        .iter()
+        .map(|t| table_info_to_pb(Some(table_spec_to_pb(t.spec())), &TableUsage::of(t)))
+        .collect()
+}
+
 /// A table's usage on the wire, with its spec.
 pub fn table_info_to_pb(spec: Option<pb::TableSpec>, usage: &TableUsage) -> pb::TableInfo {
     pb::TableInfo {

@@ -10,7 +10,8 @@ use tonic::{Request, Response, Status};
 
 pub use super::convert::map_to_pb;
 use super::convert::{
-    checkpoint_to_pb, dense_spec_from_pb, dense_spec_to_pb, table_spec_from_pb, table_spec_to_pb,
+    checkpoint_to_pb, dense_spec_from_pb, dense_spec_to_pb, table_infos, table_spec_from_pb,
+    table_spec_to_pb,
 };
 use super::status::{from_convert, from_coordinator};
 use crate::coordinator::{ClusterMap, LocalCoordinator};
@@ -277,29 +278,15 @@ impl Coordinator for CoordinatorService {
 }
 
 /// Tables of `engine` with their rows and bytes.
-pub fn table_infos(engine: &crate::engine::Engine) -> Vec<pb::TableInfo> {
-    engine
-        .tables()
-        .iter()
-        .map(|t| {
-            let usage = crate::coordinator::cluster::TableUsage::of(t);
-            super::convert::table_info_to_pb(Some(table_spec_to_pb(t.spec())), &usage)
-        })
-        .collect()
-}
-
 /// Shards with the rows and bytes the engine holds in their slot ranges.
 fn with_shard_usage(
     engine: &crate::engine::Engine,
     mut shards: Vec<pb::ShardInfo>,
 ) -> Vec<pb::ShardInfo> {
     let ranges: Vec<(u32, u32)> = shards.iter().map(|s| (s.slot_start, s.slot_end)).collect();
-    for table in engine.tables() {
-        let per_row = table.row_bytes();
-        for (shard, rows) in shards.iter_mut().zip(table.count_slots(&ranges)) {
-            shard.rows += rows;
-            shard.bytes += rows * per_row;
-        }
+    for (shard, usage) in shards.iter_mut().zip(engine.range_usage(&ranges)) {
+        shard.rows = usage.rows;
+        shard.bytes = usage.bytes;
     }
     shards
 }
