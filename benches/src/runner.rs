@@ -156,7 +156,7 @@ async fn trainer<T: Target>(
                 .map_err(|_| RunError::Timeout(index))?
                 .map_err(err)?;
             let t1 = Instant::now();
-            let pushed = timeout_at(deadline, target.push(&ids, grads))
+            let pushed = timeout_at(deadline, target.push(&ids, &grads))
                 .await
                 .map_err(|_| RunError::Timeout(index))?
                 .map_err(err)?;

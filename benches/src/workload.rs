@@ -1,5 +1,7 @@
 //! W1's per-trainer data: id batches, the gradient pool and its per-step slice, initial rows.
 
+use bytes::Bytes;
+
 use crate::rng::{mix, SplitMix64};
 use crate::zipf::{RankToId, Zipf, ZipfError};
 
@@ -60,8 +62,29 @@ impl IdStream {
 pub struct GradPool {
     rng: SplitMix64,
     pool: Vec<f32>,
+    /// The same rows as packed f32 LE bytes, for targets that send them without a copy.
+    packed: Bytes,
     dim: usize,
     batch: usize,
+}
+
+/// The gradient rows of one step, as values and as packed f32 LE bytes (the same rows).
+#[derive(Debug, Clone)]
+pub struct GradRows<'a> {
+    /// Row-major values.
+    pub values: &'a [f32],
+    /// The same values, packed (shares the pool's buffer).
+    pub packed: Bytes,
+}
+
+impl<'a> GradRows<'a> {
+    /// Rows of `values` (packed by copying: for tests and one-off calls).
+    pub fn from_values(values: &'a [f32]) -> Self {
+        Self {
+            values,
+            packed: Bytes::copy_from_slice(bytemuck::cast_slice(values)),
+        }
+    }
 }
 
 impl GradPool {
@@ -69,22 +92,28 @@ impl GradPool {
     pub fn new(spec: &WorkloadSpec, trainer: u64) -> Self {
         let mut rng = SplitMix64::stream(spec.seed, GRAD_STREAM_BASE + trainer);
         let len = 2 * spec.batch * spec.dim;
-        let pool = (0..len)
+        let pool: Vec<f32> = (0..len)
             .map(|_| (rng.normal() * spec.grad_scale) as f32)
             .collect();
+        let packed = Bytes::copy_from_slice(bytemuck::cast_slice(&pool));
         Self {
             rng,
             pool,
+            packed,
             dim: spec.dim,
             batch: spec.batch,
         }
     }
 
     /// The gradients of a step with `n` unique ids: `n` pool rows starting at row `next_u64 mod batch`.
-    pub fn step(&mut self, n: usize) -> &[f32] {
+    pub fn step(&mut self, n: usize) -> GradRows<'_> {
         let n = n.min(self.batch);
         let start = (self.rng.next_u64() % self.batch.max(1) as u64) as usize;
-        &self.pool[start * self.dim..(start + n) * self.dim]
+        let range = start * self.dim..(start + n) * self.dim;
+        GradRows {
+            packed: self.packed.slice(range.start * 4..range.end * 4),
+            values: &self.pool[range],
+        }
     }
 }
 
@@ -163,11 +192,12 @@ mod tests {
         assert_eq!(p.pool.len(), 2 * 16 * 4);
         for n in [0, 1, 7, 16, 100] {
             let g = p.step(n);
-            assert_eq!(g.len(), n.min(16) * 4);
+            assert_eq!(g.values.len(), n.min(16) * 4);
+            assert_eq!(g.packed[..], *bytemuck::cast_slice::<f32, u8>(g.values));
         }
         let mut a = GradPool::new(&spec, 3);
         let mut b = GradPool::new(&spec, 3);
-        assert_eq!(a.step(5), b.step(5));
+        assert_eq!(a.step(5).values, b.step(5).values);
         // Gradients are ~N(0, 0.01²).
         let big = GradPool::new(&w1(), 0);
         let n = big.pool.len() as f64;

@@ -3,7 +3,7 @@
 mod common;
 
 use strata_bench::target::{self, TableParams, Target, TargetSpec};
-use strata_bench::workload::initial_row;
+use strata_bench::workload::{initial_row, GradRows};
 
 fn params() -> TableParams {
     TableParams {
@@ -37,7 +37,9 @@ async fn redis_rows_and_adagrad_match_workload() {
     assert_eq!(vals, want, "new rows are W1's initial rows");
 
     let grads: Vec<f32> = (0..12).map(|i| (i as f32 - 5.5) * 0.003).collect();
-    a.push(&ids, &grads).await.expect("push");
+    a.push(&ids, &GradRows::from_values(&grads))
+        .await
+        .expect("push");
     let mut acc = [0.1f32; 12];
     for ((w, a), g) in want.iter_mut().zip(acc.iter_mut()).zip(&grads) {
         *a += g * g;
@@ -47,8 +49,10 @@ async fn redis_rows_and_adagrad_match_workload() {
     let mut seen = vec![0f32; 12];
     b.pull(&ids, &mut seen).await.expect("pull");
     assert_eq!(seen, want);
-    b.push(&ids[..1], &grads[..4]).await.expect("push");
-    a.push(&ids[..1], &grads[..4])
+    b.push(&ids[..1], &GradRows::from_values(&grads[..4]))
+        .await
+        .expect("push");
+    a.push(&ids[..1], &GradRows::from_values(&grads[..4]))
         .await
         .expect("push of ids the trainer did not just pull");
     for _ in 0..2 {

@@ -13,15 +13,19 @@ mod control;
 mod error;
 mod payload;
 pub mod routing;
+mod unary;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::future::join_all;
 use parking_lot::RwLock;
+use prost::Message;
 use strata_proto::v1 as pb;
 use strata_proto::v1::coordinator_client::CoordinatorClient;
+use strata_proto::wire::{self, Chunks, MessageWriter, PullResponseView};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
@@ -29,7 +33,7 @@ use self::batch::{Dedup, Split};
 use self::control::Control;
 pub use self::error::ClientError;
 use self::payload::{copy_f32s, f32s_to_bytes, ids_to_bytes};
-use self::routing::{NodeConn, Routing};
+use self::routing::{NodeConn, Routing, MAX_MESSAGE_BYTES};
 pub use strata_proto::v1;
 
 /// Attempts of one call when routing is stale.
@@ -202,20 +206,23 @@ impl Client {
             "Pull",
             |node, part| {
                 let ids: Vec<u64> = part.iter().map(|&i| unique[i as usize]).collect();
-                let mut client = node.client.clone();
-                let req = pb::PullRequest {
-                    table: table.to_string(),
-                    ids: ids_to_bytes(ids),
-                    epoch: 0,
-                };
-                async move { client.pull(req).await.map(|r| r.into_inner()) }
+                let mut request = MessageWriter::new();
+                request.string(1, table).bytes(2, ids_to_bytes(ids));
+                let channel = node.channel.clone();
+                async move {
+                    let message =
+                        unary::call(&channel, wire::PULL_PATH, request, MAX_MESSAGE_BYTES).await?;
+                    let view = PullResponseView::parse(&message)
+                        .map_err(|e| Status::internal(format!("malformed PullResponse: {e}")))?;
+                    Ok((message, view))
+                }
             },
-            |part, resp: pb::PullResponse| {
-                let d = resp.dim as usize;
-                if d == 0 || resp.values.len() != part.len() * d * 4 {
+            |part, (message, view): (Chunks, PullResponseView)| {
+                let d = view.dim as usize;
+                if d == 0 || view.values.len() != part.len() * d * 4 {
                     return Err(ClientError::InvalidArgument(format!(
                         "server answered {} bytes for {} rows of dim {d}",
-                        resp.values.len(),
+                        view.values.len(),
                         part.len()
                     )));
                 }
@@ -238,16 +245,22 @@ impl Client {
                         &mut values
                     }
                 };
-                if part.len() == unique.len() {
-                    copy_f32s(&resp.values, target);
+                let row_bytes = d * 4;
+                let copied = if part.len() == unique.len() {
+                    message.copy_to(view.values.start, bytemuck::cast_slice_mut(target))
                 } else {
-                    for (k, &i) in part.iter().enumerate() {
+                    part.iter().enumerate().all(|(k, &i)| {
                         let i = i as usize;
-                        copy_f32s(
-                            &resp.values[k * d * 4..(k + 1) * d * 4],
-                            &mut target[i * d..(i + 1) * d],
-                        );
-                    }
+                        message.copy_to(
+                            view.values.start + k * row_bytes,
+                            bytemuck::cast_slice_mut(&mut target[i * d..(i + 1) * d]),
+                        )
+                    })
+                };
+                if !copied {
+                    return Err(ClientError::InvalidArgument(
+                        "server answered rows outside its message".into(),
+                    ));
                 }
                 Ok(())
             },
@@ -260,59 +273,71 @@ impl Client {
     /// summed. Returns the number of distinct rows applied. A push is retried only when it
     /// is known not to have been applied.
     pub async fn push(&self, table: &str, ids: &[u64], grads: &[f32]) -> Result<u64, ClientError> {
+        self.push_packed(
+            table,
+            ids,
+            Bytes::copy_from_slice(bytemuck::cast_slice(grads)),
+        )
+        .await
+    }
+
+    /// [`Client::push`] with the gradients as packed f32 LE bytes the client may keep: with
+    /// distinct ids served by one node they are sent without a copy.
+    pub async fn push_packed(
+        &self,
+        table: &str,
+        ids: &[u64],
+        grads: Bytes,
+    ) -> Result<u64, ClientError> {
         if ids.is_empty() {
             return Ok(0);
         }
-        if !grads.len().is_multiple_of(ids.len()) || grads.is_empty() {
+        let values = grads.len() / 4;
+        if grads.is_empty() || !grads.len().is_multiple_of(4) || !values.is_multiple_of(ids.len()) {
             return Err(ClientError::InvalidArgument(format!(
-                "grads hold {} values, not a positive multiple of {} ids",
+                "grads hold {} bytes, not a positive multiple of 4 × {} ids",
                 grads.len(),
                 ids.len()
             )));
         }
-        let dim = grads.len() / ids.len();
+        let dim = values / ids.len();
         let dedup = Dedup::new(ids);
-        let summed;
         let grads = if dedup.had_duplicates() {
-            let mut sum = vec![0.0f32; dedup.unique.len() * dim];
-            for (pos, &u) in dedup.position.iter().enumerate() {
-                let u = u as usize;
-                for (a, b) in sum[u * dim..(u + 1) * dim]
-                    .iter_mut()
-                    .zip(&grads[pos * dim..(pos + 1) * dim])
-                {
-                    *a += b;
-                }
-            }
-            summed = sum;
-            &summed[..]
+            sum_duplicates(&dedup, &grads, dim)
         } else {
             grads
         };
         let unique = &dedup.unique;
+        let row_bytes = dim * 4;
         let mut applied = 0u64;
         self.route(
             unique,
             "Push",
             |node, part| {
                 let ids: Vec<u64> = part.iter().map(|&i| unique[i as usize]).collect();
-                let part_grads: Vec<f32> = if part.len() == unique.len() {
-                    grads.to_vec()
+                let part_grads = if part.len() == unique.len() {
+                    grads.clone()
                 } else {
-                    let mut g = Vec::with_capacity(part.len() * dim);
+                    let mut g = Vec::with_capacity(part.len() * row_bytes);
                     for &i in part {
-                        g.extend_from_slice(&grads[i as usize * dim..(i as usize + 1) * dim]);
+                        let i = i as usize;
+                        g.extend_from_slice(&grads[i * row_bytes..(i + 1) * row_bytes]);
                     }
-                    g
+                    Bytes::from(g)
                 };
-                let mut client = node.client.clone();
-                let req = pb::PushRequest {
-                    table: table.to_string(),
-                    ids: ids_to_bytes(ids),
-                    grads: f32s_to_bytes(part_grads),
-                    ..Default::default()
-                };
-                async move { client.push(req).await.map(|r| r.into_inner()) }
+                let mut request = MessageWriter::new();
+                request
+                    .string(1, table)
+                    .bytes(2, ids_to_bytes(ids))
+                    .bytes(3, part_grads);
+                let channel = node.channel.clone();
+                async move {
+                    let message =
+                        unary::call(&channel, wire::PUSH_PATH, request, MAX_MESSAGE_BYTES).await?;
+                    let bytes = message.bytes(0..message.len()).unwrap_or_default();
+                    pb::PushResponse::decode(bytes)
+                        .map_err(|e| Status::internal(format!("malformed PushResponse: {e}")))
+                }
             },
             |_, resp: pb::PushResponse| {
                 applied += resp.applied;
@@ -649,6 +674,23 @@ impl Client {
 }
 
 /// Copies distinct rows to every request position.
+/// Sums the gradient rows of duplicate ids into one row per distinct id.
+fn sum_duplicates(dedup: &Dedup, grads: &[u8], dim: usize) -> Bytes {
+    let mut sum = vec![0.0f32; dedup.unique.len() * dim];
+    let row_bytes = dim * 4;
+    for (pos, &u) in dedup.position.iter().enumerate() {
+        let u = u as usize;
+        let row = &grads[pos * row_bytes..(pos + 1) * row_bytes];
+        for (a, b) in sum[u * dim..(u + 1) * dim]
+            .iter_mut()
+            .zip(row.chunks_exact(4))
+        {
+            *a += f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        }
+    }
+    f32s_to_bytes(sum)
+}
+
 fn expand(dedup: &Dedup, values: &[f32], dim: usize, out: &mut [f32]) {
     for (pos, &u) in dedup.position.iter().enumerate() {
         let u = u as usize;

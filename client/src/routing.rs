@@ -24,6 +24,8 @@ pub struct NodeConn {
     pub address: String,
     /// Parameter client over this node's channel.
     pub client: ParameterClient<Channel>,
+    /// The node's channel itself (hand-framed Pull and Push).
+    pub channel: Channel,
     /// Whether the map says the node is up.
     pub up: bool,
     /// Shards the node is primary of.
@@ -92,16 +94,21 @@ impl Routing {
                             .iter()
                             .find(|c| c.id == node.id && c.address == node.address)
                     });
-                    let client = match reused {
-                        Some(c) => c.client.clone(),
-                        None => ParameterClient::new(channel(&node.address)?)
-                            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+                    let (client, channel) = match reused {
+                        Some(c) => (c.client.clone(), c.channel.clone()),
+                        None => {
+                            let channel = channel(&node.address)?;
+                            let client = ParameterClient::new(channel.clone())
+                                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                                .max_encoding_message_size(MAX_MESSAGE_BYTES);
+                            (client, channel)
+                        }
                     };
                     nodes.push(NodeConn {
                         id: node.id.clone(),
                         address: node.address.clone(),
                         client,
+                        channel,
                         up: node.state != "down",
                         shards: Vec::new(),
                     });

@@ -2,9 +2,8 @@
 //!
 //! Payload fields (`ids`, `values`, `grads`) are `bytes::Bytes`: packed little-endian.
 
-#![allow(clippy::all, missing_docs)]
-
 /// The `strata.v1` package: messages, clients and servers.
+#[allow(clippy::all, missing_docs)]
 pub mod v1 {
     tonic::include_proto!("strata.v1");
 }
@@ -47,3 +46,5 @@ pub mod routing {
         })
     }
 }
+
+pub mod wire;

@@ -9,12 +9,11 @@ use tokio::net::TcpListener;
 use tonic_health::ServingStatus;
 
 use strata_proto::v1::coordinator_server::CoordinatorServer;
-use strata_proto::v1::parameter_server::ParameterServer;
 
 use crate::coordinator::{CoordinatorError, LocalCoordinator, LocalCoordinatorConfig};
 use crate::engine::{Engine, EngineConfig};
 use crate::metrics::Metrics;
-use crate::service::{CoordinatorService, ParameterService};
+use crate::service::{CoordinatorService, ParameterRoutes, ParameterService};
 use crate::transport::{incoming, server_builder};
 
 /// Settings of a dev node.
@@ -89,9 +88,8 @@ pub async fn run_dev(
         .map_err(|e| DevError::Reflection(e.to_string()))?;
 
     let max = config.max_message_bytes;
-    let parameter = ParameterServer::new(ParameterService::new(engine.clone(), metrics.clone()))
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max);
+    let parameter =
+        ParameterRoutes::new(ParameterService::new(engine.clone(), metrics.clone()), max);
     let coordinator_svc = CoordinatorServer::new(CoordinatorService::new(coordinator.clone()))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);

@@ -7,6 +7,7 @@ use strata_server::optimizer::{OptimizerConfig, OptimizerKind};
 use strata_server::spec::{InitializerConfig, TableSpec, TierKind};
 
 use super::{TableParams, Target, TargetError};
+use crate::workload::GradRows;
 
 /// The engine spec of the benchmark table (the same as the networked target's).
 pub fn table_spec(p: &TableParams) -> TableSpec {
@@ -61,9 +62,9 @@ impl Target for InprocTarget {
         Ok(ids.len() as u64 * self.row_bytes)
     }
 
-    async fn push(&mut self, ids: &[u64], grads: &[f32]) -> Result<u64, TargetError> {
+    async fn push(&mut self, ids: &[u64], grads: &GradRows<'_>) -> Result<u64, TargetError> {
         self.engine
-            .push(&self.table, ids, grads)
+            .push(&self.table, ids, grads.values)
             .map_err(|e| TargetError::Engine(e.to_string()))?;
         Ok(ids.len() as u64 * self.row_bytes)
     }

@@ -7,6 +7,8 @@ pub mod strata;
 
 use std::future::Future;
 
+use crate::workload::GradRows;
+
 /// Errors of a target.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
@@ -123,7 +125,7 @@ pub trait Target: Send {
     fn push(
         &mut self,
         ids: &[u64],
-        grads: &[f32],
+        grads: &GradRows<'_>,
     ) -> impl Future<Output = Result<u64, TargetError>> + Send;
 }
 
@@ -146,7 +148,7 @@ impl Target for AnyTarget {
         }
     }
 
-    async fn push(&mut self, ids: &[u64], grads: &[f32]) -> Result<u64, TargetError> {
+    async fn push(&mut self, ids: &[u64], grads: &GradRows<'_>) -> Result<u64, TargetError> {
         match self {
             Self::Strata(t) => t.push(ids, grads).await,
             Self::Inproc(t) => t.push(ids, grads).await,

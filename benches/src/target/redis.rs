@@ -4,6 +4,7 @@
 use super::resp::{BulkInto, Reply, RespConn};
 use super::{TableParams, Target, TargetError};
 use crate::workload::initial_row;
+use crate::workload::GradRows;
 
 /// Keys per pipelined MGET command (and ids per MSET command: two keys each).
 const CHUNK: usize = 1024;
@@ -141,7 +142,8 @@ impl Target for RedisTarget {
         Ok((ids.len() * self.row_bytes()) as u64)
     }
 
-    async fn push(&mut self, ids: &[u64], grads: &[f32]) -> Result<u64, TargetError> {
+    async fn push(&mut self, ids: &[u64], grads: &GradRows<'_>) -> Result<u64, TargetError> {
+        let grads = grads.values;
         let dim = self.p.dim;
         super::check_len(ids.len(), dim, grads.len())?;
         let n = ids.len();

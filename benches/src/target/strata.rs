@@ -4,6 +4,7 @@ use strata_client::Client;
 use strata_proto::v1 as pb;
 
 use super::{TableParams, Target, TargetError};
+use crate::workload::GradRows;
 
 /// The wire spec of the benchmark table: Adagrad (no epsilon), uniform initializer, host tier.
 pub fn table_spec(p: &TableParams) -> pb::TableSpec {
@@ -74,9 +75,9 @@ impl Target for StrataTarget {
         Ok(ids.len() as u64 * self.row_bytes)
     }
 
-    async fn push(&mut self, ids: &[u64], grads: &[f32]) -> Result<u64, TargetError> {
+    async fn push(&mut self, ids: &[u64], grads: &GradRows<'_>) -> Result<u64, TargetError> {
         self.client
-            .push(&self.table, ids, grads)
+            .push_packed(&self.table, ids, grads.packed.clone())
             .await
             .map_err(client_err)?;
         Ok(ids.len() as u64 * self.row_bytes)

@@ -2,19 +2,16 @@
 
 use std::borrow::Cow;
 
+use std::ops::Range;
+
 use bytes::Bytes;
+use strata_proto::wire::Chunks;
 
 use super::EngineError;
 
 /// Decodes `n × u64 LE`; borrows when the buffer is aligned, copies otherwise.
 pub fn ids_from_bytes(bytes: &[u8]) -> Result<Cow<'_, [u64]>, EngineError> {
-    if !bytes.len().is_multiple_of(8) {
-        return Err(EngineError::PayloadLength {
-            field: "ids",
-            len: bytes.len(),
-            unit: 8,
-        });
-    }
+    check_length("ids", bytes.len(), 8)?;
     Ok(match bytemuck::try_cast_slice::<u8, u64>(bytes) {
         Ok(ids) => Cow::Borrowed(ids),
         Err(_) => {
@@ -32,13 +29,8 @@ pub fn f32s_from_bytes<'a>(
     bytes: &'a [u8],
     unit: usize,
 ) -> Result<Cow<'a, [f32]>, EngineError> {
-    if unit == 0 || !bytes.len().is_multiple_of(unit) || !bytes.len().is_multiple_of(4) {
-        return Err(EngineError::PayloadLength {
-            field,
-            len: bytes.len(),
-            unit,
-        });
-    }
+    check_length(field, bytes.len(), unit)?;
+    check_length(field, bytes.len(), 4)?;
     Ok(match bytemuck::try_cast_slice::<u8, f32>(bytes) {
         Ok(v) => Cow::Borrowed(v),
         Err(_) => {
@@ -47,6 +39,61 @@ pub fn f32s_from_bytes<'a>(
             Cow::Owned(values)
         }
     })
+}
+
+/// [`ids_from_bytes`] of `range` of a received message: borrowed when the ids lie aligned
+/// in one frame, else copied once.
+pub fn ids_from_chunks(
+    chunks: &Chunks,
+    range: Range<usize>,
+) -> Result<Cow<'_, [u64]>, EngineError> {
+    if let Some(bytes) = chunks.contiguous(range.clone()) {
+        return ids_from_bytes(bytes);
+    }
+    check_length("ids", range.len(), 8)?;
+    let mut ids = vec![0u64; range.len() / 8];
+    copy_range(chunks, range, bytemuck::cast_slice_mut(&mut ids))?;
+    Ok(Cow::Owned(ids))
+}
+
+/// [`f32s_from_bytes`] of `range` of a received message: borrowed when the values lie
+/// aligned in one frame, else copied once.
+pub fn f32s_from_chunks<'a>(
+    field: &'static str,
+    chunks: &'a Chunks,
+    range: Range<usize>,
+    unit: usize,
+) -> Result<Cow<'a, [f32]>, EngineError> {
+    if let Some(bytes) = chunks.contiguous(range.clone()) {
+        return f32s_from_bytes(field, bytes, unit);
+    }
+    check_length(field, range.len(), unit)?;
+    check_length(field, range.len(), 4)?;
+    let mut values = vec![0f32; range.len() / 4];
+    copy_range(chunks, range, bytemuck::cast_slice_mut(&mut values))?;
+    Ok(Cow::Owned(values))
+}
+
+/// The payload-length error unless `len` is a positive-unit multiple.
+fn check_length(field: &'static str, len: usize, unit: usize) -> Result<(), EngineError> {
+    if unit != 0 && len.is_multiple_of(unit) {
+        Ok(())
+    } else {
+        Err(EngineError::PayloadLength { field, len, unit })
+    }
+}
+
+/// Copies `range` of `chunks` into `out` (the range was taken from the same message).
+fn copy_range(chunks: &Chunks, range: Range<usize>, out: &mut [u8]) -> Result<(), EngineError> {
+    if chunks.copy_to(range.start, out) {
+        Ok(())
+    } else {
+        Err(EngineError::PayloadLength {
+            field: "message",
+            len: chunks.len(),
+            unit: 1,
+        })
+    }
 }
 
 /// An owned f32 buffer exposed as little-endian bytes without a copy.

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use strata_proto::v1::parameter_server::ParameterServer;
 use strata_proto::v1::shard_control_server::ShardControlServer;
 use tokio::net::TcpListener;
 
@@ -15,7 +14,7 @@ use super::membership::{self, Membership};
 use super::{serve, RoleError};
 use crate::engine::{Engine, EngineConfig};
 use crate::metrics::Metrics;
-use crate::service::{ParameterService, ShardControlService};
+use crate::service::{ParameterRoutes, ParameterService, ShardControlService};
 use crate::shard_node::{stored_node_id, ShardNode};
 use crate::transport::server_builder;
 
@@ -88,9 +87,8 @@ pub async fn run_shard(
     let (_health_reporter, health) =
         serve::health(&["strata.v1.Parameter", "strata.v1.ShardControl"]).await;
     let max = config.max_message_bytes;
-    let parameter = ParameterServer::new(ParameterService::new(engine.clone(), metrics.clone()))
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max);
+    let parameter =
+        ParameterRoutes::new(ParameterService::new(engine.clone(), metrics.clone()), max);
     let control = ShardControlServer::new(ShardControlService::new(node))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);

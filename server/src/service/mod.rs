@@ -6,6 +6,7 @@ mod coordinator;
 pub mod leader;
 mod node_client;
 mod parameter;
+mod parameter_routes;
 mod shard_control;
 pub mod status;
 
@@ -13,4 +14,5 @@ pub use self::cluster_coordinator::ClusterCoordinatorService;
 pub use self::coordinator::{map_to_pb, CoordinatorService};
 pub use self::node_client::GrpcNodeControl;
 pub use self::parameter::ParameterService;
+pub use self::parameter_routes::ParameterRoutes;
 pub use self::shard_control::ShardControlService;

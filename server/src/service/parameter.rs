@@ -1,8 +1,10 @@
 //! The `Parameter` service: decodes packed payloads and delegates to the engine.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use strata_proto::routing::dense_key;
 use strata_proto::v1 as pb;
 use strata_proto::v1::parameter_server::Parameter;
@@ -27,30 +29,56 @@ impl ParameterService {
 
     fn pull_inner(&self, req: pb::PullRequest) -> Result<pb::PullResponse, EngineError> {
         let ids = ids_from_bytes(&req.ids)?;
-        self.engine.check_batch(ids.len())?;
-        let table = self.engine.table(&req.table)?;
-        let _admitted = self.engine.ownership().admit(req.epoch, &ids)?;
-        let dim = table.spec().dim as usize;
-        let mut out = vec![0.0f32; ids.len() * dim];
-        table.pull(&ids, &mut out)?;
-        self.metrics.rows_pulled.inc_by(ids.len() as u64);
-        Ok(pb::PullResponse {
-            values: f32s_into_bytes(out),
-            dim: dim as u32,
-        })
+        let (values, dim) = self.pull_rows(&req.table, &ids, req.epoch)?;
+        Ok(pb::PullResponse { values, dim })
     }
 
     fn push_inner(&self, req: pb::PushRequest) -> Result<pb::PushResponse, EngineError> {
         let ids = ids_from_bytes(&req.ids)?;
-        self.engine.check_batch(ids.len())?;
-        let table = self.engine.table(&req.table)?;
-        let dim = table.spec().dim as usize;
-        let grads = f32s_from_bytes("grads", &req.grads, 4 * dim)?;
-        let admitted = self.engine.ownership().admit(req.epoch, &ids)?;
-        let applied = table.push(&ids, &grads)?;
-        admitted.record_push(&req.table, &ids);
-        self.metrics.rows_pushed.inc_by(ids.len() as u64);
+        let applied = self.push_rows(&req.table, &ids, req.epoch, |dim| {
+            f32s_from_bytes("grads", &req.grads, 4 * dim)
+        })?;
         Ok(pb::PushResponse { applied })
+    }
+
+    /// Rows of `ids` as packed f32 LE, and the table's dim.
+    pub(crate) fn pull_rows(
+        &self,
+        table: &str,
+        ids: &[u64],
+        epoch: u64,
+    ) -> Result<(Bytes, u32), EngineError> {
+        self.engine.check_batch(ids.len())?;
+        let table = self.engine.table(table)?;
+        let _admitted = self.engine.ownership().admit(epoch, ids)?;
+        let dim = table.spec().dim as usize;
+        let mut out = vec![0.0f32; ids.len() * dim];
+        table.pull(ids, &mut out)?;
+        self.metrics.rows_pulled.inc_by(ids.len() as u64);
+        Ok((f32s_into_bytes(out), dim as u32))
+    }
+
+    /// Applies the gradients `grads(dim)` decodes (checked against the table's dim) to `ids`.
+    pub(crate) fn push_rows<'g>(
+        &self,
+        table_name: &str,
+        ids: &[u64],
+        epoch: u64,
+        grads: impl FnOnce(usize) -> Result<Cow<'g, [f32]>, EngineError>,
+    ) -> Result<u64, EngineError> {
+        self.engine.check_batch(ids.len())?;
+        let table = self.engine.table(table_name)?;
+        let grads = grads(table.spec().dim as usize)?;
+        let admitted = self.engine.ownership().admit(epoch, ids)?;
+        let applied = table.push(ids, &grads)?;
+        admitted.record_push(table_name, ids);
+        self.metrics.rows_pushed.inc_by(ids.len() as u64);
+        Ok(applied)
+    }
+
+    /// Where the service records its calls.
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     fn pull_dense_inner(

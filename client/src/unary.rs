@@ -1,0 +1,87 @@
+//! Hand-framed unary calls for `Pull` and `Push` over a node's channel: the request's
+//! payloads are sent from the caller's buffers and the response is read from the frames
+//! it arrived in (`strata_proto::wire`), with the status handling of tonic's client.
+
+use http::header::{CONTENT_TYPE, TE};
+use http::{HeaderValue, Method, StatusCode, Uri, Version};
+use strata_proto::wire::{self, ChunkBody, Chunks, MessageWriter, ReadError};
+use tonic::body::Body;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+use tower::{Service, ServiceExt};
+
+/// Sends `message` to `path` over `channel` and returns the response message.
+pub(crate) async fn call(
+    channel: &Channel,
+    path: &'static str,
+    message: MessageWriter,
+    max_message_bytes: usize,
+) -> Result<Chunks, Status> {
+    if message.len() > max_message_bytes {
+        return Err(Status::resource_exhausted(format!(
+            "request of {} bytes is over the client's message limit of {max_message_bytes} bytes",
+            message.len()
+        )));
+    }
+    let chunks = message
+        .finish()
+        .map_err(|e| Status::resource_exhausted(e.to_string()))?;
+    let mut request = http::Request::new(Body::new(ChunkBody::new(chunks)));
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = Uri::from_static(path);
+    *request.version_mut() = Version::HTTP_2;
+    let headers = request.headers_mut();
+    headers.insert(TE, HeaderValue::from_static("trailers"));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+
+    let mut channel = channel.clone();
+    let response = channel
+        .ready()
+        .await
+        .map_err(|e| Status::from_error(Box::new(e)))?
+        .call(request)
+        .await
+        .map_err(|e| Status::from_error(Box::new(e)))?;
+
+    // A trailers-only response carries the status in its headers.
+    if let Some(status) = Status::from_header_map(response.headers()) {
+        if status.code() != Code::Ok {
+            return Err(status);
+        }
+    }
+    let http_status = response.status();
+    let mut body = response.into_body();
+    let received = wire::read_unary(&mut body, max_message_bytes)
+        .await
+        .map_err(|e| match e {
+            ReadError::Body(status) => status,
+            ReadError::TooLarge { .. } => Status::out_of_range(e.to_string()),
+            ReadError::Compressed => Status::internal(e.to_string()),
+            ReadError::Incomplete { .. } | ReadError::Extra => Status::internal(e.to_string()),
+        })?;
+    match received.trailers.as_ref().and_then(Status::from_header_map) {
+        Some(status) if status.code() != Code::Ok => return Err(status),
+        Some(_) => {}
+        None => return Err(missing_status(http_status)),
+    }
+    received
+        .message
+        .ok_or_else(|| Status::internal("the response carried no message"))
+}
+
+/// The status of a response without `grpc-status`, from its HTTP status (gRPC's mapping).
+fn missing_status(http: StatusCode) -> Status {
+    let code = match http {
+        StatusCode::BAD_REQUEST => Code::Internal,
+        StatusCode::UNAUTHORIZED => Code::Unauthenticated,
+        StatusCode::FORBIDDEN => Code::PermissionDenied,
+        StatusCode::NOT_FOUND => Code::Unimplemented,
+        StatusCode::TOO_MANY_REQUESTS
+        | StatusCode::BAD_GATEWAY
+        | StatusCode::SERVICE_UNAVAILABLE
+        | StatusCode::GATEWAY_TIMEOUT => Code::Unavailable,
+        StatusCode::OK => Code::Internal,
+        _ => Code::Unknown,
+    };
+    Status::new(code, format!("response without grpc-status (HTTP {http})"))
+}

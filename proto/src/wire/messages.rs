@@ -1,0 +1,230 @@
+//! The payload messages of `Pull` and `Push` read from [`Chunks`]: small fields decoded,
+//! payload fields left where they are (as ranges into the message).
+//!
+//! Protobuf rules apply: fields in any order, unknown fields skipped, the last occurrence
+//! of a field wins, absent fields take their default.
+
+use std::ops::Range;
+
+use super::fields::{FieldReader, FieldValue};
+use super::{Chunks, WireError};
+
+/// `strata.v1.PullRequest` with `ids` in place.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PullRequestView {
+    /// Table name.
+    pub table: String,
+    /// Packed u64 LE ids.
+    pub ids: Range<usize>,
+    /// Routing epoch (0 = unchecked).
+    pub epoch: u64,
+}
+
+/// `strata.v1.PushRequest` with `ids` and `grads` in place.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PushRequestView {
+    /// Table name.
+    pub table: String,
+    /// Packed u64 LE ids.
+    pub ids: Range<usize>,
+    /// Packed f32 LE gradients, row-major.
+    pub grads: Range<usize>,
+    /// Routing epoch (0 = unchecked).
+    pub epoch: u64,
+    /// Reserved: client id for exactly-once pushes.
+    pub client_id: String,
+    /// Reserved: the client's sequence number.
+    pub seq: u64,
+}
+
+/// `strata.v1.PullResponse` with `values` in place.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PullResponseView {
+    /// Packed f32 LE rows, row-major.
+    pub values: Range<usize>,
+    /// Row width.
+    pub dim: u32,
+}
+
+impl PullRequestView {
+    /// Reads the message.
+    pub fn parse(message: &Chunks) -> Result<Self, WireError> {
+        const NAME: &str = "PullRequest";
+        let mut view = Self::default();
+        let mut fields = FieldReader::new(message);
+        while let Some(field) = fields.next_field()? {
+            match field.number {
+                1 => view.table = string(message, NAME, 1, field.value)?,
+                2 => view.ids = len(NAME, 2, field.value)?,
+                3 => view.epoch = varint(NAME, 3, field.value)?,
+                _ => {}
+            }
+        }
+        Ok(view)
+    }
+}
+
+impl PushRequestView {
+    /// Reads the message.
+    pub fn parse(message: &Chunks) -> Result<Self, WireError> {
+        const NAME: &str = "PushRequest";
+        let mut view = Self::default();
+        let mut fields = FieldReader::new(message);
+        while let Some(field) = fields.next_field()? {
+            match field.number {
+                1 => view.table = string(message, NAME, 1, field.value)?,
+                2 => view.ids = len(NAME, 2, field.value)?,
+                3 => view.grads = len(NAME, 3, field.value)?,
+                4 => view.epoch = varint(NAME, 4, field.value)?,
+                5 => view.client_id = string(message, NAME, 5, field.value)?,
+                6 => view.seq = varint(NAME, 6, field.value)?,
+                _ => {}
+            }
+        }
+        Ok(view)
+    }
+}
+
+impl PullResponseView {
+    /// Reads the message.
+    pub fn parse(message: &Chunks) -> Result<Self, WireError> {
+        const NAME: &str = "PullResponse";
+        let mut view = Self::default();
+        let mut fields = FieldReader::new(message);
+        while let Some(field) = fields.next_field()? {
+            match field.number {
+                1 => view.values = len(NAME, 1, field.value)?,
+                // uint32 fields keep the low 32 bits of the varint, as protobuf says.
+                2 => view.dim = varint(NAME, 2, field.value)? as u32,
+                _ => {}
+            }
+        }
+        Ok(view)
+    }
+}
+
+fn len(message: &'static str, field: u32, value: FieldValue) -> Result<Range<usize>, WireError> {
+    match value {
+        FieldValue::Len(range) => Ok(range),
+        _ => Err(WireError::WrongType { message, field }),
+    }
+}
+
+fn varint(message: &'static str, field: u32, value: FieldValue) -> Result<u64, WireError> {
+    match value {
+        FieldValue::Varint(v) => Ok(v),
+        _ => Err(WireError::WrongType { message, field }),
+    }
+}
+
+fn string(
+    chunks: &Chunks,
+    message: &'static str,
+    field: u32,
+    value: FieldValue,
+) -> Result<String, WireError> {
+    let range = len(message, field, value)?;
+    let bytes = chunks
+        .bytes(range.clone())
+        .ok_or(WireError::Truncated(range.start))?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| WireError::NotUtf8 { message, field })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::v1 as pb;
+    use bytes::Bytes;
+    use prost::Message;
+
+    /// `encoded` cut at `at` (two buffers), and cut into 3-byte buffers.
+    fn cuts(encoded: &[u8]) -> Vec<Chunks> {
+        let mut out = Vec::new();
+        for at in 0..=encoded.len() {
+            let mut c = Chunks::new();
+            c.push(Bytes::copy_from_slice(&encoded[..at]));
+            c.push(Bytes::copy_from_slice(&encoded[at..]));
+            out.push(c);
+        }
+        let mut c = Chunks::new();
+        for piece in encoded.chunks(3) {
+            c.push(Bytes::copy_from_slice(piece));
+        }
+        out.push(c);
+        out
+    }
+
+    fn range_bytes(c: &Chunks, r: &Range<usize>) -> Vec<u8> {
+        c.bytes(r.clone()).expect("in range").to_vec()
+    }
+
+    #[test]
+    fn push_request_matches_prost_at_every_cut() {
+        let req = pb::PushRequest {
+            table: "emb".into(),
+            ids: Bytes::from((0u8..24).collect::<Vec<_>>()),
+            grads: Bytes::from((0u8..48).rev().collect::<Vec<_>>()),
+            epoch: 300,
+            client_id: "trainer-7".into(),
+            seq: u64::MAX,
+        };
+        for c in cuts(&req.encode_to_vec()) {
+            let v = PushRequestView::parse(&c).expect("valid");
+            assert_eq!(v.table, req.table);
+            assert_eq!(range_bytes(&c, &v.ids), req.ids.to_vec());
+            assert_eq!(range_bytes(&c, &v.grads), req.grads.to_vec());
+            assert_eq!(
+                (v.epoch, v.client_id.as_str(), v.seq),
+                (300, "trainer-7", u64::MAX)
+            );
+        }
+    }
+
+    #[test]
+    fn pull_messages_match_prost_with_unknown_fields_and_repeats() {
+        let req = pb::PullRequest {
+            table: "t".into(),
+            ids: Bytes::from(vec![1u8; 16]),
+            epoch: 5,
+        };
+        let mut encoded = req.encode_to_vec();
+        // An unknown field 9 (bytes) and a repeated epoch: the last one wins.
+        encoded.extend_from_slice(&[0x4a, 2, 0xde, 0xad, 0x18, 6]);
+        for c in cuts(&encoded) {
+            let v = PullRequestView::parse(&c).expect("valid");
+            assert_eq!((v.table.as_str(), v.epoch), ("t", 6));
+            assert_eq!(range_bytes(&c, &v.ids), vec![1u8; 16]);
+        }
+        let resp = pb::PullResponse {
+            values: Bytes::from(vec![7u8; 40]),
+            dim: 10,
+        };
+        for c in cuts(&resp.encode_to_vec()) {
+            let v = PullResponseView::parse(&c).expect("valid");
+            assert_eq!(v.dim, 10);
+            assert_eq!(range_bytes(&c, &v.values), vec![7u8; 40]);
+        }
+    }
+
+    #[test]
+    fn refuses_wrong_types_and_bad_strings() {
+        let mut c = Chunks::new();
+        c.push(Bytes::from_static(&[0x10, 1])); // ids as a varint
+        assert_eq!(
+            PullRequestView::parse(&c),
+            Err(WireError::WrongType {
+                message: "PullRequest",
+                field: 2
+            })
+        );
+        let mut c = Chunks::new();
+        c.push(Bytes::from_static(&[0x0a, 1, 0xff])); // table not UTF-8
+        assert_eq!(
+            PushRequestView::parse(&c),
+            Err(WireError::NotUtf8 {
+                message: "PushRequest",
+                field: 1
+            })
+        );
+    }
+}
