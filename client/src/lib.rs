@@ -13,7 +13,6 @@ mod control;
 mod error;
 mod payload;
 pub mod routing;
-mod unary;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -211,7 +210,8 @@ impl Client {
                 let channel = node.channel.clone();
                 async move {
                     let message =
-                        unary::call(&channel, wire::PULL_PATH, request, MAX_MESSAGE_BYTES).await?;
+                        wire::unary_call(&channel, wire::PULL_PATH, request, MAX_MESSAGE_BYTES)
+                            .await?;
                     let view = PullResponseView::parse(&message)
                         .map_err(|e| Status::internal(format!("malformed PullResponse: {e}")))?;
                     Ok((message, view))
@@ -333,7 +333,8 @@ impl Client {
                 let channel = node.channel.clone();
                 async move {
                     let message =
-                        unary::call(&channel, wire::PUSH_PATH, request, MAX_MESSAGE_BYTES).await?;
+                        wire::unary_call(&channel, wire::PUSH_PATH, request, MAX_MESSAGE_BYTES)
+                            .await?;
                     let bytes = message.bytes(0..message.len()).unwrap_or_default();
                     pb::PushResponse::decode(bytes)
                         .map_err(|e| Status::internal(format!("malformed PushResponse: {e}")))

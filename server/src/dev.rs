@@ -13,7 +13,7 @@ use strata_proto::v1::coordinator_server::CoordinatorServer;
 use crate::coordinator::{CoordinatorError, LocalCoordinator, LocalCoordinatorConfig};
 use crate::engine::{Engine, EngineConfig};
 use crate::metrics::Metrics;
-use crate::service::{CoordinatorService, ParameterRoutes, ParameterService};
+use crate::service::{parameter_routes, CoordinatorService, ParameterService};
 use crate::transport::{incoming, server_builder};
 
 /// Settings of a dev node.
@@ -88,8 +88,7 @@ pub async fn run_dev(
         .map_err(|e| DevError::Reflection(e.to_string()))?;
 
     let max = config.max_message_bytes;
-    let parameter =
-        ParameterRoutes::new(ParameterService::new(engine.clone(), metrics.clone()), max);
+    let parameter = parameter_routes(ParameterService::new(engine.clone(), metrics.clone()), max);
     let coordinator_svc = CoordinatorServer::new(CoordinatorService::new(coordinator.clone()))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);

@@ -3,8 +3,6 @@
 //! unsupported framing refused with a clear status and nothing applied.
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, TE};
-use http::HeaderValue;
 use strata_proto::v1 as pb;
 use strata_proto::v1::coordinator_client::CoordinatorClient;
 use strata_proto::v1::parameter_client::ParameterClient;
@@ -13,7 +11,6 @@ use strata_tests::{f32_bytes, f32s, ids_bytes, table_spec, DevServer};
 use tonic::body::Body;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
-use tower::{Service, ServiceExt};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -45,33 +42,10 @@ async fn fixture(dim: u32) -> Fixture {
 
 /// Sends `chunks` as the body of a unary call to `path`; the status the server answers.
 async fn raw_status(channel: &Channel, path: &'static str, chunks: Vec<Bytes>) -> Status {
-    let mut request = http::Request::new(Body::new(ChunkBody::new(chunks)));
-    *request.method_mut() = http::Method::POST;
-    *request.uri_mut() = http::Uri::from_static(path);
-    request
-        .headers_mut()
-        .insert(TE, HeaderValue::from_static("trailers"));
-    request
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-    let mut channel = channel.clone();
-    let response = channel
-        .ready()
-        .await
-        .expect("ready")
-        .call(request)
-        .await
-        .expect("answered");
-    if let Some(status) = Status::from_header_map(response.headers()) {
-        return status;
+    match wire::call(channel, path, Body::new(ChunkBody::new(chunks)), 64 << 20).await {
+        Ok(_) => Status::ok(""),
+        Err(status) => status,
     }
-    let mut body = response.into_body();
-    let received = wire::read_unary(&mut body, 64 << 20).await.expect("body");
-    received
-        .trailers
-        .as_ref()
-        .and_then(Status::from_header_map)
-        .expect("grpc-status trailer")
 }
 
 fn framed(message: &[u8], compressed: bool, declared: Option<u32>) -> Bytes {

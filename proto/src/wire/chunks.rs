@@ -1,14 +1,15 @@
 //! A received message as the frames it arrived in: ranges of it are read or copied out
 //! without gathering the frames into one buffer first.
 
+use std::collections::VecDeque;
 use std::ops::Range;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 /// Bytes spread over several shared buffers (received HTTP/2 frames), in order.
 #[derive(Debug, Clone, Default)]
 pub struct Chunks {
-    parts: Vec<Bytes>,
+    parts: VecDeque<Bytes>,
     len: usize,
 }
 
@@ -22,7 +23,7 @@ impl Chunks {
     pub fn push(&mut self, part: Bytes) {
         if !part.is_empty() {
             self.len += part.len();
-            self.parts.push(part);
+            self.parts.push_back(part);
         }
     }
 
@@ -56,7 +57,9 @@ impl Chunks {
             let first = &mut self.parts[0];
             if first.len() <= left {
                 left -= first.len();
-                head.push(self.parts.remove(0));
+                if let Some(part) = self.parts.pop_front() {
+                    head.push(part);
+                }
             } else {
                 head.push(first.split_to(left));
                 left = 0;
@@ -132,6 +135,54 @@ impl Chunks {
     }
 }
 
+/// Reading from the front, for prost: `bytes` fields that lie inside one buffer are
+/// shared (`copy_to_bytes` slices), not copied.
+impl Buf for Chunks {
+    fn remaining(&self) -> usize {
+        self.len
+    }
+
+    fn chunk(&self) -> &[u8] {
+        self.parts.front().map_or(&[], |p| &p[..])
+    }
+
+    fn advance(&mut self, mut cnt: usize) {
+        assert!(cnt <= self.len, "advance past the end of the chunks");
+        self.len -= cnt;
+        while cnt > 0 {
+            let Some(first) = self.parts.front_mut() else {
+                return;
+            };
+            if first.len() > cnt {
+                first.advance(cnt);
+                return;
+            }
+            cnt -= first.len();
+            self.parts.pop_front();
+        }
+    }
+
+    fn copy_to_bytes(&mut self, len: usize) -> Bytes {
+        assert!(len <= self.len, "copy_to_bytes past the end of the chunks");
+        match self.parts.front_mut() {
+            Some(first) if first.len() >= len => {
+                let out = first.split_to(len);
+                if first.is_empty() {
+                    self.parts.pop_front();
+                }
+                self.len -= len;
+                out
+            }
+            _ => {
+                let mut out = BytesMut::zeroed(len);
+                self.copy_to(0, &mut out);
+                self.advance(len);
+                out.freeze()
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +211,32 @@ mod tests {
         assert_eq!(c.bytes(1..8).as_deref(), Some(&b"bcdefgh"[..]));
         assert_eq!(c.bytes(4..6).as_deref(), Some(&b"ef"[..]));
         assert_eq!(c.bytes(4..9), None);
+    }
+
+    #[test]
+    fn prost_shares_fields_inside_one_buffer() {
+        use prost::Message;
+        let payload = Bytes::from(vec![7u8; 1000]);
+        let msg = crate::v1::PullResponse {
+            values: payload,
+            dim: 3,
+        };
+        let encoded = Bytes::from(msg.encode_to_vec());
+        let mut one = Chunks::new();
+        one.push(encoded.clone());
+        let decoded = crate::v1::PullResponse::decode(one).expect("decode");
+        assert_eq!(decoded, msg);
+        // The field points into the received buffer.
+        let start = encoded.as_ptr() as usize;
+        let field = decoded.values.as_ptr() as usize;
+        assert!(field > start && field < start + encoded.len());
+        // Split anywhere, the message still decodes (copying what straddles buffers).
+        for at in [1, 2, 3, 500, encoded.len() - 1] {
+            let mut c = Chunks::new();
+            c.push(encoded.slice(..at));
+            c.push(encoded.slice(at..));
+            assert_eq!(crate::v1::PullResponse::decode(c).expect("decode"), msg);
+        }
     }
 
     #[test]

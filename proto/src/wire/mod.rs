@@ -8,6 +8,7 @@
 //! HTTP/2 frames it arrived in ([`Chunks`], [`FieldReader`], [`read_unary`]).
 
 mod body;
+mod call;
 mod chunks;
 mod fields;
 mod messages;
@@ -15,16 +16,19 @@ mod read;
 mod writer;
 
 pub use body::ChunkBody;
+pub use call::{call, unary_call};
 pub use chunks::Chunks;
 pub use fields::{Field, FieldReader, FieldValue};
 pub use messages::{PullRequestView, PullResponseView, PushRequestView};
-pub use read::{read_unary, ReadError, Received};
+pub use read::{read_unary, MessageReader, ReadError, Received};
 pub use writer::MessageWriter;
 
 /// Path of `strata.v1.Parameter/Pull`.
 pub const PULL_PATH: &str = "/strata.v1.Parameter/Pull";
 /// Path of `strata.v1.Parameter/Push`.
 pub const PUSH_PATH: &str = "/strata.v1.Parameter/Push";
+/// Path of `strata.v1.ShardControl/ImportRows` (a migration's rows, client-streamed).
+pub const IMPORT_ROWS_PATH: &str = "/strata.v1.ShardControl/ImportRows";
 /// Bytes of a gRPC message prefix: compressed flag and big-endian length.
 pub const GRPC_PREFIX: usize = 5;
 

@@ -4,7 +4,7 @@
 use std::future::poll_fn;
 use std::pin::Pin;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use http::HeaderMap;
 
 use super::{Chunks, GRPC_PREFIX};
@@ -48,57 +48,115 @@ pub enum ReadError<E> {
     Extra,
 }
 
+/// Reads the gRPC length-prefixed messages of an HTTP body as they arrive, each as the
+/// frames it came in (a frame holding the end of one message and the start of the next
+/// is shared by both, not copied).
+pub struct MessageReader<B> {
+    body: B,
+    buffered: Chunks,
+    max: usize,
+    trailers: Option<HeaderMap>,
+    ended: bool,
+}
+
+impl<B> MessageReader<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+{
+    /// A reader of `body` refusing messages over `max` bytes.
+    pub fn new(body: B, max: usize) -> Self {
+        Self {
+            body,
+            buffered: Chunks::new(),
+            max,
+            trailers: None,
+            ended: false,
+        }
+    }
+
+    /// The next message (without its prefix), or `None` when the body ended between
+    /// messages.
+    pub async fn next_message(&mut self) -> Result<Option<Chunks>, ReadError<B::Error>> {
+        loop {
+            let mut want = GRPC_PREFIX;
+            if self.buffered.len() >= GRPC_PREFIX {
+                want += message_len(&self.buffered, self.max)?;
+                if self.buffered.len() >= want {
+                    self.buffered.advance(GRPC_PREFIX);
+                    return Ok(Some(self.buffered.split_to(want - GRPC_PREFIX)));
+                }
+            }
+            if self.ended {
+                return if self.buffered.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(ReadError::Incomplete {
+                        got: self.buffered.len(),
+                        want,
+                    })
+                };
+            }
+            self.read_frame().await?;
+        }
+    }
+
+    /// Reads the body to its end, refusing any further bytes (a unary call's one message).
+    pub async fn finish(&mut self) -> Result<(), ReadError<B::Error>> {
+        while self.buffered.is_empty() && !self.ended {
+            self.read_frame().await?;
+        }
+        if self.buffered.is_empty() {
+            Ok(())
+        } else {
+            Err(ReadError::Extra)
+        }
+    }
+
+    /// The trailers, once the body ended with them.
+    pub fn take_trailers(&mut self) -> Option<HeaderMap> {
+        self.trailers.take()
+    }
+
+    async fn read_frame(&mut self) -> Result<(), ReadError<B::Error>> {
+        let body = &mut self.body;
+        match poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await {
+            None => self.ended = true,
+            Some(frame) => match frame.map_err(ReadError::Body)?.into_data() {
+                Ok(bytes) => self.buffered.push(bytes),
+                Err(frame) => {
+                    if let Ok(t) = frame.into_trailers() {
+                        self.trailers = Some(t);
+                    }
+                }
+            },
+        }
+        Ok(())
+    }
+}
+
 /// Reads `body` to its end: at most one message of at most `max` bytes.
 pub async fn read_unary<B>(body: &mut B, max: usize) -> Result<Received, ReadError<B::Error>>
 where
     B: http_body::Body<Data = Bytes> + Unpin,
 {
-    let mut data = Chunks::new();
-    let mut want: Option<usize> = None;
-    let mut trailers = None;
-    while let Some(frame) = poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await {
-        let frame = frame.map_err(ReadError::Body)?;
-        let frame = match frame.into_data() {
-            Ok(bytes) => {
-                data.push(bytes);
-                if want.is_none() && data.len() >= GRPC_PREFIX {
-                    want = Some(GRPC_PREFIX + message_len(&data, max)?);
-                }
-                if want.is_some_and(|w| data.len() > w) {
-                    return Err(ReadError::Extra);
-                }
-                continue;
-            }
-            Err(frame) => frame,
-        };
-        if let Ok(t) = frame.into_trailers() {
-            trailers = Some(t);
-        }
-    }
-    if data.is_empty() {
-        return Ok(Received {
-            message: None,
-            trailers,
-        });
-    }
-    let want = want.unwrap_or(GRPC_PREFIX);
-    if data.len() < want {
-        return Err(ReadError::Incomplete {
-            got: data.len(),
-            want,
-        });
-    }
-    data.split_to(GRPC_PREFIX);
+    let mut reader = MessageReader::new(body, max);
+    let message = reader.next_message().await?;
+    reader.finish().await?;
     Ok(Received {
-        message: Some(data),
-        trailers,
+        message,
+        trailers: reader.take_trailers(),
     })
 }
 
 /// The message length the prefix announces, checked against `max`.
 fn message_len<E>(data: &Chunks, max: usize) -> Result<usize, ReadError<E>> {
     let mut prefix = [0u8; GRPC_PREFIX];
-    data.copy_to(0, &mut prefix);
+    if !data.copy_to(0, &mut prefix) {
+        return Err(ReadError::Incomplete {
+            got: data.len(),
+            want: GRPC_PREFIX,
+        });
+    }
     if prefix[0] != 0 {
         return Err(ReadError::Compressed);
     }
@@ -147,6 +205,28 @@ mod tests {
         let m = r.message.expect("a message");
         assert_eq!(m.bytes(0..3).as_deref(), Some(&b"abc"[..]));
         assert!(r.trailers.is_some());
+    }
+
+    #[test]
+    fn a_stream_of_messages_sharing_frames() {
+        let parts: &[&'static [u8]] = &[
+            &[0, 0, 0, 0, 2, b'a'],
+            &[b'b', 0, 0, 0],
+            &[0, 1, b'c', 0, 0, 0, 0, 0],
+        ];
+        let mut b = body(parts, false);
+        let mut reader = MessageReader::new(&mut b, 10);
+        let mut got = Vec::new();
+        while let Some(m) = block_on(reader.next_message()).expect("valid") {
+            got.push(m.bytes(0..m.len()).expect("whole").to_vec());
+        }
+        assert_eq!(got, vec![b"ab".to_vec(), b"c".to_vec(), Vec::new()]);
+        let mut cut = body(&[&[0, 0, 0, 0, 2, b'a']], false);
+        let mut reader = MessageReader::new(&mut cut, 10);
+        assert!(matches!(
+            block_on(reader.next_message()),
+            Err(ReadError::Incomplete { got: 6, want: 7 })
+        ));
     }
 
     #[test]

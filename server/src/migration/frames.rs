@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use strata_proto::v1 as pb;
+use strata_proto::wire::MessageWriter;
 
 use super::MigrationError;
 use crate::checkpoint::RowBlock;
@@ -25,6 +26,24 @@ pub fn chunk_of(table: &str, row_floats: usize, block: RowBlock) -> pb::ImportCh
         rows: f32s_into_bytes(block.rows),
         ..Default::default()
     }
+}
+
+/// A chunk as the chunks of a gRPC message: the same bytes as prost's encoding, with ids,
+/// rows and dense data passed on as they are.
+pub fn encode(chunk: pb::ImportChunk) -> Result<Vec<Bytes>, MigrationError> {
+    let mut w = MessageWriter::new();
+    w.string(1, &chunk.migration_id)
+        .uint(2, chunk.slot_start.into())
+        .uint(3, chunk.slot_end.into())
+        .string(4, &chunk.table)
+        .uint(5, chunk.row_floats.into())
+        .bytes(6, chunk.ids)
+        .bytes(7, chunk.rows)
+        .string(8, &chunk.dense)
+        .bytes(9, chunk.dense_data)
+        .uint(10, chunk.done.into());
+    w.finish()
+        .map_err(|e| MigrationError::BadStream(e.to_string()))
 }
 
 /// Payload bytes of a chunk.
@@ -71,5 +90,31 @@ mod tests {
         assert_eq!(ids, block.ids);
         assert_eq!(&rows[..], bytemuck::cast_slice::<f32, u8>(&block.rows));
         assert!(packed_of(&chunk, 4).is_err());
+    }
+
+    #[test]
+    fn encoding_equals_prost() {
+        use prost::Message;
+        let mut chunk = chunk_of(
+            "emb",
+            2,
+            RowBlock {
+                ids: (0..100).collect(),
+                rows: (0..200).map(|i| i as f32).collect(),
+            },
+        );
+        chunk.migration_id = "m-1".into();
+        chunk.slot_start = 7;
+        chunk.slot_end = 300;
+        chunk.dense = "d".into();
+        chunk.dense_data = Bytes::from_static(&[1, 2, 3, 4]);
+        chunk.done = true;
+        let encoded = chunk.encode_to_vec();
+        let mut expected = vec![0u8];
+        expected.extend_from_slice(&(encoded.len() as u32).to_be_bytes());
+        expected.extend(encoded);
+        let chunks = encode(chunk).expect("small");
+        let got: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        assert_eq!(got, expected);
     }
 }

@@ -12,6 +12,7 @@ pub mod background;
 pub mod destination;
 mod error;
 mod frames;
+mod queue_body;
 pub mod source;
 mod throttle;
 

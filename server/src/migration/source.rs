@@ -4,28 +4,34 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use strata_proto::routing::dense_key;
 use strata_proto::v1 as pb;
-use strata_proto::v1::shard_control_client::ShardControlClient;
+use strata_proto::wire;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use tonic::body::Body;
 use tonic::transport::{Channel, Endpoint};
 
-use super::frames::{chunk_bytes, chunk_of};
+use super::frames::{chunk_bytes, chunk_of, encode};
+use super::queue_body::QueueBody;
 use super::{MigrationCounters, MigrationError, Throttle};
 use crate::engine::{Capture, Engine, Table};
 use crate::slot::slot_of;
 use crate::storage::ExportCursor;
 use crate::transport::{DEFAULT_MAX_MESSAGE_BYTES, WINDOW_BYTES};
 
-/// Bytes of rows per chunk sent to the destination.
-const CHUNK_BYTES: usize = 4 << 20;
+/// Bytes of rows per chunk sent to the destination: under the HTTP/2 frame size the
+/// destination accepts (1 MiB), so a chunk's rows usually arrive in one frame and are
+/// imported from it without a copy.
+const CHUNK_BYTES: usize = 1000 << 10;
 /// Smallest chunk of a throttled stream.
 const MIN_THROTTLED_CHUNK_BYTES: usize = 16 << 10;
 /// Replay rounds before the range is fenced regardless of how much changed.
 const MAX_DELTA_ROUNDS: u32 = 8;
 /// Fence as soon as no more than this many updated ids are waiting.
 const SMALL_DELTA_IDS: usize = 4096;
+/// Chunks queued for the destination while the next one is exported.
+const QUEUED_CHUNKS: usize = 8;
 /// How long the destination may take to confirm the last chunk.
 const DESTINATION_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the destination may leave one chunk unaccepted (a stalled destination must not
@@ -124,10 +130,19 @@ impl SourceRun {
             self.rows_total += rows;
             self.bytes_total += rows * (t.row_floats() as u64 * 4 + 8);
         }
-        let mut client = connect(&self.req.destination).await?;
-        let (tx, rx) = mpsc::channel::<pb::ImportChunk>(4);
+        let channel = connect(&self.req.destination).await?;
+        let (tx, rx) = mpsc::channel::<Vec<Bytes>>(QUEUED_CHUNKS);
         let destination = self.req.destination.clone();
-        let call = tokio::spawn(async move { client.import_rows(ReceiverStream::new(rx)).await });
+        let call = tokio::spawn(async move {
+            let body = Body::new(QueueBody::new(rx));
+            wire::call(
+                &channel,
+                wire::IMPORT_ROWS_PATH,
+                body,
+                DEFAULT_MAX_MESSAGE_BYTES,
+            )
+            .await
+        });
         let sent = self.stream(&tables, &tx).await;
         drop(tx);
         let answer = match sent {
@@ -155,7 +170,7 @@ impl SourceRun {
     async fn stream(
         &mut self,
         tables: &[Arc<Table>],
-        tx: &mpsc::Sender<pb::ImportChunk>,
+        tx: &mpsc::Sender<Vec<Bytes>>,
     ) -> Result<(), MigrationError> {
         let mut throttle = Throttle::new(self.req.max_bytes_per_s);
         self.send(
@@ -218,7 +233,7 @@ impl SourceRun {
     async fn copy_table(
         &mut self,
         table: &Arc<Table>,
-        tx: &mpsc::Sender<pb::ImportChunk>,
+        tx: &mpsc::Sender<Vec<Bytes>>,
         throttle: &mut Throttle,
     ) -> Result<(), MigrationError> {
         let row_floats = table.row_floats();
@@ -250,7 +265,7 @@ impl SourceRun {
     async fn send_updated(
         &mut self,
         tables: &[Arc<Table>],
-        tx: &mpsc::Sender<pb::ImportChunk>,
+        tx: &mpsc::Sender<Vec<Bytes>>,
         throttle: &mut Throttle,
         phase: &str,
     ) -> Result<(), MigrationError> {
@@ -281,7 +296,7 @@ impl SourceRun {
     /// Sends one chunk (waiting while the destination is behind), then paces.
     async fn send(
         &mut self,
-        tx: &mpsc::Sender<pb::ImportChunk>,
+        tx: &mpsc::Sender<Vec<Bytes>>,
         chunk: pb::ImportChunk,
         throttle: &mut Throttle,
     ) -> Result<(), MigrationError> {
@@ -293,7 +308,8 @@ impl SourceRun {
             address: self.req.destination.clone(),
             message: message.into(),
         };
-        tokio::time::timeout(SEND_TIMEOUT, tx.send(chunk))
+        let message = encode(chunk)?;
+        tokio::time::timeout(SEND_TIMEOUT, tx.send(message))
             .await
             .map_err(|_| closed("no progress for 30 s"))?
             .map_err(|_| closed("the import stream closed"))?;
@@ -371,12 +387,12 @@ impl SourceRun {
 }
 
 /// A channel to the destination with strata's HTTP/2 settings.
-async fn connect(address: &str) -> Result<ShardControlClient<Channel>, MigrationError> {
+async fn connect(address: &str) -> Result<Channel, MigrationError> {
     let err = |message: String| MigrationError::Destination {
         address: address.to_string(),
         message,
     };
-    let channel = Endpoint::from_shared(format!("http://{address}"))
+    Endpoint::from_shared(format!("http://{address}"))
         .map_err(|e| err(e.to_string()))?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
@@ -387,8 +403,5 @@ async fn connect(address: &str) -> Result<ShardControlClient<Channel>, Migration
         .initial_connection_window_size(WINDOW_BYTES)
         .connect()
         .await
-        .map_err(|e| err(format!("cannot connect: {e}")))?;
-    Ok(ShardControlClient::new(channel)
-        .max_decoding_message_size(DEFAULT_MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(DEFAULT_MAX_MESSAGE_BYTES))
+        .map_err(|e| err(format!("cannot connect: {e}")))
 }

@@ -7,14 +7,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use strata_proto::v1::shard_control_server::ShardControlServer;
 use tokio::net::TcpListener;
 
 use super::membership::{self, Membership};
 use super::{serve, RoleError};
 use crate::engine::{Engine, EngineConfig};
 use crate::metrics::Metrics;
-use crate::service::{ParameterRoutes, ParameterService, ShardControlService};
+use crate::service::{
+    parameter_routes, shard_control_routes, ParameterService, ShardControlService,
+};
 use crate::shard_node::{stored_node_id, ShardNode};
 use crate::transport::server_builder;
 
@@ -87,11 +88,8 @@ pub async fn run_shard(
     let (_health_reporter, health) =
         serve::health(&["strata.v1.Parameter", "strata.v1.ShardControl"]).await;
     let max = config.max_message_bytes;
-    let parameter =
-        ParameterRoutes::new(ParameterService::new(engine.clone(), metrics.clone()), max);
-    let control = ShardControlServer::new(ShardControlService::new(node))
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max);
+    let parameter = parameter_routes(ParameterService::new(engine.clone(), metrics.clone()), max);
+    let control = shard_control_routes(ShardControlService::new(node), max);
     let metrics_task = serve::metrics(metrics_listener, metrics, engine, &stop_rx);
 
     tracing::info!(%address, "strata-server shard serving");

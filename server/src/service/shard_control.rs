@@ -5,14 +5,19 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
+use prost::Message;
 use strata_proto::v1 as pb;
-use strata_proto::v1::shard_control_server::ShardControl;
+use strata_proto::v1::shard_control_server::{ShardControl, ShardControlServer};
+use strata_proto::wire::{self, MessageReader, MessageWriter};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
+use tonic::body::Body;
 use tonic::{Request, Response, Status, Streaming};
+use tower::Service;
 
 use super::convert::{catalog_from_pb, checkpoint_to_pb, map_from_pb};
+use super::hand_framed::{read_status, respond, HandFramed, Respond};
 use super::status::{from_convert, from_engine, from_migration, from_shard_node};
 use crate::migration::{destination, source};
 use crate::shard_node::ShardNode;
@@ -30,12 +35,88 @@ impl ShardControlService {
 }
 
 impl ShardControlService {
+    /// Receives a migration's stream of rows (hand-framed or through tonic's codec).
+    pub(crate) async fn import<S>(&self, stream: S) -> Result<u64, Status>
+    where
+        S: Stream<Item = Result<pb::ImportChunk, Status>> + Unpin + Send + 'static,
+    {
+        // In its own task: when the source goes away the handler is dropped, and the
+        // import must still see its stream fail and drop what it received.
+        self.background()?
+            .spawn(destination::import(
+                self.node.engine().clone(),
+                self.node.incoming().clone(),
+                self.node.migration_counters().clone(),
+                stream,
+            ))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(from_migration)
+    }
+
     /// The migration runtime, or UNAVAILABLE while the node shuts down.
     fn background(&self) -> Result<tokio::runtime::Handle, Status> {
         self.node
             .background()
             .ok_or_else(|| Status::unavailable("the node is shutting down"))
     }
+}
+
+/// The ShardControl service with a hand-framed `ImportRows` (a migration's rows are
+/// imported from the frames they arrived in), refusing messages over `max_message_bytes`.
+pub fn shard_control_routes(
+    service: ShardControlService,
+    max_message_bytes: usize,
+) -> HandFramed<
+    ShardControlServer<ShardControlService>,
+    impl Fn(http::Request<Body>, &mut ShardControlServer<ShardControlService>) -> Respond + Clone,
+> {
+    let service = Arc::new(service);
+    let generated = ShardControlServer::from_arc(service.clone())
+        .max_decoding_message_size(max_message_bytes)
+        .max_encoding_message_size(max_message_bytes);
+    let max = max_message_bytes;
+    HandFramed::new(
+        generated,
+        move |req: http::Request<Body>,
+              generated: &mut ShardControlServer<ShardControlService>|
+              -> Respond {
+            if req.uri().path() != wire::IMPORT_ROWS_PATH {
+                return generated.call(req);
+            }
+            let service = service.clone();
+            Box::pin(async move {
+                let chunks = import_chunks(req.into_body(), max);
+                let result = service.import(chunks).await.map(|rows| {
+                    let mut response = MessageWriter::new();
+                    response.uint(1, rows);
+                    response
+                });
+                Ok(respond(result, max))
+            })
+        },
+    )
+}
+
+/// The `ImportChunk`s of a request body as they arrive (rows that came in one frame are
+/// shared with it, not copied).
+fn import_chunks(
+    body: Body,
+    max: usize,
+) -> Pin<Box<dyn Stream<Item = Result<pb::ImportChunk, Status>> + Send>> {
+    let reader = Some(MessageReader::new(body, max));
+    Box::pin(futures::stream::unfold(reader, |reader| async move {
+        let mut reader = reader?;
+        match reader.next_message().await {
+            Ok(Some(message)) => {
+                let chunk = pb::ImportChunk::decode(message)
+                    .map_err(|e| Status::internal(format!("failed to decode ImportChunk: {e}")));
+                Some((chunk, Some(reader)))
+            }
+            Ok(None) => None,
+            Err(e) => Some((Err(read_status(e)), None)),
+        }
+    }))
 }
 
 /// The progress stream of a source.
@@ -135,19 +216,7 @@ impl ShardControl for ShardControlService {
         &self,
         request: Request<Streaming<pb::ImportChunk>>,
     ) -> Result<Response<pb::ImportRowsResponse>, Status> {
-        // In its own task: when the source goes away tonic drops this handler, and the
-        // import must still see its stream fail and drop what it received.
-        let rows = self
-            .background()?
-            .spawn(destination::import(
-                self.node.engine().clone(),
-                self.node.incoming().clone(),
-                self.node.migration_counters().clone(),
-                request.into_inner(),
-            ))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(from_migration)?;
+        let rows = self.import(request.into_inner()).await?;
         Ok(Response::new(pb::ImportRowsResponse { rows }))
     }
 

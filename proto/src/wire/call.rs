@@ -1,17 +1,18 @@
-//! Hand-framed unary calls for `Pull` and `Push` over a node's channel: the request's
-//! payloads are sent from the caller's buffers and the response is read from the frames
-//! it arrived in (`strata_proto::wire`), with the status handling of tonic's client.
+//! Calls with hand-framed bodies over a tonic `Channel`, with the status handling of
+//! tonic's client: the request body is sent as it is and the response message is read
+//! from the frames it arrived in.
 
 use http::header::{CONTENT_TYPE, TE};
 use http::{HeaderValue, Method, StatusCode, Uri, Version};
-use strata_proto::wire::{self, ChunkBody, Chunks, MessageWriter, ReadError};
 use tonic::body::Body;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tower::{Service, ServiceExt};
 
+use super::{read_unary, ChunkBody, Chunks, MessageWriter, ReadError};
+
 /// Sends `message` to `path` over `channel` and returns the response message.
-pub(crate) async fn call(
+pub async fn unary_call(
     channel: &Channel,
     path: &'static str,
     message: MessageWriter,
@@ -19,14 +20,31 @@ pub(crate) async fn call(
 ) -> Result<Chunks, Status> {
     if message.len() > max_message_bytes {
         return Err(Status::resource_exhausted(format!(
-            "request of {} bytes is over the client's message limit of {max_message_bytes} bytes",
+            "request of {} bytes is over the message limit of {max_message_bytes} bytes",
             message.len()
         )));
     }
     let chunks = message
         .finish()
         .map_err(|e| Status::resource_exhausted(e.to_string()))?;
-    let mut request = http::Request::new(Body::new(ChunkBody::new(chunks)));
+    call(
+        channel,
+        path,
+        Body::new(ChunkBody::new(chunks)),
+        max_message_bytes,
+    )
+    .await
+}
+
+/// Sends `body` (one or more length-prefixed messages) to `path` over `channel` and
+/// returns the one response message.
+pub async fn call(
+    channel: &Channel,
+    path: &'static str,
+    body: Body,
+    max_message_bytes: usize,
+) -> Result<Chunks, Status> {
+    let mut request = http::Request::new(body);
     *request.method_mut() = Method::POST;
     *request.uri_mut() = Uri::from_static(path);
     *request.version_mut() = Version::HTTP_2;
@@ -51,7 +69,7 @@ pub(crate) async fn call(
     }
     let http_status = response.status();
     let mut body = response.into_body();
-    let received = wire::read_unary(&mut body, max_message_bytes)
+    let received = read_unary(&mut body, max_message_bytes)
         .await
         .map_err(|e| match e {
             ReadError::Body(status) => status,
