@@ -14,12 +14,13 @@ pub fn ids_from_bytes(bytes: &[u8]) -> Result<Cow<'_, [u64]>, EngineError> {
     check_length("ids", bytes.len(), 8)?;
     Ok(match bytemuck::try_cast_slice::<u8, u64>(bytes) {
         Ok(ids) => Cow::Borrowed(ids),
-        Err(_) => {
-            // Unaligned (the usual case inside a decoded message): one memcpy.
-            let mut ids = vec![0u64; bytes.len() / 8];
-            bytemuck::cast_slice_mut::<u64, u8>(&mut ids).copy_from_slice(bytes);
-            Cow::Owned(ids)
-        }
+        // Unaligned (the usual case inside a received frame): one copy, no zeroing first.
+        Err(_) => Cow::Owned(
+            bytes
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                .collect(),
+        ),
     })
 }
 
@@ -33,11 +34,12 @@ pub fn f32s_from_bytes<'a>(
     check_length(field, bytes.len(), 4)?;
     Ok(match bytemuck::try_cast_slice::<u8, f32>(bytes) {
         Ok(v) => Cow::Borrowed(v),
-        Err(_) => {
-            let mut values = vec![0f32; bytes.len() / 4];
-            bytemuck::cast_slice_mut::<f32, u8>(&mut values).copy_from_slice(bytes);
-            Cow::Owned(values)
-        }
+        Err(_) => Cow::Owned(
+            bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        ),
     })
 }
 
