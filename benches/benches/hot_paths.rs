@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the hot paths the W1 end-to-end figure depends on, one W1 step's
-//! worth of rows each (2302 unique ids, dim 64): request decode, the client's dedup and
-//! split by node, host-tier gather and Adagrad apply through the engine, response encode.
+//! worth of rows each (2302 unique ids, dim 64): request decode and response encode (the
+//! hand-framed path served today and tonic's codec path it replaced), the client's dedup
+//! and split by node, host-tier gather and Adagrad apply through the engine.
 //!
 //! Run: `cargo bench -p strata-bench --bench hot_paths` (`-- --quick` for a short run).
 
@@ -12,7 +13,10 @@ use prost::Message;
 use strata_client::batch::{Dedup, Split};
 use strata_client::routing::Routing;
 use strata_proto::v1 as pb;
-use strata_server::engine::payload::{f32s_from_bytes, f32s_into_bytes, ids_from_bytes};
+use strata_proto::wire::{Chunks, MessageWriter, PushRequestView};
+use strata_server::engine::payload::{
+    f32s_from_bytes, f32s_from_chunks, f32s_into_bytes, ids_from_bytes, ids_from_chunks,
+};
 use strata_server::engine::{Engine, EngineConfig};
 use strata_server::init::SplitMix64;
 use strata_server::optimizer::{OptimizerConfig, OptimizerKind};
@@ -49,21 +53,46 @@ fn decode_and_encode(c: &mut Criterion) {
     let wire = Bytes::from(wire);
     let mut g = c.benchmark_group("wire");
     g.throughput(Throughput::Elements(ids.len() as u64));
-    g.bench_function("push request decode (prost + payload views)", |b| {
+    // As served: the message in the HTTP/2 frames it arrived in (here its first 4 KiB and
+    // the rest), fields read in place; unaligned payloads are copied once.
+    let mut frames = Chunks::new();
+    frames.push(wire.slice(..4096));
+    frames.push(wire.slice(4096..));
+    g.bench_function("push request decode (hand-framed, 2 frames)", |b| {
         b.iter(|| {
-            let req = pb::PushRequest::decode(wire.clone()).expect("decode");
+            let view = PushRequestView::parse(&frames).expect("decode");
+            let ids = ids_from_chunks(&frames, view.ids.clone()).expect("ids");
+            let grads =
+                f32s_from_chunks("grads", &frames, view.grads.clone(), 4 * DIM).expect("grads");
+            black_box((ids.len(), grads.len()));
+        })
+    });
+    // What tonic's codec did: gather the frames into one buffer, then prost.
+    g.bench_function("push request decode (tonic codec: gather + prost)", |b| {
+        b.iter(|| {
+            let mut buf = bytes::BytesMut::with_capacity(wire.len());
+            buf.extend_from_slice(&wire[..4096]);
+            buf.extend_from_slice(&wire[4096..]);
+            let req = pb::PushRequest::decode(buf.freeze()).expect("decode");
             let ids = ids_from_bytes(&req.ids).expect("ids");
             let grads = f32s_from_bytes("grads", &req.grads, 4 * DIM).expect("grads");
             black_box((ids.len(), grads.len()));
         })
     });
-    let values: Vec<f32> = grads.clone();
-    g.bench_function("pull response encode (Bytes payload)", |b| {
-        let mut buf = Vec::with_capacity(values.len() * 4 + 64);
+    let values = f32s_into_bytes(grads.clone());
+    g.bench_function("pull response encode (hand-framed chunks)", |b| {
+        b.iter(|| {
+            let mut w = MessageWriter::new();
+            w.bytes(1, values.clone()).uint(2, DIM as u64);
+            black_box(w.finish().expect("small").len());
+        })
+    });
+    g.bench_function("pull response encode (tonic codec: into its buffer)", |b| {
+        let mut buf = Vec::with_capacity(values.len() + 64);
         b.iter(|| {
             buf.clear();
             let resp = pb::PullResponse {
-                values: f32s_into_bytes(values.clone()),
+                values: values.clone(),
                 dim: DIM as u32,
             };
             resp.encode(&mut buf).expect("encode");
