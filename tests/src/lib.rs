@@ -104,6 +104,16 @@ impl DevServer {
         let _ = self.child.wait();
     }
 
+    /// A plain gRPC channel to the server, once it answers (for generated clients).
+    pub async fn channel(&self) -> anyhow::Result<tonic::transport::Channel> {
+        self.client().await?;
+        Ok(
+            tonic::transport::Endpoint::from_shared(format!("http://{}", self.address))?
+                .connect()
+                .await?,
+        )
+    }
+
     /// Connects a client, retrying until the server answers (bounded).
     pub async fn client(&self) -> anyhow::Result<strata_client::Client> {
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -19,12 +19,7 @@ const IDS: [u64; 3] = [10, 20, 30];
 async fn fixture(extra: &[&str]) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = DevServer::start(dir.path(), extra).expect("start");
-    server.client().await.expect("ready");
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.address))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+    let channel = server.channel().await.expect("channel");
     let param = ParameterClient::new(channel.clone()).max_decoding_message_size(64 << 20);
     let mut coord = CoordinatorClient::new(channel);
     coord

@@ -198,11 +198,7 @@ async fn metrics_and_health_are_served() {
     );
     assert!(body.contains("code=\"NotFound\""), "{body}");
 
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.address))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+    let channel = server.channel().await.expect("channel");
     let mut health = tonic_health_client(channel);
     let resp = health
         .check(HealthCheckRequest {
@@ -243,12 +239,7 @@ async fn reflection_lists_the_strata_services() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let server = DevServer::start(dir.path(), &[]).expect("start");
-    server.client().await.expect("ready");
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.address))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+    let channel = server.channel().await.expect("channel");
     let mut reflection = ServerReflectionClient::new(channel);
     let request = ServerReflectionRequest {
         host: String::new(),

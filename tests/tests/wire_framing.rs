@@ -21,12 +21,7 @@ struct Fixture {
 async fn fixture(dim: u32) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = DevServer::start(dir.path(), &[]).expect("start");
-    server.client().await.expect("ready");
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.address))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+    let channel = server.channel().await.expect("channel");
     CoordinatorClient::new(channel.clone())
         .create_table(pb::CreateTableRequest {
             spec: Some(table_spec("t", dim, "sgd", 1.0)),

@@ -51,15 +51,15 @@ impl PullRequestView {
     pub fn parse(message: &Chunks) -> Result<Self, WireError> {
         const NAME: &str = "PullRequest";
         let mut view = Self::default();
-        let mut fields = FieldReader::new(message);
-        while let Some(field) = fields.next_field()? {
-            match field.number {
-                1 => view.table = string(message, NAME, 1, field.value)?,
-                2 => view.ids = len(NAME, 2, field.value)?,
-                3 => view.epoch = varint(NAME, 3, field.value)?,
+        for_each_field(message, |number, value| {
+            match number {
+                1 => view.table = string(message, NAME, 1, value)?,
+                2 => view.ids = len(NAME, 2, value)?,
+                3 => view.epoch = varint(NAME, 3, value)?,
                 _ => {}
             }
-        }
+            Ok(())
+        })?;
         Ok(view)
     }
 }
@@ -69,18 +69,18 @@ impl PushRequestView {
     pub fn parse(message: &Chunks) -> Result<Self, WireError> {
         const NAME: &str = "PushRequest";
         let mut view = Self::default();
-        let mut fields = FieldReader::new(message);
-        while let Some(field) = fields.next_field()? {
-            match field.number {
-                1 => view.table = string(message, NAME, 1, field.value)?,
-                2 => view.ids = len(NAME, 2, field.value)?,
-                3 => view.grads = len(NAME, 3, field.value)?,
-                4 => view.epoch = varint(NAME, 4, field.value)?,
-                5 => view.client_id = string(message, NAME, 5, field.value)?,
-                6 => view.seq = varint(NAME, 6, field.value)?,
+        for_each_field(message, |number, value| {
+            match number {
+                1 => view.table = string(message, NAME, 1, value)?,
+                2 => view.ids = len(NAME, 2, value)?,
+                3 => view.grads = len(NAME, 3, value)?,
+                4 => view.epoch = varint(NAME, 4, value)?,
+                5 => view.client_id = string(message, NAME, 5, value)?,
+                6 => view.seq = varint(NAME, 6, value)?,
                 _ => {}
             }
-        }
+            Ok(())
+        })?;
         Ok(view)
     }
 }
@@ -90,17 +90,29 @@ impl PullResponseView {
     pub fn parse(message: &Chunks) -> Result<Self, WireError> {
         const NAME: &str = "PullResponse";
         let mut view = Self::default();
-        let mut fields = FieldReader::new(message);
-        while let Some(field) = fields.next_field()? {
-            match field.number {
-                1 => view.values = len(NAME, 1, field.value)?,
+        for_each_field(message, |number, value| {
+            match number {
+                1 => view.values = len(NAME, 1, value)?,
                 // uint32 fields keep the low 32 bits of the varint, as protobuf says.
-                2 => view.dim = varint(NAME, 2, field.value)? as u32,
+                2 => view.dim = varint(NAME, 2, value)? as u32,
                 _ => {}
             }
-        }
+            Ok(())
+        })?;
         Ok(view)
     }
+}
+
+/// Calls `on` with each field of `message` in order.
+fn for_each_field(
+    message: &Chunks,
+    mut on: impl FnMut(u32, FieldValue) -> Result<(), WireError>,
+) -> Result<(), WireError> {
+    let mut fields = FieldReader::new(message);
+    while let Some(field) = fields.next_field()? {
+        on(field.number, field.value)?;
+    }
+    Ok(())
 }
 
 fn len(message: &'static str, field: u32, value: FieldValue) -> Result<Range<usize>, WireError> {
