@@ -35,7 +35,6 @@ use self::payload::{copy_f32s, f32s_to_bytes, ids_to_bytes};
 use self::routing::{NodeConn, Routing, MAX_MESSAGE_BYTES};
 pub use strata_proto::v1;
 
-/// Attempts of one call when routing is stale.
 /// Attempts of one call while routing is stale (a hand-off of a migration fences its range
 /// for a moment; with the backoff below the client keeps trying for about 9 s).
 const MAX_ATTEMPTS: u32 = 48;
@@ -674,7 +673,6 @@ impl Client {
     }
 }
 
-/// Copies distinct rows to every request position.
 /// Sums the gradient rows of duplicate ids into one row per distinct id.
 fn sum_duplicates(dedup: &Dedup, grads: &[u8], dim: usize) -> Bytes {
     let mut sum = vec![0.0f32; dedup.unique.len() * dim];
@@ -692,6 +690,7 @@ fn sum_duplicates(dedup: &Dedup, grads: &[u8], dim: usize) -> Bytes {
     f32s_to_bytes(sum)
 }
 
+/// Copies distinct rows to every request position.
 fn expand(dedup: &Dedup, values: &[f32], dim: usize, out: &mut [f32]) {
     for (pos, &u) in dedup.position.iter().enumerate() {
         let u = u as usize;

@@ -116,14 +116,15 @@ async fn malformed_framing_is_refused_and_applies_nothing() {
     assert_eq!(s.code(), Code::Internal, "{s:?}");
     assert!(s.message().contains("PushRequest"), "{s:?}");
 
-    // Compressed flag without a negotiated encoding.
+    // Compressed flag without a negotiated encoding (INTERNAL, as gRPC says).
     let s = raw_status(
         &f.channel,
         wire::PUSH_PATH,
         vec![framed(message, true, None)],
     )
     .await;
-    assert_eq!(s.code(), Code::Unimplemented, "{s:?}");
+    assert_eq!(s.code(), Code::Internal, "{s:?}");
+    assert!(s.message().contains("compressed"), "{s:?}");
 
     // The prefix announces more bytes than the body carries.
     let declared = Some(message.len() as u32 + 10);

@@ -62,9 +62,10 @@ pub async fn call(
         .map_err(|e| Status::from_error(Box::new(e)))?;
 
     // A trailers-only response carries the status in its headers.
-    if let Some(status) = Status::from_header_map(response.headers()) {
+    let header_status = Status::from_header_map(response.headers());
+    if let Some(status) = &header_status {
         if status.code() != Code::Ok {
-            return Err(status);
+            return Err(status.clone());
         }
     }
     let http_status = response.status();
@@ -80,6 +81,7 @@ pub async fn call(
     match received.trailers.as_ref().and_then(Status::from_header_map) {
         Some(status) if status.code() != Code::Ok => return Err(status),
         Some(_) => {}
+        None if header_status.is_some() => {}
         None => return Err(missing_status(http_status)),
     }
     received
@@ -98,7 +100,7 @@ fn missing_status(http: StatusCode) -> Status {
         | StatusCode::BAD_GATEWAY
         | StatusCode::SERVICE_UNAVAILABLE
         | StatusCode::GATEWAY_TIMEOUT => Code::Unavailable,
-        StatusCode::OK => Code::Internal,
+        // A 200 without a status may have been cut short after the call took effect.
         _ => Code::Unknown,
     };
     Status::new(code, format!("response without grpc-status (HTTP {http})"))

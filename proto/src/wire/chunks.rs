@@ -42,6 +42,11 @@ impl Chunks {
         self.parts.len()
     }
 
+    /// The `i`-th buffer.
+    pub(super) fn part(&self, i: usize) -> Option<&Bytes> {
+        self.parts.get(i)
+    }
+
     /// The byte at `pos` (`pos < len`).
     pub fn byte(&self, pos: usize) -> Option<u8> {
         let (part, offset) = self.locate(pos)?;

@@ -5,6 +5,9 @@ use std::ops::Range;
 
 use super::{Chunks, WireError};
 
+/// Nested groups skipped at most (prost's recursion limit).
+const MAX_GROUP_DEPTH: u32 = 100;
+
 /// The value of one field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FieldValue {
@@ -16,6 +19,8 @@ pub enum FieldValue {
     Len(Range<usize>),
     /// Wire type 5.
     Fixed32(u32),
+    /// Wire types 3..4: a (deprecated) group, skipped.
+    Group,
 }
 
 /// One field: its number and value.
@@ -27,16 +32,25 @@ pub struct Field {
     pub value: FieldValue,
 }
 
-/// Reads the fields of one message in order.
+/// Reads the fields of one message in order, walking its buffers once (a message spread
+/// over many frames costs no more than one in a single frame).
 pub struct FieldReader<'a> {
     message: &'a Chunks,
     pos: usize,
+    /// The buffer holding `pos` and where it starts in the message.
+    part: usize,
+    part_start: usize,
 }
 
 impl<'a> FieldReader<'a> {
     /// A reader at the start of `message`.
     pub fn new(message: &'a Chunks) -> Self {
-        Self { message, pos: 0 }
+        Self {
+            message,
+            pos: 0,
+            part: 0,
+            part_start: 0,
+        }
     }
 
     /// The next field, or `None` at the end of the message.
@@ -45,12 +59,32 @@ impl<'a> FieldReader<'a> {
             return Ok(None);
         }
         let at = self.pos;
+        let (number, wire_type, key) = self.key()?;
+        let value = match wire_type {
+            3 => {
+                self.skip_group(number, 1)?;
+                FieldValue::Group
+            }
+            4 => return Err(WireError::BadKey { key, at }),
+            _ => self.value(wire_type, key, at)?,
+        };
+        Ok(Some(Field { number, value }))
+    }
+
+    /// A field key: number, wire type, and the raw key.
+    fn key(&mut self) -> Result<(u32, u64, u64), WireError> {
+        let at = self.pos;
         let key = self.varint()?;
         let number = key >> 3;
         if number == 0 || number > u64::from(u32::MAX >> 3) {
             return Err(WireError::BadKey { key, at });
         }
-        let value = match key & 7 {
+        Ok((number as u32, key & 7, key))
+    }
+
+    /// A value of wire type 0, 1, 2 or 5.
+    fn value(&mut self, wire_type: u64, key: u64, at: usize) -> Result<FieldValue, WireError> {
+        Ok(match wire_type {
             0 => FieldValue::Varint(self.varint()?),
             1 => FieldValue::Fixed64(u64::from_le_bytes(self.fixed::<8>()?)),
             2 => {
@@ -66,22 +100,55 @@ impl<'a> FieldReader<'a> {
             }
             5 => FieldValue::Fixed32(u32::from_le_bytes(self.fixed::<4>()?)),
             _ => return Err(WireError::BadKey { key, at }),
-        };
-        Ok(Some(Field {
-            number: number as u32,
-            value,
-        }))
+        })
+    }
+
+    /// Skips a group's fields up to its end key (`number`, wire type 4).
+    fn skip_group(&mut self, number: u32, depth: u32) -> Result<(), WireError> {
+        if depth > MAX_GROUP_DEPTH {
+            return Err(WireError::TooDeep);
+        }
+        loop {
+            if self.pos >= self.message.len() {
+                return Err(WireError::Truncated(self.pos));
+            }
+            let at = self.pos;
+            let (inner, wire_type, key) = self.key()?;
+            match wire_type {
+                3 => self.skip_group(inner, depth + 1)?,
+                4 if inner == number => return Ok(()),
+                4 => return Err(WireError::BadKey { key, at }),
+                _ => {
+                    self.value(wire_type, key, at)?;
+                }
+            }
+        }
+    }
+
+    /// The byte at `pos`, moving the buffer cursor forward as needed.
+    fn next_byte(&mut self) -> Option<u8> {
+        loop {
+            let part = self.message.part(self.part)?;
+            debug_assert!(self.pos >= self.part_start, "the reader only moves forward");
+            if self.pos < self.part_start + part.len() {
+                let byte = part[self.pos - self.part_start];
+                self.pos += 1;
+                return Some(byte);
+            }
+            self.part_start += part.len();
+            self.part += 1;
+        }
     }
 
     fn varint(&mut self) -> Result<u64, WireError> {
         let start = self.pos;
         let mut value = 0u64;
         for i in 0..10 {
-            let byte = self
-                .message
-                .byte(self.pos)
-                .ok_or(WireError::Truncated(start))?;
-            self.pos += 1;
+            let byte = self.next_byte().ok_or(WireError::Truncated(start))?;
+            // The tenth byte holds only the top bit of a u64.
+            if i == 9 && byte > 1 {
+                return Err(WireError::BadVarint(start));
+            }
             value |= u64::from(byte & 0x7f) << (7 * i);
             if byte < 0x80 {
                 return Ok(value);
@@ -91,11 +158,11 @@ impl<'a> FieldReader<'a> {
     }
 
     fn fixed<const N: usize>(&mut self) -> Result<[u8; N], WireError> {
+        let start = self.pos;
         let mut out = [0u8; N];
-        if !self.message.copy_to(self.pos, &mut out) {
-            return Err(WireError::Truncated(self.pos));
+        for b in out.iter_mut() {
+            *b = self.next_byte().ok_or(WireError::Truncated(start))?;
         }
-        self.pos += N;
         Ok(out)
     }
 }
@@ -137,6 +204,26 @@ mod tests {
     }
 
     #[test]
+    fn skips_groups_like_prost() {
+        // field 1 = group { field 2 varint 5, field 3 = group {} }, then field 4 varint 7.
+        let encoded = [0x0b, 0x10, 5, 0x1b, 0x1c, 0x0c, 0x20, 7];
+        let c = split_everywhere(&encoded);
+        let mut r = FieldReader::new(&c);
+        assert_eq!(
+            r.next_field().expect("valid").map(|f| f.value),
+            Some(FieldValue::Group)
+        );
+        let f = r.next_field().expect("valid").expect("field 4");
+        assert_eq!((f.number, f.value), (4, FieldValue::Varint(7)));
+        assert_eq!(r.next_field(), Ok(None));
+        // Nested too deep.
+        let mut deep = vec![0x0b; 101];
+        deep.extend(vec![0x0c; 101]);
+        let c = split_everywhere(&deep);
+        assert_eq!(FieldReader::new(&c).next_field(), Err(WireError::TooDeep));
+    }
+
+    #[test]
     fn refuses_malformed_messages() {
         let bad = |encoded: &[u8]| {
             let c = split_everywhere(encoded);
@@ -156,7 +243,19 @@ mod tests {
             Some(WireError::BadVarint(1))
         );
         assert_eq!(bad(&[0x00]), Some(WireError::BadKey { key: 0, at: 0 }));
-        assert_eq!(bad(&[0x0b]), Some(WireError::BadKey { key: 11, at: 0 }));
+        // An end-group key without its start.
+        assert_eq!(bad(&[0x0c]), Some(WireError::BadKey { key: 12, at: 0 }));
+        // A group that never ends, and one ended by another field's end key.
+        assert_eq!(bad(&[0x0b, 0x08, 1]), Some(WireError::Truncated(3)));
+        assert_eq!(
+            bad(&[0x0b, 0x14]),
+            Some(WireError::BadKey { key: 20, at: 1 })
+        );
+        // A tenth varint byte above 1 overflows a u64.
+        assert_eq!(
+            bad(&[0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]),
+            Some(WireError::BadVarint(1))
+        );
         assert_eq!(bad(&[0x11, 1, 2]), Some(WireError::Truncated(1)));
         assert_eq!(bad(&[]), None);
     }

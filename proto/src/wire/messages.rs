@@ -51,15 +51,17 @@ impl PullRequestView {
     pub fn parse(message: &Chunks) -> Result<Self, WireError> {
         const NAME: &str = "PullRequest";
         let mut view = Self::default();
+        let mut table = 0..0;
         for_each_field(message, |number, value| {
             match number {
-                1 => view.table = string(message, NAME, 1, value)?,
+                1 => table = len(NAME, 1, value)?,
                 2 => view.ids = len(NAME, 2, value)?,
                 3 => view.epoch = varint(NAME, 3, value)?,
                 _ => {}
             }
             Ok(())
         })?;
+        view.table = string(message, NAME, 1, table)?;
         Ok(view)
     }
 }
@@ -69,18 +71,22 @@ impl PushRequestView {
     pub fn parse(message: &Chunks) -> Result<Self, WireError> {
         const NAME: &str = "PushRequest";
         let mut view = Self::default();
+        let (mut table, mut client_id) = (0..0, 0..0);
         for_each_field(message, |number, value| {
             match number {
-                1 => view.table = string(message, NAME, 1, value)?,
+                1 => table = len(NAME, 1, value)?,
                 2 => view.ids = len(NAME, 2, value)?,
                 3 => view.grads = len(NAME, 3, value)?,
                 4 => view.epoch = varint(NAME, 4, value)?,
-                5 => view.client_id = string(message, NAME, 5, value)?,
+                5 => client_id = len(NAME, 5, value)?,
                 6 => view.seq = varint(NAME, 6, value)?,
                 _ => {}
             }
             Ok(())
         })?;
+        // Strings are decoded once, after the last occurrence of their field won.
+        view.table = string(message, NAME, 1, table)?;
+        view.client_id = string(message, NAME, 5, client_id)?;
         Ok(view)
     }
 }
@@ -133,9 +139,8 @@ fn string(
     chunks: &Chunks,
     message: &'static str,
     field: u32,
-    value: FieldValue,
+    range: Range<usize>,
 ) -> Result<String, WireError> {
-    let range = len(message, field, value)?;
     let bytes = chunks
         .bytes(range.clone())
         .ok_or(WireError::Truncated(range.start))?;

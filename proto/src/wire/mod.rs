@@ -57,6 +57,9 @@ pub enum WireError {
         /// Field number.
         field: u32,
     },
+    /// Groups nested deeper than protobuf decoders accept.
+    #[error("groups nested too deep")]
+    TooDeep,
     /// A message longer than a gRPC length prefix can say (4 GiB).
     #[error("message of {0} bytes is too long for gRPC")]
     TooLong(usize),

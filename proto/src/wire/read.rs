@@ -4,7 +4,7 @@
 use std::future::poll_fn;
 use std::pin::Pin;
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use http::HeaderMap;
 
 use super::{Chunks, GRPC_PREFIX};
@@ -32,8 +32,8 @@ pub enum ReadError<E> {
         /// The limit.
         max: usize,
     },
-    /// The compressed flag is set (strata does not negotiate compression).
-    #[error("compressed messages are not supported")]
+    /// The compressed flag is set (or not 0 or 1): strata negotiates no compression.
+    #[error("compressed flag set, but no message encoding was negotiated")]
     Compressed,
     /// The body ended inside the prefix or the message.
     #[error("body ended after {got} of {want} bytes")]
@@ -54,10 +54,16 @@ pub enum ReadError<E> {
 pub struct MessageReader<B> {
     body: B,
     buffered: Chunks,
+    /// Small frames copied together (they follow every byte of `buffered`).
+    small: BytesMut,
     max: usize,
     trailers: Option<HeaderMap>,
     ended: bool,
 }
+
+/// Frames shorter than this are copied together instead of kept one by one, so a peer that
+/// sends a message in tiny frames costs the memory and parsing of one that does not.
+const SMALL_FRAME: usize = 16 << 10;
 
 impl<B> MessageReader<B>
 where
@@ -68,6 +74,7 @@ where
         Self {
             body,
             buffered: Chunks::new(),
+            small: BytesMut::new(),
             max,
             trailers: None,
             ended: false,
@@ -78,20 +85,25 @@ where
     /// messages.
     pub async fn next_message(&mut self) -> Result<Option<Chunks>, ReadError<B::Error>> {
         loop {
+            let available = self.buffered.len() + self.small.len();
             let mut want = GRPC_PREFIX;
-            if self.buffered.len() >= GRPC_PREFIX {
+            if available >= GRPC_PREFIX {
+                if self.buffered.len() < GRPC_PREFIX {
+                    self.flush_small();
+                }
                 want += message_len(&self.buffered, self.max)?;
-                if self.buffered.len() >= want {
+                if available >= want {
+                    self.flush_small();
                     self.buffered.advance(GRPC_PREFIX);
                     return Ok(Some(self.buffered.split_to(want - GRPC_PREFIX)));
                 }
             }
             if self.ended {
-                return if self.buffered.is_empty() {
+                return if available == 0 {
                     Ok(None)
                 } else {
                     Err(ReadError::Incomplete {
-                        got: self.buffered.len(),
+                        got: available,
                         want,
                     })
                 };
@@ -102,10 +114,10 @@ where
 
     /// Reads the body to its end, refusing any further bytes (a unary call's one message).
     pub async fn finish(&mut self) -> Result<(), ReadError<B::Error>> {
-        while self.buffered.is_empty() && !self.ended {
+        while self.buffered.is_empty() && self.small.is_empty() && !self.ended {
             self.read_frame().await?;
         }
-        if self.buffered.is_empty() {
+        if self.buffered.is_empty() && self.small.is_empty() {
             Ok(())
         } else {
             Err(ReadError::Extra)
@@ -117,12 +129,27 @@ where
         self.trailers.take()
     }
 
+    fn flush_small(&mut self) {
+        if !self.small.is_empty() {
+            self.buffered.push(self.small.split().freeze());
+        }
+    }
+
     async fn read_frame(&mut self) -> Result<(), ReadError<B::Error>> {
         let body = &mut self.body;
         match poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await {
             None => self.ended = true,
             Some(frame) => match frame.map_err(ReadError::Body)?.into_data() {
-                Ok(bytes) => self.buffered.push(bytes),
+                Ok(bytes) if bytes.len() < SMALL_FRAME => {
+                    self.small.extend_from_slice(&bytes);
+                    if self.small.len() >= SMALL_FRAME {
+                        self.flush_small();
+                    }
+                }
+                Ok(bytes) => {
+                    self.flush_small();
+                    self.buffered.push(bytes);
+                }
                 Err(frame) => {
                     if let Ok(t) = frame.into_trailers() {
                         self.trailers = Some(t);
@@ -227,6 +254,32 @@ mod tests {
             block_on(reader.next_message()),
             Err(ReadError::Incomplete { got: 6, want: 7 })
         ));
+    }
+
+    #[test]
+    fn tiny_frames_are_gathered_and_large_ones_kept() {
+        // A 40 000-byte message: one byte per frame, then the same in one large frame.
+        let mut parts: Vec<Bytes> = vec![Bytes::from_static(&[0, 0, 0, 0x9c, 0x40])];
+        parts.extend((0..40_000).map(|i| Bytes::from(vec![(i % 251) as u8])));
+        let large = Bytes::from((0..40_000).map(|i| (i % 251) as u8).collect::<Vec<_>>());
+        parts.push(Bytes::from_static(&[0, 0, 0, 0x9c, 0x40]));
+        parts.push(large.clone());
+        let mut b = ChunkBody::new(parts);
+        let mut reader = MessageReader::new(&mut b, 1 << 20);
+        let tiny = block_on(reader.next_message())
+            .expect("valid")
+            .expect("message");
+        assert!(tiny.parts() <= 4, "{} parts", tiny.parts());
+        assert_eq!(tiny.bytes(0..40_000).expect("whole"), large);
+        let one = block_on(reader.next_message())
+            .expect("valid")
+            .expect("message");
+        assert_eq!(one.parts(), 1);
+        assert_eq!(
+            one.contiguous(0..40_000).expect("one frame").as_ptr(),
+            large.as_ptr()
+        );
+        assert!(block_on(reader.next_message()).expect("end").is_none());
     }
 
     #[test]

@@ -146,13 +146,20 @@ impl SourceRun {
         let sent = self.stream(&tables, &tx).await;
         drop(tx);
         let answer = match sent {
-            Ok(()) => tokio::time::timeout(DESTINATION_TIMEOUT, call)
-                .await
-                .map_err(|_| MigrationError::Destination {
-                    address: destination.clone(),
-                    message: format!("no answer within {DESTINATION_TIMEOUT:?}"),
-                })?
-                .map_err(|e| MigrationError::Task(e.to_string()))?,
+            Ok(()) => {
+                let abort = call.abort_handle();
+                tokio::time::timeout(DESTINATION_TIMEOUT, call)
+                    .await
+                    .map_err(|_| {
+                        // The call must not outlive the move (it holds the stream open).
+                        abort.abort();
+                        MigrationError::Destination {
+                            address: destination.clone(),
+                            message: format!("no answer within {DESTINATION_TIMEOUT:?}"),
+                        }
+                    })?
+                    .map_err(|e| MigrationError::Task(e.to_string()))?
+            }
             Err(e) => {
                 call.abort();
                 return Err(e);
@@ -319,7 +326,7 @@ impl SourceRun {
         Ok(())
     }
 
-    /// Rows of `row_floats` words (plus the id) per chunk: 4 MiB, or about an eighth of a
+    /// Rows of `row_floats` words (plus the id) per chunk: 1000 KiB, or about an eighth of a
     /// second's worth when throttled (so a throttled stream moves smoothly and reports often).
     fn rows_per_chunk(&self, row_floats: usize) -> usize {
         let bytes = match self.req.max_bytes_per_s {

@@ -74,8 +74,9 @@ pub fn read_status(e: ReadError<Status>) -> Status {
     match e {
         ReadError::Body(status) => status,
         ReadError::TooLarge { .. } => Status::resource_exhausted(e.to_string()),
-        ReadError::Compressed => Status::unimplemented(e.to_string()),
-        ReadError::Incomplete { .. } | ReadError::Extra => Status::internal(e.to_string()),
+        ReadError::Compressed | ReadError::Incomplete { .. } | ReadError::Extra => {
+            Status::internal(e.to_string())
+        }
     }
 }
 
