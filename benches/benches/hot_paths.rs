@@ -13,7 +13,7 @@ use prost::Message;
 use strata_client::batch::{Dedup, Split};
 use strata_client::routing::Routing;
 use strata_proto::v1 as pb;
-use strata_proto::wire::{Chunks, MessageWriter, PushRequestView};
+use strata_proto::wire::{self, Chunks, PushRequestView};
 use strata_server::engine::payload::{
     f32s_from_bytes, f32s_from_chunks, f32s_into_bytes, ids_from_bytes, ids_from_chunks,
 };
@@ -82,8 +82,7 @@ fn decode_and_encode(c: &mut Criterion) {
     let values = f32s_into_bytes(grads.clone());
     g.bench_function("pull response encode (hand-framed chunks)", |b| {
         b.iter(|| {
-            let mut w = MessageWriter::new();
-            w.bytes(1, values.clone()).uint(2, DIM as u64);
+            let w = wire::pull_response(values.clone(), DIM as u32);
             black_box(w.finish().expect("small").len());
         })
     });

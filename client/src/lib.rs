@@ -24,7 +24,7 @@ use parking_lot::RwLock;
 use prost::Message;
 use strata_proto::v1 as pb;
 use strata_proto::v1::coordinator_client::CoordinatorClient;
-use strata_proto::wire::{self, Chunks, MessageWriter, PullResponseView};
+use strata_proto::wire::{self, Chunks, PullResponseView};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
@@ -204,8 +204,7 @@ impl Client {
             "Pull",
             |node, part| {
                 let ids: Vec<u64> = part.iter().map(|&i| unique[i as usize]).collect();
-                let mut request = MessageWriter::new();
-                request.string(1, table).bytes(2, ids_to_bytes(ids));
+                let request = wire::pull_request(table, ids_to_bytes(ids), 0);
                 let channel = node.channel.clone();
                 async move {
                     let message =
@@ -324,18 +323,13 @@ impl Client {
                     }
                     Bytes::from(g)
                 };
-                let mut request = MessageWriter::new();
-                request
-                    .string(1, table)
-                    .bytes(2, ids_to_bytes(ids))
-                    .bytes(3, part_grads);
+                let request = wire::push_request(table, ids_to_bytes(ids), part_grads, 0);
                 let channel = node.channel.clone();
                 async move {
                     let message =
                         wire::unary_call(&channel, wire::PUSH_PATH, request, MAX_MESSAGE_BYTES)
                             .await?;
-                    let bytes = message.bytes(0..message.len()).unwrap_or_default();
-                    pb::PushResponse::decode(bytes)
+                    pb::PushResponse::decode(message)
                         .map_err(|e| Status::internal(format!("malformed PushResponse: {e}")))
                 }
             },

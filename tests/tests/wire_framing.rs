@@ -6,7 +6,7 @@ use bytes::Bytes;
 use strata_proto::v1 as pb;
 use strata_proto::v1::coordinator_client::CoordinatorClient;
 use strata_proto::v1::parameter_client::ParameterClient;
-use strata_proto::wire::{self, ChunkBody, MessageWriter};
+use strata_proto::wire::{self, ChunkBody};
 use strata_tests::{f32_bytes, f32s, ids_bytes, table_spec, DevServer};
 use tonic::body::Body;
 use tonic::transport::Channel;
@@ -98,10 +98,7 @@ async fn payloads_over_many_frames_round_trip_between_both_encoders() {
 async fn malformed_framing_is_refused_and_applies_nothing() {
     let f = fixture(4).await;
     let ids = [1u64, 2];
-    let mut good = MessageWriter::new();
-    good.string(1, "t")
-        .bytes(2, ids_bytes(&ids))
-        .bytes(3, Bytes::from(vec![0u8; 32]));
+    let good = wire::push_request("t", ids_bytes(&ids), Bytes::from(vec![0u8; 32]), 0);
     let good_bytes = concat(good.finish().expect("small"));
     let message = &good_bytes[wire::GRPC_PREFIX..];
 
@@ -158,10 +155,7 @@ async fn malformed_framing_is_refused_and_applies_nothing() {
     // Nothing was applied; a well-formed message, sent in one-byte frames, is.
     assert_eq!(values(&f.channel, &ids).await, vec![0.0; 8]);
     let ones: Vec<u8> = [1.0f32; 8].iter().flat_map(|g| g.to_le_bytes()).collect();
-    let mut push = MessageWriter::new();
-    push.string(1, "t")
-        .bytes(2, ids_bytes(&ids))
-        .bytes(3, Bytes::from(ones));
+    let push = wire::push_request("t", ids_bytes(&ids), Bytes::from(ones), 0);
     let pieces: Vec<Bytes> = concat(push.finish().expect("small"))
         .iter()
         .map(|b| Bytes::copy_from_slice(&[*b]))

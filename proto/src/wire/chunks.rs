@@ -47,12 +47,6 @@ impl Chunks {
         self.parts.get(i)
     }
 
-    /// The byte at `pos` (`pos < len`).
-    pub fn byte(&self, pos: usize) -> Option<u8> {
-        let (part, offset) = self.locate(pos)?;
-        Some(self.parts[part][offset])
-    }
-
     /// Removes the first `n` bytes (`n <= len`) and returns them (no copy).
     pub fn split_to(&mut self, n: usize) -> Chunks {
         let n = n.min(self.len);
@@ -205,8 +199,8 @@ mod tests {
     fn reads_across_buffers() {
         let c = three();
         assert_eq!((c.len(), c.parts()), (8, 3));
-        assert_eq!(c.byte(3), Some(b'd'));
-        assert_eq!(c.byte(8), None);
+        assert_eq!(c.contiguous(3..4), Some(&b"d"[..]));
+        assert_eq!(c.bytes(8..9), None);
         assert_eq!(c.contiguous(3..7), Some(&b"defg"[..]));
         assert_eq!(c.contiguous(2..4), None);
         let mut out = [0u8; 6];

@@ -1,13 +1,17 @@
-//! The payload messages of `Pull` and `Push` read from [`Chunks`]: small fields decoded,
-//! payload fields left where they are (as ranges into the message).
+//! The payload messages of `Pull` and `Push`: read from [`Chunks`] (small fields decoded,
+//! payload fields left where they are, as ranges into the message) and written with a
+//! [`MessageWriter`] (payloads passed on as the `Bytes` they are). The field numbers of
+//! these messages live here only.
 //!
 //! Protobuf rules apply: fields in any order, unknown fields skipped, the last occurrence
 //! of a field wins, absent fields take their default.
 
 use std::ops::Range;
 
+use bytes::Bytes;
+
 use super::fields::{FieldReader, FieldValue};
-use super::{Chunks, WireError};
+use super::{Chunks, MessageWriter, WireError};
 
 /// `strata.v1.PullRequest` with `ids` in place.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -107,6 +111,37 @@ impl PullResponseView {
         })?;
         Ok(view)
     }
+}
+
+/// A `PullRequest`: `ids` are packed u64 LE.
+pub fn pull_request(table: &str, ids: Bytes, epoch: u64) -> MessageWriter {
+    let mut w = MessageWriter::new();
+    w.string(1, table).bytes(2, ids).uint(3, epoch);
+    w
+}
+
+/// A `PushRequest`: `ids` packed u64 LE, `grads` packed f32 LE rows in the order of `ids`.
+pub fn push_request(table: &str, ids: Bytes, grads: Bytes, epoch: u64) -> MessageWriter {
+    let mut w = MessageWriter::new();
+    w.string(1, table)
+        .bytes(2, ids)
+        .bytes(3, grads)
+        .uint(4, epoch);
+    w
+}
+
+/// A `PullResponse`: `values` packed f32 LE rows of width `dim`.
+pub fn pull_response(values: Bytes, dim: u32) -> MessageWriter {
+    let mut w = MessageWriter::new();
+    w.bytes(1, values).uint(2, u64::from(dim));
+    w
+}
+
+/// A `PushResponse`.
+pub fn push_response(applied: u64) -> MessageWriter {
+    let mut w = MessageWriter::new();
+    w.uint(1, applied);
+    w
 }
 
 /// Calls `on` with each field of `message` in order.
@@ -221,6 +256,49 @@ mod tests {
             assert_eq!(v.dim, 10);
             assert_eq!(range_bytes(&c, &v.values), vec![7u8; 40]);
         }
+    }
+
+    fn encoded(w: MessageWriter) -> Vec<u8> {
+        let all: Vec<u8> = w
+            .finish()
+            .expect("small")
+            .iter()
+            .flat_map(|c| c.iter().copied())
+            .collect();
+        all[crate::wire::GRPC_PREFIX..].to_vec()
+    }
+
+    #[test]
+    fn encoders_equal_prost() {
+        let ids = Bytes::from(vec![3u8; 800]);
+        let grads = Bytes::from(vec![4u8; 1600]);
+        let pull = pb::PullRequest {
+            table: "t".into(),
+            ids: ids.clone(),
+            epoch: 9,
+        };
+        assert_eq!(
+            encoded(pull_request("t", ids.clone(), 9)),
+            pull.encode_to_vec()
+        );
+        let push = pb::PushRequest {
+            table: "t".into(),
+            ids: ids.clone(),
+            grads: grads.clone(),
+            epoch: 2,
+            ..Default::default()
+        };
+        assert_eq!(
+            encoded(push_request("t", ids, grads.clone(), 2)),
+            push.encode_to_vec()
+        );
+        let resp = pb::PullResponse {
+            values: grads.clone(),
+            dim: 100,
+        };
+        assert_eq!(encoded(pull_response(grads, 100)), resp.encode_to_vec());
+        let ack = pb::PushResponse { applied: 77 };
+        assert_eq!(encoded(push_response(77)), ack.encode_to_vec());
     }
 
     #[test]

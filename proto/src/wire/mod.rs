@@ -19,7 +19,10 @@ pub use body::ChunkBody;
 pub use call::{call, unary_call};
 pub use chunks::Chunks;
 pub use fields::{Field, FieldReader, FieldValue};
-pub use messages::{PullRequestView, PullResponseView, PushRequestView};
+pub use messages::{
+    pull_request, pull_response, push_request, push_response, PullRequestView, PullResponseView,
+    PushRequestView,
+};
 pub use read::{read_unary, MessageReader, ReadError, Received};
 pub use writer::MessageWriter;
 

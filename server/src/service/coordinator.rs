@@ -277,7 +277,6 @@ impl Coordinator for CoordinatorService {
     }
 }
 
-/// Tables of `engine` with their rows and bytes.
 /// Shards with the rows and bytes the engine holds in their slot ranges.
 fn with_shard_usage(
     engine: &crate::engine::Engine,

@@ -62,9 +62,7 @@ async fn pull(service: &ParameterService, body: Body, max: usize) -> Result<Mess
     let (values, dim) = service
         .pull_rows(&view.table, &ids, view.epoch)
         .map_err(from_engine)?;
-    let mut response = MessageWriter::new();
-    response.bytes(1, values).uint(2, u64::from(dim));
-    Ok(response)
+    Ok(wire::pull_response(values, dim))
 }
 
 async fn push(service: &ParameterService, body: Body, max: usize) -> Result<MessageWriter, Status> {
@@ -76,7 +74,5 @@ async fn push(service: &ParameterService, body: Body, max: usize) -> Result<Mess
             f32s_from_chunks("grads", &message, view.grads.clone(), 4 * dim)
         })
         .map_err(from_engine)?;
-    let mut response = MessageWriter::new();
-    response.uint(1, applied);
-    Ok(response)
+    Ok(wire::push_response(applied))
 }
