@@ -1,5 +1,7 @@
 //! Rows in fixed-size chunks of f32 words: no per-row allocation and no copy on growth.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::chunk::Chunk;
 
 /// A growable array of fixed-width rows stored in 2 MiB [`Chunk`]s.
@@ -9,7 +11,12 @@ pub struct Arena {
     chunk_rows: usize,
     chunks: Vec<Chunk>,
     len: usize,
+    /// Words of the last chunk whose pages are faulted in ([`Chunk::populate`]).
+    populated: usize,
 }
+
+/// Cleared once the kernel refuses [`Chunk::populate`]: rows are then faulted in by writes.
+static POPULATE_WORKS: AtomicBool = AtomicBool::new(true);
 
 impl Arena {
     /// An empty arena of rows `row_floats` words wide (1 to a chunk's words: table specs
@@ -24,18 +31,38 @@ impl Arena {
             chunk_rows: Chunk::WORDS / row_floats,
             chunks: Vec::new(),
             len: 0,
+            populated: 0,
         }
     }
 
     /// Appends a zeroed row and returns its index.
     pub fn push_zeroed(&mut self) -> u32 {
         if self.len == self.chunks.len() * self.chunk_rows {
-            // Zero-filled by the OS, page by page as rows are written.
+            // Zero-filled by the OS, a few pages at a time as rows are appended.
             self.chunks.push(Chunk::zeroed());
+            self.populated = 0;
         }
         let idx = self.len;
         self.len += 1;
+        let end = (idx % self.chunk_rows + 1) * self.row_floats;
+        if end > self.populated {
+            self.populate_through(end);
+        }
         idx as u32
+    }
+
+    /// Faults in the last chunk's pages up to word `end` and a little beyond, in one call.
+    #[cold]
+    fn populate_through(&mut self, end: usize) {
+        const STEP_WORDS: usize = Chunk::POPULATE_BYTES / 4;
+        let target = end.next_multiple_of(STEP_WORDS).min(Chunk::WORDS);
+        let from = self.populated;
+        if let Some(chunk) = self.chunks.last_mut() {
+            if POPULATE_WORKS.load(Ordering::Relaxed) && !chunk.populate(from..target) {
+                POPULATE_WORKS.store(false, Ordering::Relaxed);
+            }
+        }
+        self.populated = target;
     }
 
     /// The row at `idx`.
@@ -65,6 +92,7 @@ impl Arena {
     pub fn clear(&mut self) {
         self.chunks = Vec::new();
         self.len = 0;
+        self.populated = 0;
     }
 
     /// Copies row `from` over row `to` (`to < from`), for compaction.
@@ -93,6 +121,8 @@ impl Arena {
             let base = (kept - 1) * self.chunk_rows;
             let (used, end) = (len - base, (self.len - base).min(self.chunk_rows));
             last.zero_words(used * self.row_floats..end * self.row_floats);
+            // Whole pages past the rows kept went back to the OS.
+            self.populated = used * self.row_floats;
         }
         self.len = len;
     }
@@ -119,19 +149,19 @@ impl Arena {
     }
 }
 
-/// Prefetches the cache lines of a span (up to 16 lines).
+/// Prefetches every cache line a span touches (up to 16 lines).
 #[inline]
 fn prefetch_span(span: &[f32]) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let bytes = span.len() * 4;
-        let base = span.as_ptr() as *const i8;
-        let mut off = 0;
-        while off < bytes && off < 16 * 64 {
-            // SAFETY: prefetch is a hint that never faults; `base + off` stays inside `span`.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(base.add(off)) };
-            off += 64;
+        // A span that starts inside a line ends one line further than its length says.
+        let skew = span.as_ptr() as usize % 64;
+        let lines = (skew + span.len() * 4).div_ceil(64).min(16);
+        let first = span.as_ptr().cast::<i8>().wrapping_sub(skew);
+        for line in 0..lines {
+            // SAFETY: prefetch is a hint that never faults; the address is only computed.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(first.wrapping_add(line * 64)) };
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
