@@ -42,6 +42,8 @@ pub struct HostTier {
     spec: TableSpec,
     layout: RowLayout,
     num_slots: u32,
+    /// The stripe of each slot (`slot * stripes / num_slots`, looked up: no division per id).
+    stripe_by_slot: Box<[u16]>,
     stripes: Box<[Mutex<Stripe>]>,
     gate: RwLock<()>,
     budget: Arc<MemoryBudget>,
@@ -63,10 +65,14 @@ impl HostTier {
                 Mutex::new(Stripe::new(layout.row_floats(), num_slots, slots))
             })
             .collect();
+        let stripe_by_slot = (0..num_slots as usize)
+            .map(|slot| (slot * count / num_slots as usize) as u16)
+            .collect();
         Self {
             spec,
             layout,
             num_slots,
+            stripe_by_slot,
             stripes,
             gate: RwLock::new(()),
             budget,
@@ -76,12 +82,12 @@ impl HostTier {
 
     #[inline]
     fn stripe_of(&self, id: u64) -> u16 {
-        self.stripe_of_slot(slot_of(id, self.num_slots)) as u16
+        self.stripe_by_slot[slot_of(id, self.num_slots) as usize]
     }
 
     #[inline]
     fn stripe_of_slot(&self, slot: u32) -> usize {
-        slot as usize * self.stripes.len() / self.num_slots as usize
+        self.stripe_by_slot[slot as usize] as usize
     }
 
     fn group(&self, ids: &[u64]) -> StripeGroups {
