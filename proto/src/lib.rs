@@ -64,7 +64,11 @@ mod tests {
         for num_slots in [1u32, 2, 3, 7, 1000, 4096, 4097, 65_536, u32::MAX] {
             for id in (0..2000u64).chain([u64::MAX - 1, u64::MAX, 1 << 40]) {
                 let expected = (splitmix64(id) % u64::from(num_slots)) as u32;
-                assert_eq!(slot_of(id, num_slots), expected, "id {id} of {num_slots} slots");
+                assert_eq!(
+                    slot_of(id, num_slots),
+                    expected,
+                    "id {id} of {num_slots} slots"
+                );
             }
         }
     }
