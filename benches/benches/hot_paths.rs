@@ -1,7 +1,8 @@
 //! Micro-benchmarks of the hot paths the W1 end-to-end figure depends on, one W1 step's
 //! worth of rows each (2302 unique ids, dim 64): request decode and response encode (the
 //! hand-framed path served today and tonic's codec path it replaced), the client's dedup
-//! and split by node, host-tier gather and Adagrad apply through the engine.
+//! and split by node, host-tier gather and Adagrad apply through the engine, and the bench's
+//! own W1 batch draw (it runs on the cores the server runs on).
 //!
 //! Run: `cargo bench -p strata-bench --bench hot_paths` (`-- --quick` for a short run).
 
@@ -10,6 +11,7 @@ use std::hint::black_box;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use prost::Message;
+use strata_bench::workload::{IdStream, WorkloadSpec};
 use strata_client::batch::{Dedup, Split};
 use strata_client::routing::Routing;
 use strata_proto::v1 as pb;
@@ -198,5 +200,33 @@ fn engine_paths(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decode_and_encode, client_split, engine_paths);
+fn batch_draw(c: &mut Criterion) {
+    let spec = WorkloadSpec {
+        keys: 10_000_000,
+        dim: DIM,
+        batch: 4096,
+        zipf: 1.05,
+        seed: 1,
+        grad_scale: 0.01,
+    };
+    let mut stream = IdStream::new(&spec, 0).expect("W1 spec");
+    let mut ids = Vec::new();
+    let mut g = c.benchmark_group("bench");
+    g.throughput(Throughput::Elements(spec.batch as u64));
+    g.bench_function("W1 batch draw (4096 Zipf draws, sort, dedup)", |b| {
+        b.iter(|| {
+            stream.next_batch(&mut ids);
+            black_box(ids.len());
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    decode_and_encode,
+    client_split,
+    engine_paths,
+    batch_draw
+);
 criterion_main!(benches);
