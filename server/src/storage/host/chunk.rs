@@ -17,6 +17,10 @@ use std::ptr::NonNull;
 /// Bytes of one chunk.
 pub const CHUNK_BYTES: usize = 2 << 20;
 
+/// Words in a 4 KiB page: the unit pages are released and populated in.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const PAGE_WORDS: usize = 4096 / 4;
+
 /// One chunk of zeroed `f32` words, [`CHUNK_BYTES`] long.
 pub struct Chunk {
     words: NonNull<f32>,
@@ -43,9 +47,7 @@ impl Chunk {
         let rest = released.end.max(words.start);
         self[rest..words.end].fill(0.0);
     }
-}
 
-impl Chunk {
     /// Bytes faulted in at once by [`Chunk::populate`]: 16 pages per call instead of one
     /// page fault per page.
     pub const POPULATE_BYTES: usize = 64 << 10;
@@ -124,7 +126,6 @@ fn map() -> NonNull<f32> {
 /// `words.start` when none: the caller zero-fills the rest).
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn release_pages(chunk: &mut Chunk, words: std::ops::Range<usize>) -> std::ops::Range<usize> {
-    const PAGE_WORDS: usize = 4096 / 4;
     let first = words.start.next_multiple_of(PAGE_WORDS).min(words.end);
     let last = words.end - words.end % PAGE_WORDS;
     if last <= first {
@@ -150,7 +151,6 @@ fn release_pages(chunk: &mut Chunk, words: std::ops::Range<usize>) -> std::ops::
 /// See [`Chunk::populate`].
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn populate_pages(chunk: &mut Chunk, words: std::ops::Range<usize>) -> bool {
-    const PAGE_WORDS: usize = 4096 / 4;
     let first = words.start - words.start % PAGE_WORDS;
     let last = words.end.next_multiple_of(PAGE_WORDS).min(Chunk::WORDS);
     if last <= first {
