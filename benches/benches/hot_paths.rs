@@ -201,14 +201,7 @@ fn engine_paths(c: &mut Criterion) {
 }
 
 fn batch_draw(c: &mut Criterion) {
-    let spec = WorkloadSpec {
-        keys: 10_000_000,
-        dim: DIM,
-        batch: 4096,
-        zipf: 1.05,
-        seed: 1,
-        grad_scale: 0.01,
-    };
+    let spec = WorkloadSpec::w1();
     let mut stream = IdStream::new(&spec, 0).expect("W1 spec");
     let mut ids = Vec::new();
     let mut g = c.benchmark_group("bench");

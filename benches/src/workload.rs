@@ -28,6 +28,20 @@ pub struct WorkloadSpec {
     pub grad_scale: f64,
 }
 
+impl WorkloadSpec {
+    /// W1's defaults (WORKLOAD.md): 10 M ids, dim 64, batches of 4096 Zipf(1.05) draws, seed 1.
+    pub fn w1() -> Self {
+        Self {
+            keys: 10_000_000,
+            dim: 64,
+            batch: 4096,
+            zipf: 1.05,
+            seed: 1,
+            grad_scale: 0.01,
+        }
+    }
+}
+
 /// Draws W1 id batches for one trainer (stream `t` of the seed).
 #[derive(Debug, Clone)]
 pub struct IdStream {
@@ -129,20 +143,9 @@ pub fn initial_row(id: u64, scale: f64, out: &mut [f32]) {
 mod tests {
     use super::*;
 
-    fn w1() -> WorkloadSpec {
-        WorkloadSpec {
-            keys: 10_000_000,
-            dim: 64,
-            batch: 4096,
-            zipf: 1.05,
-            seed: 1,
-            grad_scale: 0.01,
-        }
-    }
-
     #[test]
     fn batches_are_sorted_unique_and_in_range() {
-        let spec = w1();
+        let spec = WorkloadSpec::w1();
         let mut s = IdStream::new(&spec, 0).expect("valid");
         let mut ids = Vec::new();
         let mut total = 0usize;
@@ -161,7 +164,7 @@ mod tests {
 
     #[test]
     fn id_stream_is_reproducible_per_seed_and_trainer() {
-        let spec = w1();
+        let spec = WorkloadSpec::w1();
         let run = |spec: &WorkloadSpec, t| {
             let mut s = IdStream::new(spec, t).expect("valid");
             let mut out = Vec::new();
@@ -186,7 +189,7 @@ mod tests {
         let spec = WorkloadSpec {
             batch: 16,
             dim: 4,
-            ..w1()
+            ..WorkloadSpec::w1()
         };
         let mut p = GradPool::new(&spec, 0);
         assert_eq!(p.pool.len(), 2 * 16 * 4);
@@ -199,7 +202,7 @@ mod tests {
         let mut b = GradPool::new(&spec, 3);
         assert_eq!(a.step(5).values, b.step(5).values);
         // Gradients are ~N(0, 0.01²).
-        let big = GradPool::new(&w1(), 0);
+        let big = GradPool::new(&WorkloadSpec::w1(), 0);
         let n = big.pool.len() as f64;
         let var = big.pool.iter().map(|&g| f64::from(g).powi(2)).sum::<f64>() / n;
         assert!((var.sqrt() - 0.01).abs() < 0.0002);
