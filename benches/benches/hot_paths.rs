@@ -69,6 +69,18 @@ fn decode_and_encode(c: &mut Criterion) {
             black_box((ids.len(), grads.len()));
         })
     });
+    // A step's gradients one byte off 4-byte alignment, as they usually lie in a frame.
+    let mut shifted = vec![0u8; 1 + 4 * grads.len()];
+    shifted[1..].copy_from_slice(bytemuck::cast_slice(&grads));
+    g.bench_function(
+        "push grads decode (unaligned in the frame: one copy)",
+        |b| {
+            b.iter(|| {
+                let grads = f32s_from_bytes("grads", &shifted[1..], 4 * DIM).expect("grads");
+                black_box(&*grads);
+            })
+        },
+    );
     // What tonic's codec did: gather the frames into one buffer, then prost.
     g.bench_function("push request decode (tonic codec: gather + prost)", |b| {
         b.iter(|| {
