@@ -67,6 +67,7 @@ pub async fn migrate_out(
     counters: Arc<MigrationCounters>,
     progress: mpsc::Sender<pb::MigrationProgress>,
 ) -> Result<(), MigrationError> {
+    let entered = Instant::now();
     let capture = engine
         .ownership()
         .start_capture(&req.id, req.start, req.end)?;
@@ -83,6 +84,8 @@ pub async fn migrate_out(
         bytes_total: 0,
         round: 0,
         last_progress: None,
+        entered,
+        setup_ms: 0.0,
         copy_secs: 0.0,
         delta_secs: 0.0,
         handoff_ms: 0.0,
@@ -93,7 +96,7 @@ pub async fn migrate_out(
     match &result {
         Ok(()) => tracing::info!(
             id = %req.id, rows = run.rows, bytes = run.bytes, rounds = run.round,
-            copy_s = run.copy_secs, delta_s = run.delta_secs, handoff_ms = run.handoff_ms,
+            setup_ms = run.setup_ms, copy_s = run.copy_secs, delta_s = run.delta_secs, handoff_ms = run.handoff_ms,
             "range handed off"
         ),
         Err(e) => {
@@ -116,6 +119,10 @@ struct SourceRun {
     bytes_total: u64,
     round: u32,
     last_progress: Option<Instant>,
+    /// When the source took the move on.
+    entered: Instant,
+    /// From taking the move on to the first row chunk (connect, first message).
+    setup_ms: f64,
     copy_secs: f64,
     delta_secs: f64,
     handoff_ms: f64,
@@ -192,6 +199,7 @@ impl SourceRun {
         )
         .await?;
         let began = Instant::now();
+        self.setup_ms = (began - self.entered).as_secs_f64() * 1e3;
         for table in tables {
             self.copy_table(table, tx, &mut throttle).await?;
         }

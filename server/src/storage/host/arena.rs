@@ -88,11 +88,9 @@ impl Arena {
         }
     }
 
-    /// Drops every row, keeping no memory.
-    pub fn clear(&mut self) {
-        self.chunks = Vec::new();
-        self.len = 0;
-        self.populated = 0;
+    /// Words per row.
+    pub fn row_floats(&self) -> usize {
+        self.row_floats
     }
 
     /// Copies row `from` over row `to` (`to < from`), for compaction.

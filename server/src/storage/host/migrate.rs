@@ -9,6 +9,7 @@
 use std::ops::Range;
 use std::sync::atomic::Ordering;
 
+use super::reclaim::drop_in_background;
 use super::{stripe_slots, HostTier};
 use crate::checkpoint::RowBlock;
 use crate::storage::{ExportCursor, StorageError};
@@ -145,16 +146,21 @@ impl HostTier {
         let _gate = self.gate.read();
         let per_row = self.layout.accounted_bytes();
         let mut total = 0u64;
+        let mut released = Vec::new();
         for (s, stripe) in self.stripes.iter().enumerate() {
             let own = stripe_slots(s, self.stripes.len(), self.num_slots);
             if !ranges.iter().any(|&(a, b)| a < own.end && own.start < b) {
                 continue;
             }
-            let n = stripe.lock().erase_slots(ranges, removed.as_deref_mut()) as u64;
-            self.rows.fetch_sub(n, Ordering::Relaxed);
-            self.budget.release(n * per_row);
-            total += n;
+            let (n, memory) = stripe.lock().erase_slots(ranges, removed.as_deref_mut());
+            released.extend(memory);
+            self.rows.fetch_sub(n as u64, Ordering::Relaxed);
+            self.budget.release(n as u64 * per_row);
+            total += n as u64;
         }
+        // A moved-away shard's rows are gone from here on; giving their pages back (tens of
+        // milliseconds for hundreds of MiB) is not on the path of the map update.
+        drop_in_background(released);
         total
     }
 

@@ -11,6 +11,7 @@ mod chunk;
 mod group;
 mod index;
 mod migrate;
+mod reclaim;
 mod stripe;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +21,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 
 use self::group::StripeGroups;
+use self::reclaim::drop_in_background;
 use self::stripe::Stripe;
 use super::layout::{META_ACCESS, META_LAST_UPDATE, META_STEP};
 use super::{ExportCursor, FrozenTier, MemoryBudget, RowLayout, StorageError, Tier, TierStats};
@@ -338,10 +340,9 @@ impl Tier for HostTier {
             }
         }
         let _gate = self.gate.write();
-        let mut dropped = 0u64;
-        for stripe in self.stripes.iter() {
-            dropped += stripe.lock().clear() as u64;
-        }
+        let released: Vec<_> = self.stripes.iter().map(|s| s.lock().clear()).collect();
+        let dropped: u64 = released.iter().map(|r| r.rows() as u64).sum();
+        drop_in_background(released);
         let per_row = self.layout.accounted_bytes();
         self.budget.release(dropped * per_row);
         let mut loaded = 0u64;

@@ -5,6 +5,24 @@ use super::index::IdIndex;
 use crate::checkpoint::RowBlock;
 use crate::slot::slot_of;
 
+/// The memory of a cleared stripe. Dropping it gives the pages back to the system, which
+/// takes milliseconds for a large stripe: drop it outside the stripe's lock and off the
+/// caller's path ([`super::reclaim::drop_in_background`]).
+#[derive(Debug)]
+pub struct Released {
+    rows: usize,
+    _index: IdIndex,
+    _ids: Vec<u64>,
+    _arena: Arena,
+}
+
+impl Released {
+    /// How many rows the stripe held.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+}
+
 /// Index, ids, row arena and per-slot row counts of one stripe.
 #[derive(Debug)]
 pub struct Stripe {
@@ -77,15 +95,18 @@ impl Stripe {
         (self.ids.clone(), self.arena.copy_all())
     }
 
-    /// Drops every row; returns how many there were.
-    pub fn clear(&mut self) -> usize {
-        let n = self.ids.len();
-        self.index = IdIndex::default();
-        self.ids = Vec::new();
-        self.arena.clear();
+    /// Drops every row; the memory they held comes back as [`Released`].
+    pub fn clear(&mut self) -> Released {
+        let row_floats = self.arena.row_floats();
+        let released = Released {
+            rows: self.ids.len(),
+            _index: std::mem::take(&mut self.index),
+            _ids: std::mem::take(&mut self.ids),
+            _arena: std::mem::replace(&mut self.arena, Arena::new(row_floats)),
+        };
         self.slot_rows.fill(0);
         self.generation += 1;
-        n
+        released
     }
 
     /// The generation: arena positions of one generation stay valid (rows only append).
@@ -130,15 +151,15 @@ impl Stripe {
 
     /// Removes every row whose slot is in one of `ranges`, compacting the arena in place and
     /// rebuilding the index (O(rows of the stripe)); appends the removed ids to `removed`.
-    /// Returns the rows removed.
+    /// Returns the rows removed, and the stripe's memory when every row went.
     pub fn erase_slots(
         &mut self,
         ranges: &[(u32, u32)],
         mut removed: Option<&mut Vec<u64>>,
-    ) -> usize {
+    ) -> (usize, Option<Released>) {
         let doomed: usize = ranges.iter().map(|&r| self.count_slots(r) as usize).sum();
         if doomed == 0 {
-            return 0;
+            return (0, None);
         }
         // Overlapping ranges count a slot twice; the mask below is exact.
         let mut erase = vec![false; self.slot_rows.len()];
@@ -155,7 +176,8 @@ impl Stripe {
             if let Some(removed) = removed {
                 removed.extend_from_slice(&self.ids);
             }
-            return self.clear();
+            let released = self.clear();
+            return (released.rows(), Some(released));
         }
         let mut kept = 0usize;
         for pos in 0..before {
@@ -189,7 +211,7 @@ impl Stripe {
             }
         }
         self.generation += 1;
-        before - kept
+        (before - kept, None)
     }
 
     /// `id`'s slot as an offset into this stripe's slots.
@@ -228,7 +250,7 @@ mod tests {
         let mut stripe = filled(n);
         let before = stripe.generation();
         let mut removed = Vec::new();
-        let gone = stripe.erase_slots(&[(1, 3)], Some(&mut removed));
+        let (gone, _) = stripe.erase_slots(&[(1, 3)], Some(&mut removed));
         let doomed = |id: u64| (1..3).contains(&slot_of(id, 4));
         assert_eq!(gone, (0..n).filter(|&id| doomed(id)).count());
         assert_eq!(removed.len(), gone);
@@ -260,13 +282,13 @@ mod tests {
     fn erasing_every_held_slot_clears_and_nothing_held_is_a_no_op() {
         let mut stripe = filled(100);
         let generation = stripe.generation();
-        assert_eq!(stripe.erase_slots(&[(7, 9)], None), 0);
+        assert_eq!(stripe.erase_slots(&[(7, 9)], None).0, 0);
         assert_eq!(
             stripe.generation(),
             generation,
             "nothing removed, nothing moved"
         );
-        assert_eq!(stripe.erase_slots(&[(0, 2), (1, 4)], None), 100);
+        assert_eq!(stripe.erase_slots(&[(0, 2), (1, 4)], None).0, 100);
         assert_eq!(stripe.len(), 0);
         assert_eq!(stripe.find(5), None);
         assert_eq!(stripe.count_slots((0, 4)), 0);
