@@ -96,7 +96,8 @@ pub async fn migrate_out(
     match &result {
         Ok(()) => tracing::info!(
             id = %req.id, rows = run.rows, bytes = run.bytes, rounds = run.round,
-            setup_ms = run.setup_ms, copy_s = run.copy_secs, delta_s = run.delta_secs, handoff_ms = run.handoff_ms,
+            setup_ms = run.setup_ms, copy_s = run.copy_secs, delta_s = run.delta_secs,
+            handoff_ms = run.handoff_ms,
             "range handed off"
         ),
         Err(e) => {
