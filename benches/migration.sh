@@ -3,14 +3,16 @@
 # much trainer throughput (W1) is left while they move.
 #
 # usage: benches/migration.sh [--fill SECONDS] [--max-bytes-per-s N] [--parallel K] [--idle]
-#                             [--nice N]
+#                             [--nice N] [--reserve SIZE]
 # Starts a coordinator and two shard servers (release builds, free loopback ports, temp
 # data dirs), runs strata-bench W1 (4 trainers) against them, adds a third shard server
 # after the table exists, and after --fill seconds (default 20) applies a rebalance that
 # moves about a third of the rows to it. From the bench's timeline (steps every 100 ms) it
 # reports rows/s in the 4 s before the migration and during it, and the migration rate
 # (row bytes moved / wall time from apply to the plan's end). With --idle the bench stops
-# after the fill and the rows move with no load. Stops what it started.
+# after the fill and the rows move with no load. With --reserve SIZE the joining node
+# starts with `--memory-reserve SIZE` (its row memory faulted in before the plan; its log
+# line says how fast this machine hands out fresh memory). Stops what it started.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -23,6 +25,7 @@ RATE=0
 PARALLEL=2
 IDLE=0
 NICE=()
+RESERVE=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
     --idle) IDLE=1; shift ;;
@@ -30,6 +33,7 @@ while [[ $# -gt 0 ]]; do
     --max-bytes-per-s) RATE=${2:?}; shift 2 ;;
     --parallel) PARALLEL=${2:?}; shift 2 ;;
     --nice) NICE=(--migration-nice "${2:?}"); shift 2 ;;
+    --reserve) RESERVE=(--memory-reserve "${2:?}"); shift 2 ;;
     *) echo "unknown flag $1" >&2; exit 2 ;;
     esac
 done
@@ -54,8 +58,9 @@ COORD=127.0.0.1:$(free_port)
 PIDS+=($!)
 start_shard() {
     local i=$1
+    shift
     "$BIN/strata-server" shard --coordinator "$COORD" --listen "127.0.0.1:$(free_port)" \
-        --data-dir "$TMP/shard-$i" "${NICE[@]}" >"$TMP/shard-$i.log" 2>&1 &
+        --data-dir "$TMP/shard-$i" "${NICE[@]}" "$@" >"$TMP/shard-$i.log" 2>&1 &
     PIDS+=($!)
 }
 up_nodes() { "$BIN/strata" --coordinator "$COORD" status --json 2>/dev/null | grep -o '"state":"up"' | wc -l; }
@@ -75,7 +80,7 @@ log "W1 for ${DURATION}s on 2 nodes; a third joins after 3 s; rebalance at ${FIL
 BENCH=$!
 PIDS+=($BENCH)
 sleep 3
-start_shard 3
+start_shard 3 "${RESERVE[@]}"
 wait_up 3
 sleep $((FILL - 3))
 if [[ $IDLE == 1 ]]; then
@@ -103,7 +108,7 @@ if [[ -n "${STRATA_PERF_OUT:-}" ]]; then kill -INT "$PERF_PID"; wait "$PERF_PID"
 if [[ $IDLE == 0 ]]; then
     wait "$BENCH" || { log "strata-bench failed:"; cat "$TMP/bench.log" >&2; exit 1; }
 fi
-grep -h "handed off\|rolled back" "$TMP"/shard-*.log | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-300 >&2 || true
+grep -h "handed off\|rolled back\|reserve faulted in" "$TMP"/shard-*.log | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-300 >&2 || true
 
 python3 - "$TMP/timeline" "$STATUS" "$TMP/plan.txt" <<'PY'
 import json, sys

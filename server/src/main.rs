@@ -132,6 +132,12 @@ struct NodeArgs {
     /// Host memory budget (e.g. 8GiB); requests past it get RESOURCE_EXHAUSTED.
     #[arg(long, value_parser = parse_size)]
     memory_budget: Option<u64>,
+    /// Row memory to fault in at start and keep ready for new rows (e.g. 2GiB): a node that
+    /// joins to receive shards then writes them at memory speed, not at the rate the OS and
+    /// hypervisor hand out fresh pages. Chunks freed later refill it instead of going back
+    /// to the OS. Default: none.
+    #[arg(long, value_parser = parse_size, default_value_t = 0)]
+    memory_reserve: u64,
     #[command(flatten)]
     gpu: GpuArgs,
     /// Largest number of rows in one pull or push.
@@ -221,6 +227,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn dev(args: DevArgs) -> anyhow::Result<()> {
+    strata_server::storage::host::reserve_row_memory(args.node.memory_reserve);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -329,6 +336,7 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
 }
 
 async fn shard(args: ShardArgs) -> anyhow::Result<()> {
+    strata_server::storage::host::reserve_row_memory(args.node.memory_reserve);
     let listener = bind(args.listen, "gRPC").await?;
     let metrics_listener = bind_metrics(args.metrics_listen).await?;
     let coordinators: Vec<String> = args

@@ -83,6 +83,8 @@ pub struct Metrics {
     pub table_bytes: Family<TableLabels, Gauge>,
     /// Host memory budget in use.
     pub memory_used_bytes: Gauge,
+    /// Row memory faulted in and held ready for new rows (`--memory-reserve`).
+    pub memory_reserve_bytes: Gauge,
     /// Lookups of distinct ids that found the row resident, per table and caching tier.
     pub tier_hits: Family<TableLabels, Counter>,
     /// Lookups of distinct ids served by the tier behind, per table and caching tier.
@@ -120,6 +122,7 @@ impl Metrics {
         let table_rows = Family::<TableLabels, Gauge>::default();
         let table_bytes = Family::<TableLabels, Gauge>::default();
         let memory_used_bytes = Gauge::default();
+        let memory_reserve_bytes = Gauge::default();
         let tier_hits = Family::<TableLabels, Counter>::default();
         let tier_misses = Family::<TableLabels, Counter>::default();
         let tier_admissions = Family::<TableLabels, Counter>::default();
@@ -152,6 +155,11 @@ impl Metrics {
             "memory_used_bytes",
             "Host memory budget in use",
             memory_used_bytes.clone(),
+        );
+        registry.register(
+            "memory_reserve_bytes",
+            "Row memory faulted in and held ready for new rows",
+            memory_reserve_bytes.clone(),
         );
         registry.register(
             "tier_hits",
@@ -192,6 +200,7 @@ impl Metrics {
             table_rows,
             table_bytes,
             memory_used_bytes,
+            memory_reserve_bytes,
             tier_hits,
             tier_misses,
             tier_admissions,
@@ -328,6 +337,8 @@ impl Metrics {
             }
         }
         self.memory_used_bytes.set(engine.budget().used() as i64);
+        self.memory_reserve_bytes
+            .set(crate::storage::host::ROW_MEMORY_RESERVE.bytes() as i64);
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
             out.clear();

@@ -268,3 +268,65 @@ async fn reflection_lists_the_strata_services() {
         "{names:?}"
     );
 }
+
+/// Polls `/metrics` until `series` reads `value` (10 s at most); returns the last body.
+async fn wait_metric(addr: &str, series: &str, value: u64) -> String {
+    let want = format!("{series} {value}\n");
+    let mut body = String::new();
+    for _ in 0..200 {
+        body = http_get(addr, "/metrics").await;
+        if body.contains(&want) {
+            return body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{series} never read {value}: {body}");
+}
+
+#[tokio::test]
+async fn memory_reserve_feeds_new_rows_and_refills_from_a_dropped_table() {
+    const RESERVE: u64 = 64 << 20;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = DevServer::start(
+        dir.path(),
+        &[
+            "--memory-reserve",
+            "64MiB",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+    )
+    .expect("start");
+    let metrics = server.metrics_address.clone().expect("metrics address");
+    wait_metric(&metrics, "strata_memory_reserve_bytes", RESERVE).await;
+
+    // Rows in every stripe take more chunks than the reserve holds: it is used up.
+    let client = server.client().await.expect("client");
+    client
+        .create_table(table_spec("first", 64, "sgd", 1.0))
+        .await
+        .expect("create");
+    let ids: Vec<u64> = (0..20_000).collect();
+    let grads = vec![1.5f32; ids.len() * 64];
+    client
+        .pull("first", &ids)
+        .await
+        .expect("pull creates the rows");
+    client.push("first", &ids, &grads).await.expect("push");
+    let rows = client.pull("first", &ids).await.expect("pull");
+    assert!(
+        rows.iter().all(|&w| w == -1.5),
+        "rows in reserve chunks hold their values"
+    );
+    wait_metric(&metrics, "strata_memory_reserve_bytes", 0).await;
+
+    // The dropped table's chunks refill the reserve, zeroed: a new table reads zeros.
+    client.drop_table("first").await.expect("drop");
+    wait_metric(&metrics, "strata_memory_reserve_bytes", RESERVE).await;
+    client
+        .create_table(table_spec("second", 64, "sgd", 1.0))
+        .await
+        .expect("create");
+    let rows = client.pull("second", &ids).await.expect("pull");
+    assert!(rows.iter().all(|&w| w == 0.0), "recycled chunks are zeroed");
+}

@@ -38,9 +38,11 @@ impl Arena {
     /// Appends a zeroed row and returns its index.
     pub fn push_zeroed(&mut self) -> u32 {
         if self.len == self.chunks.len() * self.chunk_rows {
-            // Zero-filled by the OS, a few pages at a time as rows are appended.
-            self.chunks.push(Chunk::zeroed());
-            self.populated = 0;
+            // Zero-filled by the OS, a few pages at a time as rows are appended, unless the
+            // row memory reserve had it faulted in already.
+            let chunk = Chunk::zeroed();
+            self.populated = if chunk.is_resident() { Chunk::WORDS } else { 0 };
+            self.chunks.push(chunk);
         }
         let idx = self.len;
         self.len += 1;
@@ -106,8 +108,9 @@ impl Arena {
         }
     }
 
-    /// Keeps the first `len` rows; freed chunks are dropped (their memory goes back to the
-    /// OS, as do whole freed pages of the last chunk) and freed slots zeroed, so
+    /// Keeps the first `len` rows; freed chunks are dropped (their memory goes into the row
+    /// memory reserve while it has room, else back to the OS, as do whole freed pages of the
+    /// last chunk) and freed slots zeroed, so
     /// [`Arena::push_zeroed`] still hands out zeroed rows.
     pub fn truncate(&mut self, len: usize) {
         if len >= self.len {

@@ -3,8 +3,8 @@
 //! Rows live as long as their table or until their slot range moves away; request buffers
 //! live for one request. From the heap, row chunks were interleaved with request buffers,
 //! so memory freed by a migration's erase or a dropped table stayed in the process (the
-//! heap keeps holes). Anonymous mappings go back to the OS when a chunk is dropped, and an
-//! erase that truncates an arena hands the freed whole pages of its last chunk back too
+//! heap keeps holes). Anonymous mappings go back to the OS when a chunk is dropped (or into
+//! the row memory reserve, [`super::reserve`], while it has room), and an erase that truncates an arena hands the freed whole pages of its last chunk back too
 //! ([`Chunk::zero_words`]). Chunks are zero-filled lazily (a stripe with a few rows holds a
 //! few pages) and opt out of transparent huge pages: with THP a first write faults in 2 MiB
 //! (64 stripes would hold 128 MiB for a small table), and on the VMs we measure on huge
@@ -13,6 +13,8 @@
 
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
+
+use super::reserve::ROW_MEMORY_RESERVE;
 
 /// Bytes of one chunk.
 pub const CHUNK_BYTES: usize = 2 << 20;
@@ -24,6 +26,8 @@ const PAGE_WORDS: usize = 4096 / 4;
 /// One chunk of zeroed `f32` words, [`CHUNK_BYTES`] long.
 pub struct Chunk {
     words: NonNull<f32>,
+    /// Every page is faulted in already (a chunk from the row memory reserve).
+    resident: bool,
 }
 
 // SAFETY: a chunk owns its memory exclusively; `&Chunk` only hands out shared slices.
@@ -35,14 +39,30 @@ impl Chunk {
     /// Words in a chunk.
     pub const WORDS: usize = CHUNK_BYTES / 4;
 
-    /// A zeroed chunk. Out of address space, it aborts like any failed allocation.
+    /// A zeroed chunk: from the row memory reserve when it holds one (faulted in already),
+    /// else fresh from the OS. Out of address space, it aborts like any failed allocation.
     pub fn zeroed() -> Self {
-        Self { words: map() }
+        match ROW_MEMORY_RESERVE.take() {
+            Some(words) => Self {
+                words,
+                resident: true,
+            },
+            None => Self {
+                words: map(),
+                resident: false,
+            },
+        }
+    }
+
+    /// Whether every page is faulted in already, so [`Chunk::populate`] has nothing to do.
+    pub fn is_resident(&self) -> bool {
+        self.resident
     }
 
     /// Zeroes `words` (a range of this chunk's words), handing whole pages back to the OS.
     pub fn zero_words(&mut self, words: std::ops::Range<usize>) {
         let released = release_pages(self, words.clone());
+        self.resident &= released.is_empty();
         self[words.start..released.start].fill(0.0);
         let rest = released.end.max(words.start);
         self[rest..words.end].fill(0.0);
@@ -82,7 +102,10 @@ impl DerefMut for Chunk {
 
 impl Drop for Chunk {
     fn drop(&mut self) {
-        unmap(self.words);
+        // Back into the reserve while it has room (zeroed there), else back to the OS.
+        if !ROW_MEMORY_RESERVE.offer(self.words) {
+            unmap(self.words);
+        }
     }
 }
 
@@ -97,8 +120,9 @@ fn layout() -> std::alloc::Layout {
         .unwrap_or_else(|_| unreachable!("a constant, valid layout"))
 }
 
+/// A fresh, zero-filled mapping of [`CHUNK_BYTES`] (pages faulted in on first write).
 #[cfg(unix)]
-fn map() -> NonNull<f32> {
+pub(super) fn map() -> NonNull<f32> {
     // SAFETY: a fresh private anonymous mapping; no existing memory is touched.
     let raw = unsafe {
         libc::mmap(
@@ -167,6 +191,29 @@ fn populate_pages(chunk: &mut Chunk, words: std::ops::Range<usize>) -> bool {
     }
 }
 
+/// Faults in every page of a fresh mapping made by [`map`] (its contents stay zero): in one
+/// call where the kernel has one, else by writing a zero to each page.
+pub(super) fn fault_in_mapping(words: NonNull<f32>) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    // SAFETY: the whole CHUNK_BYTES mapping, page-aligned; populating keeps its contents.
+    let populated = unsafe {
+        libc::madvise(
+            words.as_ptr().cast(),
+            CHUNK_BYTES,
+            libc::MADV_POPULATE_WRITE,
+        ) == 0
+    };
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let populated = false;
+    if !populated {
+        for page in (0..CHUNK_BYTES).step_by(4096) {
+            // SAFETY: `page` lies inside the mapping, which the caller owns exclusively;
+            // writing the zero it already holds changes nothing but faults the page in.
+            unsafe { words.as_ptr().cast::<u8>().add(page).write_volatile(0) };
+        }
+    }
+}
+
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 fn populate_pages(_chunk: &mut Chunk, _words: std::ops::Range<usize>) -> bool {
     false
@@ -177,8 +224,9 @@ fn release_pages(_chunk: &mut Chunk, words: std::ops::Range<usize>) -> std::ops:
     words.start..words.start
 }
 
+/// Returns a mapping made by [`map`] to the OS.
 #[cfg(unix)]
-fn unmap(words: NonNull<f32>) {
+pub(super) fn unmap(words: NonNull<f32>) {
     // SAFETY: `words` starts a CHUNK_BYTES mapping made by `map`, unmapped once, when its
     // only owner drops.
     let status = unsafe { libc::munmap(words.as_ptr().cast(), CHUNK_BYTES) };
@@ -187,15 +235,17 @@ fn unmap(words: NonNull<f32>) {
     debug_assert_eq!(status, 0, "munmap of a row chunk failed");
 }
 
+/// A fresh, zero-filled mapping of [`CHUNK_BYTES`].
 #[cfg(not(unix))]
-fn map() -> NonNull<f32> {
+pub(super) fn map() -> NonNull<f32> {
     // SAFETY: the layout has a non-zero size.
     let raw = unsafe { std::alloc::alloc_zeroed(layout()) };
     NonNull::new(raw.cast::<f32>()).unwrap_or_else(|| std::alloc::handle_alloc_error(layout()))
 }
 
+/// Returns a mapping made by [`map`] to the OS.
 #[cfg(not(unix))]
-fn unmap(words: NonNull<f32>) {
+pub(super) fn unmap(words: NonNull<f32>) {
     // SAFETY: allocated by `map` with the same layout.
     unsafe { std::alloc::dealloc(words.as_ptr().cast(), layout()) };
 }

@@ -12,7 +12,10 @@ mod group;
 mod index;
 mod migrate;
 mod reclaim;
+mod reserve;
 mod stripe;
+
+pub use reserve::{reserve_row_memory, ROW_MEMORY_RESERVE};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
