@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Compare strata (networked), strata in process and Redis (TFRA-style) on workload W1.
 #
-# usage: benches/compare.sh [--runs N] [strata-bench flags...]
+# usage: benches/compare.sh [--runs N] [--memory-reserve SIZE] [strata-bench flags...]
 #   e.g. benches/compare.sh --runs 3 --duration 20 --warmup 5
+# --memory-reserve SIZE gives strata's row memory reserve to both strata targets (the server's
+# `--memory-reserve`, the in-process bench's `--memory-reserve`), faulted in before any run.
 # Starts a strata-server dev and a redis-server (persistence off) on free loopback ports,
 # runs the three targets interleaved N times (default 3) with the same flags, stops what it
 # started, and prints the medians with the ratios strata/redis and strata/inproc.
@@ -15,10 +17,14 @@ case "$TARGET_DIR" in /*) ;; *) TARGET_DIR=$ROOT/$TARGET_DIR ;; esac
 BIN=$TARGET_DIR/release
 
 RUNS=3
-if [[ "${1:-}" == "--runs" ]]; then
-    RUNS=${2:?--runs needs a number}
-    shift 2
-fi
+RESERVE=()
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+    --runs) RUNS=${2:?--runs needs a number}; shift 2 ;;
+    --memory-reserve) RESERVE=(--memory-reserve "${2:?--memory-reserve needs a size}"); shift 2 ;;
+    *) break ;;
+    esac
+done
 FLAGS=("$@")
 
 # shellcheck source=benches/lib.sh
@@ -56,7 +62,8 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 SPORT=$(free_port)
-"$BIN/strata-server" dev --listen "127.0.0.1:$SPORT" --data-dir "$TMP/strata" >"$TMP/strata.log" 2>&1 &
+"$BIN/strata-server" dev --listen "127.0.0.1:$SPORT" --data-dir "$TMP/strata" "${RESERVE[@]}" \
+    >"$TMP/strata.log" 2>&1 &
 PIDS+=($!)
 RPORT=$(free_port)
 while [[ "$RPORT" == "$SPORT" ]]; do RPORT=$(free_port); done
@@ -64,6 +71,10 @@ redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no >"$TMP/r
 PIDS+=($!)
 wait_port "$SPORT" strata-server
 wait_port "$RPORT" redis-server
+if [[ ${#RESERVE[@]} -gt 0 ]]; then
+    for _ in $(seq 1 600); do grep -q "reserve faulted in" "$TMP/strata.log" && break; sleep 0.1; done
+    log "strata-server: $(grep -o 'row memory reserve faulted in.*' "$TMP/strata.log" | sed 's/\x1b\[[0-9;]*m//g' || echo 'reserve not ready after 60 s')"
+fi
 log "strata-server dev on 127.0.0.1:$SPORT, redis-server on 127.0.0.1:$RPORT; $RUNS runs each, flags: ${FLAGS[*]:-(W1 defaults)}"
 
 TARGETS=(strata inproc "redis://127.0.0.1:$RPORT")
@@ -71,7 +82,9 @@ NAMES=(strata inproc redis)
 for run in $(seq 1 "$RUNS"); do
     for i in "${!TARGETS[@]}"; do
         log "run $run/$RUNS: ${NAMES[$i]}"
-        "$BIN/strata-bench" --coordinator "127.0.0.1:$SPORT" --target "${TARGETS[$i]}" "${FLAGS[@]}" --json \
+        EXTRA=()
+        [[ ${NAMES[$i]} == inproc ]] && EXTRA=("${RESERVE[@]}")
+        "$BIN/strata-bench" --coordinator "127.0.0.1:$SPORT" --target "${TARGETS[$i]}" "${FLAGS[@]}" "${EXTRA[@]}" --json \
             >"$TMP/out" 2>"$TMP/err" || { cat "$TMP/err" >&2; exit 1; }
         tail -n 1 "$TMP/out" >>"$TMP/${NAMES[$i]}.jsonl"
     done
@@ -89,7 +102,7 @@ for n in "${NAMES[@]}"; do
 done
 
 echo
-echo "W1 medians of $RUNS interleaved runs ($(nproc) cores, $(date -u +%Y-%m-%d)); flags: ${FLAGS[*]:-(defaults)}"
+echo "W1 medians of $RUNS interleaved runs ($(nproc) cores, $(date -u +%Y-%m-%d)); flags: ${FLAGS[*]:-(defaults)}${RESERVE[*]:+; strata ${RESERVE[*]}}"
 printf '%-8s %12s %14s %10s %10s %12s\n' target steps/s rows/s p50_ms p99_ms MB/s
 for n in "${NAMES[@]}"; do
     printf '%-8s %12.1f %14.0f %10.3f %10.3f %12.1f\n' "$n" "${M[$n.steps_per_s]}" "${M[$n.pull_rows_per_s]}" \

@@ -75,6 +75,10 @@ struct Args {
     /// Write `unix_ms steps rows` every 100 ms to this file (throughput of any window).
     #[arg(long)]
     timeline: Option<std::path::PathBuf>,
+    /// In-process target only: row memory faulted in before the run (e.g. 4GiB), as
+    /// strata-server's `--memory-reserve` does for a server.
+    #[arg(long, value_parser = strata_server::size::parse_size)]
+    memory_reserve: Option<u64>,
 }
 
 fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
@@ -107,6 +111,15 @@ fn main() -> anyhow::Result<()> {
     // Refuse bad workload parameters before touching any table.
     strata_bench::zipf::Zipf::new(a.keys, a.zipf)?;
     let spec = TargetSpec::parse(&a.target, &a.coordinator)?;
+    if let Some(bytes) = a.memory_reserve {
+        if !matches!(spec, TargetSpec::Inproc) {
+            bail!("--memory-reserve applies to --target inproc; give a server its own");
+        }
+        // Faulted in now, before any table exists and outside the measured run.
+        let reserve = &strata_server::storage::host::ROW_MEMORY_RESERVE;
+        reserve.set_capacity_bytes(bytes);
+        reserve.fill();
+    }
     let params = TableParams {
         name: a.table.clone(),
         dim: a.dim,
