@@ -35,6 +35,11 @@ impl StripeGroups {
         })
     }
 
+    /// Positions of stripe `s` (empty when the request has none there).
+    pub fn positions(&self, s: usize) -> &[u32] {
+        &self.order[self.starts[s] as usize..self.starts[s + 1] as usize]
+    }
+
     /// Size of the largest group.
     pub fn max_group(&self) -> usize {
         self.starts

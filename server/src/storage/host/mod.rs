@@ -100,6 +100,26 @@ impl HostTier {
         StripeGroups::new(&keys, self.stripes.len())
     }
 
+    /// Runs `f` on each group of `groups` with its stripe locked, free stripes first: a stripe
+    /// another request holds is visited after the rest, then waited for. Two requests that
+    /// walk the same stripes in the same order (a pull and a push of one step) then pass each
+    /// other instead of queueing, spinning and yielding at every stripe.
+    fn for_each_group_locked(&self, groups: &StripeGroups, mut f: impl FnMut(&[u32], &mut Stripe)) {
+        const _: () = assert!(STRIPES <= 64, "busy stripes are kept in a u64");
+        let mut busy = 0u64;
+        for (s, positions) in groups.iter() {
+            match self.stripes[s].try_lock() {
+                Some(mut stripe) => f(positions, &mut stripe),
+                None => busy |= 1 << s,
+            }
+        }
+        while busy != 0 {
+            let s = busy.trailing_zeros() as usize;
+            busy &= busy - 1;
+            f(groups.positions(s), &mut self.stripes[s].lock());
+        }
+    }
+
     /// Fills a new row: initializer values, initial optimizer state, zero metadata.
     #[inline]
     fn init_new_row(&self, id: u64, row: &mut [f32]) {
@@ -138,8 +158,7 @@ impl HostTier {
         let reserved = self.reserve_for(ids, &groups)?;
         let mut created = 0u64;
         let mut rows: Vec<u32> = Vec::with_capacity(groups.max_group());
-        for (s, positions) in groups.iter() {
-            let mut stripe = self.stripes[s].lock();
+        self.for_each_group_locked(&groups, |positions, stripe| {
             rows.clear();
             for (k, &p) in positions.iter().enumerate() {
                 if let Some(&ahead) = positions.get(k + INDEX_PREFETCH_AHEAD) {
@@ -160,7 +179,7 @@ impl HostTier {
                 let p = p as usize;
                 out[p * width..(p + 1) * width].copy_from_slice(&row[..width]);
             }
-        }
+        });
         self.settle(reserved, created);
         Ok(())
     }
@@ -253,14 +272,13 @@ impl Tier for HostTier {
         let sorted = ids.windows(2).all(|w| w[0] <= w[1]);
         let mut pairs: Vec<(u64, u32)> = Vec::with_capacity(groups.max_group());
         let mut rows: Vec<u32> = Vec::with_capacity(groups.max_group());
-        for (s, positions) in groups.iter() {
+        self.for_each_group_locked(&groups, |positions, stripe| {
             // Sort by id so duplicates are adjacent and get one summed step.
             pairs.clear();
             pairs.extend(positions.iter().map(|&p| (ids[p as usize], p)));
             if !sorted {
                 pairs.sort_unstable_by_key(|&(id, _)| id);
             }
-            let mut stripe = self.stripes[s].lock();
             rows.clear();
             for (i, &(id, _)) in pairs.iter().enumerate() {
                 if let Some(&(ahead, _)) = pairs.get(i + INDEX_PREFETCH_AHEAD) {
@@ -307,7 +325,7 @@ impl Tier for HostTier {
                 i = end;
             }
             distinct += rows.len() as u64;
-        }
+        });
         self.settle(reserved, created);
         Ok(distinct)
     }
@@ -409,5 +427,57 @@ impl FrozenTier for FrozenHost<'_> {
                 RowBlock { ids, rows }
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optimizer::{OptimizerConfig, OptimizerKind};
+    use crate::spec::{InitializerConfig, TierKind};
+
+    fn tier() -> HostTier {
+        let spec = TableSpec {
+            name: "t".into(),
+            dim: 4,
+            optimizer: OptimizerConfig::new(OptimizerKind::Sgd { lr: 1.0 }),
+            initializer: InitializerConfig::Zeros,
+            seed: 1,
+            tier: TierKind::Host,
+        };
+        HostTier::new(spec, 4096, Arc::new(MemoryBudget::unlimited()))
+    }
+
+    #[test]
+    fn a_busy_stripe_is_visited_after_the_free_ones_and_every_group_once() {
+        let tier = tier();
+        let ids: Vec<u64> = (0..2000).collect();
+        let groups = tier.group(&ids);
+        let stripes: Vec<usize> = groups.iter().map(|(s, _)| s).collect();
+        assert!(stripes.len() > 2, "ids spread over several stripes");
+        let held = stripes[0];
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let mut order = Vec::new();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let _guard = tier.stripes[held].lock();
+                locked_tx.send(()).expect("send");
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            });
+            locked_rx.recv().expect("the stripe is held");
+            tier.for_each_group_locked(&groups, |positions, _stripe| {
+                let s = tier.stripe_of(ids[positions[0] as usize]) as usize;
+                assert_eq!(positions, groups.positions(s));
+                order.push(s);
+            });
+        });
+        assert_eq!(
+            order.last(),
+            Some(&held),
+            "the held stripe waits for the rest"
+        );
+        let mut visited = order.clone();
+        visited.sort_unstable();
+        assert_eq!(visited, stripes, "each non-empty group exactly once");
     }
 }
