@@ -62,7 +62,8 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 SPORT=$(free_port)
-"$BIN/strata-server" dev --listen "127.0.0.1:$SPORT" --data-dir "$TMP/strata" "${RESERVE[@]}" \
+# Info logs: the reserve's readiness is read from them.
+RUST_LOG=info "$BIN/strata-server" dev --listen "127.0.0.1:$SPORT" --data-dir "$TMP/strata" "${RESERVE[@]}" \
     >"$TMP/strata.log" 2>&1 &
 PIDS+=($!)
 RPORT=$(free_port)

@@ -90,11 +90,6 @@ impl Arena {
         }
     }
 
-    /// Words per row.
-    pub fn row_floats(&self) -> usize {
-        self.row_floats
-    }
-
     /// Copies row `from` over row `to` (`to < from`), for compaction.
     pub fn move_row(&mut self, from: u32, to: u32) {
         debug_assert!(to < from);
@@ -108,16 +103,17 @@ impl Arena {
         }
     }
 
-    /// Keeps the first `len` rows; freed chunks are dropped (their memory goes into the row
-    /// memory reserve while it has room, else back to the OS, as do whole freed pages of the
-    /// last chunk) and freed slots zeroed, so
-    /// [`Arena::push_zeroed`] still hands out zeroed rows.
-    pub fn truncate(&mut self, len: usize) {
+    /// Keeps the first `len` rows and returns the chunks no longer needed, for the caller to
+    /// drop outside its locks (a dropped chunk is unmapped, or zeroed into the row memory
+    /// reserve). Whole freed pages of the last chunk kept go back to the OS and its other
+    /// freed words are zeroed, so [`Arena::push_zeroed`] still hands out zeroed rows.
+    #[must_use = "dropping the freed chunks here may unmap or zero megabytes under a lock"]
+    pub fn truncate(&mut self, len: usize) -> Vec<Chunk> {
         if len >= self.len {
-            return;
+            return Vec::new();
         }
         let kept = len.div_ceil(self.chunk_rows);
-        self.chunks.truncate(kept);
+        let freed = self.chunks.split_off(kept);
         if let Some(last) = self.chunks.last_mut() {
             let base = (kept - 1) * self.chunk_rows;
             let (used, end) = (len - base, (self.len - base).min(self.chunk_rows));
@@ -126,6 +122,7 @@ impl Arena {
             self.populated = used * self.row_floats;
         }
         self.len = len;
+        freed
     }
 
     /// All rows, in index order, as one contiguous copy.
@@ -203,13 +200,13 @@ mod tests {
         arena.move_row(10, 4);
         assert_eq!(arena.row(3), &[(chunk_rows + 8) as f32; 2]);
         assert_eq!(arena.row(4), &[11.0; 2]);
-        arena.truncate(5);
+        drop(arena.truncate(5));
         assert_eq!(arena.len, 5);
         assert_eq!(arena.chunks.len(), 1);
         let idx = arena.push_zeroed();
         assert_eq!(idx, 5);
         assert_eq!(arena.row(idx), &[0.0; 2], "a reused slot is zeroed");
-        arena.truncate(0);
+        drop(arena.truncate(0));
         assert!(arena.chunks.is_empty());
     }
 }

@@ -4,9 +4,11 @@
 //! live for one request. From the heap, row chunks were interleaved with request buffers,
 //! so memory freed by a migration's erase or a dropped table stayed in the process (the
 //! heap keeps holes). Anonymous mappings go back to the OS when a chunk is dropped (or into
-//! the row memory reserve, [`super::reserve`], while it has room), and an erase that truncates an arena hands the freed whole pages of its last chunk back too
-//! ([`Chunk::zero_words`]). Chunks are zero-filled lazily (a stripe with a few rows holds a
-//! few pages) and opt out of transparent huge pages: with THP a first write faults in 2 MiB
+//! the row memory reserve, [`super::reserve`], while it has room), and an erase that
+//! truncates an arena hands the freed whole pages of its last chunk back too
+//! ([`Chunk::zero_words`]). Fresh chunks are zero-filled lazily (a stripe with a few rows
+//! holds a few pages; chunks from the reserve are resident whole) and opt out of
+//! transparent huge pages: with THP a first write faults in 2 MiB
 //! (64 stripes would hold 128 MiB for a small table), and on the VMs we measure on huge
 //! pages made imports 3-4× slower and W1's p99 3× worse. Consecutive mappings are usually
 //! adjacent and merged by the kernel into one (a W1 server with 2.5 M rows had 48).

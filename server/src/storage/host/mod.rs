@@ -15,7 +15,7 @@ mod reclaim;
 mod reserve;
 mod stripe;
 
-pub use reserve::{reserve_row_memory, ROW_MEMORY_RESERVE};
+pub use reserve::{reserve_row_memory, ChunkReserve, ROW_MEMORY_RESERVE};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -234,6 +234,9 @@ impl Drop for HostTier {
     fn drop(&mut self) {
         let rows = self.rows.load(Ordering::Relaxed);
         self.budget.release(rows * self.layout.accounted_bytes());
+        // A dropped table's memory is unmapped, or zeroed into the row memory reserve, off
+        // the dropping request's path.
+        drop_in_background(std::mem::take(&mut self.stripes).into_vec());
     }
 }
 

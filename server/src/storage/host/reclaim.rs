@@ -1,7 +1,8 @@
 //! Giving large allocations back to the system off the caller's path.
 
-/// Drops `garbage` on a short-lived thread: unmapping hundreds of MiB of rows costs tens of
-/// milliseconds of kernel time that should hold neither a lock nor a caller. Where no
+/// Drops `garbage` on a short-lived thread: unmapping hundreds of MiB of rows (or zeroing
+/// them into the row memory reserve) costs tens of milliseconds that should hold neither a
+/// lock nor a caller. Where no
 /// thread can be started it is dropped here.
 pub fn drop_in_background<T: Send + 'static>(garbage: Vec<T>) {
     if garbage.is_empty() {

@@ -9,6 +9,8 @@
 //! JVM's `AlwaysPreTouch` does), and chunks freed later by erases and dropped tables go back
 //! into the reserve, up to its size, instead of back to the OS. The reserve holds whole
 //! zeroed [`CHUNK_BYTES`] chunks; taking and returning one is a lock per 2 MiB, never per row.
+//! Each stripe of a table that holds a row takes a whole chunk, so even a small table takes
+//! up to 64 chunks (128 MiB) of the reserve: size it for the tables and moves it should serve.
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -98,10 +100,12 @@ impl ChunkReserve {
         true
     }
 
-    /// Maps and faults in chunks until the reserve is full; returns the chunks added.
+    /// Maps and faults in the chunks the reserve lacks now; returns the chunks added. Chunks
+    /// taken while it runs are not replaced (new rows are then faulting memory in anyway).
     pub fn fill(&self) -> usize {
+        let missing = self.capacity().saturating_sub(self.chunks());
         let mut added = 0;
-        while self.chunks() < self.capacity() {
+        while added < missing {
             let words = map();
             fault_in_mapping(words);
             if !self.push(words) {

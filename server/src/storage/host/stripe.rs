@@ -1,23 +1,25 @@
 //! A stripe: the rows of a fixed slot range of one table, behind one lock.
 
 use super::arena::Arena;
+use super::chunk::Chunk;
 use super::index::IdIndex;
 use crate::checkpoint::RowBlock;
 use crate::slot::slot_of;
 
-/// The memory of a cleared stripe. Dropping it gives the pages back to the system, which
-/// takes milliseconds for a large stripe: drop it outside the stripe's lock and off the
-/// caller's path ([`super::reclaim::drop_in_background`]).
+/// The memory a stripe gave up in an erase: its old index, ids and row chunks. Dropping it
+/// unmaps the pages (or zeroes chunks into the row memory reserve), which takes milliseconds
+/// for a large stripe: drop it outside the stripe's lock and off the caller's path
+/// ([`super::reclaim::drop_in_background`]).
 #[derive(Debug)]
 pub struct Released {
     rows: usize,
     _index: IdIndex,
     _ids: Vec<u64>,
-    _arena: Arena,
+    _chunks: Vec<Chunk>,
 }
 
 impl Released {
-    /// How many rows the stripe held.
+    /// How many rows were removed.
     pub fn rows(&self) -> usize {
         self.rows
     }
@@ -97,12 +99,11 @@ impl Stripe {
 
     /// Drops every row; the memory they held comes back as [`Released`].
     pub fn clear(&mut self) -> Released {
-        let row_floats = self.arena.row_floats();
         let released = Released {
             rows: self.ids.len(),
             _index: std::mem::take(&mut self.index),
             _ids: std::mem::take(&mut self.ids),
-            _arena: std::mem::replace(&mut self.arena, Arena::new(row_floats)),
+            _chunks: self.arena.truncate(0),
         };
         self.slot_rows.fill(0);
         self.generation += 1;
@@ -151,7 +152,7 @@ impl Stripe {
 
     /// Removes every row whose slot is in one of `ranges`, compacting the arena in place and
     /// rebuilding the index (O(rows of the stripe)); appends the removed ids to `removed`.
-    /// Returns the rows removed, and the stripe's memory when every row went.
+    /// Returns the rows removed, and the memory given up when any row went.
     pub fn erase_slots(
         &mut self,
         ranges: &[(u32, u32)],
@@ -199,19 +200,25 @@ impl Stripe {
             // A mostly emptied stripe (a shard moved away) gives its id memory back.
             self.ids.shrink_to_fit();
         }
-        self.arena.truncate(kept);
+        let chunks = self.arena.truncate(kept);
         let mut index = IdIndex::with_capacity(kept);
         for (idx, &id) in self.ids.iter().enumerate() {
             index.insert(id, idx as u32);
         }
-        self.index = index;
+        let old_index = std::mem::replace(&mut self.index, index);
         for (n, &e) in self.slot_rows.iter_mut().zip(&erase) {
             if e {
                 *n = 0;
             }
         }
         self.generation += 1;
-        (before - kept, None)
+        let released = Released {
+            rows: before - kept,
+            _index: old_index,
+            _ids: Vec::new(),
+            _chunks: chunks,
+        };
+        (released.rows(), Some(released))
     }
 
     /// `id`'s slot as an offset into this stripe's slots.
