@@ -80,7 +80,7 @@ impl Chunk {
     /// cheaper on the VMs we measure on). Returns false where the kernel has no such call
     /// (before Linux 5.14), and the pages are then faulted in by the writes as before.
     pub fn populate(&mut self, words: std::ops::Range<usize>) -> bool {
-        populate_pages(self, words)
+        populate_pages(self.words, words)
     }
 }
 
@@ -174,9 +174,10 @@ fn release_pages(chunk: &mut Chunk, words: std::ops::Range<usize>) -> std::ops::
     }
 }
 
-/// See [`Chunk::populate`].
+/// Faults in the pages under `words` (a range of the words of `mapping`, a chunk mapping
+/// made by [`map`]): see [`Chunk::populate`].
 #[cfg(any(target_os = "linux", target_os = "android"))]
-fn populate_pages(chunk: &mut Chunk, words: std::ops::Range<usize>) -> bool {
+fn populate_pages(mapping: NonNull<f32>, words: std::ops::Range<usize>) -> bool {
     let first = words.start - words.start % PAGE_WORDS;
     let last = words.end.next_multiple_of(PAGE_WORDS).min(Chunk::WORDS);
     if last <= first {
@@ -186,7 +187,7 @@ fn populate_pages(chunk: &mut Chunk, words: std::ops::Range<usize>) -> bool {
     // faults pages in (as a write would, keeping their contents); no memory is changed.
     unsafe {
         libc::madvise(
-            chunk.words.as_ptr().add(first).cast(),
+            mapping.as_ptr().add(first).cast(),
             (last - first) * 4,
             libc::MADV_POPULATE_WRITE,
         ) == 0
@@ -196,18 +197,7 @@ fn populate_pages(chunk: &mut Chunk, words: std::ops::Range<usize>) -> bool {
 /// Faults in every page of a fresh mapping made by [`map`] (its contents stay zero): in one
 /// call where the kernel has one, else by writing a zero to each page.
 pub(super) fn fault_in_mapping(words: NonNull<f32>) {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    // SAFETY: the whole CHUNK_BYTES mapping, page-aligned; populating keeps its contents.
-    let populated = unsafe {
-        libc::madvise(
-            words.as_ptr().cast(),
-            CHUNK_BYTES,
-            libc::MADV_POPULATE_WRITE,
-        ) == 0
-    };
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let populated = false;
-    if !populated {
+    if !populate_pages(words, 0..Chunk::WORDS) {
         for page in (0..CHUNK_BYTES).step_by(4096) {
             // SAFETY: `page` lies inside the mapping, which the caller owns exclusively;
             // writing the zero it already holds changes nothing but faults the page in.
@@ -217,7 +207,7 @@ pub(super) fn fault_in_mapping(words: NonNull<f32>) {
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn populate_pages(_chunk: &mut Chunk, _words: std::ops::Range<usize>) -> bool {
+fn populate_pages(_mapping: NonNull<f32>, _words: std::ops::Range<usize>) -> bool {
     false
 }
 
