@@ -13,6 +13,7 @@ use strata_bench::runner::{self, Live, RunConfig};
 use strata_bench::target::{self, TableParams, TargetSpec};
 use strata_bench::timeline::Timeline;
 use strata_bench::workload::WorkloadSpec;
+use strata_server::allocator::HeapPages;
 
 /// Workload W1 (shared/WORKLOAD.md) end to end, with latency histograms.
 #[derive(Debug, Parser)]
@@ -79,6 +80,11 @@ struct Args {
     /// strata-server's `--memory-reserve` does for a server.
     #[arg(long, value_parser = strata_server::size::parse_size)]
     memory_reserve: Option<u64>,
+    /// Transparent huge pages for this process's heap (every target: the client's buffers,
+    /// the Redis target's blobs) and, in process, for the row memory reserve and large id
+    /// index tables: as strata-server's `--huge-pages` (default true).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    huge_pages: bool,
 }
 
 fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
@@ -86,14 +92,19 @@ fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
 }
 
 fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
     // The same allocator settings as strata-server, for the client and the in-process engine.
+    if a.huge_pages {
+        if let HeapPages::ExecFailed(e) = strata_server::allocator::reexec_with_huge_page_heap() {
+            eprintln!("warning: could not re-execute with the heap in huge pages: {e}");
+        }
+    }
     let allocator_tuned = strata_server::allocator::keep_large_buffers_in_the_heap();
     if !allocator_tuned {
         eprintln!(
             "warning: glibc refused an allocator setting; figures may not match strata-server's"
         );
     }
-    let a = Args::parse();
     if a.optimizer != "adagrad" {
         bail!(
             "--optimizer {}: W1 uses adagrad, the only one supported",
@@ -111,6 +122,7 @@ fn main() -> anyhow::Result<()> {
     // Refuse bad workload parameters before touching any table.
     strata_bench::zipf::Zipf::new(a.keys, a.zipf)?;
     let spec = TargetSpec::parse(&a.target, &a.coordinator)?;
+    strata_server::storage::host::set_huge_pages(a.huge_pages);
     if let Some(bytes) = a.memory_reserve {
         if !matches!(spec, TargetSpec::Inproc) {
             bail!("--memory-reserve applies to --target inproc; give a server its own");

@@ -28,6 +28,54 @@ pub fn keep_large_buffers_in_the_heap() -> bool {
     true
 }
 
+/// The glibc tunable that advises the heap (and glibc's own mappings) into transparent huge
+/// pages (glibc 2.35 and later; older ones ignore it).
+pub const HUGE_PAGE_HEAP_TUNABLE: &str = "glibc.malloc.hugetlb=1";
+
+/// What [`reexec_with_huge_page_heap`] did, when it returned.
+#[derive(Debug)]
+pub enum HeapPages {
+    /// `GLIBC_TUNABLES` already says how the heap is paged (this process was re-executed,
+    /// or whoever started it chose): nothing to do.
+    AlreadyChosen,
+    /// Not a glibc process on Linux: the tunable does not exist.
+    Unsupported,
+    /// The re-execution failed; the process goes on with a 4 KiB-page heap.
+    ExecFailed(std::io::Error),
+}
+
+/// Re-executes this process (same pid, arguments and open files) with
+/// [`HUGE_PAGE_HEAP_TUNABLE`] added to `GLIBC_TUNABLES`, unless the variable already names
+/// `glibc.malloc.hugetlb`. Request buffers, id lists and small index tables live in the heap,
+/// and a W1 step touches them as randomly as the rows: on the VMs we measure on the server
+/// and bench spent 10-15% less CPU per step with the heap in huge pages. glibc reads its
+/// tunables only at process start, hence the re-execution. Call first thing in `main`,
+/// before any thread starts; returns only when no re-execution happened.
+pub fn reexec_with_huge_page_heap() -> HeapPages {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::os::unix::process::CommandExt;
+
+        let current = std::env::var_os("GLIBC_TUNABLES").unwrap_or_default();
+        if current.to_string_lossy().contains("glibc.malloc.hugetlb") {
+            return HeapPages::AlreadyChosen;
+        }
+        let mut tunables = current;
+        if !tunables.is_empty() {
+            tunables.push(":");
+        }
+        tunables.push(HUGE_PAGE_HEAP_TUNABLE);
+        let mut args = std::env::args_os();
+        let mut command = std::process::Command::new("/proc/self/exe");
+        if let Some(arg0) = args.next() {
+            command.arg0(arg0);
+        }
+        HeapPages::ExecFailed(command.args(args).env("GLIBC_TUNABLES", tunables).exec())
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    HeapPages::Unsupported
+}
+
 #[cfg(test)]
 mod tests {
     // Changes the allocator of this whole test binary: harmless, the settings only move

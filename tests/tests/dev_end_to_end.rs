@@ -342,3 +342,49 @@ async fn memory_reserve_feeds_new_rows_and_refills_from_a_dropped_table() {
         "rows in recycled chunks start from zeroed metadata"
     );
 }
+
+/// Mappings of process `pid` that are advised into transparent huge pages ("hg" in smaps).
+#[cfg(target_os = "linux")]
+fn huge_page_advised_mappings(pid: u32) -> usize {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).expect("smaps");
+    smaps
+        .lines()
+        .filter_map(|l| l.strip_prefix("VmFlags:"))
+        .filter(|flags| flags.split_whitespace().any(|f| f == "hg"))
+        .count()
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[tokio::test]
+async fn huge_pages_are_asked_for_by_default_and_not_with_the_flag_off() {
+    // Without THP in the kernel, madvise refuses the advice and no mapping carries it.
+    let kernel_has_thp = std::path::Path::new("/sys/kernel/mm/transparent_hugepage").exists();
+    for (extra, wanted) in [(&[][..], true), (&["--huge-pages", "false"][..], false)] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut args = vec!["--memory-reserve", "8MiB"];
+        args.extend_from_slice(extra);
+        let server = DevServer::start(dir.path(), &args).expect("start");
+        // The process re-executed itself (same pid) with glibc's heap in huge pages.
+        let environ = std::fs::read(format!("/proc/{}/environ", server.pid())).expect("environ");
+        let tunable = environ
+            .split(|&b| b == 0)
+            .any(|var| var == b"GLIBC_TUNABLES=glibc.malloc.hugetlb=1");
+        assert_eq!(tunable, wanted, "huge-page heap tunable with {extra:?}");
+        // It serves either way; rows go into the reserve's chunks.
+        let client = server.client().await.expect("client");
+        client
+            .create_table(table_spec("t", 8, "sgd", 1.0))
+            .await
+            .expect("create");
+        let rows = client.pull("t", &[1, 2, 3]).await.expect("pull");
+        assert_eq!(rows.len(), 3 * 8);
+        if kernel_has_thp {
+            let advised = huge_page_advised_mappings(server.pid());
+            assert_eq!(
+                advised > 0,
+                wanted,
+                "{advised} huge-page mappings with {extra:?}"
+            );
+        }
+    }
+}

@@ -7,15 +7,17 @@
 //! the row memory reserve, [`super::reserve`], while it has room), and an erase that
 //! truncates an arena hands the freed whole pages of its last chunk back too
 //! ([`Chunk::zero_words`]). Fresh chunks are zero-filled lazily (a stripe with a few rows
-//! holds a few pages; chunks from the reserve are resident whole) and opt out of
-//! transparent huge pages: with THP a first write faults in 2 MiB
-//! (64 stripes would hold 128 MiB for a small table), and on the VMs we measure on huge
-//! pages made imports 3-4× slower and W1's p99 3× worse. Consecutive mappings are usually
+//! holds a few pages) and opt out of transparent huge pages: with THP a first write faults
+//! in 2 MiB (64 stripes would hold 128 MiB for a small table), and on the VMs we measure on
+//! faulting huge pages on demand made imports 3-4× slower and W1's p99 3× worse. Chunks from
+//! the reserve are resident whole and in huge pages where the kernel had them: they were
+//! faulted in off the request path ([`super::mapping`]). Consecutive mappings are usually
 //! adjacent and merged by the kernel into one (a W1 server with 2.5 M rows had 48).
 
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
+use super::mapping::{self, PageAdvice};
 use super::reserve::ROW_MEMORY_RESERVE;
 
 /// Bytes of one chunk.
@@ -117,34 +119,19 @@ impl std::fmt::Debug for Chunk {
     }
 }
 
-fn layout() -> std::alloc::Layout {
-    std::alloc::Layout::from_size_align(CHUNK_BYTES, std::mem::align_of::<f32>())
-        .unwrap_or_else(|_| unreachable!("a constant, valid layout"))
+/// A fresh, zero-filled chunk mapping in 4 KiB pages (pages faulted in on first write).
+pub(super) fn map() -> NonNull<f32> {
+    map_advised(PageAdvice::Small)
 }
 
-/// A fresh, zero-filled mapping of [`CHUNK_BYTES`] (pages faulted in on first write).
-#[cfg(unix)]
-pub(super) fn map() -> NonNull<f32> {
-    // SAFETY: a fresh private anonymous mapping; no existing memory is touched.
-    let raw = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            CHUNK_BYTES,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if raw == libc::MAP_FAILED {
-        std::alloc::handle_alloc_error(layout());
-    }
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    // SAFETY: advice on the mapping just made; refusal (no THP support) changes nothing.
-    unsafe {
-        libc::madvise(raw, CHUNK_BYTES, libc::MADV_NOHUGEPAGE);
-    }
-    NonNull::new(raw.cast::<f32>()).unwrap_or_else(|| std::alloc::handle_alloc_error(layout()))
+/// A fresh, zero-filled chunk mapping with the page size `advice` asks for.
+pub(super) fn map_advised(advice: PageAdvice) -> NonNull<f32> {
+    mapping::map_zeroed(CHUNK_BYTES, advice).cast()
+}
+
+/// Returns a chunk mapping made by [`map`] or [`map_advised`] to the OS.
+pub(super) fn unmap(words: NonNull<f32>) {
+    mapping::unmap(words.cast(), CHUNK_BYTES);
 }
 
 /// Gives the whole 4 KiB pages inside `words` (a range of the chunk's words) back to the OS;
@@ -214,32 +201,6 @@ fn populate_pages(_mapping: NonNull<f32>, _words: std::ops::Range<usize>) -> boo
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 fn release_pages(_chunk: &mut Chunk, words: std::ops::Range<usize>) -> std::ops::Range<usize> {
     words.start..words.start
-}
-
-/// Returns a mapping made by [`map`] to the OS.
-#[cfg(unix)]
-pub(super) fn unmap(words: NonNull<f32>) {
-    // SAFETY: `words` starts a CHUNK_BYTES mapping made by `map`, unmapped once, when its
-    // only owner drops.
-    let status = unsafe { libc::munmap(words.as_ptr().cast(), CHUNK_BYTES) };
-    // It fails only if splitting a merged mapping exceeds vm.max_map_count: the chunk's
-    // memory then stays mapped (a leak, not a fault).
-    debug_assert_eq!(status, 0, "munmap of a row chunk failed");
-}
-
-/// A fresh, zero-filled mapping of [`CHUNK_BYTES`].
-#[cfg(not(unix))]
-pub(super) fn map() -> NonNull<f32> {
-    // SAFETY: the layout has a non-zero size.
-    let raw = unsafe { std::alloc::alloc_zeroed(layout()) };
-    NonNull::new(raw.cast::<f32>()).unwrap_or_else(|| std::alloc::handle_alloc_error(layout()))
-}
-
-/// Returns a mapping made by [`map`] to the OS.
-#[cfg(not(unix))]
-pub(super) fn unmap(words: NonNull<f32>) {
-    // SAFETY: allocated by `map` with the same layout.
-    unsafe { std::alloc::dealloc(words.as_ptr().cast(), layout()) };
 }
 
 #[cfg(test)]

@@ -8,6 +8,10 @@
 //! of 64 K-128 K entries). Lookups try the new table, then the old one; an id's entry never
 //! changes while it is indexed, so a copy found in either table is the answer.
 
+use std::ptr::NonNull;
+
+use super::mapping::{map_zeroed, unmap, PageAdvice, HUGE_PAGE_BYTES};
+
 /// The id kept aside (its stored key would be the vacant marker).
 const KEPT_ASIDE: u64 = u64::MAX;
 
@@ -33,23 +37,94 @@ struct Entry {
     idx: u32,
 }
 
-/// A table of `capacity` vacant entries, from zeroed memory.
-fn vacant_table(capacity: usize) -> Vec<Entry> {
-    if capacity == 0 {
-        return Vec::new();
-    }
-    let layout = std::alloc::Layout::array::<Entry>(capacity)
-        .unwrap_or_else(|_| panic!("an index of {capacity} entries overflows the address space"));
-    // SAFETY: `layout` has a non-zero size. All-zero bytes are a valid `Entry` (two integers
-    // and padding) and mean vacant. The memory comes from the global allocator with the
-    // layout `Vec<Entry>` frees it with (`Layout::array::<Entry>(capacity)`), and length
-    // and capacity are both `capacity`, all initialised.
-    unsafe {
-        let raw = std::alloc::alloc_zeroed(layout).cast::<Entry>();
-        if raw.is_null() {
-            std::alloc::handle_alloc_error(layout);
+/// Tables of at least this many bytes are mapped on their own (in huge pages where
+/// advised, [`super::mapping`]) and go back to the OS when dropped; smaller ones come from
+/// the heap.
+const MAPPED_FROM_BYTES: usize = HUGE_PAGE_BYTES;
+
+/// A fixed-size table of entries in zeroed memory (all vacant when new).
+struct Table {
+    at: NonNull<Entry>,
+    len: usize,
+}
+
+// SAFETY: a table owns its memory exclusively; `&Table` only hands out shared slices.
+unsafe impl Send for Table {}
+// SAFETY: as above; mutation needs `&mut Table`.
+unsafe impl Sync for Table {}
+
+impl Table {
+    /// A table of `capacity` vacant entries. The memory is zeroed by the OS or the
+    /// allocator without being written here: fresh pages are faulted in by the inserts that
+    /// first touch them, not all at once while the stripe is locked.
+    fn vacant(capacity: usize) -> Self {
+        if capacity == 0 {
+            return Self::default();
         }
-        Vec::from_raw_parts(raw, capacity, capacity)
+        let layout = Self::layout(capacity);
+        let at = if layout.size() >= MAPPED_FROM_BYTES {
+            map_zeroed(layout.size(), PageAdvice::Huge).cast::<Entry>()
+        } else {
+            // SAFETY: `layout` has a non-zero size.
+            let raw = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<Entry>();
+            NonNull::new(raw).unwrap_or_else(|| std::alloc::handle_alloc_error(layout))
+        };
+        Self { at, len: capacity }
+    }
+
+    fn layout(capacity: usize) -> std::alloc::Layout {
+        std::alloc::Layout::array::<Entry>(capacity).unwrap_or_else(|_| {
+            panic!("an index of {capacity} entries overflows the address space")
+        })
+    }
+}
+
+impl Default for Table {
+    fn default() -> Self {
+        Self {
+            at: NonNull::dangling(),
+            len: 0,
+        }
+    }
+}
+
+impl std::ops::Deref for Table {
+    type Target = [Entry];
+
+    #[inline]
+    fn deref(&self) -> &[Entry] {
+        // SAFETY: `at` points to `len` initialised entries (all-zero bytes are a valid,
+        // vacant `Entry`: two integers and padding) owned by `self`, or dangles with len 0.
+        unsafe { std::slice::from_raw_parts(self.at.as_ptr(), self.len) }
+    }
+}
+
+impl std::ops::DerefMut for Table {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [Entry] {
+        // SAFETY: as in `deref`, and `&mut self` makes the access exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.at.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Table {
+    fn drop(&mut self) {
+        if self.len == 0 {
+            return;
+        }
+        let layout = Self::layout(self.len);
+        if layout.size() >= MAPPED_FROM_BYTES {
+            unmap(self.at.cast(), layout.size());
+        } else {
+            // SAFETY: allocated in `vacant` by the global allocator with this layout.
+            unsafe { std::alloc::dealloc(self.at.as_ptr().cast(), layout) };
+        }
+    }
+}
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table").field("len", &self.len).finish()
     }
 }
 
@@ -57,12 +132,12 @@ fn vacant_table(capacity: usize) -> Vec<Entry> {
 /// index from the surviving rows ([`IdIndex::with_capacity`] + inserts), keeping probes short.
 #[derive(Debug, Default)]
 pub struct IdIndex {
-    entries: Vec<Entry>,
+    entries: Table,
     /// Entries in `entries`.
     len: usize,
     max_id: Option<u32>,
     /// The table before the last growth while its entries are moved (empty otherwise).
-    old: Vec<Entry>,
+    old: Table,
     /// Positions of `old` moved so far.
     moved: usize,
 }
@@ -137,9 +212,9 @@ impl IdIndex {
     pub fn with_capacity(rows: usize) -> Self {
         Self {
             entries: if rows == 0 {
-                Vec::new()
+                Table::default()
             } else {
-                vacant_table(capacity_for(rows))
+                Table::vacant(capacity_for(rows))
             },
             ..Self::default()
         }
@@ -203,7 +278,7 @@ impl IdIndex {
             self.rehash(capacity);
             return;
         }
-        self.old = std::mem::replace(&mut self.entries, vacant_table(capacity));
+        self.old = std::mem::replace(&mut self.entries, Table::vacant(capacity));
         self.moved = 0;
         self.len = 0;
     }
@@ -223,7 +298,7 @@ impl IdIndex {
         }
         self.moved = end;
         if end == self.old.len() {
-            self.old = Vec::new();
+            self.old = Table::default();
             self.moved = 0;
         }
     }
@@ -231,9 +306,9 @@ impl IdIndex {
     /// Rebuilds the table at `capacity` at once (no growth in progress).
     fn rehash(&mut self, capacity: usize) {
         debug_assert!(self.old.is_empty());
-        let old = std::mem::replace(&mut self.entries, vacant_table(capacity));
-        for e in old.into_iter().filter(|e| e.key != VACANT_KEY) {
-            place(&mut self.entries, e);
+        let old = std::mem::replace(&mut self.entries, Table::vacant(capacity));
+        for e in old.iter().filter(|e| e.key != VACANT_KEY) {
+            place(&mut self.entries, *e);
         }
     }
 }

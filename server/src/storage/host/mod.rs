@@ -10,11 +10,13 @@ mod arena;
 mod chunk;
 mod group;
 mod index;
+mod mapping;
 mod migrate;
 mod reclaim;
 mod reserve;
 mod stripe;
 
+pub use mapping::{huge_pages, set_huge_pages};
 pub use reserve::{reserve_row_memory, ChunkReserve, ROW_MEMORY_RESERVE};
 
 use std::sync::atomic::{AtomicU64, Ordering};

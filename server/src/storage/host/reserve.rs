@@ -18,7 +18,8 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
-use super::chunk::{fault_in_mapping, map, CHUNK_BYTES};
+use super::chunk::{fault_in_mapping, map_advised, CHUNK_BYTES};
+use super::mapping::PageAdvice;
 
 /// The process's row memory reserve, used by every [`Chunk`](super::chunk::Chunk).
 pub static ROW_MEMORY_RESERVE: ChunkReserve = ChunkReserve::new();
@@ -100,13 +101,15 @@ impl ChunkReserve {
         true
     }
 
-    /// Maps and faults in the chunks the reserve lacks now; returns the chunks added. Chunks
-    /// taken while it runs are not replaced (new rows are then faulting memory in anyway).
+    /// Maps and faults in the chunks the reserve lacks now, in huge pages where advised
+    /// ([`super::mapping`]); returns the chunks added. Chunks taken while it runs are not
+    /// replaced (new rows are then faulting memory in anyway).
     pub fn fill(&self) -> usize {
         let missing = self.capacity().saturating_sub(self.chunks());
         let mut added = 0;
         while added < missing {
-            let words = map();
+            // Faulted in here, off any request's path: the place for huge pages.
+            let words = map_advised(PageAdvice::Huge);
             fault_in_mapping(words);
             if !self.push(words) {
                 super::chunk::unmap(words);
@@ -186,7 +189,7 @@ mod tests {
     fn returned_chunks_are_zeroed_and_kept_only_while_there_is_room() {
         let reserve = ChunkReserve::new();
         reserve.set_capacity_bytes(CHUNK_BYTES as u64);
-        let (a, b) = (map(), map());
+        let (a, b) = (super::super::chunk::map(), super::super::chunk::map());
         words(a).fill(7.0);
         words(b).fill(5.0);
         assert!(reserve.offer(a), "room for one");
