@@ -3,7 +3,7 @@
 # much trainer throughput (W1) is left while they move.
 #
 # usage: benches/migration.sh [--fill SECONDS] [--max-bytes-per-s N] [--parallel K] [--idle]
-#                             [--nice N] [--reserve SIZE]
+#                             [--nice N] [--reserve SIZE] [--huge-pages BOOL]
 # Starts a coordinator and two shard servers (release builds, free loopback ports, temp
 # data dirs), runs strata-bench W1 (4 trainers) against them, adds a third shard server
 # after the table exists, and after --fill seconds (default 20) applies a rebalance that
@@ -12,7 +12,8 @@
 # (row bytes moved / wall time from apply to the plan's end). With --idle the bench stops
 # after the fill and the rows move with no load. With --reserve SIZE the joining node
 # starts with `--memory-reserve SIZE` (its row memory faulted in before the plan; its log
-# line says how fast this machine hands out fresh memory). Stops what it started.
+# line says how fast this machine hands out fresh memory). --huge-pages false runs every
+# process with 4 KiB pages only (default: strata's huge page advice). Stops what it started.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -26,6 +27,7 @@ PARALLEL=2
 IDLE=0
 NICE=()
 RESERVE=()
+HUGE=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
     --idle) IDLE=1; shift ;;
@@ -34,6 +36,7 @@ while [[ $# -gt 0 ]]; do
     --parallel) PARALLEL=${2:?}; shift 2 ;;
     --nice) NICE=(--migration-nice "${2:?}"); shift 2 ;;
     --reserve) RESERVE=(--memory-reserve "${2:?}"); shift 2 ;;
+    --huge-pages) HUGE=(--huge-pages "${2:?}"); shift 2 ;;
     *) echo "unknown flag $1" >&2; exit 2 ;;
     esac
 done
@@ -60,7 +63,7 @@ start_shard() {
     local i=$1
     shift
     "$BIN/strata-server" shard --coordinator "$COORD" --listen "127.0.0.1:$(free_port)" \
-        --data-dir "$TMP/shard-$i" "${NICE[@]}" "$@" >"$TMP/shard-$i.log" 2>&1 &
+        --data-dir "$TMP/shard-$i" "${NICE[@]}" "${HUGE[@]}" "$@" >"$TMP/shard-$i.log" 2>&1 &
     PIDS+=($!)
 }
 up_nodes() { "$BIN/strata" --coordinator "$COORD" status --json 2>/dev/null | grep -o '"state":"up"' | wc -l; }
@@ -76,7 +79,7 @@ DURATION=$((FILL + 25))
 [[ $IDLE == 1 ]] && DURATION=$FILL
 log "W1 for ${DURATION}s on 2 nodes; a third joins after 3 s; rebalance at ${FILL}s ..."
 "$BIN/strata-bench" --coordinator "$COORD" --warmup 0 --duration "$DURATION" \
-    --timeline "$TMP/timeline" --json >"$TMP/bench.json" 2>"$TMP/bench.log" &
+    --timeline "$TMP/timeline" "${HUGE[@]}" --json >"$TMP/bench.json" 2>"$TMP/bench.log" &
 BENCH=$!
 PIDS+=($BENCH)
 sleep 3
