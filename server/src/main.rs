@@ -149,8 +149,9 @@ struct NodeArgs {
     /// to the OS. Default: none.
     #[arg(long, value_parser = parse_size, default_value_t = 0)]
     memory_reserve: u64,
-    /// Ask for transparent huge pages for the row memory reserve and large id index tables
-    /// (fewer TLB misses per row a request touches); `false` keeps 4 KiB pages everywhere.
+    /// Ask for transparent huge pages for the row memory reserve, large id index tables and
+    /// the heap (fewer TLB misses per row a request touches; the heap's needs one
+    /// re-execution at start); `false` keeps 4 KiB pages everywhere.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     huge_pages: bool,
     #[command(flatten)]
