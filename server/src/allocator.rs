@@ -57,7 +57,10 @@ pub fn reexec_with_huge_page_heap() -> HeapPages {
         use std::os::unix::process::CommandExt;
 
         let current = std::env::var_os("GLIBC_TUNABLES").unwrap_or_default();
-        if current.to_string_lossy().contains("glibc.malloc.hugetlb") {
+        let (name, _) = HUGE_PAGE_HEAP_TUNABLE
+            .split_once('=')
+            .unwrap_or((HUGE_PAGE_HEAP_TUNABLE, ""));
+        if current.to_string_lossy().contains(name) {
             return HeapPages::AlreadyChosen;
         }
         let mut tunables = current;
