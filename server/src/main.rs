@@ -250,9 +250,15 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
+/// Applies the row memory flags of a role that holds tables: huge page advice, then the
+/// reserve (whose chunks take that advice).
+fn prepare_row_memory(node: &NodeArgs) {
+    strata_server::storage::host::set_huge_pages(node.huge_pages);
+    strata_server::storage::host::reserve_row_memory(node.memory_reserve);
+}
+
 async fn dev(args: DevArgs) -> anyhow::Result<()> {
-    strata_server::storage::host::set_huge_pages(args.node.huge_pages);
-    strata_server::storage::host::reserve_row_memory(args.node.memory_reserve);
+    prepare_row_memory(&args.node);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -361,8 +367,7 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
 }
 
 async fn shard(args: ShardArgs) -> anyhow::Result<()> {
-    strata_server::storage::host::set_huge_pages(args.node.huge_pages);
-    strata_server::storage::host::reserve_row_memory(args.node.memory_reserve);
+    prepare_row_memory(&args.node);
     let listener = bind(args.listen, "gRPC").await?;
     let metrics_listener = bind_metrics(args.metrics_listen).await?;
     let coordinators: Vec<String> = args
