@@ -76,8 +76,8 @@ struct Args {
     /// Write `unix_ms steps rows` every 100 ms to this file (throughput of any window).
     #[arg(long)]
     timeline: Option<std::path::PathBuf>,
-    /// In-process target only: row memory faulted in before the run (e.g. 4GiB), as
-    /// strata-server's `--memory-reserve` does for a server.
+    /// In-process target only: row memory faulted in before the run and kept filled (e.g.
+    /// 4GiB), as strata-server's `--memory-reserve` does for a server; the same default.
     #[arg(long, value_parser = strata_server::size::parse_size)]
     memory_reserve: Option<u64>,
     /// Transparent huge pages for this process's heap (every target: the client's buffers,
@@ -123,14 +123,23 @@ fn main() -> anyhow::Result<()> {
     strata_bench::zipf::Zipf::new(a.keys, a.zipf)?;
     let spec = TargetSpec::parse(&a.target, &a.coordinator)?;
     strata_server::storage::host::set_huge_pages(a.huge_pages);
-    if let Some(bytes) = a.memory_reserve {
-        if !matches!(spec, TargetSpec::Inproc) {
-            bail!("--memory-reserve applies to --target inproc; give a server its own");
-        }
-        // Faulted in now, before any table exists and outside the measured run.
+    if a.memory_reserve.is_some() && !matches!(spec, TargetSpec::Inproc) {
+        bail!("--memory-reserve applies to --target inproc; give a server its own");
+    }
+    if matches!(spec, TargetSpec::Inproc) {
+        let bytes = a
+            .memory_reserve
+            .unwrap_or(strata_server::storage::host::DEFAULT_MEMORY_RESERVE_BYTES);
+        // Faulted in now, before any table exists and outside the measured run; kept
+        // filled during it, as a server keeps its own.
         let reserve = &strata_server::storage::host::ROW_MEMORY_RESERVE;
         reserve.set_capacity_bytes(bytes);
         reserve.fill();
+        if bytes > 0 {
+            reserve
+                .keep_filled(|_, _| {})
+                .context("starting the row memory reserve's refill thread")?;
+        }
     }
     let params = TableParams {
         name: a.table.clone(),

@@ -15,6 +15,7 @@ use strata_server::roles::{
 };
 use strata_server::size::parse_size;
 use strata_server::slot::DEFAULT_NUM_SLOTS;
+use strata_server::storage::host::DEFAULT_MEMORY_RESERVE_BYTES;
 use strata_server::transport::DEFAULT_MAX_MESSAGE_BYTES;
 
 #[derive(Parser)]
@@ -143,11 +144,12 @@ struct NodeArgs {
     /// Host memory budget (e.g. 8GiB); requests past it get RESOURCE_EXHAUSTED.
     #[arg(long, value_parser = parse_size)]
     memory_budget: Option<u64>,
-    /// Row memory to fault in at start and keep ready for new rows (e.g. 2GiB): a node that
-    /// joins to receive shards then writes them at memory speed, not at the rate the OS and
-    /// hypervisor hand out fresh pages. Chunks freed later refill it instead of going back
-    /// to the OS. Default: none.
-    #[arg(long, value_parser = parse_size, default_value_t = 0)]
+    /// Row memory to fault in at start and keep ready for new rows (e.g. 2GiB), refilled by
+    /// a background thread as rows take it: new rows and shards moved in are written at
+    /// memory speed, not at the rate the OS and hypervisor hand out fresh pages, and land in
+    /// huge pages. Chunks freed later refill it instead of going back to the OS. It is held
+    /// on top of the rows (and of `--memory-budget`); 0 keeps none. Default: 256 MiB.
+    #[arg(long, value_parser = parse_size, default_value_t = DEFAULT_MEMORY_RESERVE_BYTES)]
     memory_reserve: u64,
     /// Ask for transparent huge pages for the row memory reserve, large id index tables and
     /// the heap (fewer TLB misses per row a request touches; the heap's needs one

@@ -85,6 +85,10 @@ pub struct Metrics {
     pub memory_used_bytes: Gauge,
     /// Row memory faulted in and held ready for new rows (`--memory-reserve`).
     pub memory_reserve_bytes: Gauge,
+    /// Row memory chunks new rows took from the reserve.
+    pub memory_reserve_taken: Counter,
+    /// Row memory chunks new rows mapped on demand because the reserve was empty.
+    pub memory_reserve_missed: Counter,
     /// Lookups of distinct ids that found the row resident, per table and caching tier.
     pub tier_hits: Family<TableLabels, Counter>,
     /// Lookups of distinct ids served by the tier behind, per table and caching tier.
@@ -123,6 +127,8 @@ impl Metrics {
         let table_bytes = Family::<TableLabels, Gauge>::default();
         let memory_used_bytes = Gauge::default();
         let memory_reserve_bytes = Gauge::default();
+        let memory_reserve_taken = Counter::default();
+        let memory_reserve_missed = Counter::default();
         let tier_hits = Family::<TableLabels, Counter>::default();
         let tier_misses = Family::<TableLabels, Counter>::default();
         let tier_admissions = Family::<TableLabels, Counter>::default();
@@ -160,6 +166,16 @@ impl Metrics {
             "memory_reserve_bytes",
             "Row memory faulted in and held ready for new rows",
             memory_reserve_bytes.clone(),
+        );
+        registry.register(
+            "memory_reserve_taken_chunks",
+            "Row memory chunks (2 MiB) new rows took from the reserve",
+            memory_reserve_taken.clone(),
+        );
+        registry.register(
+            "memory_reserve_missed_chunks",
+            "Row memory chunks (2 MiB) new rows faulted in on demand: the reserve was empty",
+            memory_reserve_missed.clone(),
         );
         registry.register(
             "tier_hits",
@@ -201,6 +217,8 @@ impl Metrics {
             table_bytes,
             memory_used_bytes,
             memory_reserve_bytes,
+            memory_reserve_taken,
+            memory_reserve_missed,
             tier_hits,
             tier_misses,
             tier_admissions,
@@ -337,8 +355,20 @@ impl Metrics {
             }
         }
         self.memory_used_bytes.set(engine.budget().used() as i64);
-        self.memory_reserve_bytes
-            .set(crate::storage::host::ROW_MEMORY_RESERVE.bytes() as i64);
+        let reserve = &crate::storage::host::ROW_MEMORY_RESERVE;
+        self.memory_reserve_bytes.set(reserve.bytes() as i64);
+        // The reserve's totals are monotonic; renders are serialized, so the counters
+        // advance by what is new since the last render.
+        self.memory_reserve_taken.inc_by(
+            reserve
+                .taken()
+                .saturating_sub(self.memory_reserve_taken.get()),
+        );
+        self.memory_reserve_missed.inc_by(
+            reserve
+                .missed()
+                .saturating_sub(self.memory_reserve_missed.get()),
+        );
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
             out.clear();

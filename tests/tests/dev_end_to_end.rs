@@ -283,9 +283,17 @@ async fn wait_metric(addr: &str, series: &str, value: u64) -> String {
     panic!("{series} never read {value}: {body}");
 }
 
+/// The value of a metric series without labels in a `/metrics` body.
+fn metric_value(body: &str, series: &str) -> Option<u64> {
+    body.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 #[tokio::test]
-async fn memory_reserve_feeds_new_rows_and_refills_from_a_dropped_table() {
+async fn memory_reserve_feeds_new_rows_and_refills_itself() {
     const RESERVE: u64 = 64 << 20;
+    const CHUNK: u64 = 2 << 20;
     let dir = tempfile::tempdir().expect("tempdir");
     let server = DevServer::start(
         dir.path(),
@@ -321,25 +329,40 @@ async fn memory_reserve_feeds_new_rows_and_refills_from_a_dropped_table() {
             client.pull(table, &ids).await.expect("pull")
         }
     };
-    // Rows in every stripe take more chunks than the reserve holds: it is used up.
+    // Rows in every stripe take more chunks (one per stripe) than the reserve holds.
     let fresh = first_step("first").await;
     assert!(
         fresh.iter().all(|w| w.is_finite() && *w != 0.0),
         "one Adam step from zero"
     );
-    for _ in 0..3 {
-        client.push("first", &ids, &grads).await.expect("push");
-    }
-    wait_metric(&metrics, "strata_memory_reserve_bytes", 0).await;
+    // The refill thread replaces what the rows took: the reserve is full again, and every
+    // chunk the table holds came from it or, when it ran dry, was mapped on demand.
+    let body = wait_metric(&metrics, "strata_memory_reserve_bytes", RESERVE).await;
+    let taken = metric_value(&body, "strata_memory_reserve_taken_chunks_total").expect("taken");
+    let missed = metric_value(&body, "strata_memory_reserve_missed_chunks_total").expect("missed");
+    assert!(
+        taken >= RESERVE / CHUNK,
+        "the rows took at least the whole first fill: {taken} chunks"
+    );
+    assert!(
+        taken + missed >= 64,
+        "one chunk per stripe at least: {taken} taken, {missed} missed"
+    );
 
-    // The dropped table's chunks refill the reserve, zeroed: a new table's first step in
-    // them is bit for bit the first table's first step.
+    // A dropped table's chunks go back to the OS or, where the reserve has room, into it,
+    // zeroed: a new table's first step is bit for bit the first table's first step.
     client.drop_table("first").await.expect("drop");
-    wait_metric(&metrics, "strata_memory_reserve_bytes", RESERVE).await;
     let recycled = first_step("second").await;
     assert_eq!(
         recycled, fresh,
-        "rows in recycled chunks start from zeroed metadata"
+        "rows in reserve chunks start from zeroed metadata"
+    );
+    let body = wait_metric(&metrics, "strata_memory_reserve_bytes", RESERVE).await;
+    let taken_after =
+        metric_value(&body, "strata_memory_reserve_taken_chunks_total").expect("taken");
+    assert!(
+        taken_after > taken,
+        "the second table took reserve chunks too"
     );
 }
 

@@ -17,7 +17,9 @@ mod reserve;
 mod stripe;
 
 pub use mapping::{huge_pages, set_huge_pages};
-pub use reserve::{reserve_row_memory, ChunkReserve, ROW_MEMORY_RESERVE};
+pub use reserve::{
+    reserve_row_memory, ChunkReserve, DEFAULT_MEMORY_RESERVE_BYTES, ROW_MEMORY_RESERVE,
+};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

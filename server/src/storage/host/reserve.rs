@@ -1,4 +1,5 @@
-//! A reserve of row memory faulted in ahead of need and refilled from freed chunks.
+//! A reserve of row memory faulted in ahead of need, refilled in the background as new rows
+//! take it and from freed chunks.
 //!
 //! A fresh page costs a page fault and a zero-fill in the kernel. On virtual machines whose
 //! host backs guest memory lazily, or takes freed guest memory back, it also costs a fault in
@@ -7,22 +8,31 @@
 //! moves to a node is written no faster than that. A node that joins to receive shards needs
 //! hundreds of MiB at once; with `--memory-reserve` it faults them in while it waits (as a
 //! JVM's `AlwaysPreTouch` does), and chunks freed later by erases and dropped tables go back
-//! into the reserve, up to its size, instead of back to the OS. The reserve holds whole
-//! zeroed [`CHUNK_BYTES`] chunks; taking and returning one is a lock per 2 MiB, never per row.
-//! Each stripe of a table that holds a row takes a whole chunk, so even a small table takes
-//! up to 64 chunks (128 MiB) of the reserve: size it for the tables and moves it should serve.
+//! into the reserve, up to its size, instead of back to the OS. A background thread
+//! ([`ChunkReserve::keep_filled`]) replaces each chunk new rows take, so a growing table finds
+//! its chunks faulted in (in huge pages where advised) and pays neither the page faults nor,
+//! afterwards, a TLB miss per 4 KiB on its request path.
+//! The reserve holds whole zeroed [`CHUNK_BYTES`] chunks; taking and returning one is a lock
+//! per 2 MiB, never per row. Each stripe of a table that holds a row takes a whole chunk, so
+//! even a small table takes up to 64 chunks (128 MiB) of the reserve: size it for the tables
+//! and moves it should serve at once.
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use super::chunk::{fault_in_mapping, map_advised, CHUNK_BYTES};
 use super::mapping::PageAdvice;
 
 /// The process's row memory reserve, used by every [`Chunk`](super::chunk::Chunk).
 pub static ROW_MEMORY_RESERVE: ChunkReserve = ChunkReserve::new();
+
+/// The reserve a node keeps unless told otherwise (`--memory-reserve`): enough for the
+/// first chunk of every stripe of two tables, and for a few seconds of W1's row growth
+/// between refills.
+pub const DEFAULT_MEMORY_RESERVE_BYTES: u64 = 256 << 20;
 
 /// A mapping of [`CHUNK_BYTES`] owned by the reserve.
 struct Mapping(NonNull<f32>);
@@ -35,6 +45,14 @@ pub struct ChunkReserve {
     free: Mutex<Vec<Mapping>>,
     /// Chunks kept at most.
     capacity: AtomicUsize,
+    /// Signalled when a take leaves the reserve below its capacity.
+    drained: Condvar,
+    /// Whether a [`ChunkReserve::keep_filled`] thread listens to `drained`.
+    refilled: AtomicBool,
+    /// Chunks handed out.
+    taken: AtomicU64,
+    /// Chunks asked for while the reserve, given a capacity, was empty.
+    missed: AtomicU64,
 }
 
 impl ChunkReserve {
@@ -43,7 +61,22 @@ impl ChunkReserve {
         Self {
             free: Mutex::new(Vec::new()),
             capacity: AtomicUsize::new(0),
+            drained: Condvar::new(),
+            refilled: AtomicBool::new(false),
+            taken: AtomicU64::new(0),
+            missed: AtomicU64::new(0),
         }
+    }
+
+    /// Chunks handed out since start.
+    pub fn taken(&self) -> u64 {
+        self.taken.load(Ordering::Relaxed)
+    }
+
+    /// Chunks asked for since start while the reserve (with a capacity) was empty: each was
+    /// mapped on demand, its pages faulted on a request's path.
+    pub fn missed(&self) -> u64 {
+        self.missed.load(Ordering::Relaxed)
     }
 
     /// Chunks held now.
@@ -73,11 +106,24 @@ impl ChunkReserve {
         for m in surplus {
             super::chunk::unmap(m.0);
         }
+        self.drained.notify_one();
     }
 
     /// A zeroed, faulted-in chunk mapping, if the reserve holds one.
     pub(super) fn take(&self) -> Option<NonNull<f32>> {
-        self.free.lock().pop().map(|m| m.0)
+        let (taken, left) = {
+            let mut free = self.free.lock();
+            (free.pop(), free.len())
+        };
+        match taken {
+            Some(_) => self.taken.fetch_add(1, Ordering::Relaxed),
+            None if self.capacity() > 0 => self.missed.fetch_add(1, Ordering::Relaxed),
+            None => 0,
+        };
+        if left < self.capacity() && self.refilled.load(Ordering::Relaxed) {
+            self.drained.notify_one();
+        }
+        taken.map(|m| m.0)
     }
 
     /// Keeps `words` (a chunk mapping whose owner is done with it), zeroed, if the reserve
@@ -103,21 +149,62 @@ impl ChunkReserve {
 
     /// Maps and faults in the chunks the reserve lacks now, in huge pages where advised
     /// ([`super::mapping`]); returns the chunks added. Chunks taken while it runs are not
-    /// replaced (new rows are then faulting memory in anyway).
+    /// replaced (the next refill replaces them).
     pub fn fill(&self) -> usize {
         let missing = self.capacity().saturating_sub(self.chunks());
         let mut added = 0;
-        while added < missing {
-            // Faulted in here, off any request's path: the place for huge pages.
-            let words = map_advised(PageAdvice::Huge);
-            fault_in_mapping(words);
-            if !self.push(words) {
-                super::chunk::unmap(words);
-                break;
-            }
+        while added < missing && self.add_one() {
             added += 1;
         }
         added
+    }
+
+    /// Maps and faults in one chunk and keeps it; false (the chunk unmapped) when the
+    /// reserve filled up meanwhile.
+    fn add_one(&self) -> bool {
+        // Faulted in here, off any request's path: the place for huge pages.
+        let words = map_advised(PageAdvice::Huge);
+        fault_in_mapping(words);
+        let kept = self.push(words);
+        if !kept {
+            super::chunk::unmap(words);
+        }
+        kept
+    }
+}
+
+impl ChunkReserve {
+    /// Fills the reserve on a background thread, then keeps it topped up: whenever takes
+    /// leave it below its capacity, the thread faults in what it lacks, a chunk at a time.
+    /// `ready` is called once, after the first fill, with the chunks it added and how long
+    /// that took. The thread lives as long as the process, asleep while the reserve is full.
+    pub fn keep_filled(
+        &'static self,
+        ready: impl FnOnce(usize, std::time::Duration) + Send + 'static,
+    ) -> std::io::Result<()> {
+        self.refilled.store(true, Ordering::Relaxed);
+        let spawned = std::thread::Builder::new()
+            .name("strata-reserve".into())
+            .spawn(move || {
+                let start = Instant::now();
+                ready(self.fill(), start.elapsed());
+                loop {
+                    {
+                        let mut free = self.free.lock();
+                        while free.len() >= self.capacity() {
+                            self.drained.wait(&mut free);
+                        }
+                    }
+                    // One chunk per wake-up: the faulting runs in short slices beside the
+                    // request threads rather than in one long burst.
+                    self.add_one();
+                }
+            });
+        if let Err(e) = spawned {
+            self.refilled.store(false, Ordering::Relaxed);
+            return Err(e);
+        }
+        Ok(())
     }
 }
 
@@ -135,29 +222,26 @@ impl Drop for ChunkReserve {
     }
 }
 
-/// Sizes the process's row memory reserve to `bytes` and faults it in on a background
-/// thread, which logs when it is ready (how long it took tells how fast this machine hands
-/// out fresh memory). Zero keeps no reserve: freed chunks go back to the OS.
+/// Sizes the process's row memory reserve to `bytes` and keeps it filled on a background
+/// thread ([`ChunkReserve::keep_filled`]), which logs when the first fill is done (how long
+/// it took tells how fast this machine hands out fresh memory). Zero keeps no reserve:
+/// freed chunks go back to the OS and new rows fault their pages in themselves.
 pub fn reserve_row_memory(bytes: u64) {
     ROW_MEMORY_RESERVE.set_capacity_bytes(bytes);
     if bytes == 0 {
         return;
     }
-    let spawned = std::thread::Builder::new()
-        .name("strata-reserve".into())
-        .spawn(move || {
-            let start = Instant::now();
-            let added = ROW_MEMORY_RESERVE.fill();
-            let secs = start.elapsed().as_secs_f64();
-            let filled = (added * CHUNK_BYTES) as f64;
-            tracing::info!(
-                bytes = ROW_MEMORY_RESERVE.bytes(),
-                secs,
-                gb_per_s = filled / secs.max(1e-9) / 1e9,
-                "row memory reserve faulted in"
-            );
-        });
-    if let Err(e) = spawned {
+    let kept = ROW_MEMORY_RESERVE.keep_filled(|added, took| {
+        let secs = took.as_secs_f64();
+        let filled = (added * CHUNK_BYTES) as f64;
+        tracing::info!(
+            bytes = ROW_MEMORY_RESERVE.bytes(),
+            secs,
+            gb_per_s = filled / secs.max(1e-9) / 1e9,
+            "row memory reserve faulted in"
+        );
+    });
+    if let Err(e) = kept {
         tracing::warn!(error = %e, "no thread to fault in the row memory reserve; it fills from freed chunks only");
     }
 }
@@ -166,7 +250,7 @@ pub fn reserve_row_memory(bytes: u64) {
 mod tests {
     use super::*;
 
-    fn words(p: NonNull<f32>) -> &'static mut [f32] {
+    fn words_of(p: NonNull<f32>) -> &'static mut [f32] {
         // SAFETY: test-only view of a CHUNK_BYTES mapping the test owns exclusively.
         unsafe { std::slice::from_raw_parts_mut(p.as_ptr(), CHUNK_BYTES / 4) }
     }
@@ -180,7 +264,7 @@ mod tests {
         assert_eq!(reserve.fill(), 3);
         assert_eq!(reserve.bytes(), 3 * CHUNK_BYTES as u64);
         let a = reserve.take().expect("a chunk");
-        assert!(words(a).iter().all(|&w| w == 0.0));
+        assert!(words_of(a).iter().all(|&w| w == 0.0));
         assert_eq!(reserve.chunks(), 2);
         super::super::chunk::unmap(a);
     }
@@ -190,15 +274,73 @@ mod tests {
         let reserve = ChunkReserve::new();
         reserve.set_capacity_bytes(CHUNK_BYTES as u64);
         let (a, b) = (super::super::chunk::map(), super::super::chunk::map());
-        words(a).fill(7.0);
-        words(b).fill(5.0);
+        words_of(a).fill(7.0);
+        words_of(b).fill(5.0);
         assert!(reserve.offer(a), "room for one");
         assert!(!reserve.offer(b), "full: the caller unmaps it");
         super::super::chunk::unmap(b);
         let again = reserve.take().expect("the returned chunk");
         assert_eq!(again, a);
-        assert!(words(again).iter().all(|&w| w == 0.0), "zeroed on return");
+        assert!(
+            words_of(again).iter().all(|&w| w == 0.0),
+            "zeroed on return"
+        );
         super::super::chunk::unmap(again);
+    }
+
+    /// Waits (bounded) until `reserve` holds `chunks`.
+    fn wait_for_chunks(reserve: &ChunkReserve, chunks: usize) {
+        let deadline = Instant::now() + std::time::Duration::from_secs(20);
+        while reserve.chunks() != chunks {
+            assert!(
+                Instant::now() < deadline,
+                "reserve holds {} chunks, not {chunks}",
+                reserve.chunks()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn a_kept_reserve_replaces_the_chunks_taken() {
+        // The refill thread outlives the test: the reserve must be 'static.
+        let reserve: &'static ChunkReserve = Box::leak(Box::new(ChunkReserve::new()));
+        reserve.set_capacity_bytes(4 * CHUNK_BYTES as u64);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        reserve
+            .keep_filled(move |added, _| {
+                let _ = ready_tx.send(added);
+            })
+            .expect("thread");
+        let added = ready_rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("first fill");
+        assert_eq!(added, 4);
+        wait_for_chunks(reserve, 4);
+
+        // Each take is replaced.
+        let a = reserve.take().expect("a chunk");
+        let b = reserve.take().expect("a chunk");
+        wait_for_chunks(reserve, 4);
+        assert_eq!((reserve.taken(), reserve.missed()), (2, 0));
+        for words in [a, b] {
+            assert!(words_of(words).iter().all(|&w| w == 0.0));
+            super::super::chunk::unmap(words);
+        }
+
+        // Emptied, the reserve counts the takes it could not serve.
+        reserve.set_capacity_bytes(0);
+        assert!(reserve.take().is_none());
+        assert_eq!(reserve.missed(), 0, "no capacity: nothing was missed");
+        reserve.set_capacity_bytes(CHUNK_BYTES as u64);
+        wait_for_chunks(reserve, 1);
+        let c = reserve.take().expect("the refilled chunk");
+        let missed_or_taken = reserve.take().map(super::super::chunk::unmap);
+        assert!(
+            missed_or_taken.is_some() || reserve.missed() == 1,
+            "an empty reserve with a capacity counts a miss"
+        );
+        super::super::chunk::unmap(c);
     }
 
     #[test]
