@@ -11,7 +11,9 @@
 //! into the reserve, up to its size, instead of back to the OS. A background thread
 //! ([`ChunkReserve::keep_filled`]) replaces each chunk new rows take, so a growing table finds
 //! its chunks faulted in (in huge pages where advised) and pays neither the page faults nor,
-//! afterwards, a TLB miss per 4 KiB on its request path.
+//! afterwards, a TLB miss per 4 KiB on its request path. After its first fill that thread
+//! runs under `SCHED_IDLE`: refills use only idle cores, so a shard moving in (a burst of
+//! takes) does not compete with its own replacement chunks for the CPU.
 //! The reserve holds whole zeroed [`CHUNK_BYTES`] chunks; taking and returning one is a lock
 //! per 2 MiB, never per row. Each stripe of a table that holds a row takes a whole chunk, so
 //! even a small table takes up to 64 chunks (128 MiB) of the reserve: size it for the tables
@@ -188,6 +190,9 @@ impl ChunkReserve {
             .spawn(move || {
                 let start = Instant::now();
                 ready(self.fill(), start.elapsed());
+                // Refills are background work: they take only CPU nobody else wants, so a
+                // burst of takes (a shard moving in) is not slowed by its own replacements.
+                run_only_when_idle();
                 loop {
                     {
                         let mut free = self.free.lock();
@@ -205,6 +210,22 @@ impl ChunkReserve {
             return Err(e);
         }
         Ok(())
+    }
+}
+
+/// Puts the calling thread under `SCHED_IDLE` (Linux): it runs only on cores no other thread
+/// wants. Failure only costs speed elsewhere, so it is logged, not returned.
+fn run_only_when_idle() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: pid 0 is the calling thread; `param` outlives the call.
+        if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0 {
+            tracing::debug!(
+                error = %std::io::Error::last_os_error(),
+                "the reserve's refill thread keeps its normal priority"
+            );
+        }
     }
 }
 
@@ -309,14 +330,16 @@ mod tests {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         reserve
             .keep_filled(move |added, _| {
-                let _ = ready_tx.send(added);
+                // Called on the refill thread itself.
+                let _ = ready_tx.send((added, refill_thread_id()));
             })
             .expect("thread");
-        let added = ready_rx
+        let (added, refill_tid) = ready_rx
             .recv_timeout(std::time::Duration::from_secs(20))
             .expect("first fill");
         assert_eq!(added, 4);
         wait_for_chunks(reserve, 4);
+        assert_refills_run_only_when_idle(refill_tid);
 
         // Each take is replaced.
         let a = reserve.take().expect("a chunk");
@@ -341,6 +364,37 @@ mod tests {
             "an empty reserve with a capacity counts a miss"
         );
         super::super::chunk::unmap(c);
+    }
+
+    /// The calling thread's kernel id (0 off Linux).
+    fn refill_thread_id() -> i64 {
+        #[cfg(target_os = "linux")]
+        // SAFETY: gettid has no arguments and no memory effects.
+        return unsafe { libc::syscall(libc::SYS_gettid) };
+        #[cfg(not(target_os = "linux"))]
+        0
+    }
+
+    /// After its first fill the refill thread is under SCHED_IDLE (Linux only).
+    fn assert_refills_run_only_when_idle(tid: i64) {
+        #[cfg(target_os = "linux")]
+        {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            loop {
+                // SAFETY: sched_getscheduler reads the policy of a thread of this process.
+                let policy = unsafe { libc::sched_getscheduler(tid as libc::pid_t) };
+                if policy == libc::SCHED_IDLE {
+                    return;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "refill thread {tid} has policy {policy}, not SCHED_IDLE"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = tid;
     }
 
     #[test]
