@@ -117,20 +117,55 @@ printf '%-16s %10s %10s %10s\n' strata/redis "$(ratio "${M[strata.steps_per_s]}"
 printf '%-16s %10s %10s %10s\n' strata/inproc "$(ratio "${M[strata.steps_per_s]}" "${M[inproc.steps_per_s]}")" \
     "$(ratio "${M[strata.pull_rows_per_s]}" "${M[inproc.pull_rows_per_s]}")" "$(ratio "${M[strata.p99_ms]}" "${M[inproc.p99_ms]}")"
 
+# Machine CPU per step over each measured window (server and bench together), medians.
+declare -A C
+for n in strata inproc; do
+    for f in cpu_user_ms_per_step cpu_kernel_ms_per_step; do
+        C[$n.$f]=$(grep -o "\"$f\":[-0-9.eE+]*" "$TMP/$n.jsonl" | cut -d: -f2 | median)
+    done
+done
+echo
+printf '%-8s %14s %16s %14s\n' target "user ms/step" "kernel ms/step" "total ms/step"
+for n in strata inproc; do
+    awk -v n="$n" -v u="${C[$n.cpu_user_ms_per_step]}" -v k="${C[$n.cpu_kernel_ms_per_step]}" \
+        'BEGIN { if (u + k > 0) printf "%-8s %14.3f %16.3f %14.3f\n", n, u, k, u + k; else printf "%-8s %14s\n", n, "n/a" }'
+done
+
+# cpu_busy_s: the machine's busy CPU seconds so far (user, nice, system, irq, softirq).
+cpu_busy_s() {
+    awk -v hz="$(getconf CLK_TCK)" '/^cpu / { print ($2 + $3 + $4 + $7 + $8) / hz; exit }' /proc/stat
+}
+
 # Loopback TCP bandwidth in the same run (one stream, 5 s), and strata's row payload as a
-# fraction of it: how close to the wire the server runs.
+# fraction of it: how close to the wire the server runs. The machine's CPU during iperf3
+# gives loopback TCP's cost per byte; with the in-process step cost it bounds
+# networked ÷ in-process even for a server with no user-space network cost at all.
 if command -v iperf3 >/dev/null; then
     IPORT=$(free_port)
     iperf3 -s -1 -B 127.0.0.1 -p "$IPORT" >/dev/null 2>&1 &
     IPERF_PID=$!
     sleep 0.5
-    BPS=$(iperf3 -c 127.0.0.1 -p "$IPORT" -t 5 -J 2>/dev/null |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"])' 2>/dev/null || echo 0)
+    CPU0=$(cpu_busy_s)
+    IPERF_JSON=$(iperf3 -c 127.0.0.1 -p "$IPORT" -t 5 -J 2>/dev/null || true)
+    CPU1=$(cpu_busy_s)
     wait "$IPERF_PID" 2>/dev/null || true
+    read -r BPS IBYTES < <(python3 -c 'import json,sys
+try:
+    e = json.loads(sys.stdin.read())["end"]["sum_received"]; print(e["bits_per_second"], e["bytes"])
+except Exception:
+    print(0, 0)' <<<"$IPERF_JSON")
     echo
     awk -v bps="$BPS" -v s="${M[strata.bytes_per_s]}" 'BEGIN {
         if (bps > 0) printf "loopback TCP (iperf3, 1 stream): %.2f GB/s; strata row payload %.2f GB/s = %.0f%% of it\n", bps / 8e9, s / 1e9, 100 * s / (bps / 8);
         else print "iperf3 measurement failed" }'
+    awk -v b="$IBYTES" -v c0="$CPU0" -v c1="$CPU1" -v bps="${M[strata.bytes_per_s]}" -v sps="${M[strata.steps_per_s]}" \
+        -v iu="${C[inproc.cpu_user_ms_per_step]}" -v ik="${C[inproc.cpu_kernel_ms_per_step]}" 'BEGIN {
+        if (b <= 0 || sps <= 0 || iu + ik <= 0) exit
+        cps = (c1 - c0) / (b / 1e9)
+        tcp = bps / sps / 1e9 * cps * 1000
+        inp = iu + ik
+        printf "loopback TCP costs %.3f core-s per GB (machine CPU during iperf3); a W1 step moves %.2f MB of rows = %.3f ms of TCP CPU\n", cps, bps / sps / 1e6, tcp
+        printf "bound on networked/inproc with no user-space network cost: %.3f / (%.3f + %.3f) = %.2f\n", inp, inp, tcp, inp / (inp + tcp) }'
 else
     echo "iperf3 not installed: no loopback bandwidth figure (scripts/install-deps.sh installs it)"
 fi

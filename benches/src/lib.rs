@@ -1,6 +1,7 @@
 //! strata-bench: workload W1 (`shared/WORKLOAD.md`) against strata, strata in process, or Redis.
 //!
 //! Module map:
+//! - [`cpu`]: machine-wide CPU time per step over the window, from `/proc/stat`.
 //! - [`rng`]: SplitMix64 and W1's random streams.
 //! - [`zipf`]: rejection-inversion Zipf ranks and the rank → id bijection.
 //! - [`workload`]: id batches, gradient pool, initial rows.
@@ -13,6 +14,7 @@
 #[cfg(target_endian = "big")]
 compile_error!("W1 payloads are little-endian f32; strata-bench assumes a little-endian host");
 
+pub mod cpu;
 pub mod progress;
 pub mod report;
 pub mod rng;

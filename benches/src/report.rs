@@ -3,6 +3,7 @@
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::cpu::CpuPerStep;
 use crate::runner::RunResult;
 
 /// Everything a run reports; serialized as the `--json` line.
@@ -64,6 +65,12 @@ pub struct Summary {
     pub push_p50_ms: f64,
     /// 99th percentile push latency, ms.
     pub push_p99_ms: f64,
+    /// Machine-wide user CPU per step over the window, ms (server and bench when co-located).
+    pub cpu_user_ms_per_step: Option<f64>,
+    /// Machine-wide kernel CPU (system and interrupts) per step over the window, ms.
+    pub cpu_kernel_ms_per_step: Option<f64>,
+    /// Mean busy cores of the machine over the window.
+    pub cpu_busy_cores: Option<f64>,
 }
 
 /// The run's context, copied into the summary.
@@ -103,6 +110,9 @@ impl Summary {
         let d = r.duration.as_secs_f64().max(f64::MIN_POSITIVE);
         let rows_per_s = r.rows as f64 / d;
         let h = &r.hists;
+        let cpu = r
+            .cpu
+            .and_then(|used| CpuPerStep::new(used, r.steps, r.duration));
         Self {
             target: ctx.target,
             address: ctx.address,
@@ -136,6 +146,9 @@ impl Summary {
             pull_p99_ms: q_ms(&h.pull, 0.99),
             push_p50_ms: q_ms(&h.push, 0.5),
             push_p99_ms: q_ms(&h.push, 0.99),
+            cpu_user_ms_per_step: cpu.map(|c| c.user_ms),
+            cpu_kernel_ms_per_step: cpu.map(|c| c.kernel_ms),
+            cpu_busy_cores: cpu.map(|c| c.busy_cores),
         }
     }
 
@@ -149,7 +162,8 @@ impl Summary {
              payload      {mbs:.1} MB/s (both directions)\n\
              step ms      p50 {p50:.3}  p90 {p90:.3}  p99 {p99:.3}  p99.9 {p999:.3}  max {max:.3}  mean {mean:.3}\n\
              pull ms      p50 {pl50:.3}  p99 {pl99:.3}\n\
-             push ms      p50 {ps50:.3}  p99 {ps99:.3}",
+             push ms      p50 {ps50:.3}  p99 {ps99:.3}\n\
+             machine cpu  {cpu}",
             target = self.target,
             addr = if self.address.is_empty() {
                 String::new()
@@ -182,6 +196,12 @@ impl Summary {
             pl99 = self.pull_p99_ms,
             ps50 = self.push_p50_ms,
             ps99 = self.push_p99_ms,
+            cpu = match (self.cpu_user_ms_per_step, self.cpu_kernel_ms_per_step, self.cpu_busy_cores) {
+                (Some(u), Some(k), Some(c)) => format!(
+                    "{u:.3} ms user + {k:.3} ms kernel per step, {c:.2} busy cores"
+                ),
+                _ => "not measured (no /proc/stat)".to_string(),
+            },
         )
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use tokio::time::{timeout_at, Instant};
 
+use crate::cpu::CpuTimes;
 use crate::target::{Target, TargetError};
 use crate::workload::{GradPool, IdStream, WorkloadSpec};
 use crate::zipf::ZipfError;
@@ -114,6 +115,8 @@ pub struct RunResult {
     pub duration: Duration,
     /// Merged latency histograms.
     pub hists: Hists,
+    /// Machine-wide busy CPU time over the window (`None` without `/proc/stat`).
+    pub cpu: Option<CpuTimes>,
 }
 
 fn micros(d: Duration) -> u64 {
@@ -196,6 +199,12 @@ pub async fn run<T: Target + 'static>(
     let start = Instant::now();
     let window_start = start + cfg.warmup;
     let end = window_start + cfg.duration;
+    let cpu_sampler = tokio::spawn(async move {
+        tokio::time::sleep_until(window_start).await;
+        let first = CpuTimes::now();
+        tokio::time::sleep_until(end).await;
+        Some(CpuTimes::now()?.since(&first?))
+    });
     let mut tasks = Vec::with_capacity(targets.len());
     for (i, target) in targets.into_iter().enumerate() {
         tasks.push(tokio::spawn(trainer(
@@ -227,13 +236,16 @@ pub async fn run<T: Target + 'static>(
         }
     }
     if let Some(e) = first_err {
+        cpu_sampler.abort();
         return Err(e);
     }
+    let cpu = cpu_sampler.await.ok().flatten();
     Ok(RunResult {
         steps,
         rows,
         bytes,
         duration: cfg.duration,
         hists,
+        cpu,
     })
 }

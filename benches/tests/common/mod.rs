@@ -146,4 +146,19 @@ pub fn check_contract(v: &serde_json::Value, target: &str) {
     assert!(v["p99_ms"].as_f64() <= v["max_ms"].as_f64());
     assert_eq!(v["pull_rows_per_s"], v["push_rows_per_s"]);
     assert_eq!(v["target"], target);
+    // Machine CPU over the window: measured wherever /proc/stat exists, and a busy machine.
+    if std::path::Path::new("/proc/stat").exists() {
+        for f in [
+            "cpu_user_ms_per_step",
+            "cpu_kernel_ms_per_step",
+            "cpu_busy_cores",
+        ] {
+            let x = v[f]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{f} missing in {v}"));
+            assert!(x >= 0.0, "{f} = {x}");
+        }
+        let busy = v["cpu_busy_cores"].as_f64().unwrap_or(0.0);
+        assert!(busy > 0.0, "a W1 run keeps the machine busy: {v}");
+    }
 }
