@@ -185,11 +185,8 @@ fn populate_pages(mapping: NonNull<f32>, words: std::ops::Range<usize>) -> bool 
 /// call where the kernel has one, else by writing a zero to each page.
 pub(super) fn fault_in_mapping(words: NonNull<f32>) {
     if !populate_pages(words, 0..Chunk::WORDS) {
-        for page in (0..CHUNK_BYTES).step_by(4096) {
-            // SAFETY: `page` lies inside the mapping, which the caller owns exclusively;
-            // writing the zero it already holds changes nothing but faults the page in.
-            unsafe { words.as_ptr().cast::<u8>().add(page).write_volatile(0) };
-        }
+        // SAFETY: a fresh (zeroed) CHUNK_BYTES mapping the caller owns exclusively.
+        unsafe { super::mapping::touch_pages(words.cast(), CHUNK_BYTES) };
     }
 }
 

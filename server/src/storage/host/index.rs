@@ -7,10 +7,16 @@
 //! stripe is locked (a W1 server stalled every request for 3-10 ms at each of ~110 growths
 //! of 64 K-128 K entries). Lookups try the new table, then the old one; an id's entry never
 //! changes while it is indexed, so a copy found in either table is the answer.
+//!
+//! The next table is allocated early: at 5/8 load a table of at least [`PREFAULT_FROM`]
+//! entries hands its successor to the prefault thread ([`super::prefault`]), so the growth
+//! at 3/4 finds its pages faulted in instead of faulting them under the stripe lock.
 
 use std::ptr::NonNull;
+use std::sync::Arc;
 
-use super::mapping::{map_zeroed, unmap, PageAdvice, HUGE_PAGE_BYTES};
+use super::mapping::{map_zeroed, touch_pages, unmap, PageAdvice, HUGE_PAGE_BYTES};
+use super::prefault;
 
 /// The id kept aside (its stored key would be the vacant marker).
 const KEPT_ASIDE: u64 = u64::MAX;
@@ -28,6 +34,9 @@ const INCREMENTAL_FROM: usize = 4096;
 /// the old table empties after `capacity / 16` inserts, long before the new one (twice its
 /// size) needs to grow again.
 const MOVES_PER_INSERT: usize = 16;
+
+/// Tables of at least this many entries get their successor faulted in ahead of growth.
+const PREFAULT_FROM: usize = INCREMENTAL_FROM;
 
 #[derive(Debug, Clone, Copy)]
 #[repr(C, align(16))]
@@ -70,6 +79,16 @@ impl Table {
             NonNull::new(raw).unwrap_or_else(|| std::alloc::handle_alloc_error(layout))
         };
         Self { at, len: capacity }
+    }
+
+    /// Faults in every page; the entries stay vacant. Only for a table nothing else reads
+    /// or writes meanwhile (a spare on the prefault thread).
+    fn fault_in(&self) {
+        if self.len > 0 {
+            // SAFETY: the table's own `len` entries of zeroed memory (vacant entries are
+            // all-zero bytes); a spare is touched by no one else until it is taken back.
+            unsafe { touch_pages(self.at.cast(), Self::layout(self.len).size()) };
+        }
     }
 
     fn layout(capacity: usize) -> std::alloc::Layout {
@@ -140,6 +159,9 @@ pub struct IdIndex {
     old: Table,
     /// Positions of `old` moved so far.
     moved: usize,
+    /// The next table (twice `entries`), being faulted in on the prefault thread (which
+    /// holds the other reference until it is done); taken by the next growth.
+    spare: Option<Arc<Table>>,
 }
 
 /// Folded 128-bit multiply of a stored key: entropy in the low bits used for the home slot.
@@ -259,6 +281,28 @@ impl IdIndex {
         }
         place(&mut self.entries, Entry { key: id + 1, idx });
         self.len += 1;
+        if self.len * 8 >= self.entries.len() * 5
+            && self.entries.len() >= PREFAULT_FROM
+            && self.spare.is_none()
+            && self.old.is_empty()
+        {
+            self.prepare_spare();
+        }
+    }
+
+    /// Allocates the next table and has the prefault thread fault its pages in.
+    fn prepare_spare(&mut self) {
+        let spare = Arc::new(Table::vacant(self.entries.len() * 2));
+        let faulted = Arc::clone(&spare);
+        // Without the thread the spare stays unfaulted: its growth faults it, as before.
+        prefault::submit(move || faulted.fault_in());
+        self.spare = Some(spare);
+    }
+
+    /// The spare, if it has `capacity` entries and the prefault thread is done with it.
+    fn take_spare(&mut self, capacity: usize) -> Option<Table> {
+        let spare = Arc::try_unwrap(self.spare.take()?).ok()?;
+        (spare.len == capacity).then_some(spare)
     }
 
     /// Makes room for `additional` more entries without growing on the way.
@@ -278,7 +322,11 @@ impl IdIndex {
             self.rehash(capacity);
             return;
         }
-        self.old = std::mem::replace(&mut self.entries, Table::vacant(capacity));
+        // A spare still being faulted in is left to the prefault thread, which frees it.
+        let next = self
+            .take_spare(capacity)
+            .unwrap_or_else(|| Table::vacant(capacity));
+        self.old = std::mem::replace(&mut self.entries, next);
         self.moved = 0;
         self.len = 0;
     }
@@ -347,6 +395,38 @@ mod tests {
             }
             prop_assert_eq!(index.get(extra), model.get(&extra).copied());
         }
+    }
+
+    #[test]
+    fn a_growth_takes_the_spare_faulted_in_ahead_of_it() {
+        let mut index = IdIndex::with_capacity(PREFAULT_FROM * 3 / 4);
+        let capacity = index.entries.len();
+        assert_eq!(capacity, PREFAULT_FROM);
+        let mut id = 0u64;
+        while index.spare.is_none() {
+            index.insert(id, id as u32);
+            id += 1;
+        }
+        assert_eq!(id as usize * 8, capacity * 5, "the spare comes at 5/8 load");
+        let spare = index.spare.clone().expect("a spare");
+        assert_eq!(spare.len, capacity * 2);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while Arc::strong_count(&spare) > 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the prefault job never ran"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let spare_at = spare.at;
+        drop(spare);
+        while index.old.is_empty() {
+            index.insert(id, id as u32);
+            id += 1;
+        }
+        assert_eq!(index.entries.at, spare_at, "the growth took the spare");
+        assert!(index.spare.is_none());
+        assert!((0..id).all(|k| index.get(k) == Some(k as u32)));
     }
 
     #[test]

@@ -35,6 +35,19 @@ pub fn huge_pages() -> bool {
     HUGE_PAGES.load(Ordering::Relaxed)
 }
 
+/// Faults in the pages of `bytes` of zeroed memory at `at` by writing the zero each already
+/// holds to one byte per 4 KiB page (the contents stay zero).
+///
+/// # Safety
+/// `at..at + bytes` must be writable memory holding zeros that nothing else reads or writes
+/// during the call.
+pub unsafe fn touch_pages(at: NonNull<u8>, bytes: usize) {
+    for page in (0..bytes).step_by(4096) {
+        // SAFETY: in bounds and unshared, per the caller's contract.
+        unsafe { at.as_ptr().add(page).write_volatile(0) };
+    }
+}
+
 /// Which page size to advise for a mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PageAdvice {

@@ -12,6 +12,7 @@ mod group;
 mod index;
 mod mapping;
 mod migrate;
+mod prefault;
 mod reclaim;
 mod reserve;
 mod stripe;
