@@ -41,4 +41,5 @@ pub mod size;
 pub mod slot;
 pub mod spec;
 pub mod storage;
+pub mod thread_priority;
 pub mod transport;

@@ -20,7 +20,7 @@ impl Background {
         let runtime = Builder::new_multi_thread()
             .worker_threads(THREADS)
             .thread_name("strata-migration")
-            .on_thread_start(move || lower_priority(nice))
+            .on_thread_start(move || crate::thread_priority::lower_priority(nice))
             .enable_all()
             .build()?;
         Ok(Self {
@@ -39,21 +39,6 @@ impl Drop for Background {
         // Dropped from async code at shutdown: do not block on the tasks.
         if let Some(r) = self.runtime.take() {
             r.shutdown_background();
-        }
-    }
-}
-
-/// Sets the calling thread's nice value (Linux: per thread); failures only cost speed.
-fn lower_priority(nice: i32) {
-    if nice == 0 {
-        return;
-    }
-    #[cfg(target_os = "linux")]
-    // SAFETY: gettid and setpriority have no memory effects; they act on this thread only.
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        if libc::setpriority(libc::PRIO_PROCESS, tid, nice) != 0 {
-            tracing::debug!("could not lower the migration thread's priority");
         }
     }
 }

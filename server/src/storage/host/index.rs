@@ -310,7 +310,8 @@ impl IdIndex {
         self.move_old(usize::MAX);
         let capacity = capacity_for(self.len + additional).max(self.entries.len());
         if capacity > self.entries.len() {
-            self.rehash(capacity);
+            let next = self.take_spare(capacity);
+            self.rehash(capacity, next);
         }
     }
 
@@ -319,7 +320,7 @@ impl IdIndex {
         self.move_old(usize::MAX);
         let capacity = (self.entries.len() * 2).max(16);
         if capacity < INCREMENTAL_FROM {
-            self.rehash(capacity);
+            self.rehash(capacity, None);
             return;
         }
         // A spare still being faulted in is left to the prefault thread, which frees it.
@@ -351,10 +352,12 @@ impl IdIndex {
         }
     }
 
-    /// Rebuilds the table at `capacity` at once (no growth in progress).
-    fn rehash(&mut self, capacity: usize) {
+    /// Rebuilds the table at `capacity` at once (no growth in progress), into `next` if
+    /// given (a vacant table of that capacity).
+    fn rehash(&mut self, capacity: usize, next: Option<Table>) {
         debug_assert!(self.old.is_empty());
-        let old = std::mem::replace(&mut self.entries, Table::vacant(capacity));
+        let next = next.unwrap_or_else(|| Table::vacant(capacity));
+        let old = std::mem::replace(&mut self.entries, next);
         for e in old.iter().filter(|e| e.key != VACANT_KEY) {
             place(&mut self.entries, *e);
         }
@@ -397,8 +400,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_growth_takes_the_spare_faulted_in_ahead_of_it() {
+    /// An index of [`PREFAULT_FROM`] entries filled to 5/8 (its spare made and faulted in):
+    /// the index, the next id, and where the spare's memory is.
+    fn index_with_a_faulted_spare() -> (IdIndex, u64, NonNull<Entry>) {
         let mut index = IdIndex::with_capacity(PREFAULT_FROM * 3 / 4);
         let capacity = index.entries.len();
         assert_eq!(capacity, PREFAULT_FROM);
@@ -418,8 +422,21 @@ mod tests {
             );
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        let spare_at = spare.at;
-        drop(spare);
+        (index, id, spare.at)
+    }
+
+    #[test]
+    fn a_reserve_that_doubles_the_table_takes_the_spare() {
+        let (mut index, id, spare_at) = index_with_a_faulted_spare();
+        index.reserve(PREFAULT_FROM / 4);
+        assert_eq!(index.entries.at, spare_at);
+        assert!(index.spare.is_none() && index.old.is_empty());
+        assert!((0..id).all(|k| index.get(k) == Some(k as u32)));
+    }
+
+    #[test]
+    fn a_growth_takes_the_spare_faulted_in_ahead_of_it() {
+        let (mut index, mut id, spare_at) = index_with_a_faulted_spare();
         while index.old.is_empty() {
             index.insert(id, id as u32);
             id += 1;

@@ -192,7 +192,7 @@ impl ChunkReserve {
                 ready(self.fill(), start.elapsed());
                 // Refills are background work: they take only CPU nobody else wants, so a
                 // burst of takes (a shard moving in) is not slowed by its own replacements.
-                run_only_when_idle();
+                crate::thread_priority::run_only_when_idle();
                 loop {
                     {
                         let mut free = self.free.lock();
@@ -210,22 +210,6 @@ impl ChunkReserve {
             return Err(e);
         }
         Ok(())
-    }
-}
-
-/// Puts the calling thread under `SCHED_IDLE` (Linux): it runs only on cores no other thread
-/// wants. Failure only costs speed elsewhere, so it is logged, not returned.
-fn run_only_when_idle() {
-    #[cfg(target_os = "linux")]
-    {
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: pid 0 is the calling thread; `param` outlives the call.
-        if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0 {
-            tracing::debug!(
-                error = %std::io::Error::last_os_error(),
-                "the reserve's refill thread keeps its normal priority"
-            );
-        }
     }
 }
 
