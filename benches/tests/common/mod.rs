@@ -112,6 +112,12 @@ pub fn run_json(args: &[&str]) -> serde_json::Value {
     serde_json::from_str(last).expect("the last line is one JSON object")
 }
 
+/// Field `f` of `v` as a number; panics naming it when it is missing or not a number.
+fn number(v: &serde_json::Value, f: &str) -> f64 {
+    v[f].as_f64()
+        .unwrap_or_else(|| panic!("{f} missing in {v}"))
+}
+
 /// The fields DESIGN.md and the issue require, all numbers; rates must be > 0.
 pub fn check_contract(v: &serde_json::Value, target: &str) {
     for f in [
@@ -121,9 +127,7 @@ pub fn check_contract(v: &serde_json::Value, target: &str) {
         "bytes_per_s",
         "unique_ids_per_step",
     ] {
-        let x = v[f]
-            .as_f64()
-            .unwrap_or_else(|| panic!("{f} missing in {v}"));
+        let x = number(v, f);
         assert!(x > 0.0, "{f} = {x}");
     }
     for f in [
@@ -153,12 +157,10 @@ pub fn check_contract(v: &serde_json::Value, target: &str) {
             "cpu_kernel_ms_per_step",
             "cpu_busy_cores",
         ] {
-            let x = v[f]
-                .as_f64()
-                .unwrap_or_else(|| panic!("{f} missing in {v}"));
+            let x = number(v, f);
             assert!(x >= 0.0, "{f} = {x}");
         }
-        let busy = v["cpu_busy_cores"].as_f64().unwrap_or(0.0);
+        let busy = number(v, "cpu_busy_cores");
         assert!(busy > 0.0, "a W1 run keeps the machine busy: {v}");
     }
 }
