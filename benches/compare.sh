@@ -158,13 +158,13 @@ except Exception:
     awk -v bps="$BPS" -v s="${M[strata.bytes_per_s]}" 'BEGIN {
         if (bps > 0) printf "loopback TCP (iperf3, 1 stream): %.2f GB/s; strata row payload %.2f GB/s = %.0f%% of it\n", bps / 8e9, s / 1e9, 100 * s / (bps / 8);
         else print "iperf3 measurement failed" }'
-    awk -v b="$IBYTES" -v c0="$CPU0" -v c1="$CPU1" -v bps="${M[strata.bytes_per_s]}" -v sps="${M[strata.steps_per_s]}" \
+    awk -v b="$IBYTES" -v c0="$CPU0" -v c1="$CPU1" -v payload="${M[strata.bytes_per_s]}" -v sps="${M[strata.steps_per_s]}" \
         -v iu="${C[inproc.cpu_user_ms_per_step]}" -v ik="${C[inproc.cpu_kernel_ms_per_step]}" 'BEGIN {
         if (b <= 0 || sps <= 0 || iu + ik <= 0) exit
         cps = (c1 - c0) / (b / 1e9)
-        tcp = bps / sps / 1e9 * cps * 1000
+        tcp = payload / sps / 1e9 * cps * 1000
         inp = iu + ik
-        printf "loopback TCP costs %.3f core-s per GB (machine CPU during iperf3); a W1 step moves %.2f MB of rows = %.3f ms of TCP CPU\n", cps, bps / sps / 1e6, tcp
+        printf "loopback TCP costs %.3f core-s per GB (machine CPU during iperf3); a W1 step moves %.2f MB of rows = %.3f ms of TCP CPU\n", cps, payload / sps / 1e6, tcp
         printf "bound on networked/inproc with no user-space network cost: %.3f / (%.3f + %.3f) = %.2f\n", inp, inp, tcp, inp / (inp + tcp) }'
 else
     echo "iperf3 not installed: no loopback bandwidth figure (scripts/install-deps.sh installs it)"

@@ -184,10 +184,8 @@ fn populate_pages(mapping: NonNull<f32>, words: std::ops::Range<usize>) -> bool 
 /// Faults in every page of a fresh mapping made by [`map`] (its contents stay zero): in one
 /// call where the kernel has one, else by writing a zero to each page.
 pub(super) fn fault_in_mapping(words: NonNull<f32>) {
-    if !populate_pages(words, 0..Chunk::WORDS) {
-        // SAFETY: a fresh (zeroed) CHUNK_BYTES mapping the caller owns exclusively.
-        unsafe { super::mapping::touch_pages(words.cast(), CHUNK_BYTES) };
-    }
+    // SAFETY: a fresh (zeroed) CHUNK_BYTES mapping the caller owns exclusively.
+    unsafe { super::mapping::fault_in_zeroed(words.cast(), CHUNK_BYTES) };
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]

@@ -15,7 +15,7 @@
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-use super::mapping::{map_zeroed, touch_pages, unmap, PageAdvice, HUGE_PAGE_BYTES};
+use super::mapping::{fault_in_zeroed, map_zeroed, unmap, PageAdvice, HUGE_PAGE_BYTES};
 use super::prefault;
 
 /// The id kept aside (its stored key would be the vacant marker).
@@ -87,7 +87,7 @@ impl Table {
         if self.len > 0 {
             // SAFETY: the table's own `len` entries of zeroed memory (vacant entries are
             // all-zero bytes); a spare is touched by no one else until it is taken back.
-            unsafe { touch_pages(self.at.cast(), Self::layout(self.len).size()) };
+            unsafe { fault_in_zeroed(self.at.cast(), Self::layout(self.len).size()) };
         }
     }
 

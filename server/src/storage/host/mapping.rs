@@ -35,13 +35,24 @@ pub fn huge_pages() -> bool {
     HUGE_PAGES.load(Ordering::Relaxed)
 }
 
-/// Faults in the pages of `bytes` of zeroed memory at `at` by writing the zero each already
-/// holds to one byte per 4 KiB page (the contents stay zero).
+/// Faults in the pages of `bytes` of zeroed memory at `at` (the contents stay zero): in one
+/// `MADV_POPULATE_WRITE` call where the kernel has one and `at` is page-aligned, else by
+/// writing the zero each page already holds to one byte per 4 KiB page.
 ///
 /// # Safety
 /// `at..at + bytes` must be writable memory holding zeros that nothing else reads or writes
 /// during the call.
-pub unsafe fn touch_pages(at: NonNull<u8>, bytes: usize) {
+pub unsafe fn fault_in_zeroed(at: NonNull<u8>, bytes: usize) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if (at.as_ptr() as usize).is_multiple_of(4096) {
+        // SAFETY: a page-aligned range the caller owns; populating only faults pages in
+        // (as a write would, keeping their contents).
+        let populated =
+            unsafe { libc::madvise(at.as_ptr().cast(), bytes, libc::MADV_POPULATE_WRITE) } == 0;
+        if populated {
+            return;
+        }
+    }
     for page in (0..bytes).step_by(4096) {
         // SAFETY: in bounds and unshared, per the caller's contract.
         unsafe { at.as_ptr().add(page).write_volatile(0) };
