@@ -1,25 +1,40 @@
-//! `strata-server dev`: coordinator and shard server in one process.
+//! `strata-server dev`: the cluster coordinator and one shard node in one process.
+//!
+//! It is the cluster of `strata-server coordinator` + `strata-server shard` with the node
+//! reached by direct calls instead of gRPC: the same coordinator, the same `Coordinator`
+//! service, the same checkpoints and plans. The data dir holds both the cluster record and
+//! the node's checkpoints; the node registers before the first request is served.
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use thiserror::Error;
 use tokio::net::TcpListener;
-use tonic_health::ServingStatus;
 
 use strata_proto::v1::coordinator_server::CoordinatorServer;
 
-use crate::coordinator::{CoordinatorError, LocalCoordinator, LocalCoordinatorConfig};
+use crate::coordinator::cluster::{ClusterConfig, ClusterCoordinator};
+use crate::coordinator::CoordinatorError;
 use crate::engine::{Engine, EngineConfig};
+use crate::local_nodes::LocalNodes;
 use crate::metrics::Metrics;
+use crate::roles::membership::{self, InProcessLink, LinkError, Membership};
+use crate::roles::{leading, serve, RoleError};
 use crate::service::{parameter_routes, CoordinatorService, ParameterService};
+use crate::shard_node::{stored_node_id, ShardNode, ShardNodeError};
 use crate::transport::{incoming, server_builder};
+
+/// Time between the in-process node's heartbeats.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+/// The in-process node never goes silent unless the process stalls.
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Settings of a dev node.
 #[derive(Debug, Clone)]
 pub struct DevConfig {
-    /// Where the catalog and checkpoints live.
+    /// Where the cluster record and the checkpoints live.
     pub data_dir: PathBuf,
     /// Shards of a new cluster.
     pub shards: u32,
@@ -29,23 +44,40 @@ pub struct DevConfig {
     pub max_message_bytes: usize,
     /// Checkpoints to keep.
     pub keep_checkpoints: usize,
+    /// Nice value of the migration threads.
+    pub migration_nice: i32,
 }
 
 /// Why a dev node stopped.
 #[derive(Debug, Error)]
 pub enum DevError {
-    /// The data dir could not be opened or restored.
-    #[error("opening data dir: {0}")]
-    Open(#[from] CoordinatorError),
-    /// The gRPC server failed.
-    #[error("gRPC server: {0}")]
-    Transport(#[from] tonic::transport::Error),
-    /// The metrics server failed.
-    #[error("metrics server: {0}")]
-    Metrics(#[from] std::io::Error),
-    /// The reflection service could not be built.
-    #[error("reflection: {0}")]
-    Reflection(String),
+    /// The cluster record could not be opened.
+    #[error("opening the cluster record: {0}")]
+    Coordinator(#[from] CoordinatorError),
+    /// The node's data dir could not be opened or restored.
+    #[error("opening the node: {0}")]
+    Node(#[from] ShardNodeError),
+    /// The node could not register with its coordinator.
+    #[error("registering the node: {0}")]
+    Register(String),
+    /// Serving failed.
+    #[error(transparent)]
+    Role(#[from] RoleError),
+    /// A setup task failed.
+    #[error("setup: {0}")]
+    Setup(String),
+}
+
+impl From<std::io::Error> for DevError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Role(e.into())
+    }
+}
+
+impl From<tonic::transport::Error> for DevError {
+    fn from(e: tonic::transport::Error) -> Self {
+        Self::Role(e.into())
+    }
 }
 
 /// Runs a dev node on already-bound listeners until `shutdown` resolves.
@@ -57,70 +89,82 @@ pub async fn run_dev(
 ) -> Result<(), DevError> {
     let address = listener.local_addr()?.to_string();
     let engine = Arc::new(Engine::new(config.engine.clone()));
-    let data_dir = config.data_dir.clone();
-    let coord_config = LocalCoordinatorConfig {
-        advertise_address: address.clone(),
-        shards: config.shards,
-        keep_checkpoints: config.keep_checkpoints,
-    };
-    let open_engine = engine.clone();
-    let coordinator = tokio::task::spawn_blocking(move || {
-        LocalCoordinator::open(&data_dir, open_engine, coord_config)
+    let (data_dir, keep, open_engine, nice) = (
+        config.data_dir.clone(),
+        config.keep_checkpoints,
+        engine.clone(),
+        config.migration_nice,
+    );
+    let (node, stored_id) = tokio::task::spawn_blocking(move || {
+        let node = ShardNode::open(&data_dir, open_engine, keep, nice)?;
+        Ok::<_, ShardNodeError>((node, stored_node_id(&data_dir)?))
     })
     .await
-    .map_err(|e| DevError::Reflection(e.to_string()))??;
+    .map_err(|e| DevError::Setup(e.to_string()))??;
+    if let Some(id) = stored_id {
+        node.set_node_id(&id);
+    }
+    let node = Arc::new(node);
+    let nodes = Arc::new(LocalNodes::new());
+    nodes.insert(&address, node.clone());
+    let cluster_config = ClusterConfig {
+        data_dir: config.data_dir.clone(),
+        shards: config.shards,
+        num_slots: config.engine.num_slots,
+        heartbeat_timeout: HEARTBEAT_TIMEOUT,
+        advertise_address: address.clone(),
+        keep_checkpoints: config.keep_checkpoints,
+    };
+    let coordinator = {
+        let nodes = nodes.clone();
+        tokio::task::spawn_blocking(move || ClusterCoordinator::open(cluster_config, nodes))
+            .await
+            .map_err(|e| DevError::Setup(e.to_string()))??
+    };
     let coordinator = Arc::new(coordinator);
-    let metrics = Arc::new(Metrics::new());
 
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_service_status("strata.v1.Parameter", ServingStatus::Serving)
-        .await;
-    health_reporter
-        .set_service_status("strata.v1.Coordinator", ServingStatus::Serving)
-        .await;
-    health_reporter
-        .set_service_status("", ServingStatus::Serving)
-        .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(strata_proto::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| DevError::Reflection(e.to_string()))?;
-
-    let max = config.max_message_bytes;
-    let parameter = parameter_routes(ParameterService::new(engine.clone(), metrics.clone()), max);
-    let coordinator_svc = CoordinatorServer::new(CoordinatorService::new(coordinator.clone()))
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max);
+    let me = Membership {
+        address: address.clone(),
+        labels: Default::default(),
+        memory_budget: config.engine.memory_budget,
+        data_dir: config.data_dir.clone(),
+        interval: HEARTBEAT_INTERVAL,
+    };
+    let mut link = InProcessLink(coordinator.clone());
+    membership::join(&node, &me, &mut link)
+        .await
+        .map_err(|e: LinkError| DevError::Register(e.to_string()))?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let metrics_task = metrics_listener.map(|l| {
-        let mut rx = stop_rx.clone();
-        let stop = async move {
-            let _ = rx.wait_for(|s| *s).await;
-        };
-        tokio::spawn(crate::metrics_http::serve_metrics(
-            l,
-            metrics.clone(),
-            engine.clone(),
-            stop,
-        ))
-    });
+    tokio::spawn(membership::run(
+        node.clone(),
+        me,
+        Box::new(link),
+        true,
+        stop_rx.clone(),
+    ));
+    leading::start(&coordinator, HEARTBEAT_TIMEOUT, &stop_rx);
+
+    let (_health_reporter, health) =
+        serve::health(&["strata.v1.Parameter", "strata.v1.Coordinator"]).await;
+    let max = config.max_message_bytes;
+    let metrics = Arc::new(Metrics::new().with_migrations(node.migration_counters().clone()));
+    let parameter = parameter_routes(ParameterService::new(engine.clone(), metrics.clone()), max);
+    let coordinator_svc = CoordinatorServer::new(CoordinatorService::new(coordinator))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    let metrics_task = serve::metrics(metrics_listener, metrics, engine, &stop_rx);
 
     tracing::info!(%address, "strata-server dev serving");
     let result = server_builder()
-        .add_service(health_service)
-        .add_service(reflection)
+        .add_service(health)
+        .add_service(serve::reflection()?)
         .add_service(parameter)
         .add_service(coordinator_svc)
         .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await;
     let _ = stop_tx.send(true);
-    if let Some(task) = metrics_task {
-        if let Ok(Err(e)) = task.await {
-            tracing::warn!(error = %e, "metrics server stopped with an error");
-        }
-    }
+    serve::finish_metrics(metrics_task).await;
     result?;
     Ok(())
 }

@@ -14,6 +14,7 @@
 //! - [`migration`]: live moves of slot ranges between shard servers.
 //! - [`transport`]: tuned HTTP/2 settings.
 //! - [`dev`]: the all-in-one `strata-server dev` runner.
+//! - [`local_nodes`]: the coordinator's calls to shard nodes in its own process.
 //! - [`shard_node`]: a shard server's state: engine, checkpoints, node id, applied map.
 //! - [`roles`]: the `coordinator` and `shard` process runners.
 //! - [`size`]: human byte sizes on the command line.
@@ -30,6 +31,7 @@ pub mod coordinator;
 pub mod dev;
 pub mod engine;
 pub mod init;
+pub mod local_nodes;
 pub mod metrics;
 mod metrics_http;
 pub mod migration;

@@ -85,6 +85,9 @@ struct CoordinatorArgs {
     /// TTL of the coordinator's etcd lease (whole seconds, at least 2s).
     #[arg(long, value_parser = parse_duration, default_value = "3s")]
     lease_ttl: Duration,
+    /// Cluster checkpoints to keep in the record (each node keeps its own parts).
+    #[arg(long, default_value_t = 3)]
+    keep_checkpoints: usize,
 }
 
 #[derive(clap::Args)]
@@ -212,6 +215,9 @@ struct DevArgs {
     /// Prometheus `/metrics` listen address.
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
+    /// Nice value of the threads that move rows in live migrations (0..=19).
+    #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(i32).range(0..=19))]
+    migration_nice: i32,
     #[command(flatten)]
     node: NodeArgs,
 }
@@ -278,6 +284,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         engine: args.node.engine_config(listener.local_addr()?.to_string()),
         max_message_bytes: args.node.max_message_bytes(),
         keep_checkpoints: args.node.keep_checkpoints(),
+        migration_nice: args.migration_nice,
     };
     // Tests and scripts read the bound addresses from these lines.
     println!("strata-server dev listening on {}", listener.local_addr()?);
@@ -361,6 +368,7 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
             prefix: args.etcd_prefix.clone(),
             lease_ttl: args.lease_ttl,
         }),
+        keep_checkpoints: args.keep_checkpoints.max(1),
     };
     announce("coordinator", &listener, &metrics_listener)?;
     run_coordinator(config, listener, metrics_listener, shutdown_signal())

@@ -12,13 +12,18 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use thiserror::Error;
 
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
 use crate::checkpoint::{CheckpointError, CheckpointInfo, CheckpointStore};
-use crate::coordinator::cluster::Catalog;
+use crate::coordinator::cluster::{
+    Catalog, HeartbeatReport, MigrateOut, MoveProgress, RangeLoad, TableUsage,
+};
 use crate::coordinator::ClusterMap;
 use crate::engine::{Engine, EngineError};
 use crate::migration::background::Background;
 use crate::migration::destination::Incoming;
-use crate::migration::{self, MigrationCounters, MigrationError};
+use crate::migration::{self, source, MigrationCounters, MigrationError};
 
 /// File in the data dir that keeps the node id across restarts.
 const NODE_ID_FILE: &str = "node-id";
@@ -55,6 +60,23 @@ pub enum ShardNodeError {
     /// A migration step failed.
     #[error(transparent)]
     Migration(#[from] MigrationError),
+    /// A move request is malformed.
+    #[error("{reason}")]
+    BadMove {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A move asked for slots this node does not wholly serve.
+    #[error("this node does not serve every slot of {start}..{end}")]
+    NotServed {
+        /// First slot.
+        start: u32,
+        /// One past the last slot.
+        end: u32,
+    },
+    /// The node is shutting down.
+    #[error("the node is shutting down")]
+    ShuttingDown,
 }
 
 /// The id stored in `data_dir`, if any.
@@ -100,19 +122,6 @@ pub struct ShardNode {
     incoming: Arc<Incoming>,
     counters: Arc<MigrationCounters>,
     background: Background,
-}
-
-/// Rows and bytes this node holds in one of its shards' slot ranges.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RangeUsage {
-    /// First slot.
-    pub start: u32,
-    /// One past the last slot.
-    pub end: u32,
-    /// Rows over all tables.
-    pub rows: u64,
-    /// Bytes over all tables.
-    pub bytes: u64,
 }
 
 impl ShardNode {
@@ -312,18 +321,123 @@ impl ShardNode {
     }
 
     /// Rows and bytes per slot range of this node's shards.
-    pub fn range_usage(&self) -> Vec<RangeUsage> {
+    pub fn range_usage(&self) -> Vec<RangeLoad> {
         let ranges = self.shard_ranges.lock().clone();
         ranges
             .iter()
             .zip(self.engine.range_usage(&ranges))
-            .map(|(&(start, end), u)| RangeUsage {
+            .map(|(&(start, end), u)| RangeLoad {
                 start,
                 end,
                 rows: u.rows,
                 bytes: u.bytes,
             })
             .collect()
+    }
+
+    /// What this node tells the coordinator in a heartbeat: usage per table and per slot
+    /// range, the epoch and catalog it applied, its newest checkpoint, its migrations.
+    /// `address` is where clients reach it now (empty: unchanged).
+    pub fn report(&self, address: &str) -> HeartbeatReport {
+        HeartbeatReport {
+            node_id: self.node_id(),
+            address: address.to_string(),
+            epoch: self.epoch(),
+            catalog_version: self.catalog_version(),
+            tables: self
+                .engine
+                .tables()
+                .iter()
+                .map(|t| TableUsage::of(t))
+                .collect(),
+            last_checkpoint: self.last_checkpoint(),
+            ranges: self.range_usage(),
+            migrations: self.migration_ids(),
+        }
+    }
+
+    /// Starts the source side of move `request` on the migration runtime; its reports go
+    /// to `progress`. Refuses at once what cannot start: a malformed request, a range this
+    /// node does not wholly serve, a node shutting down.
+    pub fn migrate_out(
+        &self,
+        request: &MigrateOut,
+        progress: mpsc::Sender<MoveProgress>,
+    ) -> Result<JoinHandle<Result<(), MigrationError>>, ShardNodeError> {
+        let num_slots = self.engine.ownership().num_slots();
+        if request.id.is_empty()
+            || request.destination.is_empty()
+            || request.slot_start >= request.slot_end
+            || request.slot_end > num_slots
+        {
+            return Err(ShardNodeError::BadMove {
+                reason: format!(
+                    "a move needs an id, a destination and a non-empty slot range within 0..{num_slots}"
+                ),
+            });
+        }
+        if !self
+            .engine
+            .ownership()
+            .serves_all(request.slot_start, request.slot_end)
+        {
+            return Err(ShardNodeError::NotServed {
+                start: request.slot_start,
+                end: request.slot_end,
+            });
+        }
+        let background = self.background().ok_or(ShardNodeError::ShuttingDown)?;
+        let req = source::SourceRequest {
+            id: request.id.clone(),
+            start: request.slot_start,
+            end: request.slot_end,
+            destination: request.destination.clone(),
+            max_bytes_per_s: request.max_bytes_per_s,
+        };
+        Ok(background.spawn(source::migrate_out(
+            self.engine.clone(),
+            req,
+            self.counters.clone(),
+            progress,
+        )))
+    }
+
+    /// This node's checkpoints, newest first, each fully verified.
+    pub async fn checkpoints(self: &Arc<Self>) -> Result<Vec<CheckpointInfo>, ShardNodeError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || Ok(this.checkpoints.list()?))
+            .await
+            .map_err(|e| ShardNodeError::Task(e.to_string()))?
+    }
+
+    /// Fully verifies checkpoint `id` (its state says whether it is corrupt).
+    pub async fn verify_checkpoint(
+        self: &Arc<Self>,
+        id: &str,
+    ) -> Result<CheckpointInfo, ShardNodeError> {
+        let (this, id) = (self.clone(), id.to_string());
+        tokio::task::spawn_blocking(move || Ok(this.checkpoints.verify(&id)?))
+            .await
+            .map_err(|e| ShardNodeError::Task(e.to_string()))?
+    }
+
+    /// Replaces every table and dense tensor with checkpoint `id` (verified while it is
+    /// read; a corrupt one changes nothing). The slots served stay as they are until the
+    /// coordinator's next map.
+    pub async fn restore(self: &Arc<Self>, id: &str) -> Result<CheckpointInfo, ShardNodeError> {
+        let _serial = self.durability.lock().await;
+        let (this, id) = (self.clone(), id.to_string());
+        let info = tokio::task::spawn_blocking(move || {
+            let snap = this.checkpoints.load(&id)?;
+            let info = this.checkpoints.verify(&id)?;
+            this.engine.restore(&snap)?;
+            tracing::info!(id = %info.id, rows = info.rows, "restored checkpoint on request");
+            Ok::<_, ShardNodeError>(info)
+        })
+        .await
+        .map_err(|e| ShardNodeError::Task(e.to_string()))??;
+        *self.last_checkpoint.lock() = Some(info.clone());
+        Ok(info)
     }
 
     /// Writes a checkpoint of everything this node holds, taken at map epoch `epoch`.

@@ -122,8 +122,15 @@ async fn corrupt_checkpoint_is_reported_and_the_previous_one_loaded() {
     assert_ne!(good.id, bad.id);
     server.kill();
 
-    // Flip one byte in a data file of the newest checkpoint.
-    let ckpt_dir = dir.path().join("checkpoints").join(&bad.id);
+    // Flip one byte in a data file of the node's part of the newest checkpoint (the newest
+    // node checkpoint: ids sort by creation).
+    let ckpt_dir = std::fs::read_dir(dir.path().join("checkpoints"))
+        .expect("checkpoints dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .max()
+        .expect("a node checkpoint");
     let data = std::fs::read_dir(&ckpt_dir)
         .expect("checkpoint dir")
         .filter_map(Result::ok)

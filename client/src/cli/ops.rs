@@ -8,7 +8,11 @@ use strata_client::Client;
 #[derive(Subcommand)]
 pub enum CheckpointCommand {
     /// Take a consistent checkpoint of every table and dense tensor.
-    Create,
+    Create {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// List checkpoints, newest first, with their verification state.
     List {
         /// Print one JSON object.
@@ -32,8 +36,12 @@ fn checkpoint_json(c: &pb::CheckpointInfo) -> serde_json::Value {
 /// Runs a checkpoint command.
 pub async fn checkpoint(client: &Client, cmd: CheckpointCommand) -> anyhow::Result<()> {
     match cmd {
-        CheckpointCommand::Create => {
+        CheckpointCommand::Create { json } => {
             let c = client.checkpoint().await?;
+            if json {
+                println!("{}", checkpoint_json(&c));
+                return Ok(());
+            }
             println!(
                 "checkpoint {} written: {} tables, {} rows, {} bytes",
                 c.id, c.tables, c.rows, c.bytes

@@ -8,18 +8,22 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures::future::{join_all, BoxFuture};
+use futures::future::join_all;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+pub use self::checkpoints::{ClusterCheckpoint, ClusterCheckpointState};
 pub use self::migrations::{MoveRecord, MoveState, PlanRecord, PlanState};
 use super::cluster_map::{even_slot_ranges, ClusterMap, NodeEntry, ShardEntry};
 use super::meta_store::{FileMetaStore, MetaStore};
+pub use super::node_control::{
+    follow_move, MigrateOut, MovePhase, MoveProgress, NodeControl, NodeError, NodeErrorKind,
+    NodeResult, MOVE_IDLE_TIMEOUT,
+};
 use super::placement::{spread, Candidate};
 use super::CoordinatorError;
 use crate::checkpoint::CheckpointInfo;
@@ -28,7 +32,7 @@ use crate::spec::{DenseSpec, TableSpec};
 use crate::storage::{CacheStats, TierStats};
 
 /// File of the cluster record in the coordinator's data dir.
-const RECORD_FILE: &str = "cluster-coordinator.json";
+pub const RECORD_FILE: &str = "cluster-coordinator.json";
 /// How long a call to a shard server may take before it counts as failed.
 const NODE_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -41,79 +45,6 @@ pub struct Catalog {
     pub tables: Vec<TableSpec>,
     /// Dense tensors, in creation order.
     pub dense: Vec<DenseSpec>,
-}
-
-/// What the coordinator asks of shard servers (implemented over gRPC by the service layer).
-pub trait NodeControl: Send + Sync {
-    /// Makes the node hold exactly the catalog's tables and dense tensors.
-    fn apply_catalog<'a>(
-        &'a self,
-        address: &'a str,
-        catalog: &'a Catalog,
-    ) -> BoxFuture<'a, Result<(), String>>;
-    /// Makes the node serve the slots the map gives it.
-    fn apply_map<'a>(
-        &'a self,
-        address: &'a str,
-        map: &'a ClusterMap,
-    ) -> BoxFuture<'a, Result<(), String>>;
-    /// Checkpoints the node at `epoch`.
-    fn checkpoint<'a>(
-        &'a self,
-        address: &'a str,
-        epoch: u64,
-    ) -> BoxFuture<'a, Result<CheckpointInfo, String>>;
-    /// Runs the source side of a move until the range is handed off (`Ok`) or the move
-    /// failed; `progress` sees each report; a set `cancel` stops it before the hand-off.
-    fn migrate_out<'a>(
-        &'a self,
-        address: &'a str,
-        request: &'a MigrateOut,
-        progress: &'a (dyn Fn(MoveProgress) + Send + Sync),
-        cancel: &'a AtomicBool,
-    ) -> BoxFuture<'a, Result<(), String>>;
-    /// Whether the node received move `id` completely and still holds it.
-    fn import_complete<'a>(
-        &'a self,
-        address: &'a str,
-        id: &'a str,
-    ) -> BoxFuture<'a, Result<bool, String>>;
-    /// Rolls move `id` back on the node (source or destination; idempotent).
-    fn abort_migration<'a>(
-        &'a self,
-        address: &'a str,
-        id: &'a str,
-    ) -> BoxFuture<'a, Result<(), String>>;
-}
-
-/// What the coordinator asks the source of a move.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MigrateOut {
-    /// Move id (unique per attempt).
-    pub id: String,
-    /// First slot.
-    pub slot_start: u32,
-    /// One past the last slot.
-    pub slot_end: u32,
-    /// The destination's address.
-    pub destination: String,
-    /// Copy throttle (0: none).
-    pub max_bytes_per_s: u64,
-}
-
-/// A source's report on a move.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MoveProgress {
-    /// "copy", "delta", "handoff", "handed_off".
-    pub phase: String,
-    /// Rows sent so far.
-    pub rows: u64,
-    /// Bytes sent so far.
-    pub bytes: u64,
-    /// Rows of the range when the copy started.
-    pub rows_total: u64,
-    /// Bytes of the range when the copy started.
-    pub bytes_total: u64,
 }
 
 /// A registered shard server, as stored.
@@ -130,25 +61,6 @@ pub struct NodeRecord {
     /// Being drained (or drained): receives no shards.
     #[serde(default)]
     pub draining: bool,
-}
-
-/// A checkpoint of every node at one epoch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ClusterCheckpoint {
-    /// Cluster checkpoint id.
-    pub id: String,
-    /// Map epoch of every node's snapshot.
-    pub epoch: u64,
-    /// Wall-clock time, ms since the Unix epoch.
-    pub created_unix_ms: u64,
-    /// Node id → that node's checkpoint id.
-    pub nodes: BTreeMap<String, String>,
-    /// Rows over all nodes.
-    pub rows: u64,
-    /// Bytes over all nodes.
-    pub bytes: u64,
-    /// Tables in the catalog.
-    pub tables: u32,
 }
 
 /// What the coordinator must not forget across restarts.
@@ -170,7 +82,7 @@ pub struct ClusterRecord {
     pub shards: Vec<ShardEntry>,
     /// Next number for a node id handed out by the coordinator.
     pub next_node: u64,
-    /// Cluster checkpoints, oldest first.
+    /// Cluster checkpoints, oldest first (the newest `keep_checkpoints`).
     pub checkpoints: Vec<ClusterCheckpoint>,
     /// Set once any node reported rows or a plan started. Registration re-spreads shards
     /// only while this is unset and no table exists; afterwards shards move by plans only.
@@ -366,6 +278,8 @@ pub struct ClusterConfig {
     pub heartbeat_timeout: Duration,
     /// This coordinator's address (the leader in status).
     pub advertise_address: String,
+    /// Cluster checkpoints kept in the record (older ones are forgotten).
+    pub keep_checkpoints: usize,
 }
 
 /// The coordinator of a multi-node cluster.
@@ -389,6 +303,11 @@ impl ClusterCoordinator {
         nodes: Arc<dyn NodeControl>,
     ) -> Result<Self, CoordinatorError> {
         let store = FileMetaStore::open_file(&config.data_dir, RECORD_FILE)?;
+        if store.load_json::<ClusterRecord>()?.is_none() {
+            if let Some(record) = legacy_dev::carry_over(&config.data_dir, config.num_slots)? {
+                store.save_json(&record)?;
+            }
+        }
         Self::open_with(config, MetaStore::File(store), nodes)
     }
 
@@ -490,7 +409,9 @@ impl ClusterCoordinator {
         live.insert(id.clone(), fresh);
         // Shards are re-spread over the nodes only while no table exists: once one does,
         // rows may exist and moving them needs a plan (rebalance), never a re-placement.
-        if !next.placement_frozen && next.tables.is_empty() {
+        // Shards no node holds have no rows anywhere: they are placed whenever a node comes.
+        let respread = !next.placement_frozen && next.tables.is_empty();
+        if respread || next.shards.iter().any(|s| s.primary.is_empty()) {
             let up: Vec<Candidate> = next
                 .nodes
                 .iter()
@@ -502,7 +423,9 @@ impl ClusterCoordinator {
                 .collect();
             let placed = spread(next.shards.len() as u32, &up);
             for (shard, primary) in next.shards.iter_mut().zip(placed) {
-                shard.primary = primary;
+                if respread || shard.primary.is_empty() {
+                    shard.primary = primary;
+                }
             }
         }
         if next != *record || !was_up {
@@ -617,9 +540,8 @@ impl ClusterCoordinator {
         let calls = nodes.iter().map(|(id, address)| {
             let map = &map;
             async move {
-                let r = tokio::time::timeout(NODE_CALL_TIMEOUT, self.nodes.apply_map(address, map)).await;
-                if !matches!(r, Ok(Ok(()))) {
-                    tracing::warn!(node = %id, %address, "could not push the map; the node catches up by heartbeat");
+                if let Err(error) = bounded(self.nodes.apply_map(address, map)).await {
+                    tracing::warn!(node = %id, %address, %error, "could not push the map; the node catches up by heartbeat");
                 }
             }
         });
@@ -632,34 +554,87 @@ impl ClusterCoordinator {
         change: impl FnOnce(&mut ClusterRecord) -> Result<(), CoordinatorError>,
     ) -> Result<(), CoordinatorError> {
         let _serial = self.ops.lock().await;
-        let catalog = {
+        let before = {
             let mut guard = self.state.lock();
             refuse_while_planning(&guard.0)?;
-            let mut next = guard.0.clone();
+            let before = guard.0.clone();
+            let mut next = before.clone();
             change(&mut next)?;
             next.catalog_version += 1;
             self.store.save_record(&next)?;
             guard.0 = next;
-            catalog_of(&guard.0)
+            before
         };
-        let nodes = self.up_nodes();
-        let results = join_all(nodes.iter().map(|(_, address)| {
-            tokio::time::timeout(
-                NODE_CALL_TIMEOUT,
-                self.nodes.apply_catalog(address, &catalog),
-            )
-        }))
-        .await;
-        for ((id, address), r) in nodes.iter().zip(results) {
-            let message = match r {
-                Ok(Ok(())) => continue,
-                Ok(Err(m)) => m,
-                Err(_) => format!("no answer within {NODE_CALL_TIMEOUT:?}"),
-            };
-            // The catalog is stored; the node gets it with its next heartbeat answer.
-            tracing::warn!(node = %id, %address, %message, "catalog not applied yet");
+        let Some((node, address, source)) = self.push_catalog().await else {
+            return Ok(());
+        };
+        // A node refused the change for good (a GPU table on a node without a GPU, a table
+        // over its budget): take it back everywhere rather than leave a catalog that node
+        // can never hold.
+        {
+            let mut guard = self.state.lock();
+            let mut next = guard.0.clone();
+            next.tables = before.tables;
+            next.dense = before.dense;
+            next.catalog_version += 1;
+            self.store.save_record(&next)?;
+            guard.0 = next;
         }
-        Ok(())
+        self.push_catalog().await;
+        Err(CoordinatorError::NodeCall {
+            op: "ApplyCatalog",
+            node,
+            address,
+            source,
+        })
+    }
+
+    /// Sends the current catalog to every up node (nodes that miss it catch up by
+    /// heartbeat). Returns the first node that refused it for good, with its error.
+    async fn push_catalog(&self) -> Option<(String, String, NodeError)> {
+        let catalog = self.catalog();
+        let nodes = self.up_nodes();
+        let results = join_all(
+            nodes
+                .iter()
+                .map(|(_, address)| bounded(self.nodes.apply_catalog(address, &catalog))),
+        )
+        .await;
+        let mut refused = None;
+        for ((id, address), r) in nodes.into_iter().zip(results) {
+            match r {
+                Ok(()) => {}
+                Err(error) if error.kind.is_retryable() => {
+                    // The catalog is stored; the node gets it with its next heartbeat answer.
+                    tracing::warn!(node = %id, %address, %error, "catalog not applied yet");
+                }
+                Err(error) => {
+                    tracing::warn!(node = %id, %address, %error, "the node refused the catalog");
+                    refused.get_or_insert((id, address, error));
+                }
+            }
+        }
+        refused
+    }
+
+    /// Asks every up node for a report now and records it as a heartbeat, so what is read
+    /// next (status, plans) is current; a node that does not answer keeps its last report.
+    pub async fn refresh_reports(&self) {
+        let nodes = self.up_nodes();
+        let reports = join_all(
+            nodes
+                .iter()
+                .map(|(_, address)| bounded(self.nodes.report(address))),
+        )
+        .await;
+        for ((id, address), r) in nodes.iter().zip(reports) {
+            let recorded = r
+                .map_err(|e| e.to_string())
+                .and_then(|report| self.heartbeat(report).map_err(|e| e.to_string()));
+            if let Err(error) = recorded {
+                tracing::debug!(node = %id, %address, %error, "no fresh report");
+            }
+        }
     }
 
     /// Creates a table on every node.
@@ -715,78 +690,19 @@ impl ClusterCoordinator {
         })
         .await
     }
+}
 
-    /// Checkpoints every node that holds shards at one epoch; refuses while one is down.
-    pub async fn checkpoint(&self) -> Result<ClusterCheckpoint, CoordinatorError> {
-        let _serial = self.ops.lock().await;
-        let (epoch, members, tables) = {
-            let guard = self.state.lock();
-            let (record, live) = &*guard;
-            refuse_while_planning(record)?;
-            let mut members = Vec::new();
-            for n in &record.nodes {
-                let shards = shards_of(record, &n.id);
-                if shards.is_empty() {
-                    continue;
-                }
-                if !live.get(&n.id).is_some_and(|l| l.up) {
-                    return Err(CoordinatorError::NodeDown {
-                        node: n.id.clone(),
-                        address: n.address.clone(),
-                        shards,
-                    });
-                }
-                members.push((n.id.clone(), n.address.clone()));
-            }
-            (record.epoch, members, record.tables.len() as u32)
-        };
-        let results = join_all(members.iter().map(|(_, address)| async move {
-            match tokio::time::timeout(NODE_CALL_TIMEOUT, self.nodes.checkpoint(address, epoch))
-                .await
-            {
-                Ok(r) => r,
-                Err(_) => Err(format!("no answer within {NODE_CALL_TIMEOUT:?}")),
-            }
-        }))
-        .await;
-        let mut nodes = BTreeMap::new();
-        let (mut rows, mut bytes) = (0u64, 0u64);
-        for ((id, address), r) in members.iter().zip(results) {
-            let info = r.map_err(|message| CoordinatorError::NodeCall {
-                op: "Checkpoint",
-                node: id.clone(),
-                address: address.clone(),
-                message,
-            })?;
-            rows += info.rows;
-            bytes += info.bytes;
-            nodes.insert(id.clone(), info.id.clone());
-            if let Some(l) = self.state.lock().1.get_mut(id) {
-                l.last_checkpoint = Some(info);
-            }
-        }
-        let mut guard = self.state.lock();
-        if guard.0.epoch != epoch {
-            return Err(CoordinatorError::EpochChanged {
-                from: epoch,
-                to: guard.0.epoch,
-            });
-        }
-        let mut next = guard.0.clone();
-        let checkpoint = ClusterCheckpoint {
-            id: format!("cluster-{:08}", next.checkpoints.len() + 1),
-            epoch,
-            created_unix_ms: unix_ms(),
-            nodes,
-            rows,
-            bytes,
-            tables,
-        };
-        next.checkpoints.push(checkpoint.clone());
-        self.store.save_record(&next)?;
-        guard.0 = next;
-        Ok(checkpoint)
-    }
+/// A call to a node bounded by [`NODE_CALL_TIMEOUT`]: no answer in time is a
+/// `DeadlineExceeded` failure.
+pub(crate) async fn bounded<T>(call: NodeResult<'_, T>) -> Result<T, NodeError> {
+    tokio::time::timeout(NODE_CALL_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(NodeError::new(
+                NodeErrorKind::DeadlineExceeded,
+                format!("no answer within {NODE_CALL_TIMEOUT:?}"),
+            ))
+        })
 }
 
 /// Milliseconds since the Unix epoch.
@@ -871,6 +787,10 @@ fn map_of(record: &ClusterRecord, live: &BTreeMap<String, NodeLive>) -> ClusterM
     }
 }
 
+#[path = "cluster_checkpoints.rs"]
+pub mod checkpoints;
+#[path = "legacy_dev.rs"]
+mod legacy_dev;
 #[path = "migrations.rs"]
 pub mod migrations;
 

@@ -1,27 +1,38 @@
 //! Tests of the cluster coordinator's state machine (membership, placement, persistence).
 
+use std::sync::atomic::AtomicBool;
+
 use super::*;
+
+/// The failure of a call a test does not expect.
+fn not_here() -> NodeError {
+    NodeError::new(NodeErrorKind::Internal, "not in this test")
+}
 
 /// A NodeControl that accepts everything.
 struct Accept;
 
 impl NodeControl for Accept {
-    fn apply_catalog<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a Catalog,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    fn apply_catalog<'a>(&'a self, _: &'a str, _: &'a Catalog) -> NodeResult<'a, ()> {
         Box::pin(async { Ok(()) })
     }
-    fn apply_map<'a>(&'a self, _: &'a str, _: &'a ClusterMap) -> BoxFuture<'a, Result<(), String>> {
+    fn apply_map<'a>(&'a self, _: &'a str, _: &'a ClusterMap) -> NodeResult<'a, ()> {
         Box::pin(async { Ok(()) })
     }
-    fn checkpoint<'a>(
-        &'a self,
-        _: &'a str,
-        _: u64,
-    ) -> BoxFuture<'a, Result<CheckpointInfo, String>> {
-        Box::pin(async { Err("not in this test".to_string()) })
+    fn report<'a>(&'a self, _: &'a str) -> NodeResult<'a, HeartbeatReport> {
+        Box::pin(async { Err(not_here()) })
+    }
+    fn checkpoint<'a>(&'a self, _: &'a str, _: u64) -> NodeResult<'a, CheckpointInfo> {
+        Box::pin(async { Err(not_here()) })
+    }
+    fn checkpoints<'a>(&'a self, _: &'a str) -> NodeResult<'a, Vec<CheckpointInfo>> {
+        Box::pin(async { Err(not_here()) })
+    }
+    fn verify_checkpoint<'a>(&'a self, _: &'a str, _: &'a str) -> NodeResult<'a, CheckpointInfo> {
+        Box::pin(async { Err(not_here()) })
+    }
+    fn restore<'a>(&'a self, _: &'a str, _: &'a str) -> NodeResult<'a, CheckpointInfo> {
+        Box::pin(async { Err(not_here()) })
     }
     fn migrate_out<'a>(
         &'a self,
@@ -29,24 +40,20 @@ impl NodeControl for Accept {
         request: &'a MigrateOut,
         progress: &'a (dyn Fn(MoveProgress) + Send + Sync),
         _: &'a AtomicBool,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    ) -> NodeResult<'a, ()> {
         Box::pin(async move {
             progress(MoveProgress {
-                phase: "handed_off".into(),
+                phase: MovePhase::HandedOff,
                 rows: u64::from(request.slot_end - request.slot_start),
                 ..Default::default()
             });
             Ok(())
         })
     }
-    fn import_complete<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a str,
-    ) -> BoxFuture<'a, Result<bool, String>> {
+    fn import_complete<'a>(&'a self, _: &'a str, _: &'a str) -> NodeResult<'a, bool> {
         Box::pin(async { Ok(true) })
     }
-    fn abort_migration<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<(), String>> {
+    fn abort_migration<'a>(&'a self, _: &'a str, _: &'a str) -> NodeResult<'a, ()> {
         Box::pin(async { Ok(()) })
     }
 }
@@ -58,6 +65,7 @@ fn open(dir: &std::path::Path, timeout: Duration) -> ClusterCoordinator {
         num_slots: 64,
         heartbeat_timeout: timeout,
         advertise_address: "c:1".into(),
+        keep_checkpoints: 3,
     };
     ClusterCoordinator::open(config, Arc::new(Accept)).expect("open")
 }
@@ -147,22 +155,26 @@ fn silent_nodes_go_down_and_come_back_with_a_new_address() {
 struct Slow(Duration);
 
 impl NodeControl for Slow {
-    fn apply_catalog<'a>(
-        &'a self,
-        a: &'a str,
-        c: &'a Catalog,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    fn apply_catalog<'a>(&'a self, a: &'a str, c: &'a Catalog) -> NodeResult<'a, ()> {
         Accept.apply_catalog(a, c)
     }
-    fn apply_map<'a>(&'a self, a: &'a str, m: &'a ClusterMap) -> BoxFuture<'a, Result<(), String>> {
+    fn apply_map<'a>(&'a self, a: &'a str, m: &'a ClusterMap) -> NodeResult<'a, ()> {
         Accept.apply_map(a, m)
     }
-    fn checkpoint<'a>(
-        &'a self,
-        a: &'a str,
-        e: u64,
-    ) -> BoxFuture<'a, Result<CheckpointInfo, String>> {
+    fn report<'a>(&'a self, a: &'a str) -> NodeResult<'a, HeartbeatReport> {
+        Accept.report(a)
+    }
+    fn checkpoint<'a>(&'a self, a: &'a str, e: u64) -> NodeResult<'a, CheckpointInfo> {
         Accept.checkpoint(a, e)
+    }
+    fn checkpoints<'a>(&'a self, a: &'a str) -> NodeResult<'a, Vec<CheckpointInfo>> {
+        Accept.checkpoints(a)
+    }
+    fn verify_checkpoint<'a>(&'a self, a: &'a str, id: &'a str) -> NodeResult<'a, CheckpointInfo> {
+        Accept.verify_checkpoint(a, id)
+    }
+    fn restore<'a>(&'a self, a: &'a str, id: &'a str) -> NodeResult<'a, CheckpointInfo> {
+        Accept.restore(a, id)
     }
     fn migrate_out<'a>(
         &'a self,
@@ -170,26 +182,22 @@ impl NodeControl for Slow {
         request: &'a MigrateOut,
         progress: &'a (dyn Fn(MoveProgress) + Send + Sync),
         cancel: &'a AtomicBool,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    ) -> NodeResult<'a, ()> {
         Box::pin(async move {
             let end = Instant::now() + self.0;
             while Instant::now() < end {
                 if cancel.load(std::sync::atomic::Ordering::Acquire) {
-                    return Err("cancelled".into());
+                    return Err(NodeError::new(NodeErrorKind::Cancelled, "cancelled"));
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             Accept.migrate_out(address, request, progress, cancel).await
         })
     }
-    fn import_complete<'a>(
-        &'a self,
-        a: &'a str,
-        id: &'a str,
-    ) -> BoxFuture<'a, Result<bool, String>> {
+    fn import_complete<'a>(&'a self, a: &'a str, id: &'a str) -> NodeResult<'a, bool> {
         Accept.import_complete(a, id)
     }
-    fn abort_migration<'a>(&'a self, a: &'a str, id: &'a str) -> BoxFuture<'a, Result<(), String>> {
+    fn abort_migration<'a>(&'a self, a: &'a str, id: &'a str) -> NodeResult<'a, ()> {
         Accept.abort_migration(a, id)
     }
 }
@@ -215,6 +223,7 @@ async fn three_nodes(dir: &std::path::Path, delay: Duration) -> Arc<ClusterCoord
         num_slots: 64,
         heartbeat_timeout: Duration::from_secs(60),
         advertise_address: "c:1".into(),
+        keep_checkpoints: 3,
     };
     let c = Arc::new(ClusterCoordinator::open(config, Arc::new(Slow(delay))).expect("open"));
     for (id, address) in [("a", "h:1"), ("b", "h:2"), ("c", "h:3")] {

@@ -3,6 +3,7 @@
 use thiserror::Error;
 
 use super::meta_store::MetaStoreError;
+use super::node_control::NodeError;
 use crate::checkpoint::CheckpointError;
 use crate::engine::EngineError;
 
@@ -23,6 +24,38 @@ pub enum CoordinatorError {
     NoSuchCheckpoint {
         /// The id asked for.
         id: String,
+    },
+    /// A cluster checkpoint cannot be restored as a whole.
+    #[error("checkpoint {id} cannot be restored: {reason}")]
+    NotRestorable {
+        /// The checkpoint.
+        id: String,
+        /// Why not.
+        reason: String,
+    },
+    /// A node lacks its part of a cluster checkpoint.
+    #[error("checkpoint {id} cannot be restored: node {node} ({address}) does not hold its part {part}; nothing was changed")]
+    CheckpointPartMissing {
+        /// The cluster checkpoint.
+        id: String,
+        /// The node.
+        node: String,
+        /// Its address.
+        address: String,
+        /// The node checkpoint it should hold.
+        part: String,
+    },
+    /// A node's part of a cluster checkpoint failed verification.
+    #[error("checkpoint {id} cannot be restored: the part {part} on node {node} is corrupt ({reason}); nothing was changed")]
+    CheckpointPartCorrupt {
+        /// The cluster checkpoint.
+        id: String,
+        /// The node.
+        node: String,
+        /// The node checkpoint.
+        part: String,
+        /// What is wrong with it.
+        reason: String,
     },
     /// The data dir was made for another slot count.
     #[error("data dir holds a cluster of {stored} slots, configured {configured}")]
@@ -52,7 +85,7 @@ pub enum CoordinatorError {
         shards: Vec<u32>,
     },
     /// A call to a node failed.
-    #[error("{op} on node {node} ({address}) failed: {message}")]
+    #[error("{op} on node {node} ({address}) failed: {source}")]
     NodeCall {
         /// What was asked of the node.
         op: &'static str,
@@ -60,8 +93,9 @@ pub enum CoordinatorError {
         node: String,
         /// Node address.
         address: String,
-        /// What went wrong.
-        message: String,
+        /// What went wrong, by kind.
+        #[source]
+        source: NodeError,
     },
     /// The cluster map changed while an operation needed it stable.
     #[error("the cluster map changed from epoch {from} to {to} during the operation; retry")]
@@ -89,7 +123,4 @@ pub enum CoordinatorError {
     /// There is no running plan to cancel.
     #[error("no plan is running")]
     NoPlanRunning,
-    /// The operation is not available in this coordinator.
-    #[error("{0} is not supported by this coordinator yet")]
-    NotSupported(&'static str),
 }

@@ -6,27 +6,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use thiserror::Error;
 
 use super::cluster::ClusterRecord;
 use super::etcd_store::EtcdMetaStore;
-use crate::spec::{DenseSpec, TableSpec};
-
-/// What the coordinator must not forget across restarts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ClusterState {
-    /// Epoch of the cluster map.
-    pub epoch: u64,
-    /// Slots of the cluster.
-    pub num_slots: u32,
-    /// Number of shards.
-    pub shard_count: u32,
-    /// Tables, in creation order.
-    pub tables: Vec<TableSpec>,
-    /// Dense tensors, in creation order.
-    pub dense: Vec<DenseSpec>,
-}
 
 /// Failure to read or write cluster metadata.
 #[derive(Debug, Error)]
@@ -103,18 +87,13 @@ impl MetaStore {
     }
 }
 
-/// Cluster metadata in `<data_dir>/cluster.json`.
+/// Cluster metadata in a file of the data dir.
 #[derive(Debug, Clone)]
 pub struct FileMetaStore {
     path: PathBuf,
 }
 
 impl FileMetaStore {
-    /// The store of `data_dir` (created if missing).
-    pub fn open(data_dir: &Path) -> Result<Self, MetaStoreError> {
-        Self::open_file(data_dir, "cluster.json")
-    }
-
     /// The store of `data_dir` keeping its record in file `name` (dir created if missing).
     pub fn open_file(data_dir: &Path, name: &str) -> Result<Self, MetaStoreError> {
         fs::create_dir_all(data_dir).map_err(|source| MetaStoreError::Io {
@@ -125,11 +104,6 @@ impl FileMetaStore {
         Ok(Self {
             path: data_dir.join(name),
         })
-    }
-
-    /// The stored state, if any was saved.
-    pub fn load(&self) -> Result<Option<ClusterState>, MetaStoreError> {
-        self.load_json()
     }
 
     /// The stored record of any serializable type, if one was saved.
@@ -151,11 +125,6 @@ impl FileMetaStore {
                 path: self.path.clone(),
                 source,
             })
-    }
-
-    /// Saves `state` atomically: a crash leaves the old or the new file, never a torn one.
-    pub fn save(&self, state: &ClusterState) -> Result<(), MetaStoreError> {
-        self.save_json(state)
     }
 
     /// Saves any serializable record atomically (temp file, fsync, rename, fsync dir).
@@ -184,24 +153,30 @@ impl FileMetaStore {
 
 #[cfg(test)]
 mod tests {
+    use serde::Deserialize;
+
     use super::*;
 
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Record {
+        epoch: u64,
+    }
+
     #[test]
-    fn state_survives_reopen_and_corruption_is_reported() {
+    fn record_survives_reopen_and_corruption_is_reported() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = FileMetaStore::open(dir.path()).expect("open");
-        assert_eq!(store.load().expect("load"), None);
-        let state = ClusterState {
-            epoch: 3,
-            num_slots: 4096,
-            shard_count: 8,
-            tables: vec![],
-            dense: vec![],
-        };
-        store.save(&state).expect("save");
-        let again = FileMetaStore::open(dir.path()).expect("open");
-        assert_eq!(again.load().expect("load"), Some(state));
-        fs::write(dir.path().join("cluster.json"), b"{not json").expect("write");
-        assert!(matches!(again.load(), Err(MetaStoreError::Corrupt { .. })));
+        let store = FileMetaStore::open_file(dir.path(), "record.json").expect("open");
+        assert_eq!(store.load_json::<Record>().expect("load"), None);
+        store.save_json(&Record { epoch: 3 }).expect("save");
+        let again = FileMetaStore::open_file(dir.path(), "record.json").expect("open");
+        assert_eq!(
+            again.load_json::<Record>().expect("load"),
+            Some(Record { epoch: 3 })
+        );
+        fs::write(dir.path().join("record.json"), b"{not json").expect("write");
+        assert!(matches!(
+            again.load_json::<Record>(),
+            Err(MetaStoreError::Corrupt { .. })
+        ));
     }
 }

@@ -472,7 +472,7 @@ impl ClusterCoordinator {
                     "cannot confirm the destination holds the rows: {e}"
                 )),
             },
-            Err(e) => Err(e),
+            Err(e) => Err(e.to_string()),
         };
         let cancelled = self.run.cancel.load(Ordering::Acquire);
         let outcome: Result<(), String> = match result {

@@ -15,6 +15,7 @@ use tonic::transport::{Channel, Endpoint};
 use super::frames::{chunk_bytes, chunk_of, encode};
 use super::queue_body::QueueBody;
 use super::{MigrationCounters, MigrationError, Throttle};
+use crate::coordinator::cluster::{MovePhase, MoveProgress};
 use crate::engine::{Capture, Engine, Table};
 use crate::slot::slot_of;
 use crate::storage::ExportCursor;
@@ -65,7 +66,7 @@ pub async fn migrate_out(
     engine: Arc<Engine>,
     req: SourceRequest,
     counters: Arc<MigrationCounters>,
-    progress: mpsc::Sender<pb::MigrationProgress>,
+    progress: mpsc::Sender<MoveProgress>,
 ) -> Result<(), MigrationError> {
     let entered = Instant::now();
     let capture = engine
@@ -113,7 +114,7 @@ struct SourceRun {
     req: SourceRequest,
     capture: Arc<Capture>,
     counters: Arc<MigrationCounters>,
-    progress: mpsc::Sender<pb::MigrationProgress>,
+    progress: mpsc::Sender<MoveProgress>,
     rows: u64,
     bytes: u64,
     rows_total: u64,
@@ -178,7 +179,7 @@ impl SourceRun {
             message: format!("{:?}: {}", s.code(), s.message()),
         })?;
         self.check_alive()?;
-        self.report("handed_off", true).await
+        self.report(MovePhase::HandedOff, true).await
     }
 
     /// Copy, replay rounds, fence, last delta, dense tensors, end marker.
@@ -208,7 +209,7 @@ impl SourceRun {
         let began = Instant::now();
         while self.capture.pending() > SMALL_DELTA_IDS && self.round < MAX_DELTA_ROUNDS {
             self.round += 1;
-            self.send_updated(tables, tx, &mut throttle, "delta")
+            self.send_updated(tables, tx, &mut throttle, MovePhase::Delta)
                 .await?;
         }
         self.delta_secs = began.elapsed().as_secs_f64();
@@ -221,7 +222,7 @@ impl SourceRun {
         self.check_alive()?;
         // Nothing in the range changes from here on: the last delta is exact.
         let mut unthrottled = Throttle::new(0);
-        self.send_updated(tables, tx, &mut unthrottled, "handoff")
+        self.send_updated(tables, tx, &mut unthrottled, MovePhase::Handoff)
             .await?;
         for dense in self.engine.dense_tensors() {
             let name = &dense.spec().name;
@@ -272,7 +273,7 @@ impl SourceRun {
             let chunk = chunk_of(&table.spec().name, row_floats, block);
             self.send(tx, chunk, throttle).await?;
             self.rows += rows;
-            self.report("copy", false).await?;
+            self.report(MovePhase::Copy, false).await?;
         }
         Ok(())
     }
@@ -283,7 +284,7 @@ impl SourceRun {
         tables: &[Arc<Table>],
         tx: &mpsc::Sender<Vec<Bytes>>,
         throttle: &mut Throttle,
-        phase: &str,
+        phase: MovePhase,
     ) -> Result<(), MigrationError> {
         let updated = self.capture.take();
         self.check_tables(tables, updated.keys())?;
@@ -375,11 +376,11 @@ impl SourceRun {
     }
 
     /// Tells the coordinator how far the move is (at most every 100 ms unless `must`).
-    async fn report(&mut self, phase: &str, must: bool) -> Result<(), MigrationError> {
+    async fn report(&mut self, phase: MovePhase, must: bool) -> Result<(), MigrationError> {
         let due = self
             .last_progress
             .is_none_or(|t| t.elapsed() >= PROGRESS_EVERY);
-        if !(must || due || phase != "copy") {
+        if !(must || due || phase != MovePhase::Copy) {
             return Ok(());
         }
         self.last_progress = Some(Instant::now());
@@ -387,8 +388,8 @@ impl SourceRun {
             .progress
             .lock()
             .insert(self.req.id.clone(), (self.bytes, self.bytes_total));
-        let msg = pb::MigrationProgress {
-            phase: phase.into(),
+        let msg = MoveProgress {
+            phase,
             rows: self.rows,
             bytes: self.bytes,
             rows_total: self.rows_total,

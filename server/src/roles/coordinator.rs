@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
-use super::{serve, RoleError};
+use super::{leading, serve, RoleError};
 use crate::coordinator::cluster::{ClusterConfig, ClusterCoordinator};
 use crate::coordinator::election::{Election, ElectionConfig, ElectionError};
 use crate::coordinator::etcd_store::EtcdMetaStore;
@@ -19,7 +19,7 @@ use crate::coordinator::meta_store::MetaStore;
 use crate::engine::{Engine, EngineConfig};
 use crate::metrics::Metrics;
 use crate::service::leader::LeaderSlot;
-use crate::service::{ClusterCoordinatorService, GrpcNodeControl};
+use crate::service::{CoordinatorService, GrpcNodeControl};
 use crate::transport::server_builder;
 
 /// The gRPC service name whose health tells whether this coordinator leads.
@@ -44,6 +44,8 @@ pub struct CoordinatorRoleConfig {
     pub advertise_address: Option<String>,
     /// Keep the record in etcd and elect a leader there (default: a file in the data dir).
     pub etcd: Option<EtcdSettings>,
+    /// Cluster checkpoints to keep in the record.
+    pub keep_checkpoints: usize,
 }
 
 /// Where in etcd the cluster lives.
@@ -77,6 +79,7 @@ pub async fn run_coordinator(
         num_slots: config.num_slots,
         heartbeat_timeout: config.heartbeat_timeout,
         advertise_address: address.clone(),
+        keep_checkpoints: config.keep_checkpoints,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (health_reporter, health) = serve::health(&[COORDINATOR_SERVICE]).await;
@@ -103,7 +106,7 @@ pub async fn run_coordinator(
     };
 
     let max = config.max_message_bytes;
-    let service = CoordinatorServer::new(ClusterCoordinatorService::with_slot(slot.clone()))
+    let service = CoordinatorServer::new(CoordinatorService::with_slot(slot.clone()))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
     let metrics = Arc::new(Metrics::new());
@@ -237,54 +240,6 @@ fn start_leading(
     config: &CoordinatorRoleConfig,
     stop: &tokio::sync::watch::Receiver<bool>,
 ) {
-    tokio::spawn(sweep_loop(
-        coordinator.clone(),
-        config.heartbeat_timeout,
-        stop.clone(),
-    ));
-    tokio::spawn(push_maps(coordinator.clone(), stop.clone()));
-    // A plan an earlier leader left running: roll its moves in flight back, then go on.
-    coordinator.resume_plan();
+    leading::start(&coordinator, config.heartbeat_timeout, stop);
     slot.lead(coordinator);
-}
-
-/// Marks silent nodes down, checking several times per timeout.
-async fn sweep_loop(
-    coordinator: Arc<ClusterCoordinator>,
-    timeout: Duration,
-    stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let period = (timeout / 4).max(Duration::from_millis(50));
-    let mut ticker = tokio::time::interval(period);
-    let stopped = serve::stopped(&stop);
-    tokio::pin!(stopped);
-    loop {
-        tokio::select! {
-            _ = &mut stopped => return,
-            _ = ticker.tick() => {
-                if let Err(e) = coordinator.sweep() {
-                    tracing::error!(error = %e, "cannot record a node going down");
-                }
-            }
-        }
-    }
-}
-
-/// Sends every new map to the up nodes, so they refuse slots they no longer own at once.
-async fn push_maps(coordinator: Arc<ClusterCoordinator>, stop: tokio::sync::watch::Receiver<bool>) {
-    let mut maps = coordinator.watch_map();
-    let stopped = serve::stopped(&stop);
-    tokio::pin!(stopped);
-    loop {
-        tokio::select! {
-            _ = &mut stopped => return,
-            changed = maps.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-                maps.borrow_and_update();
-                coordinator.push_map().await;
-            }
-        }
-    }
 }

@@ -1,20 +1,27 @@
 //! A shard server's membership: register with the coordinator, then heartbeat; follow the
 //! map and catalog it answers with; re-register when the coordinator forgot the node.
 //!
-//! With several coordinator addresses, a failed call moves to the leader a standby names
-//! (metadata `strata-leader`), else to the next address.
+//! The coordinator is reached through a [`CoordinatorLink`]: over gRPC for a shard process
+//! ([`GrpcLink`]: with several coordinator addresses, a failed call moves to the leader a
+//! standby names in metadata `strata-leader`, else to the next address), or by direct calls
+//! for the node of `strata-server dev`, which shares its process with the coordinator.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use strata_proto::v1 as pb;
 use strata_proto::v1::coordinator_client::CoordinatorClient;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
-use crate::service::convert::{catalog_from_pb, checkpoint_to_pb, map_from_pb};
+use crate::coordinator::cluster::{
+    Catalog, ClusterCoordinator, HeartbeatReply, HeartbeatReport, Registration,
+};
+use crate::coordinator::{ClusterMap, CoordinatorError};
+use crate::service::convert::{catalog_from_pb, map_from_pb, report_to_pb};
 use crate::service::leader::LEADER_METADATA;
 use crate::shard_node::{store_node_id, ShardNode};
 
@@ -23,11 +30,9 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest wait between registration attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
-/// Who this node is and where the coordinators are.
+/// Who this node is.
 #[derive(Debug, Clone)]
 pub struct Membership {
-    /// Coordinator addresses, tried in turn.
-    pub coordinators: Vec<String>,
     /// Address clients reach this node at.
     pub address: String,
     /// Topology labels.
@@ -40,13 +45,76 @@ pub struct Membership {
     pub interval: Duration,
 }
 
-struct Coordinators {
+/// Why a call to the coordinator failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkError {
+    /// The coordinator does not know this node: register again.
+    UnknownNode,
+    /// The call failed (unreachable, not leading, refused); retried later.
+    Failed(String),
+}
+
+impl std::fmt::Display for LinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::UnknownNode => write!(f, "the coordinator does not know this node"),
+            Self::Failed(message) => f.write_str(message),
+        }
+    }
+}
+
+/// What a registration answers: the node id, the map and the catalog.
+pub type Registered = (String, ClusterMap, Catalog);
+
+/// How a node reaches the coordinator.
+pub trait CoordinatorLink: Send {
+    /// Registers (or re-registers) the node.
+    fn register(&mut self, reg: Registration) -> BoxFuture<'_, Result<Registered, LinkError>>;
+    /// Sends a heartbeat; the reply carries what the node lacks.
+    fn heartbeat(
+        &mut self,
+        report: HeartbeatReport,
+    ) -> BoxFuture<'_, Result<HeartbeatReply, LinkError>>;
+    /// The coordinator currently talked to (for logs).
+    fn describe(&self) -> String;
+}
+
+/// A coordinator in this process.
+pub struct InProcessLink(pub Arc<ClusterCoordinator>);
+
+fn link_error(e: CoordinatorError) -> LinkError {
+    match e {
+        CoordinatorError::UnknownNode { .. } => LinkError::UnknownNode,
+        e => LinkError::Failed(e.to_string()),
+    }
+}
+
+impl CoordinatorLink for InProcessLink {
+    fn register(&mut self, reg: Registration) -> BoxFuture<'_, Result<Registered, LinkError>> {
+        Box::pin(async move { self.0.register(reg).map_err(link_error) })
+    }
+
+    fn heartbeat(
+        &mut self,
+        report: HeartbeatReport,
+    ) -> BoxFuture<'_, Result<HeartbeatReply, LinkError>> {
+        Box::pin(async move { self.0.heartbeat(report).map_err(link_error) })
+    }
+
+    fn describe(&self) -> String {
+        format!("{} (in process)", self.0.address())
+    }
+}
+
+/// Coordinators reached over gRPC, following the leader.
+pub struct GrpcLink {
     clients: Vec<(String, CoordinatorClient<Channel>)>,
     current: usize,
 }
 
-impl Coordinators {
-    fn new(addresses: &[String]) -> Result<Self, String> {
+impl GrpcLink {
+    /// A link to the coordinators at `addresses` (connected lazily).
+    pub fn new(addresses: &[String]) -> Result<Self, String> {
         let clients = addresses
             .iter()
             .map(|a| Ok((a.clone(), lazy_client(a)?)))
@@ -96,6 +164,17 @@ impl Coordinators {
             Err(_) => self.next(),
         }
     }
+
+    /// The error of a failed call; moves on to another coordinator unless this one only
+    /// forgot the node.
+    fn failed(&mut self, status: tonic::Status) -> LinkError {
+        if status.code() == Code::NotFound {
+            return LinkError::UnknownNode;
+        }
+        let error = LinkError::Failed(format!("{:?}: {}", status.code(), status.message()));
+        self.follow(&status);
+        error
+    }
 }
 
 fn lazy_client(address: &str) -> Result<CoordinatorClient<Channel>, String> {
@@ -107,18 +186,91 @@ fn lazy_client(address: &str) -> Result<CoordinatorClient<Channel>, String> {
     Ok(CoordinatorClient::new(channel))
 }
 
-/// Registers, then heartbeats until `stop` turns true.
-pub async fn run(node: Arc<ShardNode>, me: Membership, stop: tokio::sync::watch::Receiver<bool>) {
-    let mut coordinators = match Coordinators::new(&me.coordinators) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot reach any coordinator");
-            return;
-        }
-    };
+/// The catalog a coordinator sent, or the link error for a malformed one.
+fn catalog_in(c: &pb::Catalog) -> Result<Catalog, LinkError> {
+    catalog_from_pb(c).map_err(|e| LinkError::Failed(format!("malformed catalog: {e}")))
+}
+
+impl CoordinatorLink for GrpcLink {
+    fn register(&mut self, reg: Registration) -> BoxFuture<'_, Result<Registered, LinkError>> {
+        Box::pin(async move {
+            let request = pb::RegisterNodeRequest {
+                address: reg.address,
+                labels: reg.labels.into_iter().collect(),
+                memory_budget: reg.memory_budget,
+                node_id: reg.node_id,
+            };
+            let resp = match self.client().register_node(request).await {
+                Ok(r) => r.into_inner(),
+                Err(status) => return Err(self.failed(status)),
+            };
+            let (Some(map), Some(catalog)) = (resp.map.as_ref(), resp.catalog.as_ref()) else {
+                return Err(LinkError::Failed(
+                    "the coordinator answered without a map or catalog".into(),
+                ));
+            };
+            Ok((resp.node_id, map_from_pb(map), catalog_in(catalog)?))
+        })
+    }
+
+    fn heartbeat(
+        &mut self,
+        report: HeartbeatReport,
+    ) -> BoxFuture<'_, Result<HeartbeatReply, LinkError>> {
+        Box::pin(async move {
+            let resp = match self.client().heartbeat(report_to_pb(&report)).await {
+                Ok(r) => r.into_inner(),
+                Err(status) => return Err(self.failed(status)),
+            };
+            Ok(HeartbeatReply {
+                epoch: resp.epoch,
+                map: resp.map.as_ref().map(map_from_pb),
+                catalog: resp.catalog.as_ref().map(catalog_in).transpose()?,
+                abort: resp.abort_migrations,
+            })
+        })
+    }
+
+    fn describe(&self) -> String {
+        self.address().to_string()
+    }
+}
+
+/// Registers once: stores the id the coordinator gave, applies its catalog and map.
+pub async fn join(
+    node: &Arc<ShardNode>,
+    me: &Membership,
+    link: &mut dyn CoordinatorLink,
+) -> Result<(), LinkError> {
+    let (id, map, catalog) = link
+        .register(Registration {
+            node_id: node.node_id(),
+            address: me.address.clone(),
+            labels: me.labels.clone(),
+            memory_budget: me.memory_budget,
+        })
+        .await?;
+    if node.node_id() != id {
+        store_node_id(&me.data_dir, &id).map_err(|e| LinkError::Failed(e.to_string()))?;
+        node.set_node_id(&id);
+    }
+    let node = node.clone();
+    // Applying a map may drop rows: off the async workers.
+    let _ = tokio::task::spawn_blocking(move || apply(&node, Some(&catalog), Some(&map))).await;
+    tracing::info!(node = %id, coordinator = %link.describe(), "registered");
+    Ok(())
+}
+
+/// Heartbeats (registering first unless `registered`) until `stop` turns true.
+pub async fn run(
+    node: Arc<ShardNode>,
+    me: Membership,
+    mut link: Box<dyn CoordinatorLink>,
+    mut registered: bool,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
     let stopped = super::serve::stopped(&stop);
     tokio::pin!(stopped);
-    let mut registered = false;
     let mut backoff = Duration::from_millis(100);
     let mut ticker = tokio::time::interval(me.interval);
     loop {
@@ -127,95 +279,42 @@ pub async fn run(node: Arc<ShardNode>, me: Membership, stop: tokio::sync::watch:
             _ = ticker.tick() => {}
         }
         if !registered {
-            match register(&node, &me, &mut coordinators).await {
+            match join(&node, &me, link.as_mut()).await {
                 Ok(()) => {
                     registered = true;
                     backoff = Duration::from_millis(100);
                 }
-                Err(status) => {
-                    tracing::warn!(coordinator = %coordinators.address(), error = %status.message(), "registration failed; retrying");
-                    coordinators.follow(&status);
+                Err(error) => {
+                    tracing::warn!(coordinator = %link.describe(), %error, "registration failed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
             continue;
         }
-        match heartbeat(&node, &me, &mut coordinators).await {
-            Ok(()) => {}
-            Err(status) if status.code() == Code::NotFound => {
+        match link.heartbeat(node.report(&me.address)).await {
+            Ok(reply) => follow_reply(&node, reply).await,
+            Err(LinkError::UnknownNode) => {
                 tracing::warn!("the coordinator does not know this node; registering again");
                 registered = false;
             }
-            Err(status) => {
-                tracing::warn!(coordinator = %coordinators.address(), error = %status.message(), "heartbeat failed");
-                coordinators.follow(&status);
+            Err(error) => {
+                tracing::warn!(coordinator = %link.describe(), %error, "heartbeat failed");
             }
         }
     }
 }
 
-async fn register(
-    node: &ShardNode,
-    me: &Membership,
-    coordinators: &mut Coordinators,
-) -> Result<(), tonic::Status> {
-    let resp = coordinators
-        .client()
-        .register_node(pb::RegisterNodeRequest {
-            address: me.address.clone(),
-            labels: me.labels.clone().into_iter().collect(),
-            memory_budget: me.memory_budget,
-            node_id: node.node_id(),
-        })
-        .await?
-        .into_inner();
-    if node.node_id() != resp.node_id {
-        store_node_id(&me.data_dir, &resp.node_id)
-            .map_err(|e| tonic::Status::internal(e.to_string()))?;
-        node.set_node_id(&resp.node_id);
-    }
-    apply(node, resp.catalog.as_ref(), resp.map.as_ref());
-    tracing::info!(node = %resp.node_id, coordinator = %coordinators.address(), "registered");
-    Ok(())
-}
-
-async fn heartbeat(
-    node: &Arc<ShardNode>,
-    me: &Membership,
-    coordinators: &mut Coordinators,
-) -> Result<(), tonic::Status> {
-    let tables = crate::service::convert::table_infos(node.engine());
-    let req = pb::HeartbeatRequest {
-        node_id: node.node_id(),
-        rows: tables.iter().map(|t| t.rows).sum(),
-        bytes: tables.iter().map(|t| t.bytes).sum(),
-        epoch: node.epoch(),
-        catalog_version: node.catalog_version(),
-        tables,
-        last_checkpoint: node.last_checkpoint().as_ref().map(checkpoint_to_pb),
-        address: me.address.clone(),
-        ranges: node
-            .range_usage()
-            .into_iter()
-            .map(|u| pb::RangeUsage {
-                slot_start: u.start,
-                slot_end: u.end,
-                rows: u.rows,
-                bytes: u.bytes,
-            })
-            .collect(),
-        migrations: node.migration_ids(),
-    };
-    let resp = coordinators.client().heartbeat(req).await?.into_inner();
-    if resp.catalog.is_none() && resp.map.is_none() && resp.abort_migrations.is_empty() {
-        return Ok(());
+/// Applies what a heartbeat answered: a newer catalog and map, migrations to roll back.
+async fn follow_reply(node: &Arc<ShardNode>, reply: HeartbeatReply) {
+    if reply.catalog.is_none() && reply.map.is_none() && reply.abort.is_empty() {
+        return;
     }
     let node = node.clone();
     // Applying a map may drop handed-off rows: off the async workers.
     let _ = tokio::task::spawn_blocking(move || {
-        apply(&node, resp.catalog.as_ref(), resp.map.as_ref());
-        for id in &resp.abort_migrations {
+        apply(&node, reply.catalog.as_ref(), reply.map.as_ref());
+        for id in &reply.abort {
             tracing::warn!(%id, "the coordinator knows no such migration: rolling it back");
             if let Err(e) = node.abort_migration(id) {
                 tracing::error!(%id, error = %e, "cannot roll the migration back");
@@ -223,23 +322,18 @@ async fn heartbeat(
         }
     })
     .await;
-    Ok(())
 }
 
 /// Applies a catalog and a map from the coordinator (the catalog first: tables must exist
 /// before their slots are served).
-fn apply(node: &ShardNode, catalog: Option<&pb::Catalog>, map: Option<&pb::ClusterMap>) {
+fn apply(node: &ShardNode, catalog: Option<&Catalog>, map: Option<&ClusterMap>) {
     if let Some(c) = catalog {
-        match catalog_from_pb(c)
-            .map_err(|e| e.to_string())
-            .and_then(|c| node.apply_catalog(&c).map_err(|e| e.to_string()))
-        {
-            Ok(()) => {}
-            Err(e) => tracing::error!(error = %e, "cannot apply the catalog"),
+        if let Err(e) = node.apply_catalog(c) {
+            tracing::error!(error = %e, "cannot apply the catalog");
         }
     }
     if let Some(m) = map {
-        if let Err(e) = node.apply_map(&map_from_pb(m)) {
+        if let Err(e) = node.apply_map(m) {
             tracing::error!(error = %e, "cannot apply the map");
         }
     }

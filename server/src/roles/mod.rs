@@ -4,8 +4,9 @@
 
 mod coordinator;
 mod error;
-mod membership;
-mod serve;
+pub mod leading;
+pub mod membership;
+pub mod serve;
 mod shard;
 
 pub use self::coordinator::{run_coordinator, CoordinatorRoleConfig, EtcdSettings};

@@ -75,15 +75,21 @@ pub async fn run_shard(
     let node = Arc::new(node);
     let metrics = Arc::new(Metrics::new().with_migrations(node.migration_counters().clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let link = membership::GrpcLink::new(&config.coordinators).map_err(RoleError::Setup)?;
     let me = Membership {
-        coordinators: config.coordinators.clone(),
         address: address.clone(),
         labels: config.labels.clone(),
         memory_budget: config.engine.memory_budget,
         data_dir: config.data_dir.clone(),
         interval: config.heartbeat_interval,
     };
-    tokio::spawn(membership::run(node.clone(), me, stop_rx.clone()));
+    tokio::spawn(membership::run(
+        node.clone(),
+        me,
+        Box::new(link),
+        false,
+        stop_rx.clone(),
+    ));
 
     let (_health_reporter, health) =
         serve::health(&["strata.v1.Parameter", "strata.v1.ShardControl"]).await;

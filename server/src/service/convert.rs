@@ -4,7 +4,9 @@ use strata_proto::v1 as pb;
 use thiserror::Error;
 
 use crate::checkpoint::{CheckpointInfo, CheckpointState};
-use crate::coordinator::cluster::{Catalog, TableUsage};
+use crate::coordinator::cluster::{
+    Catalog, HeartbeatReport, MovePhase, MoveProgress, RangeLoad, TableUsage,
+};
 use crate::coordinator::{ClusterMap, NodeEntry, ShardEntry};
 use crate::optimizer::{OptimizerConfig, OptimizerKind};
 use crate::spec::{DenseSpec, InitializerConfig, TableSpec, TierKind};
@@ -410,6 +412,95 @@ pub fn table_usage_from_pb(t: &pb::TableInfo) -> TableUsage {
             device_ns: c.device_ns,
         }),
     }
+}
+
+/// A node's report on the wire (a heartbeat). Tables are named by a spec holding only
+/// their name: the coordinator keeps the catalog's specs.
+pub fn report_to_pb(r: &HeartbeatReport) -> pb::HeartbeatRequest {
+    let tables: Vec<pb::TableInfo> = r
+        .tables
+        .iter()
+        .map(|t| {
+            let spec = pb::TableSpec {
+                name: t.name.clone(),
+                ..Default::default()
+            };
+            table_info_to_pb(Some(spec), t)
+        })
+        .collect();
+    pb::HeartbeatRequest {
+        node_id: r.node_id.clone(),
+        rows: r.tables.iter().map(|t| t.rows).sum(),
+        bytes: r.tables.iter().map(|t| t.bytes).sum(),
+        epoch: r.epoch,
+        catalog_version: r.catalog_version,
+        tables,
+        last_checkpoint: r.last_checkpoint.as_ref().map(checkpoint_to_pb),
+        address: r.address.clone(),
+        ranges: r
+            .ranges
+            .iter()
+            .map(|u| pb::RangeUsage {
+                slot_start: u.start,
+                slot_end: u.end,
+                rows: u.rows,
+                bytes: u.bytes,
+            })
+            .collect(),
+        migrations: r.migrations.clone(),
+    }
+}
+
+/// A node's report from the wire.
+pub fn report_from_pb(req: pb::HeartbeatRequest) -> HeartbeatReport {
+    HeartbeatReport {
+        node_id: req.node_id,
+        address: req.address,
+        epoch: req.epoch,
+        catalog_version: req.catalog_version,
+        tables: req.tables.iter().map(table_usage_from_pb).collect(),
+        last_checkpoint: req.last_checkpoint.as_ref().map(checkpoint_from_pb),
+        ranges: req
+            .ranges
+            .iter()
+            .map(|r| RangeLoad {
+                start: r.slot_start,
+                end: r.slot_end,
+                rows: r.rows,
+                bytes: r.bytes,
+            })
+            .collect(),
+        migrations: req.migrations,
+    }
+}
+
+/// A move's progress on the wire.
+pub fn progress_to_pb(p: &MoveProgress) -> pb::MigrationProgress {
+    pb::MigrationProgress {
+        phase: p.phase.as_str().into(),
+        rows: p.rows,
+        bytes: p.bytes,
+        rows_total: p.rows_total,
+        bytes_total: p.bytes_total,
+        delta_round: p.delta_round,
+    }
+}
+
+/// A move's progress from the wire.
+pub fn progress_from_pb(p: &pb::MigrationProgress) -> Result<MoveProgress, ConvertError> {
+    let phase = MovePhase::parse(&p.phase).ok_or_else(|| ConvertError::Unknown {
+        field: "phase",
+        value: p.phase.clone(),
+        expected: "copy, delta, handoff, handed_off",
+    })?;
+    Ok(MoveProgress {
+        phase,
+        rows: p.rows,
+        bytes: p.bytes,
+        rows_total: p.rows_total,
+        bytes_total: p.bytes_total,
+        delta_round: p.delta_round,
+    })
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
-//! The `Coordinator` service of the embedded (dev) coordinator.
+//! The `Coordinator` service: the control plane of `strata-server coordinator` and of
+//! `strata-server dev` (the same coordinator, with its node in the same process).
 
+use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -8,34 +10,166 @@ use strata_proto::v1 as pb;
 use strata_proto::v1::coordinator_server::Coordinator;
 use tonic::{Request, Response, Status};
 
-pub use super::convert::map_to_pb;
 use super::convert::{
-    checkpoint_to_pb, dense_spec_from_pb, dense_spec_to_pb, table_infos, table_spec_from_pb,
-    table_spec_to_pb,
+    catalog_to_pb, checkpoint_to_pb, dense_spec_from_pb, dense_spec_to_pb, map_to_pb,
+    report_from_pb, table_info_to_pb, table_spec_from_pb, table_spec_to_pb,
 };
+use super::leader::LeaderSlot;
 use super::status::{from_convert, from_coordinator};
-use crate::coordinator::{ClusterMap, LocalCoordinator};
+use crate::coordinator::cluster::migrations::{shard_loads, LiveMove};
+use crate::coordinator::cluster::{
+    shards_of, ClusterCheckpoint, ClusterCheckpointState, ClusterCoordinator, ClusterRecord,
+    MoveState, NodeLive, PlanRecord, Registration, TableUsage,
+};
+use crate::coordinator::plan::{render, Plan, PlanKind};
+use crate::coordinator::{ClusterMap, CoordinatorError};
 
-/// Serves the control plane of a one-node cluster.
+/// Serves the control plane of a multi-node cluster.
 pub struct CoordinatorService {
-    coordinator: Arc<LocalCoordinator>,
+    slot: Arc<LeaderSlot>,
 }
 
 impl CoordinatorService {
-    /// A service over `coordinator`.
-    pub fn new(coordinator: Arc<LocalCoordinator>) -> Self {
-        Self { coordinator }
+    /// A service over `coordinator`, which always leads.
+    pub fn new(coordinator: Arc<ClusterCoordinator>) -> Self {
+        Self::with_slot(Arc::new(LeaderSlot::leading(coordinator)))
+    }
+
+    /// A service that serves once `slot` leads and refuses with the leader's address before.
+    pub fn with_slot(slot: Arc<LeaderSlot>) -> Self {
+        Self { slot }
+    }
+
+    fn coordinator(&self) -> Result<&Arc<ClusterCoordinator>, Status> {
+        self.slot.get()
     }
 }
 
-fn unsupported(what: &str) -> Status {
-    Status::unimplemented(format!(
-        "{what} needs a multi-node cluster (strata-server coordinator + shard); this is a dev all-in-one node"
-    ))
+/// A plan as JSON (for ApplyPlan) and as a table for people.
+fn plan_texts(plan: &Plan, rate: u64) -> Result<(String, String), Status> {
+    let json = serde_json::to_string(plan).map_err(|e| Status::internal(e.to_string()))?;
+    let rate = if rate == 0 { ASSUMED_RATE } else { rate };
+    Ok((json, render(plan, rate)))
 }
 
-/// A server stream of cluster maps.
-pub type MapStream = Pin<Box<dyn Stream<Item = Result<pb::ClusterMap, Status>> + Send>>;
+/// Rate used for time estimates of unthrottled plans (loopback-class networks).
+const ASSUMED_RATE: u64 = 1 << 30;
+
+/// Shards with their rows and bytes from the nodes' range reports.
+fn shard_infos(
+    record: &ClusterRecord,
+    live: &BTreeMap<String, NodeLive>,
+    mut shards: Vec<pb::ShardInfo>,
+) -> Vec<pb::ShardInfo> {
+    for (s, load) in shards.iter_mut().zip(shard_loads(record, live)) {
+        s.rows = load.rows;
+        s.bytes = load.bytes;
+    }
+    shards
+}
+
+fn plan_status_to_pb(p: &PlanRecord) -> pb::PlanStatus {
+    let done: Vec<_> = p
+        .moves
+        .iter()
+        .filter(|m| m.state == MoveState::Done)
+        .collect();
+    pb::PlanStatus {
+        id: p.id.clone(),
+        kind: match &p.plan.kind {
+            PlanKind::Resize { count } => format!("resize to {count}"),
+            PlanKind::Rebalance => "rebalance".into(),
+            PlanKind::Drain { node } => format!("drain {node}"),
+        },
+        state: p.state.as_str().into(),
+        moves_total: p.moves.len() as u32,
+        moves_done: done.len() as u32,
+        bytes_total: p.plan.bytes,
+        bytes_done: done.iter().map(|m| m.mv.bytes).sum(),
+        error: p.error.clone(),
+        started_unix_ms: p.started_unix_ms,
+        finished_unix_ms: p.finished_unix_ms,
+    }
+}
+
+fn migrations_to_pb(p: &PlanRecord, live: &HashMap<String, LiveMove>) -> Vec<pb::MigrationStatus> {
+    p.moves
+        .iter()
+        .map(|m| {
+            let l = live.get(&m.id);
+            let mut state = m.state.as_str().to_string();
+            if let Some(l) = l.filter(|_| m.state == MoveState::Running) {
+                if l.progress.phase.is_handing_off() {
+                    state = "handoff".into();
+                }
+            }
+            pb::MigrationStatus {
+                id: m.id.clone(),
+                slot_start: m.mv.slot_start,
+                slot_end: m.mv.slot_end,
+                from: m.mv.from.clone(),
+                to: m.mv.to.clone(),
+                state,
+                rows_copied: match (m.state, l) {
+                    (MoveState::Done, None) => m.mv.rows,
+                    (_, l) => l.map_or(0, |l| l.progress.rows),
+                },
+                bytes_copied: match (m.state, l) {
+                    (MoveState::Done, None) => m.mv.bytes,
+                    (_, l) => l.map_or(0, |l| l.progress.bytes),
+                },
+                rows_total: l.map_or(m.mv.rows, |l| l.progress.rows_total),
+                bytes_total: l.map_or(m.mv.bytes, |l| l.progress.bytes_total),
+                bytes_per_s: l.map_or(0.0, |l| l.bytes_per_s),
+                eta_s: l.map_or(0.0, |l| l.eta_s),
+                error: m.error.clone(),
+            }
+        })
+        .collect()
+}
+
+fn cluster_checkpoint_to_pb(
+    c: &ClusterCheckpoint,
+    state: &ClusterCheckpointState,
+) -> pb::CheckpointInfo {
+    pb::CheckpointInfo {
+        id: c.id.clone(),
+        created_unix_ms: c.created_unix_ms,
+        bytes: c.bytes,
+        tables: c.tables,
+        rows: c.rows,
+        state: state.to_string(),
+    }
+}
+
+/// Catalog tables with rows and bytes summed over the nodes' last reports.
+fn table_infos(
+    record: &ClusterRecord,
+    live: &std::collections::BTreeMap<String, NodeLive>,
+) -> Vec<pb::TableInfo> {
+    record
+        .tables
+        .iter()
+        .map(|spec| {
+            let mut total = TableUsage::default();
+            live.values()
+                .flat_map(|l| l.tables.iter())
+                .filter(|t| t.name == spec.name)
+                .for_each(|t| total.add(t));
+            table_info_to_pb(Some(table_spec_to_pb(spec)), &total)
+        })
+        .collect()
+}
+
+fn dense_infos(record: &ClusterRecord) -> Vec<pb::DenseInfo> {
+    record
+        .dense
+        .iter()
+        .map(|d| pb::DenseInfo {
+            spec: Some(dense_spec_to_pb(d)),
+        })
+        .collect()
+}
 
 #[tonic::async_trait]
 impl Coordinator for CoordinatorService {
@@ -43,7 +177,7 @@ impl Coordinator for CoordinatorService {
         &self,
         _: Request<pb::GetClusterMapRequest>,
     ) -> Result<Response<pb::ClusterMap>, Status> {
-        Ok(Response::new(map_to_pb(&self.coordinator.cluster_map())))
+        Ok(Response::new(map_to_pb(&self.coordinator()?.cluster_map())))
     }
 
     type WatchClusterMapStream = MapStream;
@@ -53,7 +187,7 @@ impl Coordinator for CoordinatorService {
         request: Request<pb::WatchClusterMapRequest>,
     ) -> Result<Response<MapStream>, Status> {
         let after = request.into_inner().after_epoch;
-        let mut rx = self.coordinator.watch_map();
+        let mut rx = self.coordinator()?.watch_map();
         let map = rx.borrow_and_update().clone();
         Ok(Response::new(map_stream(after, map, rx)))
     }
@@ -64,8 +198,9 @@ impl Coordinator for CoordinatorService {
     ) -> Result<Response<pb::CreateTableResponse>, Status> {
         let spec = table_spec_from_pb(request.into_inner().spec.as_ref()).map_err(from_convert)?;
         let spec = self
-            .coordinator
+            .coordinator()?
             .create_table(spec)
+            .await
             .map_err(from_coordinator)?;
         Ok(Response::new(pb::CreateTableResponse {
             spec: Some(table_spec_to_pb(&spec)),
@@ -76,8 +211,9 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<pb::DropTableRequest>,
     ) -> Result<Response<pb::DropTableResponse>, Status> {
-        self.coordinator
+        self.coordinator()?
             .drop_table(&request.into_inner().name)
+            .await
             .map_err(from_coordinator)?;
         Ok(Response::new(pb::DropTableResponse {}))
     }
@@ -86,10 +222,11 @@ impl Coordinator for CoordinatorService {
         &self,
         _: Request<pb::ListTablesRequest>,
     ) -> Result<Response<pb::ListTablesResponse>, Status> {
-        let engine = self.coordinator.engine();
+        self.coordinator()?.refresh_reports().await;
+        let (record, live) = self.coordinator()?.snapshot();
         Ok(Response::new(pb::ListTablesResponse {
-            tables: table_infos(engine),
-            dense: dense_infos(engine),
+            tables: table_infos(&record, &live),
+            dense: dense_infos(&record),
         }))
     }
 
@@ -99,8 +236,9 @@ impl Coordinator for CoordinatorService {
     ) -> Result<Response<pb::CreateDenseResponse>, Status> {
         let spec = dense_spec_from_pb(request.into_inner().spec.as_ref()).map_err(from_convert)?;
         let spec = self
-            .coordinator
+            .coordinator()?
             .create_dense(spec)
+            .await
             .map_err(from_coordinator)?;
         Ok(Response::new(pb::CreateDenseResponse {
             spec: Some(dense_spec_to_pb(&spec)),
@@ -111,24 +249,52 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<pb::DropDenseRequest>,
     ) -> Result<Response<pb::DropDenseResponse>, Status> {
-        self.coordinator
+        self.coordinator()?
             .drop_dense(&request.into_inner().name)
+            .await
             .map_err(from_coordinator)?;
         Ok(Response::new(pb::DropDenseResponse {}))
     }
 
     async fn register_node(
         &self,
-        _: Request<pb::RegisterNodeRequest>,
+        request: Request<pb::RegisterNodeRequest>,
     ) -> Result<Response<pb::RegisterNodeResponse>, Status> {
-        Err(unsupported("RegisterNode"))
+        let req = request.into_inner();
+        if req.address.is_empty() {
+            return Err(Status::invalid_argument("address must not be empty"));
+        }
+        let (node_id, map, catalog) = self
+            .coordinator()?
+            .register(Registration {
+                node_id: req.node_id,
+                address: req.address,
+                labels: req.labels.into_iter().collect(),
+                memory_budget: req.memory_budget,
+            })
+            .map_err(from_coordinator)?;
+        Ok(Response::new(pb::RegisterNodeResponse {
+            node_id,
+            map: Some(map_to_pb(&map)),
+            catalog: Some(catalog_to_pb(&catalog)),
+        }))
     }
 
     async fn heartbeat(
         &self,
-        _: Request<pb::HeartbeatRequest>,
+        request: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
-        Err(unsupported("Heartbeat"))
+        let req = request.into_inner();
+        let reply = self
+            .coordinator()?
+            .heartbeat(report_from_pb(req))
+            .map_err(from_coordinator)?;
+        Ok(Response::new(pb::HeartbeatResponse {
+            epoch: reply.epoch,
+            map: reply.map.as_ref().map(map_to_pb),
+            catalog: reply.catalog.as_ref().map(catalog_to_pb),
+            abort_migrations: reply.abort,
+        }))
     }
 
     async fn resize_shards(
@@ -136,97 +302,126 @@ impl Coordinator for CoordinatorService {
         request: Request<pb::ResizeShardsRequest>,
     ) -> Result<Response<pb::ResizeShardsResponse>, Status> {
         let req = request.into_inner();
-        let current = self.coordinator.cluster_map();
-        let text = format!(
-            "resize {} -> {} shards on one node: no data moves\n",
-            current.shards.len(),
-            req.count
-        );
-        let map = if req.dry_run {
-            current
-        } else {
-            self.coordinator
-                .resize(req.count)
+        let coordinator = self.coordinator()?;
+        let plan = coordinator
+            .plan_resize(req.count)
+            .map_err(from_coordinator)?;
+        let (plan_json, plan_text) = plan_texts(&plan, req.max_bytes_per_s)?;
+        let mut plan_id = String::new();
+        if !req.dry_run {
+            plan_id = coordinator
+                .start_plan(plan, req.max_bytes_per_s, req.max_parallel)
                 .map_err(from_coordinator)?
-        };
+                .0;
+        }
         Ok(Response::new(pb::ResizeShardsResponse {
-            map: Some(map_to_pb(&map)),
-            plan_json: String::new(),
-            plan_text: text,
-            plan_id: String::new(),
+            map: Some(map_to_pb(&coordinator.cluster_map())),
+            plan_json,
+            plan_text,
+            plan_id,
         }))
     }
 
     async fn plan_rebalance(
         &self,
-        _: Request<pb::PlanRebalanceRequest>,
+        request: Request<pb::PlanRebalanceRequest>,
     ) -> Result<Response<pb::PlanRebalanceResponse>, Status> {
-        Err(unsupported("PlanRebalance"))
+        let req = request.into_inner();
+        let drain = Some(req.drain_node.as_str()).filter(|d| !d.is_empty());
+        let plan = self
+            .coordinator()?
+            .plan_rebalance(drain)
+            .map_err(from_coordinator)?;
+        let (plan_json, plan_text) = plan_texts(&plan, 0)?;
+        Ok(Response::new(pb::PlanRebalanceResponse {
+            plan_json,
+            plan_text,
+        }))
     }
 
     async fn apply_plan(
         &self,
-        _: Request<pb::ApplyPlanRequest>,
+        request: Request<pb::ApplyPlanRequest>,
     ) -> Result<Response<pb::ApplyPlanResponse>, Status> {
-        Err(unsupported("ApplyPlan"))
+        let req = request.into_inner();
+        let plan: Plan = serde_json::from_str(&req.plan_json)
+            .map_err(|e| from_coordinator(CoordinatorError::BadPlan(e.to_string())))?;
+        let (plan_id, epoch) = self
+            .coordinator()?
+            .start_plan(plan, req.max_bytes_per_s, req.max_parallel)
+            .map_err(from_coordinator)?;
+        Ok(Response::new(pb::ApplyPlanResponse { epoch, plan_id }))
     }
 
     async fn cancel_plan(
         &self,
         _: Request<pb::CancelPlanRequest>,
     ) -> Result<Response<pb::CancelPlanResponse>, Status> {
-        Err(unsupported("CancelPlan"))
+        let (plan_id, rolled_back, dropped) = self
+            .coordinator()?
+            .cancel_plan()
+            .map_err(from_coordinator)?;
+        Ok(Response::new(pb::CancelPlanResponse {
+            plan_id,
+            rolled_back,
+            dropped,
+        }))
     }
 
     async fn status(
         &self,
         _: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
-        let map = self.coordinator.cluster_map();
-        let engine = self.coordinator.engine();
-        let tables = table_infos(engine);
-        let rows = tables.iter().map(|t| t.rows).sum();
-        let bytes = tables.iter().map(|t| t.bytes).sum();
-        let pb_map = map_to_pb(&map);
-        let nodes = pb_map
+        self.coordinator()?.refresh_reports().await;
+        // The plan first: a plan seen ended comes with the map it ended with (or newer).
+        let plan = self.coordinator()?.plan_status();
+        let (record, live) = self.coordinator()?.snapshot();
+        let map = map_to_pb(&self.coordinator()?.cluster_map());
+        let nodes = map
             .nodes
             .iter()
-            .map(|n| pb::NodeStatus {
-                node: Some(n.clone()),
-                shards: map.shards.iter().filter(|s| s.primary == n.id).count() as u32,
-                rows,
-                bytes,
-                memory_budget: engine.budget().limit(),
-                pull_rows_per_s: 0.0,
-                push_rows_per_s: 0.0,
-                applied_epoch: map.epoch,
-                last_checkpoint: None,
-                last_heartbeat_ms_ago: 0,
-                draining: false,
+            .map(|n| {
+                let l = live.get(&n.id);
+                let budget = record
+                    .nodes
+                    .iter()
+                    .find(|r| r.id == n.id)
+                    .map_or(0, |r| r.memory_budget);
+                pb::NodeStatus {
+                    node: Some(n.clone()),
+                    shards: shards_of(&record, &n.id).len() as u32,
+                    rows: l.map_or(0, |l| l.rows),
+                    bytes: l.map_or(0, |l| l.bytes),
+                    memory_budget: budget,
+                    pull_rows_per_s: 0.0,
+                    push_rows_per_s: 0.0,
+                    applied_epoch: l.map_or(0, |l| l.applied_epoch),
+                    last_checkpoint: l
+                        .and_then(|l| l.last_checkpoint.as_ref())
+                        .map(checkpoint_to_pb),
+                    last_heartbeat_ms_ago: l
+                        .map_or(0, |l| l.last_seen.elapsed().as_millis() as u64),
+                    draining: record.nodes.iter().any(|r| r.id == n.id && r.draining),
+                }
             })
             .collect();
-        let last_checkpoint = self
-            .coordinator
-            .list_checkpoints()
-            .await
-            .ok()
-            .and_then(|c| c.into_iter().next())
-            .map(|c| c.id)
-            .unwrap_or_default();
         Ok(Response::new(pb::StatusResponse {
             epoch: map.epoch,
-            leader: map
-                .nodes
-                .first()
-                .map(|n| n.address.clone())
-                .unwrap_or_default(),
+            leader: self.coordinator()?.address().to_string(),
             nodes,
-            tables,
-            shards: with_shard_usage(engine, pb_map.shards),
-            dense: dense_infos(engine),
-            last_checkpoint,
-            plan: None,
-            migrations: Vec::new(),
+            tables: table_infos(&record, &live),
+            shards: shard_infos(&record, &live, map.shards),
+            dense: dense_infos(&record),
+            last_checkpoint: record
+                .checkpoints
+                .last()
+                .map(|c| c.id.clone())
+                .unwrap_or_default(),
+            plan: plan.as_ref().map(|(p, _)| plan_status_to_pb(p)),
+            migrations: plan
+                .as_ref()
+                .map(|(p, live)| migrations_to_pb(p, live))
+                .unwrap_or_default(),
         }))
     }
 
@@ -234,13 +429,13 @@ impl Coordinator for CoordinatorService {
         &self,
         _: Request<pb::CheckpointRequest>,
     ) -> Result<Response<pb::CheckpointResponse>, Status> {
-        let info = self
-            .coordinator
+        let c = self
+            .coordinator()?
             .checkpoint()
             .await
             .map_err(from_coordinator)?;
         Ok(Response::new(pb::CheckpointResponse {
-            checkpoint: Some(checkpoint_to_pb(&info)),
+            checkpoint: Some(cluster_checkpoint_to_pb(&c, &ClusterCheckpointState::Ok)),
         }))
     }
 
@@ -249,12 +444,15 @@ impl Coordinator for CoordinatorService {
         _: Request<pb::ListCheckpointsRequest>,
     ) -> Result<Response<pb::ListCheckpointsResponse>, Status> {
         let list = self
-            .coordinator
+            .coordinator()?
             .list_checkpoints()
             .await
             .map_err(from_coordinator)?;
         Ok(Response::new(pb::ListCheckpointsResponse {
-            checkpoints: list.iter().map(checkpoint_to_pb).collect(),
+            checkpoints: list
+                .iter()
+                .map(|(c, state)| cluster_checkpoint_to_pb(c, state))
+                .collect(),
         }))
     }
 
@@ -266,39 +464,19 @@ impl Coordinator for CoordinatorService {
         if id.is_empty() {
             return Err(Status::invalid_argument("checkpoint id must not be empty"));
         }
-        let info = self
-            .coordinator
-            .restore(id)
+        let c = self
+            .coordinator()?
+            .restore(&id)
             .await
             .map_err(from_coordinator)?;
         Ok(Response::new(pb::RestoreResponse {
-            checkpoint: Some(checkpoint_to_pb(&info)),
+            checkpoint: Some(cluster_checkpoint_to_pb(&c, &ClusterCheckpointState::Ok)),
         }))
     }
 }
 
-/// Shards with the rows and bytes the engine holds in their slot ranges.
-fn with_shard_usage(
-    engine: &crate::engine::Engine,
-    mut shards: Vec<pb::ShardInfo>,
-) -> Vec<pb::ShardInfo> {
-    let ranges: Vec<(u32, u32)> = shards.iter().map(|s| (s.slot_start, s.slot_end)).collect();
-    for (shard, usage) in shards.iter_mut().zip(engine.range_usage(&ranges)) {
-        shard.rows = usage.rows;
-        shard.bytes = usage.bytes;
-    }
-    shards
-}
-
-fn dense_infos(engine: &crate::engine::Engine) -> Vec<pb::DenseInfo> {
-    engine
-        .dense_tensors()
-        .iter()
-        .map(|d| pb::DenseInfo {
-            spec: Some(dense_spec_to_pb(d.spec())),
-        })
-        .collect()
-}
+/// A server stream of cluster maps.
+pub type MapStream = Pin<Box<dyn Stream<Item = Result<pb::ClusterMap, Status>> + Send>>;
 
 /// A stream of maps newer than `after`, starting with the current one.
 pub fn map_stream(

@@ -1,6 +1,5 @@
 //! The thin gRPC layer: decode, delegate to the engine or coordinator, encode.
 
-mod cluster_coordinator;
 pub mod convert;
 mod coordinator;
 mod hand_framed;
@@ -11,8 +10,8 @@ mod parameter_routes;
 mod shard_control;
 pub mod status;
 
-pub use self::cluster_coordinator::ClusterCoordinatorService;
-pub use self::coordinator::{map_to_pb, CoordinatorService};
+pub use self::convert::map_to_pb;
+pub use self::coordinator::CoordinatorService;
 pub use self::node_client::GrpcNodeControl;
 pub use self::parameter::ParameterService;
 pub use self::parameter_routes::parameter_routes;

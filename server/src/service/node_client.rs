@@ -2,27 +2,31 @@
 //! channel per address.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
+use futures::StreamExt;
 use parking_lot::Mutex;
 use strata_proto::v1::shard_control_client::ShardControlClient;
 use tonic::transport::{Channel, Endpoint};
 
-use super::convert::{catalog_to_pb, checkpoint_from_pb, map_to_pb};
+use strata_proto::v1 as pb;
+
+use super::convert::{
+    catalog_to_pb, checkpoint_from_pb, map_to_pb, progress_from_pb, report_from_pb,
+};
+use super::status::node_error;
 use crate::checkpoint::CheckpointInfo;
-use crate::coordinator::cluster::{Catalog, MigrateOut, MoveProgress, NodeControl};
+use crate::coordinator::cluster::{
+    follow_move, Catalog, HeartbeatReport, MigrateOut, MoveProgress, NodeControl, NodeError,
+    NodeErrorKind, NodeResult, MOVE_IDLE_TIMEOUT,
+};
 use crate::coordinator::ClusterMap;
 
 /// How long connecting to a shard server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// HTTP/2 keepalive towards shard servers: a silent node is noticed in seconds.
 const KEEPALIVE: Duration = Duration::from_secs(5);
-/// Longest silence of a source during a move (its hand-off is bounded well below this).
-const MOVE_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// How often a waiting move looks at the cancel flag.
-const CANCEL_POLL: Duration = Duration::from_millis(100);
 
 /// [`NodeControl`] over gRPC.
 #[derive(Default)]
@@ -36,13 +40,18 @@ impl GrpcNodeControl {
         Self::default()
     }
 
-    fn client(&self, address: &str) -> Result<ShardControlClient<Channel>, String> {
+    fn client(&self, address: &str) -> Result<ShardControlClient<Channel>, NodeError> {
         let mut channels = self.channels.lock();
         if let Some(c) = channels.get(address) {
             return Ok(ShardControlClient::new(c.clone()));
         }
         let channel = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| format!("invalid address {address:?}: {e}"))?
+            .map_err(|e| {
+                NodeError::new(
+                    NodeErrorKind::InvalidArgument,
+                    format!("invalid address {address:?}: {e}"),
+                )
+            })?
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(KEEPALIVE)
@@ -54,55 +63,96 @@ impl GrpcNodeControl {
     }
 }
 
-fn describe(status: tonic::Status) -> String {
-    format!("{:?}: {}", status.code(), status.message())
+/// The checkpoint a node answered with, or an internal error when it sent none.
+fn checkpoint_in(c: Option<pb::CheckpointInfo>) -> Result<CheckpointInfo, NodeError> {
+    c.as_ref()
+        .map(checkpoint_from_pb)
+        .ok_or_else(|| NodeError::new(NodeErrorKind::Internal, "answered without a checkpoint"))
 }
 
 impl NodeControl for GrpcNodeControl {
-    fn apply_catalog<'a>(
-        &'a self,
-        address: &'a str,
-        catalog: &'a Catalog,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    fn apply_catalog<'a>(&'a self, address: &'a str, catalog: &'a Catalog) -> NodeResult<'a, ()> {
         Box::pin(async move {
+            let request = catalog_to_pb(catalog);
             self.client(address)?
-                .apply_catalog(catalog_to_pb(catalog))
+                .apply_catalog(request)
                 .await
-                .map_err(describe)?;
+                .map_err(|s| node_error(&s))?;
             Ok(())
         })
     }
 
-    fn apply_map<'a>(
-        &'a self,
-        address: &'a str,
-        map: &'a ClusterMap,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    fn apply_map<'a>(&'a self, address: &'a str, map: &'a ClusterMap) -> NodeResult<'a, ()> {
         Box::pin(async move {
             self.client(address)?
                 .apply_map(map_to_pb(map))
                 .await
-                .map_err(describe)?;
+                .map_err(|s| node_error(&s))?;
             Ok(())
         })
     }
 
-    fn checkpoint<'a>(
-        &'a self,
-        address: &'a str,
-        epoch: u64,
-    ) -> BoxFuture<'a, Result<CheckpointInfo, String>> {
+    fn report<'a>(&'a self, address: &'a str) -> NodeResult<'a, HeartbeatReport> {
         Box::pin(async move {
             let resp = self
                 .client(address)?
-                .checkpoint_node(strata_proto::v1::CheckpointNodeRequest { epoch })
+                .report(pb::ReportRequest {})
                 .await
-                .map_err(describe)?
-                .into_inner();
-            resp.checkpoint
-                .as_ref()
+                .map_err(|s| node_error(&s))?;
+            Ok(report_from_pb(resp.into_inner()))
+        })
+    }
+
+    fn checkpoint<'a>(&'a self, address: &'a str, epoch: u64) -> NodeResult<'a, CheckpointInfo> {
+        Box::pin(async move {
+            let resp = self
+                .client(address)?
+                .checkpoint_node(pb::CheckpointNodeRequest { epoch })
+                .await
+                .map_err(|s| node_error(&s))?;
+            checkpoint_in(resp.into_inner().checkpoint)
+        })
+    }
+
+    fn checkpoints<'a>(&'a self, address: &'a str) -> NodeResult<'a, Vec<CheckpointInfo>> {
+        Box::pin(async move {
+            let resp = self
+                .client(address)?
+                .list_node_checkpoints(pb::ListCheckpointsRequest {})
+                .await
+                .map_err(|s| node_error(&s))?;
+            Ok(resp
+                .into_inner()
+                .checkpoints
+                .iter()
                 .map(checkpoint_from_pb)
-                .ok_or_else(|| "answered without a checkpoint".to_string())
+                .collect())
+        })
+    }
+
+    fn verify_checkpoint<'a>(
+        &'a self,
+        address: &'a str,
+        id: &'a str,
+    ) -> NodeResult<'a, CheckpointInfo> {
+        Box::pin(async move {
+            let resp = self
+                .client(address)?
+                .verify_checkpoint(pb::RestoreRequest { id: id.to_string() })
+                .await
+                .map_err(|s| node_error(&s))?;
+            checkpoint_in(resp.into_inner().checkpoint)
+        })
+    }
+
+    fn restore<'a>(&'a self, address: &'a str, id: &'a str) -> NodeResult<'a, CheckpointInfo> {
+        Box::pin(async move {
+            let resp = self
+                .client(address)?
+                .restore_node(pb::RestoreRequest { id: id.to_string() })
+                .await
+                .map_err(|s| node_error(&s))?;
+            checkpoint_in(resp.into_inner().checkpoint)
         })
     }
 
@@ -112,84 +162,51 @@ impl NodeControl for GrpcNodeControl {
         request: &'a MigrateOut,
         progress: &'a (dyn Fn(MoveProgress) + Send + Sync),
         cancel: &'a AtomicBool,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    ) -> NodeResult<'a, ()> {
         Box::pin(async move {
-            let req = strata_proto::v1::MigrateOutRequest {
+            let req = pb::MigrateOutRequest {
                 migration_id: request.id.clone(),
                 slot_start: request.slot_start,
                 slot_end: request.slot_end,
                 destination: request.destination.clone(),
                 max_bytes_per_s: request.max_bytes_per_s,
             };
-            let mut stream = self
+            let stream = self
                 .client(address)?
                 .migrate_out(req)
                 .await
-                .map_err(describe)?
+                .map_err(|s| node_error(&s))?
                 .into_inner();
-            let mut last = std::time::Instant::now();
-            loop {
-                let next = tokio::select! {
-                    m = stream.message() => m,
-                    () = tokio::time::sleep(CANCEL_POLL) => {
-                        if cancel.load(Ordering::Acquire) {
-                            // Dropping the stream stops the source before its hand-off.
-                            return Err("cancelled".into());
-                        }
-                        if last.elapsed() > MOVE_IDLE_TIMEOUT {
-                            return Err(format!("no progress from the source for {MOVE_IDLE_TIMEOUT:?}"));
-                        }
-                        continue;
-                    }
-                };
-                last = std::time::Instant::now();
-                let Some(p) = next.map_err(describe)? else {
-                    return Err("the source ended without handing the range off".into());
-                };
-                let handed_off = p.phase == "handed_off";
-                progress(MoveProgress {
-                    phase: p.phase,
-                    rows: p.rows,
-                    bytes: p.bytes,
-                    rows_total: p.rows_total,
-                    bytes_total: p.bytes_total,
-                });
-                if handed_off {
-                    return Ok(());
-                }
-            }
+            let reports = stream.map(|m| {
+                let p = m.map_err(|s| node_error(&s))?;
+                progress_from_pb(&p)
+                    .map_err(|e| NodeError::new(NodeErrorKind::Internal, e.to_string()))
+            });
+            follow_move(reports, progress, cancel, MOVE_IDLE_TIMEOUT).await
         })
     }
 
-    fn import_complete<'a>(
-        &'a self,
-        address: &'a str,
-        id: &'a str,
-    ) -> BoxFuture<'a, Result<bool, String>> {
+    fn import_complete<'a>(&'a self, address: &'a str, id: &'a str) -> NodeResult<'a, bool> {
         Box::pin(async move {
             let resp = self
                 .client(address)?
-                .import_status(strata_proto::v1::ImportStatusRequest {
+                .import_status(pb::ImportStatusRequest {
                     migration_id: id.to_string(),
                 })
                 .await
-                .map_err(describe)?;
+                .map_err(|s| node_error(&s))?;
             Ok(resp.into_inner().complete)
         })
     }
 
-    fn abort_migration<'a>(
-        &'a self,
-        address: &'a str,
-        id: &'a str,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    fn abort_migration<'a>(&'a self, address: &'a str, id: &'a str) -> NodeResult<'a, ()> {
         Box::pin(async move {
             self.client(address)?
-                .abort_migration(strata_proto::v1::AbortMigrationRequest {
+                .abort_migration(pb::AbortMigrationRequest {
                     migration_id: id.to_string(),
                 })
                 .await
-                .map_err(describe)?;
+                .map_err(|s| node_error(&s))?;
             Ok(())
         })
     }

@@ -16,10 +16,13 @@ use tonic::body::Body;
 use tonic::{Request, Response, Status, Streaming};
 use tower::Service;
 
-use super::convert::{catalog_from_pb, checkpoint_to_pb, map_from_pb};
+use super::convert::{
+    catalog_from_pb, checkpoint_to_pb, map_from_pb, progress_to_pb, report_to_pb,
+};
 use super::hand_framed::{read_status, respond, HandFramed, Respond};
 use super::status::{from_convert, from_engine, from_migration, from_shard_node};
-use crate::migration::{destination, source};
+use crate::coordinator::cluster::MigrateOut;
+use crate::migration::destination;
 use crate::shard_node::ShardNode;
 
 /// Serves the coordinator's calls on one shard server.
@@ -167,47 +170,29 @@ impl ShardControl for ShardControlService {
         request: Request<pb::MigrateOutRequest>,
     ) -> Result<Response<Self::MigrateOutStream>, Status> {
         let r = request.into_inner();
-        let num_slots = self.node.engine().ownership().num_slots();
-        if r.migration_id.is_empty()
-            || r.destination.is_empty()
-            || r.slot_start >= r.slot_end
-            || r.slot_end > num_slots
-        {
-            return Err(Status::invalid_argument(format!(
-                "a move needs an id, a destination and a non-empty slot range within 0..{num_slots}"
-            )));
-        }
-        let req = source::SourceRequest {
+        let request = MigrateOut {
             id: r.migration_id,
-            start: r.slot_start,
-            end: r.slot_end,
+            slot_start: r.slot_start,
+            slot_end: r.slot_end,
             destination: r.destination,
             max_bytes_per_s: r.max_bytes_per_s,
         };
-        // Refuse at once what cannot start (range not served, overlapping move).
-        if !self
-            .node
-            .engine()
-            .ownership()
-            .serves_all(req.start, req.end)
-        {
-            return Err(Status::failed_precondition(format!(
-                "this node does not serve every slot of {}..{}",
-                req.start, req.end
-            )));
-        }
         let (progress_tx, progress_rx) = mpsc::channel(16);
         let (result_tx, result_rx) = mpsc::channel::<Result<pb::MigrationProgress, Status>>(1);
-        let engine = self.node.engine().clone();
-        let counters = self.node.migration_counters().clone();
-        let background = self.background()?;
-        background.spawn(async move {
-            if let Err(e) = source::migrate_out(engine, req, counters, progress_tx).await {
-                let _ = result_tx.send(Err(from_migration(e))).await;
-            }
+        let task = self
+            .node
+            .migrate_out(&request, progress_tx)
+            .map_err(from_shard_node)?;
+        tokio::spawn(async move {
+            let failure = match task.await {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => from_migration(e),
+                Err(e) => Status::internal(format!("the move's task failed: {e}")),
+            };
+            let _ = result_tx.send(Err(failure)).await;
         });
         let stream = ReceiverStream::new(progress_rx)
-            .map(Ok)
+            .map(|p| Ok(progress_to_pb(&p)))
             .chain(ReceiverStream::new(result_rx));
         Ok(Response::new(Box::pin(stream)))
     }
@@ -229,6 +214,51 @@ impl ShardControl for ShardControlService {
             .incoming()
             .is_complete(&request.into_inner().migration_id);
         Ok(Response::new(pb::ImportStatusResponse { complete }))
+    }
+
+    async fn report(
+        &self,
+        _: Request<pb::ReportRequest>,
+    ) -> Result<Response<pb::HeartbeatRequest>, Status> {
+        Ok(Response::new(report_to_pb(&self.node.report(""))))
+    }
+
+    async fn list_node_checkpoints(
+        &self,
+        _: Request<pb::ListCheckpointsRequest>,
+    ) -> Result<Response<pb::ListCheckpointsResponse>, Status> {
+        let list = self.node.checkpoints().await.map_err(from_shard_node)?;
+        Ok(Response::new(pb::ListCheckpointsResponse {
+            checkpoints: list.iter().map(checkpoint_to_pb).collect(),
+        }))
+    }
+
+    async fn verify_checkpoint(
+        &self,
+        request: Request<pb::RestoreRequest>,
+    ) -> Result<Response<pb::CheckpointResponse>, Status> {
+        let info = self
+            .node
+            .verify_checkpoint(&request.into_inner().id)
+            .await
+            .map_err(from_shard_node)?;
+        Ok(Response::new(pb::CheckpointResponse {
+            checkpoint: Some(checkpoint_to_pb(&info)),
+        }))
+    }
+
+    async fn restore_node(
+        &self,
+        request: Request<pb::RestoreRequest>,
+    ) -> Result<Response<pb::RestoreResponse>, Status> {
+        let info = self
+            .node
+            .restore(&request.into_inner().id)
+            .await
+            .map_err(from_shard_node)?;
+        Ok(Response::new(pb::RestoreResponse {
+            checkpoint: Some(checkpoint_to_pb(&info)),
+        }))
     }
 
     async fn abort_migration(

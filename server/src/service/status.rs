@@ -4,6 +4,7 @@ use tonic::{Code, Status};
 
 use super::convert::ConvertError;
 use crate::checkpoint::CheckpointError;
+use crate::coordinator::cluster::{NodeError, NodeErrorKind};
 use crate::coordinator::meta_store::MetaStoreError;
 use crate::coordinator::plan::PlanError;
 use crate::coordinator::CoordinatorError;
@@ -69,9 +70,13 @@ pub fn from_coordinator(err: CoordinatorError) -> Status {
         CoordinatorError::Checkpoint(CheckpointError::NotFound { .. }) => {
             Status::not_found(err.to_string())
         }
-        CoordinatorError::NodeDown { .. } | CoordinatorError::NodeCall { .. } => {
-            Status::unavailable(err.to_string())
+        CoordinatorError::NodeDown { .. } => Status::unavailable(err.to_string()),
+        CoordinatorError::NodeCall { ref source, .. } => {
+            Status::new(node_error_code(source.kind), err.to_string())
         }
+        CoordinatorError::CheckpointPartMissing { .. } => Status::not_found(err.to_string()),
+        CoordinatorError::CheckpointPartCorrupt { .. } => Status::data_loss(err.to_string()),
+        CoordinatorError::NotRestorable { .. } => Status::failed_precondition(err.to_string()),
         CoordinatorError::EpochChanged { .. } => Status::aborted(err.to_string()),
         CoordinatorError::PlanRunning { .. }
         | CoordinatorError::StalePlan(_)
@@ -84,7 +89,6 @@ pub fn from_coordinator(err: CoordinatorError) -> Status {
         CoordinatorError::Plan(_) | CoordinatorError::BadPlan(_) => {
             Status::invalid_argument(err.to_string())
         }
-        CoordinatorError::NotSupported(_) => Status::unimplemented(err.to_string()),
         CoordinatorError::MetaStore(MetaStoreError::Fenced { .. }) => {
             super::leader::not_leader(err.to_string(), "")
         }
@@ -99,7 +103,20 @@ pub fn from_coordinator(err: CoordinatorError) -> Status {
 pub fn from_shard_node(err: ShardNodeError) -> Status {
     match err {
         ShardNodeError::Engine(e) => from_engine(e),
-        ShardNodeError::WrongEpoch { .. } => Status::failed_precondition(err.to_string()),
+        ShardNodeError::WrongEpoch { .. } | ShardNodeError::NotServed { .. } => {
+            Status::failed_precondition(err.to_string())
+        }
+        ShardNodeError::BadMove { .. } => Status::invalid_argument(err.to_string()),
+        ShardNodeError::ShuttingDown => Status::unavailable(err.to_string()),
+        ShardNodeError::Checkpoint(CheckpointError::NotFound { .. }) => {
+            Status::not_found(err.to_string())
+        }
+        ShardNodeError::Checkpoint(CheckpointError::Corrupt { .. }) => {
+            Status::data_loss(err.to_string())
+        }
+        ShardNodeError::Checkpoint(CheckpointError::InvalidId { .. }) => {
+            Status::invalid_argument(err.to_string())
+        }
         ShardNodeError::Checkpoint(_) | ShardNodeError::NodeId { .. } | ShardNodeError::Task(_) => {
             Status::internal(err.to_string())
         }
@@ -123,4 +140,48 @@ pub fn from_migration(err: MigrationError) -> Status {
         MigrationError::ProgressClosed => Status::cancelled(err.to_string()),
         MigrationError::Task(_) => Status::internal(err.to_string()),
     }
+}
+
+/// The status code a node failure of `kind` is passed on with.
+pub fn node_error_code(kind: NodeErrorKind) -> Code {
+    match kind {
+        NodeErrorKind::InvalidArgument => Code::InvalidArgument,
+        NodeErrorKind::NotFound => Code::NotFound,
+        NodeErrorKind::FailedPrecondition => Code::FailedPrecondition,
+        NodeErrorKind::ResourceExhausted => Code::ResourceExhausted,
+        NodeErrorKind::Aborted => Code::Aborted,
+        NodeErrorKind::Cancelled => Code::Cancelled,
+        NodeErrorKind::DeadlineExceeded => Code::DeadlineExceeded,
+        NodeErrorKind::Unavailable => Code::Unavailable,
+        NodeErrorKind::DataLoss => Code::DataLoss,
+        NodeErrorKind::Internal => Code::Internal,
+    }
+}
+
+/// The node failure a status from a node (or its transport) stands for.
+pub fn node_error(status: &Status) -> NodeError {
+    let kind = match status.code() {
+        Code::InvalidArgument | Code::OutOfRange => NodeErrorKind::InvalidArgument,
+        Code::NotFound => NodeErrorKind::NotFound,
+        Code::FailedPrecondition | Code::AlreadyExists => NodeErrorKind::FailedPrecondition,
+        Code::ResourceExhausted => NodeErrorKind::ResourceExhausted,
+        Code::Aborted => NodeErrorKind::Aborted,
+        Code::Cancelled => NodeErrorKind::Cancelled,
+        Code::DeadlineExceeded => NodeErrorKind::DeadlineExceeded,
+        Code::Unavailable => NodeErrorKind::Unavailable,
+        Code::DataLoss => NodeErrorKind::DataLoss,
+        Code::Ok
+        | Code::Unknown
+        | Code::PermissionDenied
+        | Code::Unauthenticated
+        | Code::Unimplemented
+        | Code::Internal => NodeErrorKind::Internal,
+    };
+    NodeError::new(kind, status.message())
+}
+
+/// The node failure a shard-node error stands for, for a node in the coordinator's own
+/// process (the same kind a remote call would report).
+pub fn node_error_of(err: ShardNodeError) -> NodeError {
+    node_error(&from_shard_node(err))
 }
