@@ -10,15 +10,15 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
+use strata_proto::transport::LEADER_METADATA;
 use strata_proto::v1::coordinator_client::CoordinatorClient;
 use tonic::transport::Channel;
-use tonic::{Code, Status};
+use tonic::Status;
 
+use crate::retry::{classify, Call, Retry};
 use crate::routing::{channel, MAX_MESSAGE_BYTES};
 use crate::ClientError;
 
-/// Metadata key of the leader's address on a standby's refusal.
-pub const LEADER_METADATA: &str = "strata-leader";
 /// How long a control-plane call keeps looking for a leader (covers a lease expiry).
 pub const LEADER_SEARCH: Duration = Duration::from_secs(20);
 
@@ -92,13 +92,13 @@ impl Control {
         s.client = next;
     }
 
-    /// Runs `call` against the leader, following it across standbys and failovers.
-    /// `read_only` calls are also sent again after a connection lost mid-call.
+    /// Runs `send` against the leader, following it across standbys and failovers.
+    /// A [`Call::Read`] is also sent again after a connection lost mid-call.
     pub(crate) async fn call<T, F, Fut>(
         &self,
         rpc: &'static str,
-        read_only: bool,
-        call: F,
+        call: Call,
+        send: F,
     ) -> Result<T, ClientError>
     where
         F: Fn(CoordinatorClient<Channel>) -> Fut,
@@ -108,13 +108,16 @@ impl Control {
         let mut pause = Duration::from_millis(50);
         loop {
             let address = self.address();
-            let status = match call(self.client()).await {
+            let status = match send(self.client()).await {
                 Ok(resp) => return Ok(resp.into_inner()),
                 Err(status) => status,
             };
-            let retry = not_applied(&status) || (read_only && lost_connection(&status));
+            let retry = match classify(&status, call) {
+                Retry::Reroute | Retry::NeverSent | Retry::Resend => true,
+                Retry::RefreshMap | Retry::Ambiguous | Retry::Fatal => false,
+            };
             if !retry || Instant::now() + pause > deadline {
-                return Err(crate::rpc_error(rpc, "coordinator", &address, status));
+                return Err(ClientError::rpc(rpc, "coordinator", &address, &status));
             }
             tracing::debug!(%address, rpc, message = %status.message(), "coordinator not leading; trying another");
             self.follow(&address, &status);
@@ -132,19 +135,4 @@ fn leader_hint(status: &Status) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .filter(|h| !h.is_empty())
         .map(String::from)
-}
-
-/// Whether the call certainly did not take effect: a standby (or deposed leader) refused
-/// it, or the connection failed before it was sent.
-fn not_applied(status: &Status) -> bool {
-    (status.code() == Code::Unavailable && status.metadata().contains_key(LEADER_METADATA))
-        || crate::never_sent(status)
-}
-
-/// Whether the connection failed during the call (outcome unknown for a write).
-fn lost_connection(status: &Status) -> bool {
-    matches!(
-        status.code(),
-        Code::Unavailable | Code::Unknown | Code::Cancelled
-    ) && crate::is_transport(status)
 }

@@ -1,7 +1,7 @@
 //! Errors of the client, with the node and shard they concern.
 
 use thiserror::Error;
-use tonic::Code;
+use tonic::{Code, Status};
 
 /// Why a client call failed.
 #[derive(Debug, Error)]
@@ -87,6 +87,17 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// The failure of `rpc` on `node` at `address`, with the status the call ended with.
+    pub(crate) fn rpc(rpc: &'static str, node: &str, address: &str, status: &Status) -> Self {
+        ClientError::Rpc {
+            rpc,
+            node: node.into(),
+            address: address.into(),
+            code: status.code(),
+            message: status.message().into(),
+        }
+    }
+
     /// The gRPC status code behind this error, if the server answered.
     pub fn code(&self) -> Option<Code> {
         match self {

@@ -1,19 +1,13 @@
 //! Slot → shard → node routing from the cluster map, with one channel per node.
 
-use std::time::Duration;
-
+use strata_proto::transport;
 use strata_proto::v1 as pb;
 use strata_proto::v1::parameter_client::ParameterClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::ClientError;
 
-/// HTTP/2 windows of client channels (explicit windows disable adaptive sizing).
-const WINDOW_BYTES: u32 = 16 << 20;
-/// HTTP/2 frame size the client accepts.
-const MAX_FRAME_BYTES: u32 = (1 << 20) - 1;
-/// Largest message the client sends or accepts.
-pub const MAX_MESSAGE_BYTES: usize = 256 << 20;
+pub use strata_proto::transport::MAX_MESSAGE_BYTES;
 
 /// One node the client talks to.
 #[derive(Clone)]
@@ -51,24 +45,11 @@ const NO_NODE: u16 = u16::MAX;
 
 /// A channel to `address` with strata's HTTP/2 settings (connects lazily).
 pub fn channel(address: &str) -> Result<Channel, ClientError> {
-    let uri = if address.contains("://") {
-        address.to_string()
-    } else {
-        format!("http://{address}")
-    };
-    let endpoint = Endpoint::from_shared(uri).map_err(|e| ClientError::BadAddress {
+    let endpoint = transport::endpoint(address).map_err(|e| ClientError::BadAddress {
         address: address.into(),
         reason: e.to_string(),
     })?;
-    Ok(endpoint
-        .initial_stream_window_size(WINDOW_BYTES)
-        .initial_connection_window_size(WINDOW_BYTES)
-        .max_frame_size(MAX_FRAME_BYTES)
-        .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(5))
-        .http2_keep_alive_interval(Duration::from_secs(20))
-        .keep_alive_timeout(Duration::from_secs(20))
-        .connect_lazy())
+    Ok(endpoint.connect_lazy())
 }
 
 impl Routing {

@@ -1,6 +1,12 @@
 //! Generated gRPC code for strata's wire API (package `strata.v1`).
 //!
 //! Payload fields (`ids`, `values`, `grads`) are `bytes::Bytes`: packed little-endian.
+//!
+//! - [`v1`]: the generated messages, clients and servers.
+//! - [`routing`]: the slot hash every client routes with.
+//! - [`transport`]: HTTP/2 settings, message limits, status metadata keys and the endpoint
+//!   builder, shared by servers and clients.
+//! - [`wire`]: the hand-framed codec of the row payload methods.
 
 /// The `strata.v1` package: messages, clients and servers.
 #[allow(clippy::all, missing_docs)]
@@ -53,6 +59,7 @@ pub mod routing {
     }
 }
 
+pub mod transport;
 pub mod wire;
 
 #[cfg(test)]

@@ -9,12 +9,9 @@ use tonic::transport::Server;
 use tower::layer::util::{Identity, Stack};
 use tower::util::MapResponseLayer;
 
-/// HTTP/2 stream and connection flow-control windows (explicit: disables adaptive windows).
-pub const WINDOW_BYTES: u32 = 16 << 20;
-/// HTTP/2 maximum frame size: the largest gain measured for row payloads.
-pub const MAX_FRAME_BYTES: u32 = (1 << 20) - 1;
-/// Default largest gRPC message, both directions.
-pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 256 << 20;
+pub use strata_proto::transport::{
+    MAX_FRAME_BYTES, MAX_MESSAGE_BYTES as DEFAULT_MAX_MESSAGE_BYTES, WINDOW_BYTES,
+};
 
 /// The layer that rewrites oversized-message refusals (see [`oversize_is_resource_exhausted`]).
 pub type OversizeLayer<B> = Stack<MapResponseLayer<fn(Response<B>) -> Response<B>>, Identity>;

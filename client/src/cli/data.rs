@@ -31,9 +31,10 @@ pub struct PushArgs {
     /// Ids, comma-separated.
     #[arg(long)]
     ids: String,
-    /// Gradients: ids × dim numbers, comma-separated, row-major.
+    /// Gradients: ids × dim numbers, comma-separated, row-major (may start with `-`).
     #[arg(
         long,
+        allow_hyphen_values = true,
         conflicts_with = "grads_file",
         required_unless_present = "grads_file"
     )]

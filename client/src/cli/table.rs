@@ -53,8 +53,8 @@ pub enum DenseCommand {
     Push {
         /// Tensor name.
         name: String,
-        /// Gradient values.
-        #[arg(long)]
+        /// Gradient values (may start with `-`).
+        #[arg(long, allow_hyphen_values = true)]
         grads: String,
     },
     /// Drop a dense tensor.
@@ -64,47 +64,48 @@ pub enum DenseCommand {
     },
 }
 
-/// Optimizer flags shared by tables and dense tensors (unset: the rule's defaults).
+/// Optimizer flags shared by tables and dense tensors (unset: the rule's defaults). Numbers
+/// may be negative: the coordinator, not the parser, judges what each rule accepts.
 #[derive(Args)]
 pub struct OptimizerArgs {
     /// sgd, adagrad, adam or ftrl.
     #[arg(long, default_value = "sgd")]
     optimizer: String,
     /// Learning rate.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f32>,
     /// Adagrad/FTRL initial accumulator.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     initial_accumulator: Option<f32>,
     /// Adam beta1.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     beta1: Option<f32>,
     /// Adam beta2.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     beta2: Option<f32>,
     /// Adam/Adagrad epsilon.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     epsilon: Option<f32>,
     /// FTRL L1.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     l1: Option<f32>,
     /// FTRL L2.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     l2: Option<f32>,
     /// FTRL learning-rate power.
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_negative_numbers = true)]
     lr_power: Option<f32>,
     /// FTRL beta.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     beta: Option<f32>,
     /// L2 weight decay.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     weight_decay: Option<f32>,
     /// Clip each gradient value to [-v, v].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     clip_value: Option<f32>,
     /// Clip each row's gradient to this L2 norm.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     clip_norm: Option<f32>,
 }
 

@@ -9,8 +9,7 @@ use tonic::Status;
 
 use crate::coordinator::cluster::ClusterCoordinator;
 
-/// Metadata key of the leader's address on a standby's refusal.
-pub const LEADER_METADATA: &str = "strata-leader";
+pub use strata_proto::transport::LEADER_METADATA;
 
 /// The coordinator once this process leads, and the leader's address while it does not.
 #[derive(Default)]

@@ -13,8 +13,7 @@ use crate::migration::MigrationError;
 use crate::shard_node::ShardNodeError;
 use crate::storage::StorageError;
 
-/// gRPC metadata key carrying the node's current epoch on `FAILED_PRECONDITION`.
-pub const EPOCH_METADATA: &str = "strata-epoch";
+pub use strata_proto::transport::EPOCH_METADATA;
 
 /// The status code DESIGN.md names for each engine error.
 pub fn engine_code(err: &EngineError) -> Code {
