@@ -16,7 +16,7 @@ export LD_LIBRARY_PATH="$NVRTC_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 echo "NVRTC: $NVRTC_LIB"
 
 status=0
-out=$(cargo test -p strata-server --features gpu storage::gpu::ptx -- --nocapture --test-threads=1 2>&1) || status=$?
+out=$(cargo test -p strata-storage --features gpu gpu::ptx -- --nocapture --test-threads=1 2>&1) || status=$?
 echo "$out" | grep -E "^(compiled|skipped|test |test result|error)" || true
 if [ "$status" -ne 0 ]; then
     echo "$out" | tail -50 >&2

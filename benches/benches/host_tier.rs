@@ -12,12 +12,12 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use strata_server::init::SplitMix64;
-use strata_server::optimizer::{OptimizerConfig, OptimizerKind};
-use strata_server::spec::{InitializerConfig, TableSpec, TierKind};
-use strata_server::storage::host::HostTier;
-use strata_server::storage::ExportCursor;
-use strata_server::storage::{MemoryBudget, Tier};
+use strata_storage::host::HostTier;
+use strata_storage::init::SplitMix64;
+use strata_storage::optimizer::{OptimizerConfig, OptimizerKind};
+use strata_storage::spec::{InitializerConfig, TableSpec, TierKind};
+use strata_storage::ExportCursor;
+use strata_storage::{MemoryBudget, Tier};
 
 const DIM: usize = 64;
 const BATCH: usize = 2302;

@@ -14,15 +14,15 @@ use prost::Message;
 use strata_bench::workload::{IdStream, WorkloadSpec};
 use strata_client::batch::{Dedup, Split};
 use strata_client::routing::Routing;
+use strata_engine::{Engine, EngineConfig};
 use strata_proto::v1 as pb;
-use strata_proto::wire::{self, Chunks, PushRequestView};
-use strata_server::engine::payload::{
+use strata_proto::wire::payload::{
     f32s_from_bytes, f32s_from_chunks, f32s_into_bytes, ids_from_bytes, ids_from_chunks,
 };
-use strata_server::engine::{Engine, EngineConfig};
-use strata_server::init::SplitMix64;
-use strata_server::optimizer::{OptimizerConfig, OptimizerKind};
-use strata_server::spec::{InitializerConfig, TableSpec, TierKind};
+use strata_proto::wire::{self, Chunks, PushRequestView};
+use strata_storage::init::SplitMix64;
+use strata_storage::optimizer::{OptimizerConfig, OptimizerKind};
+use strata_storage::spec::{InitializerConfig, TableSpec, TierKind};
 
 const DIM: usize = 64;
 const ROWS: usize = 2302;

@@ -122,17 +122,17 @@ fn main() -> anyhow::Result<()> {
     // Refuse bad workload parameters before touching any table.
     strata_bench::zipf::Zipf::new(a.keys, a.zipf)?;
     let spec = TargetSpec::parse(&a.target, &a.coordinator)?;
-    strata_server::storage::host::set_huge_pages(a.huge_pages);
+    strata_storage::host::set_huge_pages(a.huge_pages);
     if a.memory_reserve.is_some() && !matches!(spec, TargetSpec::Inproc) {
         bail!("--memory-reserve applies to --target inproc; give a server its own");
     }
     if matches!(spec, TargetSpec::Inproc) {
         let bytes = a
             .memory_reserve
-            .unwrap_or(strata_server::storage::host::DEFAULT_MEMORY_RESERVE_BYTES);
+            .unwrap_or(strata_storage::host::DEFAULT_MEMORY_RESERVE_BYTES);
         // Faulted in now, before any table exists and outside the measured run; kept
         // filled during it, as a server keeps its own.
-        let reserve = &strata_server::storage::host::ROW_MEMORY_RESERVE;
+        let reserve = &strata_storage::host::ROW_MEMORY_RESERVE;
         reserve.set_capacity_bytes(bytes);
         reserve.fill();
         if bytes > 0 {

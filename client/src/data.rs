@@ -9,10 +9,10 @@ use strata_proto::wire::{self, Chunks, PullResponseView};
 use tonic::Status;
 
 use crate::batch::Dedup;
-use crate::payload::{copy_f32s, f32s_to_bytes, ids_to_bytes};
 use crate::retry::Call;
 use crate::routing::MAX_MESSAGE_BYTES;
 use crate::{Client, ClientError};
+use strata_proto::wire::payload::{copy_f32s, f32s_into_bytes, ids_into_bytes};
 
 impl Client {
     /// Rows of `ids` of `table`, row-major in the order of `ids` (missing rows are created).
@@ -87,7 +87,7 @@ impl Client {
             Call::Read,
             |node, part| {
                 let ids: Vec<u64> = part.iter().map(|&i| unique[i as usize]).collect();
-                let request = wire::pull_request(table, ids_to_bytes(ids), 0);
+                let request = wire::pull_request(table, ids_into_bytes(ids), 0);
                 let channel = node.channel.clone();
                 async move {
                     let message =
@@ -207,7 +207,7 @@ impl Client {
                     }
                     Bytes::from(g)
                 };
-                let request = wire::push_request(table, ids_to_bytes(ids), part_grads, 0);
+                let request = wire::push_request(table, ids_into_bytes(ids), part_grads, 0);
                 let channel = node.channel.clone();
                 async move {
                     let message =
@@ -258,7 +258,7 @@ impl Client {
     /// Applies a gradient to a whole dense tensor (retried only when known not applied).
     pub async fn push_dense(&self, name: &str, grads: &[f32]) -> Result<u64, ClientError> {
         let key = [strata_proto::routing::dense_key(name)];
-        let grads = f32s_to_bytes(grads.to_vec());
+        let grads = f32s_into_bytes(grads.to_vec());
         let mut applied = 0;
         self.route(
             &key,
@@ -297,7 +297,7 @@ fn sum_duplicates(dedup: &Dedup, grads: &[u8], dim: usize) -> Bytes {
             *a += f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         }
     }
-    f32s_to_bytes(sum)
+    f32s_into_bytes(sum)
 }
 
 /// Copies distinct rows to every request position.

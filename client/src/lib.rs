@@ -9,8 +9,8 @@
 //! - `admin`: control-plane calls through one generic helper.
 //! - `control`: the leader-following connection to the coordinators.
 //! - `error`: [`ClientError`].
-//! - [`routing`], [`batch`], `payload`: the slot → node table, dedup and split of a
-//!   batch, packed little-endian payloads.
+//! - [`routing`], [`batch`]: the slot → node table, dedup and split of a
+//!   batch (packed payloads are `strata_proto::wire::payload`).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), strata_client::ClientError> {
@@ -26,7 +26,6 @@ mod control;
 mod data;
 mod error;
 mod fanout;
-mod payload;
 mod retry;
 pub mod routing;
 

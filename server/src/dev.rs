@@ -15,9 +15,6 @@ use tokio::net::TcpListener;
 
 use strata_proto::v1::coordinator_server::CoordinatorServer;
 
-use crate::coordinator::cluster::{ClusterConfig, ClusterCoordinator};
-use crate::coordinator::CoordinatorError;
-use crate::engine::{Engine, EngineConfig};
 use crate::local_nodes::LocalNodes;
 use crate::metrics::Metrics;
 use crate::roles::membership::{self, InProcessLink, LinkError, Membership};
@@ -25,6 +22,9 @@ use crate::roles::{leading, serve, RoleError};
 use crate::service::{parameter_routes, CoordinatorService, ParameterService};
 use crate::shard_node::{stored_node_id, ShardNode, ShardNodeError};
 use crate::transport::{incoming, server_builder};
+use strata_cluster::cluster::{ClusterConfig, ClusterCoordinator};
+use strata_cluster::CoordinatorError;
+use strata_engine::{Engine, EngineConfig};
 
 /// Time between the in-process node's heartbeats.
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);

@@ -1,24 +1,23 @@
-//! strata server library.
+//! strata-server: the network floor — gRPC services, the process roles (`dev`,
+//! `coordinator`, `shard`), the migration transport, `/metrics`, and the `strata-server`
+//! binary.
+//!
+//! Rule: handlers translate and delegate. Storage logic lives in strata-storage, node logic
+//! in strata-engine, cluster logic in strata-cluster; this crate converts wire messages to
+//! their types and back, and wires the floors together.
 //!
 //! Module map:
-//! - [`slot`]: id → slot hashing (DESIGN.md's splitmix64).
-//! - [`spec`]: table and dense-tensor specifications.
-//! - [`init`]: deterministic row initializers.
-//! - [`optimizer`]: server-side optimizers (SGD, Adagrad, Adam, FTRL).
-//! - [`storage`]: memory tiers behind one trait (host arena tier).
-//! - [`engine`]: the node engine: tables, dense tensors, validation, snapshots.
-//! - [`checkpoint`]: consistent on-disk snapshots with manifest and checksums.
-//! - [`coordinator`]: cluster map, catalog (metadata store), checkpoint orchestration.
-//! - [`service`]: the thin gRPC layer (Parameter, Coordinator), errors → status codes.
-//! - [`metrics`]: Prometheus families in an explicit registry.
-//! - [`migration`]: live moves of slot ranges between shard servers.
-//! - [`transport`]: tuned HTTP/2 settings.
-//! - [`dev`]: the all-in-one `strata-server dev` runner.
+//! - [`service`]: the gRPC services (Parameter, Coordinator, ShardControl), wire ↔ domain
+//!   conversions, errors → status codes in one place.
+//! - [`shard_node`]: a shard node's state: engine, checkpoints, node id, applied map.
 //! - [`local_nodes`]: the coordinator's calls to shard nodes in its own process.
-//! - [`shard_node`]: a shard server's state: engine, checkpoints, node id, applied map.
-//! - [`roles`]: the `coordinator` and `shard` process runners.
-//! - [`size`]: human byte sizes on the command line.
-//! - [`args`]: durations and labels on the command line.
+//! - [`migration`]: the transport of live moves of slot ranges between shard servers.
+//! - [`roles`]: the `coordinator` and `shard` process runners, membership, leading loops.
+//! - [`etcd`]: the cluster record in etcd and the election of the leading coordinator.
+//! - [`dev`]: the all-in-one `strata-server dev` runner (coordinator + one node).
+//! - [`metrics`]: Prometheus families in an explicit registry.
+//! - [`transport`]: tuned HTTP/2 settings of the servers.
+//! - [`size`], [`args`]: byte sizes, durations and labels on the command line.
 //! - [`allocator`]: glibc allocator settings for the binaries.
 
 #[cfg(target_endian = "big")]
@@ -26,22 +25,14 @@ compile_error!("strata's packed payloads assume a little-endian host");
 
 pub mod allocator;
 pub mod args;
-pub mod checkpoint;
-pub mod coordinator;
 pub mod dev;
-pub mod engine;
-pub mod init;
+pub mod etcd;
 pub mod local_nodes;
 pub mod metrics;
 mod metrics_http;
 pub mod migration;
-pub mod optimizer;
 pub mod roles;
 pub mod service;
 pub mod shard_node;
 pub mod size;
-pub mod slot;
-pub mod spec;
-pub mod storage;
-pub mod thread_priority;
 pub mod transport;

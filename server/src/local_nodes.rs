@@ -10,14 +10,13 @@ use parking_lot::RwLock;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::checkpoint::CheckpointInfo;
-use crate::coordinator::cluster::{
-    follow_move, Catalog, HeartbeatReport, MigrateOut, MoveProgress, NodeControl, NodeError,
-    NodeErrorKind, NodeResult, MOVE_IDLE_TIMEOUT,
-};
-use crate::coordinator::ClusterMap;
 use crate::service::status::{from_migration, node_error, node_error_of};
-use crate::shard_node::ShardNode;
+use crate::shard_node::{node_checkpoint, ShardNode};
+use strata_cluster::cluster::{
+    follow_move, Catalog, HeartbeatReport, MigrateOut, MoveProgress, NodeCheckpoint, NodeControl,
+    NodeError, NodeErrorKind, NodeResult, MOVE_IDLE_TIMEOUT,
+};
+use strata_cluster::ClusterMap;
 
 /// The shard nodes of this process, by the address they serve at.
 #[derive(Default)]
@@ -71,17 +70,23 @@ impl NodeControl for LocalNodes {
         Box::pin(async move { Ok(self.node(address)?.report("")) })
     }
 
-    fn checkpoint<'a>(&'a self, address: &'a str, epoch: u64) -> NodeResult<'a, CheckpointInfo> {
+    fn checkpoint<'a>(&'a self, address: &'a str, epoch: u64) -> NodeResult<'a, NodeCheckpoint> {
         Box::pin(async move {
             let node = self.node(address)?;
-            node.checkpoint(epoch).await.map_err(node_error_of)
+            node.checkpoint(epoch)
+                .await
+                .map(|c| node_checkpoint(&c))
+                .map_err(node_error_of)
         })
     }
 
-    fn checkpoints<'a>(&'a self, address: &'a str) -> NodeResult<'a, Vec<CheckpointInfo>> {
+    fn checkpoints<'a>(&'a self, address: &'a str) -> NodeResult<'a, Vec<NodeCheckpoint>> {
         Box::pin(async move {
             let node = self.node(address)?;
-            node.checkpoints().await.map_err(node_error_of)
+            node.checkpoints()
+                .await
+                .map(|list| list.iter().map(node_checkpoint).collect())
+                .map_err(node_error_of)
         })
     }
 
@@ -89,17 +94,23 @@ impl NodeControl for LocalNodes {
         &'a self,
         address: &'a str,
         id: &'a str,
-    ) -> NodeResult<'a, CheckpointInfo> {
+    ) -> NodeResult<'a, NodeCheckpoint> {
         Box::pin(async move {
             let node = self.node(address)?;
-            node.verify_checkpoint(id).await.map_err(node_error_of)
+            node.verify_checkpoint(id)
+                .await
+                .map(|c| node_checkpoint(&c))
+                .map_err(node_error_of)
         })
     }
 
-    fn restore<'a>(&'a self, address: &'a str, id: &'a str) -> NodeResult<'a, CheckpointInfo> {
+    fn restore<'a>(&'a self, address: &'a str, id: &'a str) -> NodeResult<'a, NodeCheckpoint> {
         Box::pin(async move {
             let node = self.node(address)?;
-            node.restore(id).await.map_err(node_error_of)
+            node.restore(id)
+                .await
+                .map(|c| node_checkpoint(&c))
+                .map_err(node_error_of)
         })
     }
 

@@ -7,16 +7,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use strata_engine::{EngineConfig, DEFAULT_GPU_MEMORY_BUDGET, DEFAULT_MAX_BATCH_ROWS};
 use strata_server::args::{parse_duration, parse_labels};
 use strata_server::dev::{run_dev, DevConfig};
-use strata_server::engine::{EngineConfig, DEFAULT_GPU_MEMORY_BUDGET, DEFAULT_MAX_BATCH_ROWS};
 use strata_server::roles::{
     run_coordinator, run_shard, CoordinatorRoleConfig, EtcdSettings, ShardRoleConfig,
 };
 use strata_server::size::parse_size;
-use strata_server::slot::DEFAULT_NUM_SLOTS;
-use strata_server::storage::host::DEFAULT_MEMORY_RESERVE_BYTES;
 use strata_server::transport::DEFAULT_MAX_MESSAGE_BYTES;
+use strata_storage::host::DEFAULT_MEMORY_RESERVE_BYTES;
+use strata_storage::slot::DEFAULT_NUM_SLOTS;
 
 #[derive(Parser)]
 #[command(
@@ -261,8 +261,8 @@ fn main() -> anyhow::Result<()> {
 /// Applies the row memory flags of a role that holds tables: huge page advice, then the
 /// reserve (whose chunks take that advice).
 fn prepare_row_memory(node: &NodeArgs) {
-    strata_server::storage::host::set_huge_pages(node.huge_pages);
-    strata_server::storage::host::reserve_row_memory(node.memory_reserve);
+    strata_storage::host::set_huge_pages(node.huge_pages);
+    strata_storage::host::reserve_row_memory(node.memory_reserve);
 }
 
 async fn dev(args: DevArgs) -> anyhow::Result<()> {

@@ -15,8 +15,8 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use tonic::Status;
 
-use crate::engine::Engine;
 use crate::migration::MigrationCounters;
+use strata_engine::Engine;
 
 /// Labels of per-rpc series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -355,7 +355,7 @@ impl Metrics {
             }
         }
         self.memory_used_bytes.set(engine.budget().used() as i64);
-        let reserve = &crate::storage::host::ROW_MEMORY_RESERVE;
+        let reserve = &strata_storage::host::ROW_MEMORY_RESERVE;
         self.memory_reserve_bytes.set(reserve.bytes() as i64);
         // The reserve's totals are monotonic; renders are serialized, so the counters
         // advance by what is new since the last render.
@@ -380,7 +380,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::EngineConfig;
+    use strata_engine::EngineConfig;
 
     #[test]
     fn migration_series_follow_the_counters() {
@@ -410,5 +410,45 @@ mod tests {
         // Rendering twice does not double the counters.
         let again = metrics.render(&Engine::new(EngineConfig::default()));
         assert!(again.contains("strata_migration_bytes_total{direction=\"out\"} 4096"));
+    }
+
+    #[test]
+    fn gpu_tier_families_are_rendered() {
+        use strata_engine::{Engine, EngineConfig};
+        use strata_storage::optimizer::{OptimizerConfig, OptimizerKind};
+        use strata_storage::spec::{InitializerConfig, TableSpec, TierKind};
+
+        let engine = Engine::new(EngineConfig {
+            gpu_reference: true,
+            gpu_memory_budget: 64 << 10,
+            ..EngineConfig::default()
+        });
+        engine
+            .create_table(TableSpec {
+                name: "g".into(),
+                dim: 4,
+                optimizer: OptimizerConfig::new(OptimizerKind::Sgd { lr: 1.0 }),
+                initializer: InitializerConfig::Zeros,
+                seed: 1,
+                tier: TierKind::Gpu,
+            })
+            .expect("create");
+        let ids: Vec<u64> = (0..5000).collect();
+        let mut out = vec![0.0; ids.len() * 4];
+        engine.pull("g", &ids, &mut out).expect("pull");
+        engine
+            .push("g", &ids, &vec![1.0; ids.len() * 4])
+            .expect("push");
+        let text = Metrics::new().render(&engine);
+        for family in [
+            "strata_tier_hits_total{table=\"g\",tier=\"gpu\"}",
+            "strata_tier_evictions_total{table=\"g\",tier=\"gpu\"}",
+            "strata_tier_hit_ratio{table=\"g\",tier=\"gpu\"}",
+            "strata_tier_device_seconds_total{table=\"g\",tier=\"gpu\"}",
+            "strata_table_rows{table=\"g\",tier=\"host\"} 5000",
+            "strata_table_rows{table=\"g\",tier=\"gpu\"}",
+        ] {
+            assert!(text.contains(family), "{family} missing from\n{text}");
+        }
     }
 }

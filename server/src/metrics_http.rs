@@ -10,8 +10,8 @@ use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 
-use crate::engine::Engine;
 use crate::metrics::Metrics;
+use strata_engine::Engine;
 
 #[derive(Clone)]
 struct MetricsState {

@@ -15,15 +15,17 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::checkpoint::{CheckpointError, CheckpointInfo, CheckpointStore};
-use crate::coordinator::cluster::{
-    Catalog, HeartbeatReport, MigrateOut, MoveProgress, RangeLoad, TableUsage,
-};
-use crate::coordinator::ClusterMap;
-use crate::engine::{Engine, EngineError};
 use crate::migration::background::Background;
 use crate::migration::destination::Incoming;
 use crate::migration::{self, source, MigrationCounters, MigrationError};
+use strata_cluster::cluster::{
+    Catalog, HeartbeatReport, MigrateOut, MoveProgress, NodeCheckpoint, RangeLoad, TableUsage,
+};
+use strata_cluster::ClusterMap;
+use strata_engine::checkpoint::{
+    CheckpointError, CheckpointInfo, CheckpointState, CheckpointStore,
+};
+use strata_engine::{Engine, EngineError, Table};
 
 /// File in the data dir that keeps the node id across restarts.
 const NODE_ID_FILE: &str = "node-id";
@@ -77,6 +79,37 @@ pub enum ShardNodeError {
     /// The node is shutting down.
     #[error("the node is shutting down")]
     ShuttingDown,
+}
+
+/// The usage of one of this node's tables, as the coordinator sums it.
+pub fn table_usage(table: &Table) -> TableUsage {
+    let stats = table.stats();
+    TableUsage {
+        name: table.spec().name.clone(),
+        rows: stats.rows,
+        bytes: stats.bytes,
+        tiers: table
+            .breakdown()
+            .into_iter()
+            .map(|part| (part.tier.to_string(), part.stats))
+            .collect(),
+        cache: table.cache_stats(),
+    }
+}
+
+/// One of this node's checkpoints as the coordinator sees it.
+pub fn node_checkpoint(info: &CheckpointInfo) -> NodeCheckpoint {
+    NodeCheckpoint {
+        id: info.id.clone(),
+        created_unix_ms: info.created_unix_ms,
+        bytes: info.bytes,
+        tables: info.tables,
+        rows: info.rows,
+        corrupt: match &info.state {
+            CheckpointState::Ok => None,
+            CheckpointState::Corrupt { reason } => Some(reason.clone()),
+        },
+    }
 }
 
 /// The id stored in `data_dir`, if any.
@@ -348,9 +381,9 @@ impl ShardNode {
                 .engine
                 .tables()
                 .iter()
-                .map(|t| TableUsage::of(t))
+                .map(|t| table_usage(t))
                 .collect(),
-            last_checkpoint: self.last_checkpoint(),
+            last_checkpoint: self.last_checkpoint().as_ref().map(node_checkpoint),
             ranges: self.range_usage(),
             migrations: self.migration_ids(),
         }

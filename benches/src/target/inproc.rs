@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use strata_server::engine::{Engine, EngineConfig};
-use strata_server::optimizer::{OptimizerConfig, OptimizerKind};
-use strata_server::spec::{InitializerConfig, TableSpec, TierKind};
+use strata_engine::{Engine, EngineConfig};
+use strata_storage::optimizer::{OptimizerConfig, OptimizerKind};
+use strata_storage::spec::{InitializerConfig, TableSpec, TierKind};
 
 use super::{TableParams, Target, TargetError};
 use crate::workload::GradRows;

@@ -12,6 +12,7 @@ mod call;
 mod chunks;
 mod fields;
 mod messages;
+pub mod payload;
 mod read;
 mod writer;
 

@@ -20,7 +20,7 @@ impl Background {
         let runtime = Builder::new_multi_thread()
             .worker_threads(THREADS)
             .thread_name("strata-migration")
-            .on_thread_start(move || crate::thread_priority::lower_priority(nice))
+            .on_thread_start(move || strata_storage::thread_priority::lower_priority(nice))
             .enable_all()
             .build()?;
         Ok(Self {

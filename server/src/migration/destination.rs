@@ -11,7 +11,7 @@ use strata_proto::v1 as pb;
 
 use super::frames::{chunk_bytes, packed_of};
 use super::{MigrationCounters, MigrationError};
-use crate::engine::{Engine, EngineError};
+use strata_engine::{Engine, EngineError};
 
 /// How long a new import waits for an aborted one of the same slots to stop.
 const WIND_DOWN_WAIT: Duration = Duration::from_secs(30);
@@ -255,7 +255,8 @@ where
             .bytes_in
             .fetch_add(chunk_bytes(&chunk), Ordering::Relaxed);
         if !chunk.dense.is_empty() {
-            let data = crate::engine::payload::f32s_from_bytes("dense_data", &chunk.dense_data, 4)?;
+            let data =
+                strata_proto::wire::payload::f32s_from_bytes("dense_data", &chunk.dense_data, 4)?;
             engine.dense(&chunk.dense)?.load(&data)?;
             continue;
         }

@@ -2,8 +2,9 @@
 
 use thiserror::Error;
 
-use crate::engine::{EngineError, OwnershipError};
-use crate::storage::StorageError;
+use strata_engine::{EngineError, OwnershipError};
+use strata_proto::wire::payload::PayloadError;
+use strata_storage::StorageError;
 
 /// Why a migration step failed.
 #[derive(Debug, Error)]
@@ -14,6 +15,9 @@ pub enum MigrationError {
     /// The engine refused (unknown table, budget).
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// A chunk's payload has the wrong length.
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
     /// The storage tier refused.
     #[error(transparent)]
     Storage(#[from] StorageError),

@@ -5,8 +5,8 @@ use strata_proto::v1 as pb;
 use strata_proto::wire::MessageWriter;
 
 use super::MigrationError;
-use crate::checkpoint::RowBlock;
-use crate::engine::payload::{f32s_into_bytes, ids_from_bytes};
+use strata_engine::checkpoint::RowBlock;
+use strata_proto::wire::payload::{f32s_into_bytes, ids_from_bytes};
 
 /// An owned id vector exposed as little-endian bytes.
 struct U64Bytes(Vec<u64>);

@@ -15,11 +15,11 @@ use tonic::transport::{Channel, Endpoint};
 use super::frames::{chunk_bytes, chunk_of, encode};
 use super::queue_body::QueueBody;
 use super::{MigrationCounters, MigrationError, Throttle};
-use crate::coordinator::cluster::{MovePhase, MoveProgress};
-use crate::engine::{Capture, Engine, Table};
-use crate::slot::slot_of;
-use crate::storage::ExportCursor;
 use crate::transport::{DEFAULT_MAX_MESSAGE_BYTES, WINDOW_BYTES};
+use strata_cluster::cluster::{MovePhase, MoveProgress};
+use strata_engine::{Capture, Engine, Table};
+use strata_storage::slot::slot_of;
+use strata_storage::ExportCursor;
 
 /// Bytes of rows per chunk sent to the destination: under the HTTP/2 frame size the
 /// destination accepts (1 MiB), so a chunk's rows usually arrive in one frame and are
@@ -232,7 +232,7 @@ impl SourceRun {
             }
             let chunk = pb::ImportChunk {
                 dense: name.clone(),
-                dense_data: crate::engine::payload::f32s_into_bytes(dense.snapshot().data),
+                dense_data: strata_proto::wire::payload::f32s_into_bytes(dense.snapshot().data),
                 ..Default::default()
             };
             self.send(tx, chunk, &mut unthrottled).await?;

@@ -12,15 +12,14 @@ use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
 use super::{leading, serve, RoleError};
-use crate::coordinator::cluster::{ClusterConfig, ClusterCoordinator};
-use crate::coordinator::election::{Election, ElectionConfig, ElectionError};
-use crate::coordinator::etcd_store::EtcdMetaStore;
-use crate::coordinator::meta_store::MetaStore;
-use crate::engine::{Engine, EngineConfig};
+use crate::etcd::election::{Election, ElectionConfig, ElectionError};
+use crate::etcd::store::EtcdMetaStore;
 use crate::metrics::Metrics;
 use crate::service::leader::LeaderSlot;
 use crate::service::{CoordinatorService, GrpcNodeControl};
 use crate::transport::server_builder;
+use strata_cluster::cluster::{ClusterConfig, ClusterCoordinator};
+use strata_engine::{Engine, EngineConfig};
 
 /// The gRPC service name whose health tells whether this coordinator leads.
 const COORDINATOR_SERVICE: &str = "strata.v1.Coordinator";
@@ -199,12 +198,8 @@ async fn lead(ctx: LeadContext<'_>) -> RoleError {
     let cluster_config = ctx.cluster_config.clone();
     let opened = tokio::task::spawn_blocking(move || {
         let store = EtcdMetaStore::connect(&endpoints, &prefix, fence)
-            .map_err(crate::coordinator::CoordinatorError::from)?;
-        ClusterCoordinator::open_with(
-            cluster_config,
-            MetaStore::Etcd(Box::new(store)),
-            node_control(),
-        )
+            .map_err(strata_cluster::CoordinatorError::from)?;
+        ClusterCoordinator::open_with(cluster_config, Box::new(store), node_control())
     })
     .await;
     let coordinator = match opened {
@@ -225,7 +220,7 @@ async fn lead(ctx: LeadContext<'_>) -> RoleError {
 }
 
 /// The hint loop never ends.
-fn unreachable_hint() -> crate::coordinator::etcd_store::LeaderFence {
+fn unreachable_hint() -> crate::etcd::store::LeaderFence {
     unreachable!("the leader-hint loop never returns")
 }
 

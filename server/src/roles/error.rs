@@ -2,8 +2,8 @@
 
 use thiserror::Error;
 
-use crate::coordinator::CoordinatorError;
 use crate::shard_node::ShardNodeError;
+use strata_cluster::CoordinatorError;
 
 /// Why a coordinator or shard process stopped.
 #[derive(Debug, Error)]
@@ -22,7 +22,7 @@ pub enum RoleError {
     Io(#[from] std::io::Error),
     /// Leader election failed or leadership was lost.
     #[error("leader election: {0}")]
-    Election(#[from] crate::coordinator::election::ElectionError),
+    Election(#[from] crate::etcd::election::ElectionError),
     /// Reflection could not be built, or a setup task failed.
     #[error("setup: {0}")]
     Setup(String),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::serve;
-use crate::coordinator::cluster::ClusterCoordinator;
+use strata_cluster::cluster::ClusterCoordinator;
 
 /// Starts the loops of `coordinator`, which now leads; they end when `stop` turns true.
 pub fn start(

@@ -17,13 +17,13 @@ use strata_proto::v1::coordinator_client::CoordinatorClient;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
-use crate::coordinator::cluster::{
-    Catalog, ClusterCoordinator, HeartbeatReply, HeartbeatReport, Registration,
-};
-use crate::coordinator::{ClusterMap, CoordinatorError};
 use crate::service::convert::{catalog_from_pb, map_from_pb, report_to_pb};
 use crate::service::leader::LEADER_METADATA;
 use crate::shard_node::{store_node_id, ShardNode};
+use strata_cluster::cluster::{
+    Catalog, ClusterCoordinator, HeartbeatReply, HeartbeatReport, Registration,
+};
+use strata_cluster::{ClusterMap, CoordinatorError};
 
 /// How long one call to the coordinator may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(3);

@@ -10,8 +10,8 @@ use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
 use super::RoleError;
-use crate::engine::Engine;
 use crate::metrics::Metrics;
+use strata_engine::Engine;
 
 /// A health service reporting `services` (and the server as a whole) as serving.
 pub async fn health(

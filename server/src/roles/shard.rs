@@ -11,13 +11,13 @@ use tokio::net::TcpListener;
 
 use super::membership::{self, Membership};
 use super::{serve, RoleError};
-use crate::engine::{Engine, EngineConfig};
 use crate::metrics::Metrics;
 use crate::service::{
     parameter_routes, shard_control_routes, ParameterService, ShardControlService,
 };
 use crate::shard_node::{stored_node_id, ShardNode};
 use crate::transport::server_builder;
+use strata_engine::{Engine, EngineConfig};
 
 /// Settings of a shard-server process.
 #[derive(Debug, Clone)]

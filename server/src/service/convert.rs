@@ -3,14 +3,13 @@
 use strata_proto::v1 as pb;
 use thiserror::Error;
 
-use crate::checkpoint::{CheckpointInfo, CheckpointState};
-use crate::coordinator::cluster::{
-    Catalog, HeartbeatReport, MovePhase, MoveProgress, RangeLoad, TableUsage,
+use strata_cluster::cluster::{
+    Catalog, HeartbeatReport, MovePhase, MoveProgress, NodeCheckpoint, RangeLoad, TableUsage,
 };
-use crate::coordinator::{ClusterMap, NodeEntry, ShardEntry};
-use crate::optimizer::{OptimizerConfig, OptimizerKind};
-use crate::spec::{DenseSpec, InitializerConfig, TableSpec, TierKind};
-use crate::storage::{CacheStats, TierStats};
+use strata_cluster::{ClusterMap, NodeEntry, ShardEntry};
+use strata_storage::optimizer::{OptimizerConfig, OptimizerKind};
+use strata_storage::spec::{DenseSpec, InitializerConfig, TableSpec, TierKind};
+use strata_storage::{CacheStats, TierStats};
 
 /// A wire message that does not describe a valid domain value.
 #[derive(Debug, Error, PartialEq)]
@@ -232,38 +231,38 @@ pub fn dense_spec_to_pb(s: &DenseSpec) -> pb::DenseSpec {
     }
 }
 
-/// Wire form of a checkpoint's description.
-pub fn checkpoint_to_pb(c: &CheckpointInfo) -> pb::CheckpointInfo {
+/// Wire form of a node checkpoint's description.
+pub fn checkpoint_to_pb(c: &NodeCheckpoint) -> pb::CheckpointInfo {
     pb::CheckpointInfo {
         id: c.id.clone(),
         created_unix_ms: c.created_unix_ms,
         bytes: c.bytes,
         tables: c.tables,
         rows: c.rows,
-        state: match &c.state {
-            CheckpointState::Ok => "ok".into(),
-            CheckpointState::Corrupt { reason } => format!("corrupt: {reason}"),
+        state: match &c.corrupt {
+            None => "ok".into(),
+            Some(reason) => format!("{CORRUPT_PREFIX}{reason}"),
         },
     }
 }
 
-/// Domain checkpoint description from its wire form.
-pub fn checkpoint_from_pb(c: &pb::CheckpointInfo) -> CheckpointInfo {
-    CheckpointInfo {
+/// How a corrupt checkpoint's state begins on the wire.
+const CORRUPT_PREFIX: &str = "corrupt: ";
+
+/// A node checkpoint's description from its wire form.
+pub fn checkpoint_from_pb(c: &pb::CheckpointInfo) -> NodeCheckpoint {
+    NodeCheckpoint {
         id: c.id.clone(),
         created_unix_ms: c.created_unix_ms,
         bytes: c.bytes,
         tables: c.tables,
-        dense: 0,
         rows: c.rows,
-        epoch: 0,
-        state: if c.state == "ok" {
-            CheckpointState::Ok
-        } else {
-            CheckpointState::Corrupt {
-                reason: c.state.clone(),
-            }
-        },
+        corrupt: (c.state != "ok").then(|| {
+            c.state
+                .strip_prefix(CORRUPT_PREFIX)
+                .unwrap_or(&c.state)
+                .to_string()
+        }),
     }
 }
 
@@ -351,15 +350,6 @@ pub fn map_from_pb(map: &pb::ClusterMap) -> ClusterMap {
             })
             .collect(),
     }
-}
-
-/// Every table of `engine` with its spec and usage, on the wire.
-pub fn table_infos(engine: &crate::engine::Engine) -> Vec<pb::TableInfo> {
-    engine
-        .tables()
-        .iter()
-        .map(|t| table_info_to_pb(Some(table_spec_to_pb(t.spec())), &TableUsage::of(t)))
-        .collect()
 }
 
 /// A table's usage on the wire, with its spec.

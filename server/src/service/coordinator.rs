@@ -16,13 +16,13 @@ use super::convert::{
 };
 use super::leader::LeaderSlot;
 use super::status::{from_convert, from_coordinator};
-use crate::coordinator::cluster::migrations::{shard_loads, LiveMove};
-use crate::coordinator::cluster::{
+use strata_cluster::cluster::migrations::{shard_loads, LiveMove};
+use strata_cluster::cluster::{
     shards_of, ClusterCheckpoint, ClusterCheckpointState, ClusterCoordinator, ClusterRecord,
     MoveState, NodeLive, PlanRecord, Registration, TableUsage,
 };
-use crate::coordinator::plan::{render, Plan, PlanKind};
-use crate::coordinator::{ClusterMap, CoordinatorError};
+use strata_cluster::plan::{render, Plan, PlanKind};
+use strata_cluster::{ClusterMap, CoordinatorError};
 
 /// Serves the control plane of a multi-node cluster.
 pub struct CoordinatorService {

@@ -7,7 +7,7 @@ use parking_lot::RwLock;
 use tonic::metadata::MetadataValue;
 use tonic::Status;
 
-use crate::coordinator::cluster::ClusterCoordinator;
+use strata_cluster::cluster::ClusterCoordinator;
 
 pub use strata_proto::transport::LEADER_METADATA;
 

@@ -16,12 +16,11 @@ use super::convert::{
     catalog_to_pb, checkpoint_from_pb, map_to_pb, progress_from_pb, report_from_pb,
 };
 use super::status::node_error;
-use crate::checkpoint::CheckpointInfo;
-use crate::coordinator::cluster::{
-    follow_move, Catalog, HeartbeatReport, MigrateOut, MoveProgress, NodeControl, NodeError,
-    NodeErrorKind, NodeResult, MOVE_IDLE_TIMEOUT,
+use strata_cluster::cluster::{
+    follow_move, Catalog, HeartbeatReport, MigrateOut, MoveProgress, NodeCheckpoint, NodeControl,
+    NodeError, NodeErrorKind, NodeResult, MOVE_IDLE_TIMEOUT,
 };
-use crate::coordinator::ClusterMap;
+use strata_cluster::ClusterMap;
 
 /// How long connecting to a shard server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -64,7 +63,7 @@ impl GrpcNodeControl {
 }
 
 /// The checkpoint a node answered with, or an internal error when it sent none.
-fn checkpoint_in(c: Option<pb::CheckpointInfo>) -> Result<CheckpointInfo, NodeError> {
+fn checkpoint_in(c: Option<pb::CheckpointInfo>) -> Result<NodeCheckpoint, NodeError> {
     c.as_ref()
         .map(checkpoint_from_pb)
         .ok_or_else(|| NodeError::new(NodeErrorKind::Internal, "answered without a checkpoint"))
@@ -103,7 +102,7 @@ impl NodeControl for GrpcNodeControl {
         })
     }
 
-    fn checkpoint<'a>(&'a self, address: &'a str, epoch: u64) -> NodeResult<'a, CheckpointInfo> {
+    fn checkpoint<'a>(&'a self, address: &'a str, epoch: u64) -> NodeResult<'a, NodeCheckpoint> {
         Box::pin(async move {
             let resp = self
                 .client(address)?
@@ -114,7 +113,7 @@ impl NodeControl for GrpcNodeControl {
         })
     }
 
-    fn checkpoints<'a>(&'a self, address: &'a str) -> NodeResult<'a, Vec<CheckpointInfo>> {
+    fn checkpoints<'a>(&'a self, address: &'a str) -> NodeResult<'a, Vec<NodeCheckpoint>> {
         Box::pin(async move {
             let resp = self
                 .client(address)?
@@ -134,7 +133,7 @@ impl NodeControl for GrpcNodeControl {
         &'a self,
         address: &'a str,
         id: &'a str,
-    ) -> NodeResult<'a, CheckpointInfo> {
+    ) -> NodeResult<'a, NodeCheckpoint> {
         Box::pin(async move {
             let resp = self
                 .client(address)?
@@ -145,7 +144,7 @@ impl NodeControl for GrpcNodeControl {
         })
     }
 
-    fn restore<'a>(&'a self, address: &'a str, id: &'a str) -> NodeResult<'a, CheckpointInfo> {
+    fn restore<'a>(&'a self, address: &'a str, id: &'a str) -> NodeResult<'a, NodeCheckpoint> {
         Box::pin(async move {
             let resp = self
                 .client(address)?

@@ -10,10 +10,10 @@ use strata_proto::v1 as pb;
 use strata_proto::v1::parameter_server::Parameter;
 use tonic::{Request, Response, Status};
 
-use super::status::from_engine;
-use crate::engine::payload::{f32s_from_bytes, f32s_into_bytes, ids_from_bytes};
-use crate::engine::{Engine, EngineError};
+use super::status::{from_engine, from_request, RequestError};
 use crate::metrics::Metrics;
+use strata_engine::{Engine, EngineError};
+use strata_proto::wire::payload::{f32s_from_bytes, f32s_into_bytes, ids_from_bytes, PayloadError};
 
 /// Serves rows and dense tensors of one node's engine.
 pub struct ParameterService {
@@ -27,13 +27,13 @@ impl ParameterService {
         Self { engine, metrics }
     }
 
-    fn pull_inner(&self, req: pb::PullRequest) -> Result<pb::PullResponse, EngineError> {
+    fn pull_inner(&self, req: pb::PullRequest) -> Result<pb::PullResponse, RequestError> {
         let ids = ids_from_bytes(&req.ids)?;
         let (values, dim) = self.pull_rows(&req.table, &ids, req.epoch)?;
         Ok(pb::PullResponse { values, dim })
     }
 
-    fn push_inner(&self, req: pb::PushRequest) -> Result<pb::PushResponse, EngineError> {
+    fn push_inner(&self, req: pb::PushRequest) -> Result<pb::PushResponse, RequestError> {
         let ids = ids_from_bytes(&req.ids)?;
         let applied = self.push_rows(&req.table, &ids, req.epoch, |dim| {
             f32s_from_bytes("grads", &req.grads, 4 * dim)
@@ -64,8 +64,8 @@ impl ParameterService {
         table_name: &str,
         ids: &[u64],
         epoch: u64,
-        grads: impl FnOnce(usize) -> Result<Cow<'g, [f32]>, EngineError>,
-    ) -> Result<u64, EngineError> {
+        grads: impl FnOnce(usize) -> Result<Cow<'g, [f32]>, PayloadError>,
+    ) -> Result<u64, RequestError> {
         self.engine.check_batch(ids.len())?;
         let table = self.engine.table(table_name)?;
         let grads = grads(table.spec().dim as usize)?;
@@ -99,7 +99,7 @@ impl ParameterService {
     fn push_dense_inner(
         &self,
         req: pb::PushDenseRequest,
-    ) -> Result<pb::PushDenseResponse, EngineError> {
+    ) -> Result<pb::PushDenseResponse, RequestError> {
         let grads = f32s_from_bytes("grads", &req.grads, 4)?;
         let _admitted = self
             .engine
@@ -117,7 +117,7 @@ impl Parameter for ParameterService {
         request: Request<pb::PullRequest>,
     ) -> Result<Response<pb::PullResponse>, Status> {
         let start = Instant::now();
-        let result = self.pull_inner(request.into_inner()).map_err(from_engine);
+        let result = self.pull_inner(request.into_inner()).map_err(from_request);
         self.metrics.record_rpc("Pull", start, &result);
         result.map(Response::new)
     }
@@ -127,7 +127,7 @@ impl Parameter for ParameterService {
         request: Request<pb::PushRequest>,
     ) -> Result<Response<pb::PushResponse>, Status> {
         let start = Instant::now();
-        let result = self.push_inner(request.into_inner()).map_err(from_engine);
+        let result = self.push_inner(request.into_inner()).map_err(from_request);
         self.metrics.record_rpc("Push", start, &result);
         result.map(Response::new)
     }
@@ -150,7 +150,7 @@ impl Parameter for ParameterService {
         let start = Instant::now();
         let result = self
             .push_dense_inner(request.into_inner())
-            .map_err(from_engine);
+            .map_err(from_request);
         self.metrics.record_rpc("PushDense", start, &result);
         result.map(Response::new)
     }

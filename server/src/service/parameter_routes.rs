@@ -12,9 +12,9 @@ use tonic::Status;
 use tower::Service;
 
 use super::hand_framed::{malformed, receive_unary, respond, HandFramed, Respond};
-use super::status::from_engine;
+use super::status::{from_engine, from_payload, from_request};
 use super::ParameterService;
-use crate::engine::payload::{f32s_from_chunks, ids_from_chunks};
+use strata_proto::wire::payload::{f32s_from_chunks, ids_from_chunks};
 
 /// The Parameter service with hand-framed `Pull` and `Push`, refusing messages over
 /// `max_message_bytes` in either direction.
@@ -58,7 +58,7 @@ pub fn parameter_routes(
 async fn pull(service: &ParameterService, body: Body, max: usize) -> Result<MessageWriter, Status> {
     let message = receive_unary(body, max).await?;
     let view = PullRequestView::parse(&message).map_err(malformed("PullRequest"))?;
-    let ids = ids_from_chunks(&message, view.ids).map_err(from_engine)?;
+    let ids = ids_from_chunks(&message, view.ids).map_err(from_payload)?;
     let (values, dim) = service
         .pull_rows(&view.table, &ids, view.epoch)
         .map_err(from_engine)?;
@@ -68,11 +68,11 @@ async fn pull(service: &ParameterService, body: Body, max: usize) -> Result<Mess
 async fn push(service: &ParameterService, body: Body, max: usize) -> Result<MessageWriter, Status> {
     let message = receive_unary(body, max).await?;
     let view = PushRequestView::parse(&message).map_err(malformed("PushRequest"))?;
-    let ids = ids_from_chunks(&message, view.ids).map_err(from_engine)?;
+    let ids = ids_from_chunks(&message, view.ids).map_err(from_payload)?;
     let applied = service
         .push_rows(&view.table, &ids, view.epoch, |dim| {
             f32s_from_chunks("grads", &message, view.grads.clone(), 4 * dim)
         })
-        .map_err(from_engine)?;
+        .map_err(from_request)?;
     Ok(wire::push_response(applied))
 }

@@ -21,9 +21,9 @@ use super::convert::{
 };
 use super::hand_framed::{read_status, respond, HandFramed, Respond};
 use super::status::{from_convert, from_engine, from_migration, from_shard_node};
-use crate::coordinator::cluster::MigrateOut;
 use crate::migration::destination;
-use crate::shard_node::ShardNode;
+use crate::shard_node::{node_checkpoint, ShardNode};
+use strata_cluster::cluster::MigrateOut;
 
 /// Serves the coordinator's calls on one shard server.
 pub struct ShardControlService {
@@ -159,7 +159,7 @@ impl ShardControl for ShardControlService {
             .await
             .map_err(from_shard_node)?;
         Ok(Response::new(pb::CheckpointResponse {
-            checkpoint: Some(checkpoint_to_pb(&info)),
+            checkpoint: Some(checkpoint_to_pb(&node_checkpoint(&info))),
         }))
     }
 
@@ -229,7 +229,10 @@ impl ShardControl for ShardControlService {
     ) -> Result<Response<pb::ListCheckpointsResponse>, Status> {
         let list = self.node.checkpoints().await.map_err(from_shard_node)?;
         Ok(Response::new(pb::ListCheckpointsResponse {
-            checkpoints: list.iter().map(checkpoint_to_pb).collect(),
+            checkpoints: list
+                .iter()
+                .map(|c| checkpoint_to_pb(&node_checkpoint(c)))
+                .collect(),
         }))
     }
 
@@ -243,7 +246,7 @@ impl ShardControl for ShardControlService {
             .await
             .map_err(from_shard_node)?;
         Ok(Response::new(pb::CheckpointResponse {
-            checkpoint: Some(checkpoint_to_pb(&info)),
+            checkpoint: Some(checkpoint_to_pb(&node_checkpoint(&info))),
         }))
     }
 
@@ -257,7 +260,7 @@ impl ShardControl for ShardControlService {
             .await
             .map_err(from_shard_node)?;
         Ok(Response::new(pb::RestoreResponse {
-            checkpoint: Some(checkpoint_to_pb(&info)),
+            checkpoint: Some(checkpoint_to_pb(&node_checkpoint(&info))),
         }))
     }
 

@@ -1,17 +1,18 @@
 //! Domain errors → gRPC status codes, in exactly one place.
 
+use strata_proto::wire::payload::PayloadError;
 use tonic::{Code, Status};
 
 use super::convert::ConvertError;
-use crate::checkpoint::CheckpointError;
-use crate::coordinator::cluster::{NodeError, NodeErrorKind};
-use crate::coordinator::meta_store::MetaStoreError;
-use crate::coordinator::plan::PlanError;
-use crate::coordinator::CoordinatorError;
-use crate::engine::EngineError;
 use crate::migration::MigrationError;
 use crate::shard_node::ShardNodeError;
-use crate::storage::StorageError;
+use strata_cluster::cluster::{NodeError, NodeErrorKind};
+use strata_cluster::meta_store::MetaStoreError;
+use strata_cluster::plan::PlanError;
+use strata_cluster::CoordinatorError;
+use strata_engine::checkpoint::CheckpointError;
+use strata_engine::EngineError;
+use strata_storage::StorageError;
 
 pub use strata_proto::transport::EPOCH_METADATA;
 
@@ -19,11 +20,7 @@ pub use strata_proto::transport::EPOCH_METADATA;
 pub fn engine_code(err: &EngineError) -> Code {
     match err {
         EngineError::EmptyName { .. }
-        | EngineError::BadDim { .. }
-        | EngineError::BadShape { .. }
-        | EngineError::BadOptimizer(_)
-        | EngineError::BadInitializer(_)
-        | EngineError::PayloadLength { .. }
+        | EngineError::Spec(_)
         | EngineError::GradsLength { .. }
         | EngineError::DenseLength { .. }
         | EngineError::NonFinite { .. } => Code::InvalidArgument,
@@ -51,6 +48,31 @@ pub fn from_engine(err: EngineError) -> Status {
     status
 }
 
+/// Why a data-path request was refused: its payload could not be decoded, or the engine
+/// refused it.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// A packed payload has the wrong length.
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+    /// The engine refused.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// A status for a refused data-path request.
+pub fn from_request(err: RequestError) -> Status {
+    match err {
+        RequestError::Payload(e) => from_payload(e),
+        RequestError::Engine(e) => from_engine(e),
+    }
+}
+
+/// A status for a payload that cannot be decoded.
+pub fn from_payload(err: PayloadError) -> Status {
+    Status::invalid_argument(err.to_string())
+}
+
 /// A status for a malformed message.
 pub fn from_convert(err: ConvertError) -> Status {
     Status::invalid_argument(err.to_string())
@@ -59,14 +81,14 @@ pub fn from_convert(err: ConvertError) -> Status {
 /// The status for a coordinator error.
 pub fn from_coordinator(err: CoordinatorError) -> Status {
     match err {
-        CoordinatorError::Engine(e) => from_engine(e),
-        CoordinatorError::NoSuchCheckpoint { .. } | CoordinatorError::UnknownNode { .. } => {
+        CoordinatorError::Spec(_) => Status::invalid_argument(err.to_string()),
+        CoordinatorError::TableNotFound { .. } | CoordinatorError::DenseNotFound { .. } => {
             Status::not_found(err.to_string())
         }
-        CoordinatorError::Checkpoint(CheckpointError::Corrupt { .. }) => {
-            Status::data_loss(err.to_string())
+        CoordinatorError::TableExists { .. } | CoordinatorError::DenseExists { .. } => {
+            Status::already_exists(err.to_string())
         }
-        CoordinatorError::Checkpoint(CheckpointError::NotFound { .. }) => {
+        CoordinatorError::NoSuchCheckpoint { .. } | CoordinatorError::UnknownNode { .. } => {
             Status::not_found(err.to_string())
         }
         CoordinatorError::NodeDown { .. } => Status::unavailable(err.to_string()),
@@ -92,7 +114,6 @@ pub fn from_coordinator(err: CoordinatorError) -> Status {
             super::leader::not_leader(err.to_string(), "")
         }
         CoordinatorError::MetaStore(_)
-        | CoordinatorError::Checkpoint(_)
         | CoordinatorError::SlotMismatch { .. }
         | CoordinatorError::Task(_) => Status::internal(err.to_string()),
     }
@@ -135,7 +156,9 @@ pub fn from_migration(err: MigrationError) -> Status {
         MigrationError::Aborted { .. } | MigrationError::CatalogChanged { .. } => {
             Status::aborted(err.to_string())
         }
-        MigrationError::BadStream(_) => Status::invalid_argument(err.to_string()),
+        MigrationError::BadStream(_) | MigrationError::Payload(_) => {
+            Status::invalid_argument(err.to_string())
+        }
         MigrationError::ProgressClosed => Status::cancelled(err.to_string()),
         MigrationError::Task(_) => Status::internal(err.to_string()),
     }

@@ -1,0 +1,205 @@
+//! `MANIFEST.json`: what a checkpoint holds, with each data file's length and crc32.
+//!
+//! On disk the manifest is wrapped in an envelope carrying the crc32 of its exact bytes:
+//! `{"manifest_crc32": N, "manifest": {...}}`, so a flipped byte that leaves valid JSON
+//! is still caught.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::error::CheckpointError;
+use strata_storage::spec::{DenseSpec, TableSpec};
+
+/// Version of the checkpoint layout (manifest + data files).
+pub(crate) const FORMAT_VERSION: u32 = 1;
+/// Name of the manifest inside a checkpoint directory.
+pub(crate) const MANIFEST_FILE: &str = "MANIFEST.json";
+/// A manifest larger than this is rejected as corrupt before reading it.
+const MAX_MANIFEST_BYTES: u64 = 256 << 20;
+
+/// Whether a data file holds a table or a dense tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum FileKind {
+    /// A sparse table's rows.
+    Table,
+    /// A dense tensor's words.
+    Dense,
+}
+
+/// One data file of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct FileEntry {
+    /// File name inside the checkpoint directory (`table-0003.bin`).
+    pub file: String,
+    /// Table or dense.
+    pub kind: FileKind,
+    /// The table's or dense tensor's (user) name.
+    pub name: String,
+    /// Length in bytes.
+    pub bytes: u64,
+    /// crc32 of the whole file.
+    pub crc32: u32,
+}
+
+/// One table of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct TableEntry {
+    /// The table's specification.
+    pub spec: TableSpec,
+    /// f32 words per row.
+    pub row_floats: u32,
+    /// Number of rows.
+    pub rows: u64,
+    /// Number of row blocks.
+    pub blocks: u64,
+    /// Its data file.
+    pub data: FileEntry,
+}
+
+/// One dense tensor of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct DenseEntry {
+    /// The tensor's specification.
+    pub spec: DenseSpec,
+    /// Number of f32 words.
+    pub words: u64,
+    /// Its data file.
+    pub data: FileEntry,
+}
+
+/// The manifest proper.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Manifest {
+    /// [`FORMAT_VERSION`] at write time.
+    pub format_version: u32,
+    /// The checkpoint's id.
+    pub id: String,
+    /// Wall-clock creation time, ms since the Unix epoch.
+    pub created_unix_ms: u64,
+    /// Cluster-map epoch of the snapshot.
+    pub epoch: u64,
+    /// Tables, in snapshot order.
+    pub tables: Vec<TableEntry>,
+    /// Dense tensors, in snapshot order.
+    pub dense: Vec<DenseEntry>,
+}
+
+/// Data file name of the table at `index`.
+pub(crate) fn table_file(index: usize) -> String {
+    format!("table-{index:04}.bin")
+}
+
+/// Data file name of the dense tensor at `index`.
+pub(crate) fn dense_file(index: usize) -> String {
+    format!("dense-{index:04}.bin")
+}
+
+#[derive(Deserialize)]
+struct EnvelopeIn<'a> {
+    manifest_crc32: u32,
+    #[serde(borrow)]
+    manifest: &'a RawValue,
+}
+
+impl Manifest {
+    /// Total rows over all tables.
+    pub(crate) fn rows(&self) -> u64 {
+        self.tables.iter().map(|t| t.rows).sum()
+    }
+
+    /// Total bytes of the data files.
+    pub(crate) fn data_bytes(&self) -> u64 {
+        let t: u64 = self.tables.iter().map(|t| t.data.bytes).sum();
+        let d: u64 = self.dense.iter().map(|d| d.data.bytes).sum();
+        t + d
+    }
+
+    /// Writes the manifest into `dir` (creating it; must not exist) and fsyncs it; returns bytes.
+    pub(crate) fn write(&self, dir: &Path) -> Result<u64, CheckpointError> {
+        let path = dir.join(MANIFEST_FILE);
+        let body = serde_json::to_string_pretty(self).map_err(|e| CheckpointError::Serialize {
+            path: path.clone(),
+            source: e,
+        })?;
+        let crc = crc32fast::hash(body.as_bytes());
+        let text = format!("{{\n\"manifest_crc32\": {crc},\n\"manifest\": {body}\n}}\n");
+        let mut f = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| CheckpointError::io("create", &path, e))?;
+        f.write_all(text.as_bytes())
+            .map_err(|e| CheckpointError::io("write", &path, e))?;
+        f.sync_all()
+            .map_err(|e| CheckpointError::io("fsync", &path, e))?;
+        Ok(text.len() as u64)
+    }
+
+    /// Reads and validates the manifest of checkpoint `id` in `dir`; returns it and its length.
+    pub(crate) fn read(dir: &Path, id: &str) -> Result<(Manifest, u64), CheckpointError> {
+        let path = dir.join(MANIFEST_FILE);
+        let corrupt = |reason: String| CheckpointError::corrupt(id, MANIFEST_FILE, reason);
+        let mut f = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(corrupt("file missing".into()))
+            }
+            Err(e) => return Err(CheckpointError::io("open", &path, e)),
+        };
+        let len = f
+            .metadata()
+            .map_err(|e| CheckpointError::io("stat", &path, e))?
+            .len();
+        if len > MAX_MANIFEST_BYTES {
+            return Err(corrupt(format!("implausible length {len}")));
+        }
+        let mut raw = Vec::with_capacity(len as usize);
+        f.read_to_end(&mut raw)
+            .map_err(|e| CheckpointError::io("read", &path, e))?;
+        let text = std::str::from_utf8(&raw).map_err(|e| corrupt(format!("not UTF-8: {e}")))?;
+        let env: EnvelopeIn<'_> =
+            serde_json::from_str(text).map_err(|e| corrupt(format!("bad JSON: {e}")))?;
+        let got = crc32fast::hash(env.manifest.get().as_bytes());
+        if got != env.manifest_crc32 {
+            return Err(corrupt(format!(
+                "crc32 mismatch: content {got:08x}, recorded {:08x}",
+                env.manifest_crc32
+            )));
+        }
+        let m: Manifest = serde_json::from_str(env.manifest.get())
+            .map_err(|e| corrupt(format!("bad manifest: {e}")))?;
+        m.validate(id).map_err(corrupt)?;
+        Ok((m, raw.len() as u64))
+    }
+
+    /// Structural checks: version, id, file names and kinds.
+    fn validate(&self, id: &str) -> Result<(), String> {
+        if self.format_version != FORMAT_VERSION {
+            return Err(format!(
+                "unsupported format version {}",
+                self.format_version
+            ));
+        }
+        if self.id != id {
+            return Err(format!("records id {:?}, directory is {id:?}", self.id));
+        }
+        for (i, t) in self.tables.iter().enumerate() {
+            let f = &t.data;
+            if f.file != table_file(i) || f.kind != FileKind::Table || f.name != t.spec.name {
+                return Err(format!("table entry {i} is inconsistent ({:?})", f.file));
+            }
+        }
+        for (i, d) in self.dense.iter().enumerate() {
+            let f = &d.data;
+            if f.file != dense_file(i) || f.kind != FileKind::Dense || f.name != d.spec.name {
+                return Err(format!("dense entry {i} is inconsistent ({:?})", f.file));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,48 @@
+//! Consistent checkpoints of a node's tables and dense tensors.
+//!
+//! The engine copies its state into a [`NodeSnapshot`] at one instant; this module writes it
+//! under the data dir and reads it back, verifying checksums.
+
+mod error;
+mod format;
+mod manifest;
+mod store;
+#[cfg(test)]
+mod tests;
+
+pub use error::CheckpointError;
+pub use store::{CheckpointInfo, CheckpointState, CheckpointStore, StagedCheckpoint};
+
+use strata_storage::spec::{DenseSpec, TableSpec};
+pub use strata_storage::RowBlock;
+
+/// One table at the snapshot instant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableSnapshot {
+    /// The table's specification.
+    pub spec: TableSpec,
+    /// f32 words per row in `RowBlock::rows` (layout owned by the storage tier).
+    pub row_floats: u32,
+    /// The table's rows, one block per stripe.
+    pub blocks: Vec<RowBlock>,
+}
+
+/// One dense tensor at the snapshot instant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DenseSnapshot {
+    /// The tensor's specification.
+    pub spec: DenseSpec,
+    /// Values, optimizer state and metadata words (layout owned by the engine).
+    pub data: Vec<f32>,
+}
+
+/// Everything a node holds, at one instant.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NodeSnapshot {
+    /// Cluster-map epoch at which the snapshot was taken.
+    pub epoch: u64,
+    /// Sparse tables.
+    pub tables: Vec<TableSnapshot>,
+    /// Dense tensors.
+    pub dense: Vec<DenseSnapshot>,
+}

@@ -1,0 +1,113 @@
+//! Errors of the engine layer: what was wrong with a request, with its context.
+
+use thiserror::Error;
+
+use strata_storage::spec::SpecError;
+use strata_storage::StorageError;
+
+/// Why the engine refused a request. A refused request changed nothing.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum EngineError {
+    /// A table or tensor name is empty.
+    #[error("{what} name must not be empty")]
+    EmptyName {
+        /// "table" or "dense tensor".
+        what: &'static str,
+    },
+    /// A table or dense spec is invalid.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// Gradients do not match the ids and the table's dim.
+    #[error("grads hold {got} floats but {ids} ids × dim {dim} need {expected}")]
+    GradsLength {
+        /// Floats received.
+        got: usize,
+        /// Ids received.
+        ids: usize,
+        /// The table's dim.
+        dim: usize,
+        /// Floats expected.
+        expected: usize,
+    },
+    /// A dense gradient does not match the tensor's size.
+    #[error("dense gradient for {name} has {got} floats, tensor has {expected}")]
+    DenseLength {
+        /// Tensor name.
+        name: String,
+        /// Floats received.
+        got: usize,
+        /// Floats expected.
+        expected: usize,
+    },
+    /// A gradient value is NaN or infinite.
+    #[error("gradient value at index {index} is not finite ({value})")]
+    NonFinite {
+        /// Flat index of the first bad value.
+        index: usize,
+        /// The value.
+        value: f32,
+    },
+    /// A request carries more rows than the configured limit.
+    #[error("batch of {rows} rows exceeds the limit of {limit} rows per request")]
+    BatchTooLarge {
+        /// Rows in the request.
+        rows: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// No table of that name.
+    #[error("table {name:?} not found")]
+    TableNotFound {
+        /// The name asked for.
+        name: String,
+    },
+    /// A table of that name exists already.
+    #[error("table {name:?} already exists")]
+    TableExists {
+        /// The name asked for.
+        name: String,
+    },
+    /// No dense tensor of that name.
+    #[error("dense tensor {name:?} not found")]
+    DenseNotFound {
+        /// The name asked for.
+        name: String,
+    },
+    /// A dense tensor of that name exists already.
+    #[error("dense tensor {name:?} already exists")]
+    DenseExists {
+        /// The name asked for.
+        name: String,
+    },
+    /// The table asks for a tier this node cannot provide.
+    #[error("no CUDA device on node {node}: table {table:?} asks for tier gpu ({reason})")]
+    NoGpu {
+        /// This node.
+        node: String,
+        /// The table.
+        table: String,
+        /// Why no device could be used.
+        reason: String,
+    },
+    /// The node's GPU memory budget cannot hold the table's device hash table.
+    #[error("GPU memory budget exhausted: table {table:?}: {reason}")]
+    GpuMemory {
+        /// The table.
+        table: String,
+        /// What did not fit.
+        reason: String,
+    },
+    /// The request was routed with a stale map to a node that does not own the slot.
+    #[error("slot {slot} is not owned by this node at epoch {current_epoch} (request epoch {request_epoch})")]
+    WrongOwner {
+        /// A slot of the request this node does not own.
+        slot: u32,
+        /// The request's epoch.
+        request_epoch: u64,
+        /// This node's current epoch.
+        current_epoch: u64,
+    },
+    /// The storage tier refused (memory budget).
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}

@@ -1,0 +1,423 @@
+//! strata-engine: the node engine — the tables and dense tensors of one node, slot
+//! ownership and admission, request validation, snapshots and checkpoints.
+//!
+//! Rule: this crate depends on strata-storage and on none of tonic, prost, strata-proto or
+//! strata-cluster (checked in CI). Network handlers decode bytes, then call the engine; the
+//! engine validates everything before any tier is touched, so a refused request never
+//! writes partially.
+//!
+//! Module map:
+//! - the crate root: [`Engine`] (tables and dense tensors by name) and [`Table`].
+//! - [`checkpoint`]: consistent on-disk snapshots with manifest and checksums.
+//! - `dense`: dense tensors and their optimizer state.
+//! - `ownership`: which slots the node serves at which epoch, and migration captures.
+//! - `gpu`: the GPU budget and device of `--tier gpu` tables.
+//! - `validate`: checks of request values (finite gradients).
+//! - `error`: [`EngineError`].
+
+pub mod checkpoint;
+mod dense;
+mod error;
+mod gpu;
+mod ownership;
+mod validate;
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use parking_lot::Mutex;
+
+pub use self::dense::DenseTensor;
+pub use self::error::EngineError;
+pub use self::ownership::{Admission, Capture, Ownership, OwnershipError};
+use crate::checkpoint::{NodeSnapshot, TableSnapshot};
+use strata_storage::host::HostTier;
+use strata_storage::slot::DEFAULT_NUM_SLOTS;
+use strata_storage::spec::{DenseSpec, TableSpec, TierKind};
+use strata_storage::RowBlock;
+use strata_storage::{CacheStats, ExportCursor, MemoryBudget, Tier, TierBreakdown, TierStats};
+
+use self::gpu::GpuReservation;
+
+/// Default largest number of rows in one pull or push.
+pub const DEFAULT_MAX_BATCH_ROWS: usize = 1 << 18;
+
+/// Default device memory for the GPU tier's hash tables of one node (1 GiB).
+pub const DEFAULT_GPU_MEMORY_BUDGET: u64 = 1 << 30;
+
+/// Settings of a node engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Name of this node in error messages.
+    pub node_name: String,
+    /// Slots of the cluster.
+    pub num_slots: u32,
+    /// Host memory budget in bytes.
+    pub memory_budget: u64,
+    /// Largest number of rows in one pull or push.
+    pub max_batch_rows: usize,
+    /// CUDA device ordinal of `--tier gpu` tables.
+    pub gpu_device: u32,
+    /// Device memory for the hash tables of `--tier gpu` tables, in bytes.
+    pub gpu_memory_budget: u64,
+    /// Whether ids pushed to a GPU table's host tier are admitted to the device too.
+    pub gpu_admit_on_push: bool,
+    /// Serve `--tier gpu` tables from the CPU reference of the device table (no device used;
+    /// for tests and for exercising the tiering logic on CPU-only nodes).
+    pub gpu_reference: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            node_name: "local".into(),
+            num_slots: DEFAULT_NUM_SLOTS,
+            memory_budget: u64::MAX,
+            max_batch_rows: DEFAULT_MAX_BATCH_ROWS,
+            gpu_device: 0,
+            gpu_memory_budget: DEFAULT_GPU_MEMORY_BUDGET,
+            gpu_admit_on_push: false,
+            gpu_reference: false,
+        }
+    }
+}
+
+/// A table on this node: its spec and its tier.
+pub struct Table {
+    spec: TableSpec,
+    tier: Box<dyn Tier>,
+    _gpu: Option<GpuReservation>,
+}
+
+impl Table {
+    /// Rows of `ids` into `out` (`ids.len() * dim`), creating missing rows. The batch size
+    /// is the caller's to check ([`Engine::check_batch`]).
+    pub fn pull(&self, ids: &[u64], out: &mut [f32]) -> Result<(), EngineError> {
+        self.check_rows(ids.len(), out.len())?;
+        Ok(self.tier.pull(ids, out)?)
+    }
+
+    /// Applies `grads` for `ids` after checking their length and that they are finite.
+    pub fn push(&self, ids: &[u64], grads: &[f32]) -> Result<u64, EngineError> {
+        self.check_rows(ids.len(), grads.len())?;
+        validate::check_finite(grads)?;
+        Ok(self.tier.push(ids, grads)?)
+    }
+
+    /// Refuses a row buffer that is not `ids × dim` floats.
+    fn check_rows(&self, ids: usize, floats: usize) -> Result<(), EngineError> {
+        let dim = self.spec.dim as usize;
+        if floats != ids * dim {
+            return Err(EngineError::GradsLength {
+                got: floats,
+                ids,
+                dim,
+                expected: ids * dim,
+            });
+        }
+        Ok(())
+    }
+
+    /// Copies up to `max_rows` whole rows of `slots` (see [`Tier::export_slots`]).
+    pub fn export_slots(
+        &self,
+        slots: std::ops::Range<u32>,
+        cursor: &mut ExportCursor,
+        max_rows: usize,
+    ) -> Result<RowBlock, EngineError> {
+        Ok(self.tier.export_slots(slots, cursor, max_rows)?)
+    }
+
+    /// Whole rows of the `ids` that exist.
+    pub fn read_rows(&self, ids: &[u64]) -> Result<RowBlock, EngineError> {
+        Ok(self.tier.read_rows(ids)?)
+    }
+
+    /// Inserts or overwrites whole rows (a migration's); new rows are charged to the budget.
+    pub fn import_rows(&self, block: &RowBlock) -> Result<u64, EngineError> {
+        Ok(self.tier.import_rows(block)?)
+    }
+
+    /// [`Table::import_rows`] from packed little-endian bytes (as received).
+    pub fn import_packed(&self, ids: &[u64], rows: &[u8]) -> Result<u64, EngineError> {
+        Ok(self.tier.import_packed(ids, rows)?)
+    }
+
+    /// Drops the rows of the slot ranges; returns how many.
+    pub fn erase_slots(&self, ranges: &[(u32, u32)]) -> Result<u64, EngineError> {
+        Ok(self.tier.erase_slots(ranges)?)
+    }
+
+    /// Rows held per slot range.
+    pub fn count_slots(&self, ranges: &[(u32, u32)]) -> Vec<u64> {
+        self.tier.count_slots(ranges)
+    }
+
+    /// f32 words per whole row (values, optimizer state, metadata).
+    pub fn row_floats(&self) -> usize {
+        self.tier.layout().row_floats()
+    }
+
+    /// Bytes a row costs against the memory budget.
+    pub fn row_bytes(&self) -> u64 {
+        self.tier.layout().accounted_bytes()
+    }
+
+    /// The table's spec.
+    pub fn spec(&self) -> &TableSpec {
+        &self.spec
+    }
+
+    /// Rows and bytes held.
+    pub fn stats(&self) -> TierStats {
+        self.tier.stats()
+    }
+
+    /// Rows and bytes per memory tier ("gpu", "host").
+    pub fn breakdown(&self) -> Vec<TierBreakdown> {
+        self.tier.breakdown()
+    }
+
+    /// Hits, misses, admissions and evictions of the GPU tier (`None` for host tables).
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.tier.cache_stats()
+    }
+}
+
+/// Tables and dense tensors of one node.
+pub struct Engine {
+    config: EngineConfig,
+    budget: Arc<MemoryBudget>,
+    gpu_budget: Mutex<Arc<MemoryBudget>>,
+    tables: DashMap<String, Arc<Table>>,
+    dense: DashMap<String, Arc<DenseTensor>>,
+    ownership: Ownership,
+}
+
+impl Engine {
+    /// An empty engine.
+    pub fn new(config: EngineConfig) -> Self {
+        let budget = Arc::new(MemoryBudget::new(config.memory_budget));
+        let ownership = Ownership::all(config.num_slots);
+        let gpu_budget = Mutex::new(Arc::new(MemoryBudget::new(config.gpu_memory_budget)));
+        Self {
+            config,
+            budget,
+            gpu_budget,
+            tables: DashMap::new(),
+            dense: DashMap::new(),
+            ownership,
+        }
+    }
+
+    /// The engine's settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The node's memory budget.
+    pub fn budget(&self) -> &MemoryBudget {
+        &self.budget
+    }
+
+    /// Which slots this node serves, at which epoch.
+    pub fn ownership(&self) -> &Ownership {
+        &self.ownership
+    }
+
+    /// Creates a table.
+    pub fn create_table(&self, spec: TableSpec) -> Result<(), EngineError> {
+        spec.validate()?;
+        let entry = self.tables.entry(spec.name.clone());
+        if let dashmap::Entry::Occupied(_) = entry {
+            return Err(EngineError::TableExists { name: spec.name });
+        }
+        let gpu_budget = self.gpu_budget.lock().clone();
+        let table = self.build_table(spec, &gpu_budget)?;
+        entry.insert(Arc::new(table));
+        Ok(())
+    }
+
+    /// A new, empty table: host tier, or GPU tier in front of it (device memory from `gpu_budget`).
+    fn build_table(
+        &self,
+        spec: TableSpec,
+        gpu_budget: &Arc<MemoryBudget>,
+    ) -> Result<Table, EngineError> {
+        let host = HostTier::new(spec.clone(), self.config.num_slots, self.budget.clone());
+        let (tier, gpu): (Box<dyn Tier>, _) = match spec.tier {
+            TierKind::Host => (Box::new(host), None),
+            TierKind::Gpu => {
+                let (tier, reservation) = gpu::build(&self.config, gpu_budget, &spec, host)?;
+                (tier, Some(reservation))
+            }
+        };
+        Ok(Table {
+            spec,
+            tier,
+            _gpu: gpu,
+        })
+    }
+
+    /// Drops a table and frees its rows.
+    pub fn drop_table(&self, name: &str) -> Result<(), EngineError> {
+        self.tables
+            .remove(name)
+            .map(|_| ())
+            .ok_or_else(|| EngineError::TableNotFound { name: name.into() })
+    }
+
+    /// A table by name.
+    pub fn table(&self, name: &str) -> Result<Arc<Table>, EngineError> {
+        if name.is_empty() {
+            return Err(EngineError::EmptyName { what: "table" });
+        }
+        self.tables
+            .get(name)
+            .map(|t| t.value().clone())
+            .ok_or_else(|| EngineError::TableNotFound { name: name.into() })
+    }
+
+    /// All tables, sorted by name.
+    pub fn tables(&self) -> Vec<Arc<Table>> {
+        let mut all: Vec<_> = self.tables.iter().map(|t| t.value().clone()).collect();
+        all.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        all
+    }
+
+    /// Rows and bytes held in each of the half-open slot `ranges`, over all tables.
+    pub fn range_usage(&self, ranges: &[(u32, u32)]) -> Vec<TierStats> {
+        let mut usage = vec![TierStats::default(); ranges.len()];
+        for table in self.tables() {
+            let per_row = table.row_bytes();
+            for (u, rows) in usage.iter_mut().zip(table.count_slots(ranges)) {
+                u.rows += rows;
+                u.bytes += rows * per_row;
+            }
+        }
+        usage
+    }
+
+    /// Checks a batch's size against the limit.
+    pub fn check_batch(&self, rows: usize) -> Result<(), EngineError> {
+        if rows > self.config.max_batch_rows {
+            return Err(EngineError::BatchTooLarge {
+                rows,
+                limit: self.config.max_batch_rows,
+            });
+        }
+        Ok(())
+    }
+
+    /// Rows of `ids` into `out` (`ids.len() * dim`), creating missing rows.
+    pub fn pull(&self, table: &str, ids: &[u64], out: &mut [f32]) -> Result<(), EngineError> {
+        self.check_batch(ids.len())?;
+        self.table(table)?.pull(ids, out)
+    }
+
+    /// Applies `grads` for `ids`; returns the number of distinct rows updated.
+    pub fn push(&self, table: &str, ids: &[u64], grads: &[f32]) -> Result<u64, EngineError> {
+        self.check_batch(ids.len())?;
+        self.table(table)?.push(ids, grads)
+    }
+
+    /// Creates a dense tensor.
+    pub fn create_dense(&self, spec: DenseSpec) -> Result<(), EngineError> {
+        spec.validate()?;
+        let entry = self.dense.entry(spec.name.clone());
+        if let dashmap::Entry::Occupied(_) = entry {
+            return Err(EngineError::DenseExists { name: spec.name });
+        }
+        entry.insert(Arc::new(DenseTensor::new(spec)));
+        Ok(())
+    }
+
+    /// Drops a dense tensor.
+    pub fn drop_dense(&self, name: &str) -> Result<(), EngineError> {
+        self.dense
+            .remove(name)
+            .map(|_| ())
+            .ok_or_else(|| EngineError::DenseNotFound { name: name.into() })
+    }
+
+    /// A dense tensor by name.
+    pub fn dense(&self, name: &str) -> Result<Arc<DenseTensor>, EngineError> {
+        if name.is_empty() {
+            return Err(EngineError::EmptyName {
+                what: "dense tensor",
+            });
+        }
+        self.dense
+            .get(name)
+            .map(|t| t.value().clone())
+            .ok_or_else(|| EngineError::DenseNotFound { name: name.into() })
+    }
+
+    /// All dense tensors, sorted by name.
+    pub fn dense_tensors(&self) -> Vec<Arc<DenseTensor>> {
+        let mut all: Vec<_> = self.dense.iter().map(|t| t.value().clone()).collect();
+        all.sort_by(|a, b| a.spec().name.cmp(&b.spec().name));
+        all
+    }
+
+    /// Applies a gradient to a whole dense tensor.
+    pub fn push_dense(&self, name: &str, grad: &[f32]) -> Result<u64, EngineError> {
+        let tensor = self.dense(name)?;
+        validate::check_finite(grad)?;
+        tensor.push(grad)
+    }
+
+    /// Copies every table and dense tensor out at one instant: all tables are frozen
+    /// (writes held off) before the first row is copied, and thawed after the last.
+    pub fn snapshot(&self) -> Result<NodeSnapshot, EngineError> {
+        let tables = self.tables();
+        let frozen: Vec<_> = tables.iter().map(|t| t.tier.freeze()).collect();
+        let dense = self.dense_tensors().iter().map(|d| d.snapshot()).collect();
+        let tables = tables
+            .iter()
+            .zip(&frozen)
+            .map(|(t, f)| {
+                Ok(TableSnapshot {
+                    spec: t.spec.clone(),
+                    row_floats: t.tier.layout().row_floats() as u32,
+                    blocks: f.snapshot()?,
+                })
+            })
+            .collect::<Result<Vec<_>, EngineError>>();
+        drop(frozen);
+        Ok(NodeSnapshot {
+            epoch: self.ownership.epoch(),
+            tables: tables?,
+            dense,
+        })
+    }
+
+    /// Replaces every table and dense tensor with the snapshot's.
+    pub fn restore(&self, snap: &NodeSnapshot) -> Result<(), EngineError> {
+        // The restored tables take their device memory from a fresh GPU budget, which replaces
+        // the node's when they replace the current tables.
+        let gpu_budget = Arc::new(MemoryBudget::new(self.config.gpu_memory_budget));
+        let mut tables = Vec::with_capacity(snap.tables.len());
+        for t in &snap.tables {
+            t.spec.validate()?;
+            let table = self.build_table(t.spec.clone(), &gpu_budget)?;
+            table.tier.restore(&t.blocks)?;
+            tables.push(table);
+        }
+        let dense = snap
+            .dense
+            .iter()
+            .map(DenseTensor::restore)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.tables.clear();
+        *self.gpu_budget.lock() = gpu_budget;
+        for t in tables {
+            self.tables.insert(t.spec.name.clone(), Arc::new(t));
+        }
+        self.dense.clear();
+        for d in dense {
+            self.dense.insert(d.spec().name.clone(), Arc::new(d));
+        }
+        Ok(())
+    }
+}
