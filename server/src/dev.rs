@@ -150,7 +150,7 @@ pub async fn run_dev(
     let max = config.max_message_bytes;
     let metrics = Arc::new(Metrics::new().with_migrations(node.migration_counters().clone()));
     let parameter = parameter_routes(ParameterService::new(engine.clone(), metrics.clone()), max);
-    let coordinator_svc = CoordinatorServer::new(CoordinatorService::new(coordinator))
+    let coordinator_svc = CoordinatorServer::new(CoordinatorService::in_process_only(coordinator))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
     let metrics_task = serve::metrics(metrics_listener, metrics, engine, &stop_rx);
@@ -158,7 +158,8 @@ pub async fn run_dev(
     tracing::info!(%address, "strata-server dev serving");
     let result = server_builder()
         .add_service(health)
-        .add_service(serve::reflection()?)
+        .add_service(serve::reflection_v1()?)
+        .add_service(serve::reflection_v1alpha()?)
         .add_service(parameter)
         .add_service(coordinator_svc)
         .serve_with_incoming_shutdown(incoming(listener), shutdown)

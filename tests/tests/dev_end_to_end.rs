@@ -411,3 +411,64 @@ async fn huge_pages_are_asked_for_by_default_and_not_with_the_flag_off() {
         }
     }
 }
+
+#[tokio::test]
+async fn reflection_v1alpha_lists_the_strata_services() {
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = DevServer::start(dir.path(), &[]).expect("start");
+    let channel = server.channel().await.expect("channel");
+    let mut reflection = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .expect("v1alpha reflection is served")
+        .into_inner();
+    let first = responses
+        .message()
+        .await
+        .expect("message")
+        .expect("one response");
+    let Some(MessageResponse::ListServicesResponse(list)) = first.message_response else {
+        panic!("unexpected reflection answer: {first:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"strata.v1.Parameter".to_string()),
+        "{names:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_dev_server_refuses_shard_servers_of_other_processes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = DevServer::start(dir.path(), &[]).expect("start");
+    let channel = server.channel().await.expect("channel");
+    let mut coordinator = strata_proto::v1::coordinator_client::CoordinatorClient::new(channel);
+    let status = coordinator
+        .register_node(strata_proto::v1::RegisterNodeRequest {
+            address: "127.0.0.1:1".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("a dev server has its node in process");
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    assert!(
+        status.message().contains("strata-server coordinator"),
+        "{status:?}"
+    );
+    let map = coordinator
+        .get_cluster_map(strata_proto::v1::GetClusterMapRequest {})
+        .await
+        .expect("map")
+        .into_inner();
+    assert_eq!(map.nodes.len(), 1, "only the in-process node: {map:?}");
+}

@@ -115,7 +115,8 @@ pub async fn run_coordinator(
     tracing::info!(%address, etcd = config.etcd.is_some(), "strata-server coordinator serving");
     let serve = server_builder()
         .add_service(health)
-        .add_service(serve::reflection()?)
+        .add_service(serve::reflection_v1()?)
+        .add_service(serve::reflection_v1alpha()?)
         .add_service(service)
         .serve_with_incoming_shutdown(
             crate::transport::incoming(listener),

@@ -29,17 +29,34 @@ pub async fn health(
     (reporter, service)
 }
 
-/// The reflection service over strata's descriptors.
-pub fn reflection() -> Result<
+/// The `grpc.reflection.v1` service over strata's descriptors.
+pub fn reflection_v1() -> Result<
     tonic_reflection::server::v1::ServerReflectionServer<
         impl tonic_reflection::server::v1::ServerReflection,
     >,
     RoleError,
 > {
-    tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(strata_proto::FILE_DESCRIPTOR_SET)
+    reflection_builder()
         .build_v1()
         .map_err(|e| RoleError::Setup(e.to_string()))
+}
+
+/// The `grpc.reflection.v1alpha` service, for clients that speak only that one (Python's
+/// grpcio-reflection, older grpcurl).
+pub fn reflection_v1alpha() -> Result<
+    tonic_reflection::server::v1alpha::ServerReflectionServer<
+        impl tonic_reflection::server::v1alpha::ServerReflection,
+    >,
+    RoleError,
+> {
+    reflection_builder()
+        .build_v1alpha()
+        .map_err(|e| RoleError::Setup(e.to_string()))
+}
+
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(strata_proto::FILE_DESCRIPTOR_SET)
 }
 
 /// Serves `/metrics` until `stop` turns true.

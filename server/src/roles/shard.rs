@@ -101,7 +101,8 @@ pub async fn run_shard(
     tracing::info!(%address, "strata-server shard serving");
     let result = server_builder()
         .add_service(health)
-        .add_service(serve::reflection()?)
+        .add_service(serve::reflection_v1()?)
+        .add_service(serve::reflection_v1alpha()?)
         .add_service(parameter)
         .add_service(control)
         .serve_with_incoming_shutdown(crate::transport::incoming(listener), shutdown)

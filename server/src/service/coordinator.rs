@@ -27,6 +27,9 @@ use strata_cluster::{ClusterMap, CoordinatorError};
 /// Serves the control plane of a multi-node cluster.
 pub struct CoordinatorService {
     slot: Arc<LeaderSlot>,
+    /// Whether shard servers of other processes may join (not on a dev server, whose
+    /// coordinator reaches only the node in its own process).
+    remote_nodes: bool,
 }
 
 impl CoordinatorService {
@@ -37,7 +40,30 @@ impl CoordinatorService {
 
     /// A service that serves once `slot` leads and refuses with the leader's address before.
     pub fn with_slot(slot: Arc<LeaderSlot>) -> Self {
-        Self { slot }
+        Self {
+            slot,
+            remote_nodes: true,
+        }
+    }
+
+    /// The service of `strata-server dev`: as [`CoordinatorService::new`], but shard servers
+    /// of other processes are refused (the dev coordinator reaches only its own node).
+    pub fn in_process_only(coordinator: Arc<ClusterCoordinator>) -> Self {
+        Self {
+            remote_nodes: false,
+            ..Self::new(coordinator)
+        }
+    }
+
+    /// Refuses membership calls from other processes on a dev server.
+    fn check_remote_nodes(&self) -> Result<(), Status> {
+        if self.remote_nodes {
+            return Ok(());
+        }
+        Err(Status::failed_precondition(
+            "this is a strata-server dev, whose one shard node runs in its own process; \
+             to run shard servers as processes, start strata-server coordinator",
+        ))
     }
 
     fn coordinator(&self) -> Result<&Arc<ClusterCoordinator>, Status> {
@@ -260,6 +286,7 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<pb::RegisterNodeRequest>,
     ) -> Result<Response<pb::RegisterNodeResponse>, Status> {
+        self.check_remote_nodes()?;
         let req = request.into_inner();
         if req.address.is_empty() {
             return Err(Status::invalid_argument("address must not be empty"));
@@ -284,6 +311,7 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        self.check_remote_nodes()?;
         let req = request.into_inner();
         let reply = self
             .coordinator()?
