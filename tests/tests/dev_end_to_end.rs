@@ -230,44 +230,48 @@ async fn http_get(addr: &str, path: &str) -> String {
     body
 }
 
-#[tokio::test]
-async fn reflection_lists_the_strata_services() {
-    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
+/// A test that lists the services through one version of gRPC server reflection.
+macro_rules! reflection_test {
+    ($name:ident, $version:ident) => {
+        #[tokio::test]
+        async fn $name() {
+            use tonic_reflection::pb::$version::server_reflection_client::ServerReflectionClient;
+            use tonic_reflection::pb::$version::server_reflection_request::MessageRequest;
+            use tonic_reflection::pb::$version::server_reflection_response::MessageResponse;
+            use tonic_reflection::pb::$version::ServerReflectionRequest;
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = DevServer::start(dir.path(), &[]).expect("start");
-    let channel = server.channel().await.expect("channel");
-    let mut reflection = ServerReflectionClient::new(channel);
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
+            let dir = tempfile::tempdir().expect("tempdir");
+            let server = DevServer::start(dir.path(), &[]).expect("start");
+            let channel = server.channel().await.expect("channel");
+            let mut reflection = ServerReflectionClient::new(channel);
+            let request = ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(MessageRequest::ListServices(String::new())),
+            };
+            let mut responses = reflection
+                .server_reflection_info(tokio_stream::iter(vec![request]))
+                .await
+                .expect("reflection")
+                .into_inner();
+            let first = responses
+                .message()
+                .await
+                .expect("message")
+                .expect("one response");
+            let Some(MessageResponse::ListServicesResponse(list)) = first.message_response else {
+                panic!("unexpected reflection answer: {first:?}");
+            };
+            let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+            for service in ["strata.v1.Parameter", "strata.v1.Coordinator"] {
+                assert!(names.contains(&service.to_string()), "{names:?}");
+            }
+        }
     };
-    let mut responses = reflection
-        .server_reflection_info(tokio_stream::iter(vec![request]))
-        .await
-        .expect("reflection")
-        .into_inner();
-    let first = responses
-        .message()
-        .await
-        .expect("message")
-        .expect("one response");
-    let Some(MessageResponse::ListServicesResponse(list)) = first.message_response else {
-        panic!("unexpected reflection answer: {first:?}");
-    };
-    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    assert!(
-        names.contains(&"strata.v1.Parameter".to_string()),
-        "{names:?}"
-    );
-    assert!(
-        names.contains(&"strata.v1.Coordinator".to_string()),
-        "{names:?}"
-    );
 }
+
+reflection_test!(reflection_lists_the_strata_services, v1);
+// Python's grpcio-reflection and older grpcurl speak only v1alpha.
+reflection_test!(reflection_v1alpha_lists_the_strata_services, v1alpha);
 
 /// Polls `/metrics` until `series` reads `value` (10 s at most); returns the last body.
 async fn wait_metric(addr: &str, series: &str, value: u64) -> String {
@@ -410,41 +414,6 @@ async fn huge_pages_are_asked_for_by_default_and_not_with_the_flag_off() {
             );
         }
     }
-}
-
-#[tokio::test]
-async fn reflection_v1alpha_lists_the_strata_services() {
-    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
-    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
-
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = DevServer::start(dir.path(), &[]).expect("start");
-    let channel = server.channel().await.expect("channel");
-    let mut reflection = ServerReflectionClient::new(channel);
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut responses = reflection
-        .server_reflection_info(tokio_stream::iter(vec![request]))
-        .await
-        .expect("v1alpha reflection is served")
-        .into_inner();
-    let first = responses
-        .message()
-        .await
-        .expect("message")
-        .expect("one response");
-    let Some(MessageResponse::ListServicesResponse(list)) = first.message_response else {
-        panic!("unexpected reflection answer: {first:?}");
-    };
-    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    assert!(
-        names.contains(&"strata.v1.Parameter".to_string()),
-        "{names:?}"
-    );
 }
 
 #[tokio::test]

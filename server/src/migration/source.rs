@@ -10,12 +10,13 @@ use strata_proto::v1 as pb;
 use strata_proto::wire;
 use tokio::sync::mpsc;
 use tonic::body::Body;
-use tonic::transport::{Channel, Endpoint};
+use strata_proto::transport::endpoint;
+use tonic::transport::Channel;
 
 use super::frames::{chunk_bytes, chunk_of, encode};
 use super::queue_body::QueueBody;
 use super::{MigrationCounters, MigrationError, Throttle};
-use crate::transport::{DEFAULT_MAX_MESSAGE_BYTES, WINDOW_BYTES};
+use crate::transport::DEFAULT_MAX_MESSAGE_BYTES;
 use strata_cluster::cluster::{MovePhase, MoveProgress};
 use strata_engine::{Capture, Engine, Table};
 use strata_storage::slot::slot_of;
@@ -409,15 +410,12 @@ async fn connect(address: &str) -> Result<Channel, MigrationError> {
         address: address.to_string(),
         message,
     };
-    Endpoint::from_shared(format!("http://{address}"))
+    endpoint(address)
         .map_err(|e| err(e.to_string()))?
         .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true)
         .http2_keep_alive_interval(KEEPALIVE)
         .keep_alive_timeout(KEEPALIVE)
         .keep_alive_while_idle(true)
-        .initial_stream_window_size(WINDOW_BYTES)
-        .initial_connection_window_size(WINDOW_BYTES)
         .connect()
         .await
         .map_err(|e| err(format!("cannot connect: {e}")))

@@ -14,7 +14,8 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use strata_proto::v1 as pb;
 use strata_proto::v1::coordinator_client::CoordinatorClient;
-use tonic::transport::{Channel, Endpoint};
+use strata_proto::transport::endpoint;
+use tonic::transport::Channel;
 use tonic::Code;
 
 use crate::service::convert::{catalog_from_pb, map_from_pb, report_to_pb};
@@ -178,7 +179,7 @@ impl GrpcLink {
 }
 
 fn lazy_client(address: &str) -> Result<CoordinatorClient<Channel>, String> {
-    let channel = Endpoint::from_shared(format!("http://{address}"))
+    let channel = endpoint(address)
         .map_err(|e| format!("invalid coordinator address {address:?}: {e}"))?
         .connect_timeout(CALL_TIMEOUT)
         .timeout(CALL_TIMEOUT)

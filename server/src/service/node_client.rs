@@ -8,7 +8,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use parking_lot::Mutex;
 use strata_proto::v1::shard_control_client::ShardControlClient;
-use tonic::transport::{Channel, Endpoint};
+use strata_proto::transport::endpoint;
+use tonic::transport::Channel;
 
 use strata_proto::v1 as pb;
 
@@ -44,7 +45,7 @@ impl GrpcNodeControl {
         if let Some(c) = channels.get(address) {
             return Ok(ShardControlClient::new(c.clone()));
         }
-        let channel = Endpoint::from_shared(format!("http://{address}"))
+        let channel = endpoint(address)
             .map_err(|e| {
                 NodeError::new(
                     NodeErrorKind::InvalidArgument,
@@ -52,7 +53,6 @@ impl GrpcNodeControl {
                 )
             })?
             .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
             .http2_keep_alive_interval(KEEPALIVE)
             .keep_alive_timeout(KEEPALIVE)
             .keep_alive_while_idle(true)
