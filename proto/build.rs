@@ -8,6 +8,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(&descriptor_path, prost::Message::encode_to_vec(&fds))?;
     tonic_prost_build::configure()
         .bytes(".strata.v1")
+        // Undecodable requests are the sender's fault: INVALID_ARGUMENT, not INTERNAL.
+        .codec_path("crate::codec::StrictCodec")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -4,6 +4,7 @@
 //!
 //! - [`v1`]: the generated messages, clients and servers.
 //! - [`routing`]: the slot hash every client routes with.
+//! - [`codec`]: the services' protobuf codec (undecodable messages are `INVALID_ARGUMENT`).
 //! - [`transport`]: HTTP/2 settings, message limits, status metadata keys and the endpoint
 //!   builder, shared by servers and clients.
 //! - [`wire`]: the hand-framed codec of the row payload methods.
@@ -23,6 +24,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 #[path = "../../server/storage/src/hash.rs"]
 pub mod routing;
 
+pub mod codec;
 pub mod transport;
 pub mod wire;
 

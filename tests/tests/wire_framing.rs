@@ -95,7 +95,7 @@ async fn payloads_over_many_frames_round_trip_between_both_encoders() {
 }
 
 #[tokio::test]
-async fn malformed_framing_is_refused_and_applies_nothing() {
+async fn malformed_framing_is_invalid_argument_and_applies_nothing() {
     let f = fixture(4).await;
     let ids = [1u64, 2];
     let good = wire::push_request("t", ids_bytes(&ids), Bytes::from(vec![0u8; 32]), 0);
@@ -110,17 +110,17 @@ async fn malformed_framing_is_refused_and_applies_nothing() {
         vec![framed(&wrong_type, false, None)],
     )
     .await;
-    assert_eq!(s.code(), Code::Internal, "{s:?}");
+    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
     assert!(s.message().contains("PushRequest"), "{s:?}");
 
-    // Compressed flag without a negotiated encoding (INTERNAL, as gRPC says).
+    // Compressed flag without a negotiated encoding.
     let s = raw_status(
         &f.channel,
         wire::PUSH_PATH,
         vec![framed(message, true, None)],
     )
     .await;
-    assert_eq!(s.code(), Code::Internal, "{s:?}");
+    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
     assert!(s.message().contains("compressed"), "{s:?}");
 
     // The prefix announces more bytes than the body carries.
@@ -131,17 +131,17 @@ async fn malformed_framing_is_refused_and_applies_nothing() {
         vec![framed(message, false, declared)],
     )
     .await;
-    assert_eq!(s.code(), Code::Internal, "{s:?}");
+    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
     assert!(s.message().contains("ended after"), "{s:?}");
 
     // Two messages in a unary call.
     let two = vec![framed(message, false, None), framed(message, false, None)];
     let s = raw_status(&f.channel, wire::PUSH_PATH, two).await;
-    assert_eq!(s.code(), Code::Internal, "{s:?}");
+    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
 
     // No message at all.
     let s = raw_status(&f.channel, wire::PULL_PATH, Vec::new()).await;
-    assert_eq!(s.code(), Code::Internal, "{s:?}");
+    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
 
     // A message larger than the server's limit is refused before it is read.
     let s = raw_status(
@@ -163,4 +163,25 @@ async fn malformed_framing_is_refused_and_applies_nothing() {
     let s = raw_status(&f.channel, wire::PUSH_PATH, pieces).await;
     assert_eq!(s.code(), Code::Ok, "{s:?}");
     assert_eq!(values(&f.channel, &ids).await, vec![-1.0; 8]);
+}
+
+#[tokio::test]
+async fn an_undecodable_message_to_a_generated_service_is_invalid_argument() {
+    let f = fixture(4).await;
+    // CreateTableRequest whose field 1 (spec, a message) holds a truncated submessage.
+    let garbage = [0x0a, 0x05, 0x0a, 0x09, b'x'];
+    let s = raw_status(
+        &f.channel,
+        "/strata.v1.Coordinator/CreateTable",
+        vec![framed(&garbage, false, None)],
+    )
+    .await;
+    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
+    assert!(s.message().contains("malformed"), "{s:?}");
+    let tables = CoordinatorClient::new(f.channel.clone())
+        .list_tables(pb::ListTablesRequest {})
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(tables.tables.len(), 1, "nothing was created: {tables:?}");
 }

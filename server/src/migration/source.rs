@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use strata_proto::routing::dense_key;
+use strata_proto::transport::endpoint;
 use strata_proto::v1 as pb;
 use strata_proto::wire;
 use tokio::sync::mpsc;
 use tonic::body::Body;
-use strata_proto::transport::endpoint;
 use tonic::transport::Channel;
 
 use super::frames::{chunk_bytes, chunk_of, encode};

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use strata_proto::transport::endpoint;
 use strata_proto::v1 as pb;
 use strata_proto::v1::coordinator_client::CoordinatorClient;
-use strata_proto::transport::endpoint;
 use tonic::transport::Channel;
 use tonic::Code;
 

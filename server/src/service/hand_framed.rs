@@ -74,8 +74,9 @@ pub fn read_status(e: ReadError<Status>) -> Status {
     match e {
         ReadError::Body(status) => status,
         ReadError::TooLarge { .. } => Status::resource_exhausted(e.to_string()),
+        // The sender's framing is wrong: its fault, not strata's.
         ReadError::Compressed | ReadError::Incomplete { .. } | ReadError::Extra => {
-            Status::internal(e.to_string())
+            Status::invalid_argument(e.to_string())
         }
     }
 }
@@ -86,12 +87,12 @@ pub async fn receive_unary(mut body: Body, max: usize) -> Result<Chunks, Status>
         .await
         .map_err(read_status)?
         .message
-        .ok_or_else(|| Status::internal("missing request message"))
+        .ok_or_else(|| Status::invalid_argument("missing request message"))
 }
 
 /// The status for a message that does not decode.
 pub fn malformed(message: &'static str) -> impl Fn(wire::WireError) -> Status {
-    move |e| Status::internal(format!("failed to decode {message}: {e}"))
+    move |e| Status::invalid_argument(format!("malformed {message}: {e}"))
 }
 
 /// A unary response: the message then `grpc-status: 0`, or the error as trailers only.

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use parking_lot::Mutex;
-use strata_proto::v1::shard_control_client::ShardControlClient;
 use strata_proto::transport::endpoint;
+use strata_proto::v1::shard_control_client::ShardControlClient;
 use tonic::transport::Channel;
 
 use strata_proto::v1 as pb;

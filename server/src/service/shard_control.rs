@@ -113,7 +113,7 @@ fn import_chunks(
         match reader.next_message().await {
             Ok(Some(message)) => {
                 let chunk = pb::ImportChunk::decode(message)
-                    .map_err(|e| Status::internal(format!("failed to decode ImportChunk: {e}")));
+                    .map_err(|e| Status::invalid_argument(format!("malformed ImportChunk: {e}")));
                 Some((chunk, Some(reader)))
             }
             Ok(None) => None,
