@@ -46,6 +46,8 @@ pub struct DevConfig {
     pub keep_checkpoints: usize,
     /// Nice value of the migration threads.
     pub migration_nice: i32,
+    /// Start with empty tables when every checkpoint fails verification.
+    pub accept_data_loss: bool,
 }
 
 /// Why a dev node stopped.
@@ -89,14 +91,15 @@ pub async fn run_dev(
 ) -> Result<(), DevError> {
     let address = listener.local_addr()?.to_string();
     let engine = Arc::new(Engine::new(config.engine.clone()));
-    let (data_dir, keep, open_engine, nice) = (
+    let (data_dir, keep, open_engine, nice, accept_data_loss) = (
         config.data_dir.clone(),
         config.keep_checkpoints,
         engine.clone(),
         config.migration_nice,
+        config.accept_data_loss,
     );
     let (node, stored_id) = tokio::task::spawn_blocking(move || {
-        let node = ShardNode::open(&data_dir, open_engine, keep, nice)?;
+        let node = ShardNode::open(&data_dir, open_engine, keep, nice, accept_data_loss)?;
         Ok::<_, ShardNodeError>((node, stored_node_id(&data_dir)?))
     })
     .await

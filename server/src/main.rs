@@ -167,9 +167,13 @@ struct NodeArgs {
     /// Largest gRPC message (e.g. 256MiB).
     #[arg(long, value_parser = parse_size, default_value_t = DEFAULT_MAX_MESSAGE_BYTES as u64)]
     max_message_size: u64,
-    /// Checkpoints to keep on disk.
+    /// Checkpoints to keep on disk (corrupt ones are never deleted by retention).
     #[arg(long, default_value_t = 3)]
     keep_checkpoints: usize,
+    /// Start with empty tables when the data dir holds checkpoints and none verifies
+    /// (without it such a node refuses to start rather than serve fresh rows over them).
+    #[arg(long)]
+    accept_data_loss: bool,
     /// Slots of the cluster (a shard's must match the coordinator's).
     #[arg(long, default_value_t = DEFAULT_NUM_SLOTS)]
     num_slots: u32,
@@ -285,6 +289,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         max_message_bytes: args.node.max_message_bytes(),
         keep_checkpoints: args.node.keep_checkpoints(),
         migration_nice: args.migration_nice,
+        accept_data_loss: args.node.accept_data_loss,
     };
     // Tests and scripts read the bound addresses from these lines.
     println!("strata-server dev listening on {}", listener.local_addr()?);
@@ -399,6 +404,7 @@ async fn shard(args: ShardArgs) -> anyhow::Result<()> {
         keep_checkpoints: args.node.keep_checkpoints(),
         heartbeat_interval: args.heartbeat_interval,
         migration_nice: args.migration_nice,
+        accept_data_loss: args.node.accept_data_loss,
     };
     announce("shard", &listener, &metrics_listener)?;
     run_shard(config, listener, metrics_listener, shutdown_signal())

@@ -62,6 +62,20 @@ pub enum ShardNodeError {
     /// A migration step failed.
     #[error(transparent)]
     Migration(#[from] MigrationError),
+    /// The data dir holds checkpoints and none of them verifies: starting would silently
+    /// replace the trained rows with fresh ones.
+    #[error(
+        "every checkpoint in {} fails verification ({}); refusing to start with fresh rows over them. \
+         Put a good copy back, or start with --accept-data-loss to begin with empty tables \
+         (the corrupt checkpoints are kept)",
+        dir.display(), corrupt.join(", ")
+    )]
+    NoGoodCheckpoint {
+        /// The checkpoints directory.
+        dir: PathBuf,
+        /// The checkpoints that failed.
+        corrupt: Vec<String>,
+    },
     /// A move request is malformed.
     #[error("{reason}")]
     BadMove {
@@ -159,12 +173,14 @@ pub struct ShardNode {
 
 impl ShardNode {
     /// Opens the data dir and restores the newest good checkpoint; serves no slot yet.
-    /// Migrations run on threads at `migration_nice`.
+    /// Migrations run on threads at `migration_nice`. A data dir whose checkpoints all fail
+    /// verification is refused unless `accept_data_loss` (then the node starts empty).
     pub fn open(
         data_dir: &Path,
         engine: Arc<Engine>,
         keep_checkpoints: usize,
         migration_nice: i32,
+        accept_data_loss: bool,
     ) -> Result<Self, ShardNodeError> {
         let checkpoints = CheckpointStore::open(data_dir)?;
         engine.ownership().update(0, Some(&[]));
@@ -175,7 +191,22 @@ impl ShardNode {
                 tracing::info!(id = %info.id, rows = info.rows, "restored checkpoint");
                 Some(info)
             }
-            None => None,
+            None => {
+                let corrupt = checkpoints.corrupt_ids();
+                if !corrupt.is_empty() {
+                    if !accept_data_loss {
+                        return Err(ShardNodeError::NoGoodCheckpoint {
+                            dir: checkpoints.root().to_path_buf(),
+                            corrupt,
+                        });
+                    }
+                    tracing::error!(
+                        dir = %checkpoints.root().display(), ?corrupt,
+                        "every checkpoint fails verification; starting with empty tables as --accept-data-loss asks (the corrupt checkpoints are kept)"
+                    );
+                }
+                None
+            }
         };
         Ok(Self {
             engine,

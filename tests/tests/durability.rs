@@ -168,3 +168,90 @@ async fn corrupt_checkpoint_is_reported_and_the_previous_one_loaded() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Flips one byte in every data file of every node checkpoint under `data_dir`.
+fn corrupt_every_checkpoint(data_dir: &std::path::Path) {
+    for ckpt in std::fs::read_dir(data_dir.join("checkpoints")).expect("checkpoints dir") {
+        let ckpt = ckpt.expect("entry").path();
+        if !ckpt.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(&ckpt).expect("checkpoint dir") {
+            let file = file.expect("entry").path();
+            if file.extension().is_some_and(|e| e == "bin") {
+                let mut bytes = std::fs::read(&file).expect("read");
+                let mid = bytes.len() / 2;
+                bytes[mid] ^= 0xFF;
+                std::fs::write(&file, bytes).expect("write");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_data_dir_whose_checkpoints_all_fail_is_not_silently_replaced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = DevServer::start(dir.path(), &["--keep-checkpoints", "2"]).expect("start");
+    let client = server.client().await.expect("client");
+    client
+        .create_table(table_spec("e", 4, "sgd", 1.0))
+        .await
+        .expect("create");
+    client.push("e", &[1, 2], &[1.0; 8]).await.expect("push");
+    client.checkpoint().await.expect("first");
+    client.push("e", &[1, 2], &[1.0; 8]).await.expect("push");
+    client.checkpoint().await.expect("second");
+    server.kill();
+    corrupt_every_checkpoint(dir.path());
+
+    // Refused: the error names the checkpoints and the way out; the process ends.
+    let mut child = std::process::Command::new(strata_tests::binary("strata-server"))
+        .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a dev server over corrupt checkpoints must not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .expect("stderr");
+    assert!(!status.success());
+    assert!(
+        stderr.contains("fails verification")
+            && stderr.contains("ckpt-")
+            && stderr.contains("--accept-data-loss"),
+        "{stderr}"
+    );
+
+    // Accepted on request: empty tables; the corrupt checkpoints survive retention.
+    let server = DevServer::start(
+        dir.path(),
+        &["--keep-checkpoints", "2", "--accept-data-loss"],
+    )
+    .expect("start with --accept-data-loss");
+    let client = server.client().await.expect("client");
+    assert_eq!(client.pull("e", &[1, 2]).await.expect("pull"), vec![0.0; 8]);
+    let corrupt: Vec<_> = std::fs::read_dir(dir.path().join("checkpoints"))
+        .expect("dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    for _ in 0..4 {
+        client.checkpoint().await.expect("checkpoint");
+    }
+    for path in &corrupt {
+        assert!(path.is_dir(), "{} was pruned", path.display());
+    }
+}

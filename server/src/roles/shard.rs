@@ -42,6 +42,8 @@ pub struct ShardRoleConfig {
     pub heartbeat_interval: Duration,
     /// Nice value of the migration threads.
     pub migration_nice: i32,
+    /// Start with empty tables when every checkpoint fails verification.
+    pub accept_data_loss: bool,
 }
 
 /// Runs a shard server on already-bound listeners until `shutdown` resolves.
@@ -56,14 +58,15 @@ pub async fn run_shard(
         None => listener.local_addr()?.to_string(),
     };
     let engine = Arc::new(Engine::new(config.engine.clone()));
-    let (data_dir, keep, open_engine, nice) = (
+    let (data_dir, keep, open_engine, nice, accept_data_loss) = (
         config.data_dir.clone(),
         config.keep_checkpoints,
         engine.clone(),
         config.migration_nice,
+        config.accept_data_loss,
     );
     let node = tokio::task::spawn_blocking(move || {
-        let node = ShardNode::open(&data_dir, open_engine, keep, nice)?;
+        let node = ShardNode::open(&data_dir, open_engine, keep, nice, accept_data_loss)?;
         Ok::<_, RoleError>((node, stored_node_id(&data_dir)?))
     })
     .await

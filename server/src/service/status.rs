@@ -127,6 +127,7 @@ pub fn from_shard_node(err: ShardNodeError) -> Status {
             Status::failed_precondition(err.to_string())
         }
         ShardNodeError::BadMove { .. } => Status::invalid_argument(err.to_string()),
+        ShardNodeError::NoGoodCheckpoint { .. } => Status::data_loss(err.to_string()),
         ShardNodeError::ShuttingDown => Status::unavailable(err.to_string()),
         ShardNodeError::Checkpoint(CheckpointError::NotFound { .. }) => {
             Status::not_found(err.to_string())

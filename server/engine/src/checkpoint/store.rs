@@ -8,6 +8,7 @@
 //! ckpt-00000040.trash/    being deleted by `prune` (removed by `open` after a crash)
 //! ```
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -130,6 +131,9 @@ pub struct CheckpointStore {
     root: PathBuf,
     /// Highest id handed out so far (persisted in `LAST_ID` before use).
     last_id: Mutex<u64>,
+    /// Checkpoints seen to fail verification: retention keeps them (they may be the only
+    /// copy of older data) and they are never loaded.
+    corrupt: Mutex<BTreeSet<String>>,
 }
 
 /// A fully written, fsynced checkpoint under its staging name; [`commit`](Self::commit) publishes it.
@@ -222,6 +226,7 @@ impl CheckpointStore {
         Ok(CheckpointStore {
             root,
             last_id: Mutex::new(max_id),
+            corrupt: Mutex::new(BTreeSet::new()),
         })
     }
 
@@ -412,6 +417,7 @@ impl CheckpointStore {
         match self.read(id, false) {
             Ok((m, mb, _)) => Ok(CheckpointInfo::from_manifest(&m, mb, CheckpointState::Ok)),
             Err(CheckpointError::Corrupt { file, reason, .. }) => {
+                self.corrupt.lock().insert(id.to_owned());
                 let reason = format!("{file}: {reason}");
                 // Report what the manifest says when it is readable.
                 let dir = self.root.join(id);
@@ -458,7 +464,8 @@ impl CheckpointStore {
         Ok(snap)
     }
 
-    /// Loads the newest checkpoint that verifies; newer corrupt ones are logged and skipped.
+    /// Loads the newest checkpoint that verifies; newer corrupt ones are logged, skipped and
+    /// remembered (see [`CheckpointStore::corrupt_ids`]).
     pub fn load_latest_good(
         &self,
     ) -> Result<Option<(CheckpointInfo, NodeSnapshot)>, CheckpointError> {
@@ -470,6 +477,7 @@ impl CheckpointStore {
                 }
                 Err(CheckpointError::Corrupt { file, reason, .. }) => {
                     tracing::error!(%id, %file, %reason, "corrupt checkpoint skipped; trying an older one");
+                    self.corrupt.lock().insert(id);
                 }
                 Err(CheckpointError::NotFound { .. }) => {}
                 Err(e) => return Err(e),
@@ -478,8 +486,14 @@ impl CheckpointStore {
         Ok(None)
     }
 
-    /// Keeps the newest `keep` good checkpoints and deletes every checkpoint older than them;
-    /// corrupt ones newer than the oldest kept are left for inspection. Returns how many were deleted.
+    /// The checkpoints seen to fail verification so far, oldest first.
+    pub fn corrupt_ids(&self) -> Vec<String> {
+        self.corrupt.lock().iter().cloned().collect()
+    }
+
+    /// Keeps the newest `keep` good checkpoints and deletes the checkpoints older than them,
+    /// except those seen to be corrupt: they may be the only copy of older data, and stay for
+    /// inspection (an operator deletes them). Returns how many were deleted.
     ///
     /// `keep == 0` deletes every good checkpoint. Ids are never reused afterwards.
     pub fn prune(&self, keep: usize) -> Result<usize, CheckpointError> {
@@ -490,6 +504,10 @@ impl CheckpointStore {
                 if self.verify(&id)?.state == CheckpointState::Ok {
                     good += 1;
                 }
+                continue;
+            }
+            if self.corrupt.lock().contains(&id) {
+                tracing::warn!(%id, "corrupt checkpoint kept for inspection; delete it by hand once it is not needed");
                 continue;
             }
             // Rename first so a crash mid-delete never leaves a half-deleted "committed" dir.

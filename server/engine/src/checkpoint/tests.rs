@@ -358,6 +358,34 @@ fn checkpoint_prune_skips_corrupt_when_counting() {
 }
 
 #[test]
+fn corrupt_checkpoints_older_than_new_good_ones_are_never_pruned() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = CheckpointStore::open(dir.path()).expect("open");
+    let a = store.write(&sample(1)).expect("a").id;
+    let b = store.write(&sample(2)).expect("b").id;
+    flip_byte(&ckpt_file(&store, &a, "table-0000.bin"), 100);
+    flip_byte(&ckpt_file(&store, &b, "table-0000.bin"), 100);
+    // Reopened as at a start: nothing verifies, and the store says which ones failed.
+    let store = CheckpointStore::open(dir.path()).expect("reopen");
+    assert!(store.load_latest_good().expect("load").is_none());
+    assert_eq!(store.corrupt_ids(), vec![a.clone(), b.clone()]);
+    // A node started empty over them checkpoints again and again: the corrupt ones, the
+    // only copies of the older data, stay.
+    for e in 3..7 {
+        store.write(&sample(e)).expect("write");
+        store.prune(1).expect("prune");
+    }
+    assert!(store.root().join(&a).is_dir() && store.root().join(&b).is_dir());
+    let good: Vec<_> = store
+        .list()
+        .expect("list")
+        .into_iter()
+        .filter(|c| c.state == CheckpointState::Ok)
+        .collect();
+    assert_eq!(good.len(), 1, "{good:?}");
+}
+
+#[test]
 fn checkpoint_rejects_bad_ids_and_snapshots() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = CheckpointStore::open(dir.path()).expect("open");
