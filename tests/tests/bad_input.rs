@@ -261,3 +261,36 @@ async fn memory_budget_exhausted_is_a_clear_error() {
     f.assert_refused(r, Code::ResourceExhausted, "memory budget")
         .await;
 }
+
+#[tokio::test]
+async fn huge_names_are_refused_or_not_found_with_short_messages() {
+    let mut f = fixture(&[]).await;
+    let huge = "n".repeat(100_000);
+    // A lookup of a 100 KB name: NOT_FOUND, and the message repeats only its start.
+    let status = f
+        .param
+        .pull(pb::PullRequest {
+            table: huge.clone(),
+            ids: ids_bytes(&IDS),
+            epoch: 0,
+        })
+        .await
+        .expect_err("no such table");
+    assert_eq!(status.code(), Code::NotFound, "{}", status.message().len());
+    assert!(
+        status.message().len() < 300 && status.message().contains("100000 bytes"),
+        "{}",
+        status.message()
+    );
+    // Creating one: INVALID_ARGUMENT naming the limit.
+    let status = f
+        .coord
+        .create_table(pb::CreateTableRequest {
+            spec: Some(table_spec(&"n".repeat(257), 4, "sgd", 1.0)),
+        })
+        .await
+        .expect_err("name over 256 bytes");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("256"), "{status:?}");
+    assert_eq!(f.rows().await, 3);
+}

@@ -4,7 +4,7 @@ use thiserror::Error;
 
 use super::meta_store::MetaStoreError;
 use super::node_control::NodeError;
-use strata_storage::spec::SpecError;
+use strata_storage::spec::{shown_name, SpecError};
 
 /// Why a coordinator operation failed.
 #[derive(Debug, Error)]
@@ -13,25 +13,25 @@ pub enum CoordinatorError {
     #[error(transparent)]
     Spec(#[from] SpecError),
     /// No table of that name in the catalog.
-    #[error("table {name:?} not found")]
+    #[error("table {} not found", shown_name(.name))]
     TableNotFound {
         /// The name asked for.
         name: String,
     },
     /// A table of that name is in the catalog already.
-    #[error("table {name:?} already exists")]
+    #[error("table {} already exists", shown_name(.name))]
     TableExists {
         /// The name asked for.
         name: String,
     },
     /// No dense tensor of that name in the catalog.
-    #[error("dense tensor {name:?} not found")]
+    #[error("dense tensor {} not found", shown_name(.name))]
     DenseNotFound {
         /// The name asked for.
         name: String,
     },
     /// A dense tensor of that name is in the catalog already.
-    #[error("dense tensor {name:?} already exists")]
+    #[error("dense tensor {} already exists", shown_name(.name))]
     DenseExists {
         /// The name asked for.
         name: String,

@@ -2,7 +2,7 @@
 
 use thiserror::Error;
 
-use strata_storage::spec::SpecError;
+use strata_storage::spec::{shown_name, SpecError};
 use strata_storage::StorageError;
 
 /// Why the engine refused a request. A refused request changed nothing.
@@ -30,7 +30,7 @@ pub enum EngineError {
         expected: usize,
     },
     /// A dense gradient does not match the tensor's size.
-    #[error("dense gradient for {name} has {got} floats, tensor has {expected}")]
+    #[error("dense gradient for {} has {got} floats, tensor has {expected}", shown_name(.name))]
     DenseLength {
         /// Tensor name.
         name: String,
@@ -56,25 +56,25 @@ pub enum EngineError {
         limit: usize,
     },
     /// No table of that name.
-    #[error("table {name:?} not found")]
+    #[error("table {} not found", shown_name(.name))]
     TableNotFound {
         /// The name asked for.
         name: String,
     },
     /// A table of that name exists already.
-    #[error("table {name:?} already exists")]
+    #[error("table {} already exists", shown_name(.name))]
     TableExists {
         /// The name asked for.
         name: String,
     },
     /// No dense tensor of that name.
-    #[error("dense tensor {name:?} not found")]
+    #[error("dense tensor {} not found", shown_name(.name))]
     DenseNotFound {
         /// The name asked for.
         name: String,
     },
     /// A dense tensor of that name exists already.
-    #[error("dense tensor {name:?} already exists")]
+    #[error("dense tensor {} already exists", shown_name(.name))]
     DenseExists {
         /// The name asked for.
         name: String,

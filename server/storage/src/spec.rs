@@ -8,6 +8,21 @@ use crate::optimizer::OptimizerConfig;
 /// Largest row width a table may have.
 pub const MAX_DIM: u32 = 4096;
 
+/// Longest table or dense-tensor name, in bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+
+/// Longest part of a name an error message repeats, in characters.
+const SHOWN_NAME_CHARS: usize = 64;
+
+/// A name as error messages show it: quoted, and cut after 64 characters with its length
+/// given, so a huge name cannot blow up a message past the metadata limits.
+pub fn shown_name(name: &str) -> String {
+    match name.char_indices().nth(SHOWN_NAME_CHARS) {
+        None => format!("{name:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &name[..cut], name.len()),
+    }
+}
+
 /// Largest dense tensor, in elements (1 Gi floats).
 pub const MAX_DENSE_ELEMENTS: usize = 1 << 30;
 
@@ -19,6 +34,16 @@ pub enum SpecError {
     EmptyName {
         /// "table" or "dense tensor".
         what: &'static str,
+    },
+    /// A table or tensor name is longer than [`MAX_NAME_BYTES`].
+    #[error("{what} name of {len} bytes is longer than {max} bytes")]
+    NameTooLong {
+        /// "table" or "dense tensor".
+        what: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// The longest allowed.
+        max: usize,
     },
     /// A table's dim is outside 1..=4096.
     #[error("dim {dim} is out of range 1..={max}")]
@@ -115,9 +140,7 @@ impl DenseSpec {
 impl TableSpec {
     /// Checks the spec: a name, a dim in range, valid optimizer and initializer.
     pub fn validate(&self) -> Result<(), SpecError> {
-        if self.name.trim().is_empty() {
-            return Err(SpecError::EmptyName { what: "table" });
-        }
+        check_name(&self.name, "table")?;
         if self.dim == 0 || self.dim > MAX_DIM {
             return Err(SpecError::BadDim {
                 dim: self.dim,
@@ -135,11 +158,7 @@ impl DenseSpec {
     /// Checks the spec: a name, a shape of 1..=2^30 elements, valid optimizer and
     /// initializer.
     pub fn validate(&self) -> Result<(), SpecError> {
-        if self.name.trim().is_empty() {
-            return Err(SpecError::EmptyName {
-                what: "dense tensor",
-            });
-        }
+        check_name(&self.name, "dense tensor")?;
         if self.shape.is_empty() || self.shape.contains(&0) {
             return Err(SpecError::BadShape {
                 shape: self.shape.clone(),
@@ -163,6 +182,21 @@ impl DenseSpec {
     }
 }
 
+/// Checks that a name is neither blank nor longer than [`MAX_NAME_BYTES`].
+fn check_name(name: &str, what: &'static str) -> Result<(), SpecError> {
+    if name.trim().is_empty() {
+        return Err(SpecError::EmptyName { what });
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(SpecError::NameTooLong {
+            what,
+            len: name.len(),
+            max: MAX_NAME_BYTES,
+        });
+    }
+    Ok(())
+}
+
 impl InitializerConfig {
     /// Checks that the scale or standard deviation is finite and not negative.
     pub fn validate(&self) -> Result<(), SpecError> {
@@ -178,5 +212,26 @@ impl InitializerConfig {
                 "{self:?}: scale must be finite and >= 0"
             )))
         }
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn long_names_are_shown_cut_with_their_length() {
+        assert_eq!(shown_name("emb"), "\"emb\"");
+        let long = "x".repeat(100_000);
+        let shown = shown_name(&long);
+        assert!(
+            shown.len() < 100 && shown.ends_with("… (100000 bytes)"),
+            "{shown}"
+        );
+        assert!(matches!(
+            check_name(&"é".repeat(200), "table"),
+            Err(SpecError::NameTooLong { len: 400, .. })
+        ));
+        assert!(check_name(&"t".repeat(MAX_NAME_BYTES), "table").is_ok());
     }
 }
