@@ -13,140 +13,29 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::future::join_all;
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-pub use self::checkpoints::{ClusterCheckpoint, ClusterCheckpointState};
-pub use self::migrations::{MoveRecord, MoveState, PlanRecord, PlanState};
-use super::cluster_map::{even_slot_ranges, ClusterMap, NodeEntry, ShardEntry};
+pub use self::checkpoints::ClusterCheckpointState;
+use super::cluster_map::{ClusterMap, NodeEntry};
 use super::meta_store::{FileMetaStore, RecordStore};
 pub use super::node_control::{
-    follow_move, MigrateOut, MovePhase, MoveProgress, NodeCheckpoint, NodeControl, NodeError,
-    NodeErrorKind, NodeResult, MOVE_IDLE_TIMEOUT,
+    follow_move, MigrateOut, MovePhase, MoveProgress, NodeControl, NodeError, NodeErrorKind,
+    NodeResult, MOVE_IDLE_TIMEOUT,
 };
 use super::placement::{spread, Candidate};
+pub use super::plan_record::{MoveRecord, MoveState, PlanRecord, PlanState};
+use super::record::catalog_of;
+pub use super::record::{
+    known_attempts, new_record, shards_of, Catalog, ClusterCheckpoint, ClusterRecord, NodeRecord,
+};
+pub use super::report::{HeartbeatReport, NodeCheckpoint, RangeLoad, TableUsage};
 use super::CoordinatorError;
 use strata_storage::spec::{DenseSpec, TableSpec};
-use strata_storage::{CacheStats, TierStats};
 
 /// File of the cluster record in the coordinator's data dir.
 pub const RECORD_FILE: &str = "cluster-coordinator.json";
 /// How long a call to a shard server may take before it counts as failed.
 const NODE_CALL_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The tables and dense tensors every shard server holds, versioned.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Catalog {
-    /// Bumped on every change.
-    pub version: u64,
-    /// Tables, in creation order.
-    pub tables: Vec<TableSpec>,
-    /// Dense tensors, in creation order.
-    pub dense: Vec<DenseSpec>,
-}
-
-/// A registered shard server, as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NodeRecord {
-    /// Stable node id.
-    pub id: String,
-    /// Last address it registered with.
-    pub address: String,
-    /// Topology labels.
-    pub labels: BTreeMap<String, String>,
-    /// Host memory budget in bytes.
-    pub memory_budget: u64,
-    /// Being drained (or drained): receives no shards.
-    #[serde(default)]
-    pub draining: bool,
-}
-
-/// What the coordinator must not forget across restarts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ClusterRecord {
-    /// Epoch of the map.
-    pub epoch: u64,
-    /// Slots of the cluster.
-    pub num_slots: u32,
-    /// Version of the catalog.
-    pub catalog_version: u64,
-    /// Tables, in creation order.
-    pub tables: Vec<TableSpec>,
-    /// Dense tensors, in creation order.
-    pub dense: Vec<DenseSpec>,
-    /// Registered nodes.
-    pub nodes: Vec<NodeRecord>,
-    /// Shards with their primaries ("" while unassigned).
-    pub shards: Vec<ShardEntry>,
-    /// Next number for a node id handed out by the coordinator.
-    pub next_node: u64,
-    /// Cluster checkpoints, oldest first (the newest `keep_checkpoints`).
-    pub checkpoints: Vec<ClusterCheckpoint>,
-    /// Set once any node reported rows or a plan started. Registration re-spreads shards
-    /// only while this is unset and no table exists; afterwards shards move by plans only.
-    #[serde(default)]
-    pub placement_frozen: bool,
-    /// The running or last plan (resize, rebalance, drain) and the state of its moves.
-    #[serde(default)]
-    pub plan: Option<PlanRecord>,
-    /// Plans started so far (for plan ids).
-    #[serde(default)]
-    pub plans_started: u64,
-}
-
-/// Rows and bytes a node reports for one table.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TableUsage {
-    /// Table name.
-    pub name: String,
-    /// Rows on the node.
-    pub rows: u64,
-    /// Bytes on the node.
-    pub bytes: u64,
-    /// Rows and bytes per memory tier, by tier name ("gpu", "host").
-    pub tiers: Vec<(String, TierStats)>,
-    /// Counters of the table's caching tier (`None` for host-only tables).
-    pub cache: Option<CacheStats>,
-}
-
-impl TableUsage {
-    /// Adds another node's usage of the same table: rows, bytes, tiers (by name) and cache
-    /// counters are summed (saturating: the figures come from the network). A report
-    /// without tiers (a node from before they were reported) counts as host rows.
-    pub fn add(&mut self, other: &TableUsage) {
-        self.rows = self.rows.saturating_add(other.rows);
-        self.bytes = self.bytes.saturating_add(other.bytes);
-        let host_only = [(
-            "host".to_string(),
-            TierStats {
-                rows: other.rows,
-                bytes: other.bytes,
-            },
-        )];
-        let tiers = if other.tiers.is_empty() {
-            &host_only[..]
-        } else {
-            &other.tiers[..]
-        };
-        for (tier, stats) in tiers {
-            match self.tiers.iter_mut().find(|(t, _)| t == tier) {
-                Some((_, mine)) => {
-                    mine.rows = mine.rows.saturating_add(stats.rows);
-                    mine.bytes = mine.bytes.saturating_add(stats.bytes);
-                }
-                None => self.tiers.push((tier.clone(), *stats)),
-            }
-        }
-        if let Some(theirs) = other.cache {
-            let mine = self.cache.get_or_insert_with(CacheStats::default);
-            mine.hits = mine.hits.saturating_add(theirs.hits);
-            mine.misses = mine.misses.saturating_add(theirs.misses);
-            mine.admissions = mine.admissions.saturating_add(theirs.admissions);
-            mine.evictions = mine.evictions.saturating_add(theirs.evictions);
-            mine.device_ns = mine.device_ns.saturating_add(theirs.device_ns);
-        }
-    }
-}
 
 /// What the coordinator knows of a node from its heartbeats (not persisted).
 #[derive(Debug, Clone)]
@@ -169,19 +58,6 @@ pub struct NodeLive {
     pub last_checkpoint: Option<NodeCheckpoint>,
     /// Rows and bytes per slot range it serves.
     pub ranges: Vec<RangeLoad>,
-}
-
-/// Rows and bytes a node reports for one slot range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RangeLoad {
-    /// First slot.
-    pub start: u32,
-    /// One past the last slot.
-    pub end: u32,
-    /// Rows over all tables.
-    pub rows: u64,
-    /// Bytes over all tables.
-    pub bytes: u64,
 }
 
 impl NodeLive {
@@ -211,27 +87,6 @@ pub struct Registration {
     pub labels: BTreeMap<String, String>,
     /// Host memory budget in bytes.
     pub memory_budget: u64,
-}
-
-/// A node's heartbeat.
-#[derive(Debug, Clone, Default)]
-pub struct HeartbeatReport {
-    /// Node id.
-    pub node_id: String,
-    /// Its address now (empty: unchanged).
-    pub address: String,
-    /// Map epoch it has applied.
-    pub epoch: u64,
-    /// Catalog version it has applied.
-    pub catalog_version: u64,
-    /// Per-table usage.
-    pub tables: Vec<TableUsage>,
-    /// Its newest good checkpoint.
-    pub last_checkpoint: Option<NodeCheckpoint>,
-    /// Rows and bytes per slot range it serves.
-    pub ranges: Vec<RangeLoad>,
-    /// Migrations under way on the node, by id.
-    pub migrations: Vec<String>,
 }
 
 /// The answer to a heartbeat: what the node lacks.
@@ -467,7 +322,7 @@ impl ClusterCoordinator {
             self.map_tx.send_replace(map_of(record, live));
             tracing::info!(node = %hb.node_id, epoch = record.epoch, "node is up");
         }
-        let known = migrations::known_attempts(record);
+        let known = known_attempts(record);
         Ok(HeartbeatReply {
             epoch: record.epoch,
             map: (hb.epoch != record.epoch).then(|| map_of(record, live)),
@@ -695,44 +550,6 @@ pub fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Shard ids whose primary is `node`.
-pub fn shards_of(record: &ClusterRecord, node: &str) -> Vec<u32> {
-    record
-        .shards
-        .iter()
-        .filter(|s| s.primary == node)
-        .map(|s| s.id)
-        .collect()
-}
-
-/// The record of a new cluster: `shards` even slot ranges, no nodes.
-pub fn new_record(shards: u32, num_slots: u32) -> ClusterRecord {
-    ClusterRecord {
-        epoch: 1,
-        num_slots,
-        catalog_version: 1,
-        tables: Vec::new(),
-        dense: Vec::new(),
-        nodes: Vec::new(),
-        shards: even_slot_ranges(shards, num_slots)
-            .into_iter()
-            .enumerate()
-            .map(|(i, (slot_start, slot_end))| ShardEntry {
-                id: i as u32,
-                slot_start,
-                slot_end,
-                primary: String::new(),
-                replicas: Vec::new(),
-            })
-            .collect(),
-        next_node: 0,
-        checkpoints: Vec::new(),
-        placement_frozen: false,
-        plan: None,
-        plans_started: 0,
-    }
-}
-
 /// Refuses catalog changes and checkpoints while a plan moves data.
 fn refuse_while_planning(record: &ClusterRecord) -> Result<(), CoordinatorError> {
     match &record.plan {
@@ -740,14 +557,6 @@ fn refuse_while_planning(record: &ClusterRecord) -> Result<(), CoordinatorError>
             Err(CoordinatorError::PlanRunning { id: p.id.clone() })
         }
         _ => Ok(()),
-    }
-}
-
-fn catalog_of(record: &ClusterRecord) -> Catalog {
-    Catalog {
-        version: record.catalog_version,
-        tables: record.tables.clone(),
-        dense: record.dense.clone(),
     }
 }
 

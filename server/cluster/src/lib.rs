@@ -11,6 +11,9 @@ pub mod meta_store;
 pub mod node_control;
 pub mod placement;
 pub mod plan;
+pub mod plan_record;
+pub mod record;
+pub mod report;
 
 pub use self::cluster_map::{ClusterMap, NodeEntry, ShardEntry};
 pub use self::error::CoordinatorError;
