@@ -4,13 +4,15 @@
 
 use std::collections::BTreeMap;
 
-use super::{
-    bounded, refuse_while_planning, shards_of, unix_ms, ClusterCoordinator, NodeCheckpoint,
-    NodeErrorKind,
-};
-use crate::record::ClusterCheckpoint;
-use crate::CoordinatorError;
 use futures::future::join_all;
+
+use super::catalog::refuse_while_planning;
+use super::membership::map_of;
+use super::{bounded, unix_ms, ClusterCoordinator};
+use crate::node_control::NodeErrorKind;
+use crate::record::{shards_of, ClusterCheckpoint};
+use crate::report::NodeCheckpoint;
+use crate::CoordinatorError;
 
 /// Prefix of cluster checkpoint ids.
 const ID_PREFIX: &str = "cluster-";
@@ -254,7 +256,7 @@ impl ClusterCoordinator {
             next.placement_frozen = true;
             self.store.save_record(&next)?;
             *record = next;
-            self.map_tx.send_replace(super::map_of(record, live));
+            self.map_tx.send_replace(map_of(record, live));
             tracing::info!(checkpoint = %id, epoch = record.epoch, "cluster restored");
         }
         if let Some((node, _, error)) = self.push_catalog().await {
