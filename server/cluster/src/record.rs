@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cluster_map::{even_slot_ranges, ShardEntry};
+use crate::cluster_map::{even_shards, ShardEntry};
 use crate::plan_record::{attempt_id, MoveState, PlanRecord};
 use strata_storage::spec::{DenseSpec, TableSpec};
 
@@ -106,17 +106,7 @@ pub fn new_record(shards: u32, num_slots: u32) -> ClusterRecord {
         tables: Vec::new(),
         dense: Vec::new(),
         nodes: Vec::new(),
-        shards: even_slot_ranges(shards, num_slots)
-            .into_iter()
-            .enumerate()
-            .map(|(i, (slot_start, slot_end))| ShardEntry {
-                id: i as u32,
-                slot_start,
-                slot_end,
-                primary: String::new(),
-                replicas: Vec::new(),
-            })
-            .collect(),
+        shards: even_shards(shards, num_slots, ""),
         next_node: 0,
         checkpoints: Vec::new(),
         placement_frozen: false,
