@@ -1,4 +1,5 @@
-//! Plans that move data (resize, rebalance, drain) and how the coordinator runs them.
+//! The plan runner: how the coordinator starts, runs, cancels and resumes the plans that
+//! move data (resize, rebalance, drain).
 //!
 //! Starting a plan cuts the map at every boundary of the current and the target layout
 //! (no data moves: each piece keeps its node), then runs the plan's moves, a few at a time.
@@ -9,6 +10,8 @@
 //! pieces are merged into the target shards. The plan and each move's state are in the
 //! cluster record, so a new coordinator (restart, new leader) rolls back the moves that
 //! were in flight and resumes the plan.
+//!
+//! [`NodeControl::migrate_out`]: crate::node_control::NodeControl::migrate_out
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
