@@ -57,25 +57,30 @@ pub fn even_slot_ranges(count: u32, num_slots: u32) -> Vec<(u32, u32)> {
         .collect()
 }
 
+/// `count` shards of [`even_slot_ranges`], numbered in slot order, with `primary` as their
+/// primary ("" for none) and no replicas.
+pub fn even_shards(count: u32, num_slots: u32, primary: &str) -> Vec<ShardEntry> {
+    even_slot_ranges(count, num_slots)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (slot_start, slot_end))| ShardEntry {
+            id: i as u32,
+            slot_start,
+            slot_end,
+            primary: primary.to_string(),
+            replicas: Vec::new(),
+        })
+        .collect()
+}
+
 impl ClusterMap {
     /// A map of `shards` shards, all on `node`.
     pub fn single_node(epoch: u64, num_slots: u32, shards: u32, node: NodeEntry) -> Self {
-        let shards = even_slot_ranges(shards, num_slots)
-            .into_iter()
-            .enumerate()
-            .map(|(i, (slot_start, slot_end))| ShardEntry {
-                id: i as u32,
-                slot_start,
-                slot_end,
-                primary: node.id.clone(),
-                replicas: Vec::new(),
-            })
-            .collect();
         Self {
             epoch,
             num_slots,
+            shards: even_shards(shards, num_slots, &node.id),
             nodes: vec![node],
-            shards,
         }
     }
 }

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use thiserror::Error;
 
-use super::cluster::ClusterRecord;
+use super::record::ClusterRecord;
 
 /// Failure to read or write cluster metadata.
 #[derive(Debug, Error)]

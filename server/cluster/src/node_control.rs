@@ -1,6 +1,6 @@
-//! The seam between the coordinator and its shard servers: what it asks of a node, what a
-//! node reports, and how a failed call comes back (a kind the coordinator can act on, not
-//! text to match).
+//! The seam between the coordinator and its shard servers: what it asks of a node, how a
+//! move reports its progress, and how a failed call comes back (a kind the coordinator can
+//! act on, not text to match). What a node reports of itself is in [`crate::report`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -9,7 +9,8 @@ use futures::future::BoxFuture;
 use futures::{Stream, StreamExt};
 use thiserror::Error;
 
-use super::cluster::{Catalog, HeartbeatReport};
+use super::record::Catalog;
+use super::report::{HeartbeatReport, NodeCheckpoint};
 use super::ClusterMap;
 
 /// What kind of failure a call to a node met: the classes of outcome the coordinator treats
@@ -72,23 +73,6 @@ impl NodeError {
             message: message.into(),
         }
     }
-}
-
-/// A node's checkpoint as the coordinator sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct NodeCheckpoint {
-    /// The node's checkpoint id (e.g. `ckpt-00000042`).
-    pub id: String,
-    /// Wall-clock creation time, ms since the Unix epoch.
-    pub created_unix_ms: u64,
-    /// Bytes on disk.
-    pub bytes: u64,
-    /// Number of tables.
-    pub tables: u32,
-    /// Total table rows.
-    pub rows: u64,
-    /// What failed verification, if anything did.
-    pub corrupt: Option<String>,
 }
 
 /// The answer of a call to a node.

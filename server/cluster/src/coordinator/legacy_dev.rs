@@ -6,8 +6,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{new_record, ClusterRecord};
 use crate::meta_store::FileMetaStore;
+use crate::record::{new_record, ClusterRecord};
 use crate::CoordinatorError;
 use strata_storage::spec::{DenseSpec, TableSpec};
 

@@ -5,47 +5,17 @@
 use std::collections::BTreeMap;
 
 use futures::future::join_all;
-use serde::{Deserialize, Serialize};
 
-use super::{
-    bounded, refuse_while_planning, shards_of, unix_ms, ClusterCoordinator, NodeCheckpoint,
-    NodeErrorKind,
-};
-use crate::cluster_map::ShardEntry;
+use super::catalog::refuse_while_planning;
+use super::membership::map_of;
+use super::{bounded, unix_ms, ClusterCoordinator};
+use crate::node_control::NodeErrorKind;
+use crate::record::{shards_of, ClusterCheckpoint};
+use crate::report::NodeCheckpoint;
 use crate::CoordinatorError;
-use strata_storage::spec::{DenseSpec, TableSpec};
 
 /// Prefix of cluster checkpoint ids.
 const ID_PREFIX: &str = "cluster-";
-
-/// A checkpoint of every node at one epoch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ClusterCheckpoint {
-    /// Cluster checkpoint id.
-    pub id: String,
-    /// Map epoch of every node's snapshot.
-    pub epoch: u64,
-    /// Wall-clock time, ms since the Unix epoch.
-    pub created_unix_ms: u64,
-    /// Node id → that node's checkpoint id.
-    pub nodes: BTreeMap<String, String>,
-    /// Rows over all nodes.
-    pub rows: u64,
-    /// Bytes over all nodes.
-    pub bytes: u64,
-    /// Tables in the catalog.
-    pub tables: u32,
-    /// The shards and their primaries at the checkpoint's epoch (empty in checkpoints
-    /// recorded before layouts were kept: those cannot be restored).
-    #[serde(default)]
-    pub shards: Vec<ShardEntry>,
-    /// The catalog's tables at the checkpoint.
-    #[serde(default)]
-    pub table_specs: Vec<TableSpec>,
-    /// The catalog's dense tensors at the checkpoint.
-    #[serde(default)]
-    pub dense_specs: Vec<DenseSpec>,
-}
 
 /// What the nodes say of a cluster checkpoint's parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -286,7 +256,7 @@ impl ClusterCoordinator {
             next.placement_frozen = true;
             self.store.save_record(&next)?;
             *record = next;
-            self.map_tx.send_replace(super::map_of(record, live));
+            self.map_tx.send_replace(map_of(record, live));
             tracing::info!(checkpoint = %id, epoch = record.epoch, "cluster restored");
         }
         if let Some((node, _, error)) = self.push_catalog().await {

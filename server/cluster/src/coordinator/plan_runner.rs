@@ -1,4 +1,5 @@
-//! Plans that move data (resize, rebalance, drain) and how the coordinator runs them.
+//! The plan runner: how the coordinator starts, runs, cancels and resumes the plans that
+//! move data (resize, rebalance, drain).
 //!
 //! Starting a plan cuts the map at every boundary of the current and the target layout
 //! (no data moves: each piece keeps its node), then runs the plan's moves, a few at a time.
@@ -9,6 +10,8 @@
 //! pieces are merged into the target shards. The plan and each move's state are in the
 //! cluster record, so a new coordinator (restart, new leader) rolls back the moves that
 //! were in flight and resumes the plan.
+//!
+//! [`NodeControl::migrate_out`]: crate::node_control::NodeControl::migrate_out
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,120 +19,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
-use super::{
-    map_of, unix_ms, ClusterCoordinator, ClusterRecord, CoordinatorError, MigrateOut, MoveProgress,
-    NodeLive, NODE_CALL_TIMEOUT,
-};
-use crate::cluster_map::ShardEntry;
-use crate::plan::{
-    moves_between, plan_drain, plan_rebalance, plan_resize, refine, Move, Placement, Plan,
-    PlanKind, PlanNode, ShardLoad,
-};
+use super::membership::map_of;
+use super::plan_layout::{check_plan_fits, merge_within, placement_of, shards_from};
+use super::{unix_ms, ClusterCoordinator, NODE_CALL_TIMEOUT};
+use crate::node_control::{MigrateOut, MoveProgress};
+use crate::plan::{refine, Placement, Plan, PlanKind};
+use crate::plan_record::{attempt_id, MoveRecord, MoveState, PlanRecord, PlanState};
+use crate::record::address_of;
+use crate::CoordinatorError;
 
 /// Moves in flight at once when the operator does not say.
 pub const DEFAULT_MAX_PARALLEL: u32 = 2;
 /// Tries of a roll-back call before giving up on a node.
 const ABORT_TRIES: u32 = 5;
-
-/// Where a plan stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PlanState {
-    /// Moves are being run.
-    Running,
-    /// Every move is done; the map has the target layout.
-    Done,
-    /// Stopped by the operator; moves in flight were rolled back.
-    Cancelled,
-    /// A move failed and was rolled back; later moves were not started.
-    Failed,
-}
-
-/// Where one move stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MoveState {
-    /// Not started.
-    Pending,
-    /// Copying or handing off.
-    Running,
-    /// Committed: the destination serves the range.
-    Done,
-    /// Failed and rolled back: the source serves the range.
-    Aborted,
-    /// Not run, or rolled back, because the plan was cancelled.
-    Cancelled,
-}
-
-impl MoveState {
-    /// The name used in status answers.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Running => "copying",
-            Self::Done => "done",
-            Self::Aborted => "aborted",
-            Self::Cancelled => "cancelled",
-        }
-    }
-}
-
-impl PlanState {
-    /// The name used in status answers.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Running => "running",
-            Self::Done => "done",
-            Self::Cancelled => "cancelled",
-            Self::Failed => "failed",
-        }
-    }
-}
-
-/// One move of a plan, as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MoveRecord {
-    /// Move id (`plan-N-mK`).
-    pub id: String,
-    /// What moves where.
-    pub mv: Move,
-    /// Where it stands.
-    pub state: MoveState,
-    /// Times it was started.
-    pub attempts: u32,
-    /// Why it failed, if it did.
-    pub error: String,
-}
-
-/// A plan being run (or the last one), as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PlanRecord {
-    /// Plan id (`plan-N`).
-    pub id: String,
-    /// The plan as made.
-    pub plan: Plan,
-    /// The layout when it started (a cancelled plan goes back to it where nothing moved).
-    #[serde(default)]
-    pub base: Vec<Placement>,
-    /// Where it stands.
-    pub state: PlanState,
-    /// Its moves.
-    pub moves: Vec<MoveRecord>,
-    /// Throttle of each move, bytes/s (0: none).
-    pub max_bytes_per_s: u64,
-    /// Moves in flight at once.
-    pub max_parallel: u32,
-    /// Why it failed, if it did.
-    pub error: String,
-    /// When it started (ms since the Unix epoch).
-    pub started_unix_ms: u64,
-    /// When it ended (0 while running).
-    #[serde(default)]
-    pub finished_unix_ms: u64,
-}
 
 /// A move's progress as last reported, with its rate.
 #[derive(Debug, Clone, PartialEq)]
@@ -151,23 +55,6 @@ pub struct PlanRun {
 }
 
 impl ClusterCoordinator {
-    /// A plan to resize to `count` shards (moves only what must move).
-    pub fn plan_resize(&self, count: u32) -> Result<Plan, CoordinatorError> {
-        let guard = self.state.lock();
-        let (loads, nodes) = plan_inputs(&guard.0, &guard.1);
-        Ok(plan_resize(&loads, &nodes, count, guard.0.num_slots)?)
-    }
-
-    /// A plan to even out bytes per memory budget, or to drain `drain` when given.
-    pub fn plan_rebalance(&self, drain: Option<&str>) -> Result<Plan, CoordinatorError> {
-        let guard = self.state.lock();
-        let (loads, nodes) = plan_inputs(&guard.0, &guard.1);
-        Ok(match drain {
-            Some(node) => plan_drain(&loads, &nodes, node)?,
-            None => plan_rebalance(&loads, &nodes)?,
-        })
-    }
-
     /// Starts `plan` (made against the current layout); returns its id and the new epoch.
     pub fn start_plan(
         self: &Arc<Self>,
@@ -249,14 +136,7 @@ impl ClusterCoordinator {
     /// Resumes a plan left running by an earlier coordinator: its moves in flight are
     /// rolled back on their nodes first, then started again.
     pub fn resume_plan(self: &Arc<Self>) {
-        let running = self
-            .state
-            .lock()
-            .0
-            .plan
-            .as_ref()
-            .is_some_and(|p| p.state == PlanState::Running);
-        if running {
+        if self.plan_running() {
             self.spawn_runner(true);
         }
     }
@@ -307,6 +187,17 @@ impl ClusterCoordinator {
         Some((plan, live))
     }
 
+    /// Whether the stored plan is running.
+    fn plan_running(&self) -> bool {
+        let guard = self.state.lock();
+        guard
+            .0
+            .plan
+            .as_ref()
+            .is_some_and(|p| p.state == PlanState::Running)
+    }
+
+    /// Runs the stored plan in a task of its own, unless one runs it already.
     fn spawn_runner(self: &Arc<Self>, resume: bool) {
         if self.run.active.swap(true, Ordering::AcqRel) {
             return;
@@ -318,14 +209,7 @@ impl ClusterCoordinator {
                 this.clone().run_plan(resume).await;
                 this.run.active.store(false, Ordering::Release);
                 // A plan started while this one was ending found the runner busy: run it.
-                let pending = this
-                    .state
-                    .lock()
-                    .0
-                    .plan
-                    .as_ref()
-                    .is_some_and(|p| p.state == PlanState::Running);
-                if !pending || this.run.active.swap(true, Ordering::AcqRel) {
+                if !this.plan_running() || this.run.active.swap(true, Ordering::AcqRel) {
                     break;
                 }
                 resume = false;
@@ -623,224 +507,97 @@ impl ClusterCoordinator {
     }
 }
 
-/// Attempt ids of the moves running or committed: a node holding any other migration holds
-/// a leftover (of a rolled-back or forgotten attempt) and is told to roll it back.
-pub fn known_attempts(record: &ClusterRecord) -> std::collections::HashSet<String> {
-    record
-        .plan
-        .iter()
-        .flat_map(|p| &p.moves)
-        .filter(|m| m.state == MoveState::Running || m.state == MoveState::Done)
-        .map(attempt_id)
-        .collect()
-}
-
-/// The id a move's attempt is known by on the nodes.
-fn attempt_id(m: &MoveRecord) -> String {
-    format!("{}-a{}", m.id, m.attempts)
-}
-
-/// A node's address ("" when unknown).
-fn address_of(record: &ClusterRecord, node: &str) -> String {
-    record
-        .nodes
-        .iter()
-        .find(|n| n.id == node)
-        .map(|n| n.address.clone())
-        .unwrap_or_default()
-}
-
-fn placement_of(s: &ShardEntry) -> Placement {
-    Placement {
-        slot_start: s.slot_start,
-        slot_end: s.slot_end,
-        node: s.primary.clone(),
-    }
-}
-
-/// Shard entries for a layout, numbered in slot order.
-fn shards_from(layout: &[Placement]) -> Vec<ShardEntry> {
-    layout
-        .iter()
-        .enumerate()
-        .map(|(i, p)| ShardEntry {
-            id: i as u32,
-            slot_start: p.slot_start,
-            slot_end: p.slot_end,
-            primary: p.node.clone(),
-            replicas: Vec::new(),
-        })
-        .collect()
-}
-
-/// Adjacent shards on the same node that lie in the same range of `target`, merged.
-fn merge_within(shards: &[ShardEntry], target: &[Placement]) -> Vec<ShardEntry> {
-    let target_of = |slot: u32| {
-        target
-            .iter()
-            .position(|t| t.slot_start <= slot && slot < t.slot_end)
-    };
-    let mut merged: Vec<Placement> = Vec::new();
-    for s in shards {
-        match merged.last_mut() {
-            Some(last)
-                if last.node == s.primary
-                    && last.slot_end == s.slot_start
-                    && target_of(last.slot_start) == target_of(s.slot_start) =>
-            {
-                last.slot_end = s.slot_end;
-            }
-            _ => merged.push(placement_of(s)),
-        }
-    }
-    shards_from(&merged)
-}
-
-/// The current shards with their sizes (pro-rated from the nodes' range reports) and the
-/// nodes a plan may use.
-fn plan_inputs(
-    record: &ClusterRecord,
-    live: &std::collections::BTreeMap<String, NodeLive>,
-) -> (Vec<ShardLoad>, Vec<PlanNode>) {
-    let nodes = record
-        .nodes
-        .iter()
-        .map(|n| PlanNode {
-            id: n.id.clone(),
-            memory_budget: n.memory_budget,
-            accepts: !n.draining && live.get(&n.id).is_some_and(|l| l.up),
-        })
-        .collect();
-    (shard_loads(record, live), nodes)
-}
-
-/// The current shards with their rows and bytes, pro-rated from the nodes' range reports.
-pub fn shard_loads(
-    record: &ClusterRecord,
-    live: &std::collections::BTreeMap<String, NodeLive>,
-) -> Vec<ShardLoad> {
-    record
-        .shards
-        .iter()
-        .map(|s| {
-            let (mut rows, mut bytes) = (0u64, 0u64);
-            for r in live.get(&s.primary).map_or(&[][..], |l| &l.ranges[..]) {
-                let lo = r.start.max(s.slot_start);
-                let hi = r.end.min(s.slot_end);
-                if lo >= hi || r.end <= r.start {
-                    continue;
-                }
-                let part =
-                    |v: u64| (v as u128 * (hi - lo) as u128 / (r.end - r.start) as u128) as u64;
-                rows += part(r.rows);
-                bytes += part(r.bytes);
-            }
-            ShardLoad {
-                placement: placement_of(s),
-                rows,
-                bytes,
-            }
-        })
-        .collect()
-}
-
-/// Refuses a plan whose moves are not the ones the current layout needs, or whose nodes
-/// are not up.
-fn check_plan_fits(
-    record: &ClusterRecord,
-    live: &std::collections::BTreeMap<String, NodeLive>,
-    plan: &Plan,
-) -> Result<(), CoordinatorError> {
-    let mut next_slot = 0;
-    for t in &plan.target {
-        if t.slot_start != next_slot || t.slot_end <= t.slot_start {
-            return Err(CoordinatorError::BadPlan(format!(
-                "target shards must cover the slots in order; got {}..{} after slot {next_slot}",
-                t.slot_start, t.slot_end
-            )));
-        }
-        if !record.nodes.iter().any(|n| n.id == t.node) {
-            return Err(CoordinatorError::BadPlan(format!(
-                "unknown node {:?}",
-                t.node
-            )));
-        }
-        next_slot = t.slot_end;
-    }
-    if next_slot != record.num_slots {
-        return Err(CoordinatorError::BadPlan(format!(
-            "target shards cover {next_slot} of {} slots",
-            record.num_slots
-        )));
-    }
-    let loads = shard_loads(record, live);
-    let key = |m: &Move| (m.slot_start, m.slot_end, m.from.clone(), m.to.clone());
-    let needed: Vec<_> = moves_between(&loads, &plan.target)
-        .iter()
-        .map(key)
-        .collect();
-    let planned: Vec<_> = plan.moves.iter().map(key).collect();
-    if needed != planned {
-        return Err(CoordinatorError::StalePlan(format!(
-            "the layout needs {} moves, the plan has {}",
-            needed.len(),
-            planned.len()
-        )));
-    }
-    for m in &plan.moves {
-        for node in [&m.from, &m.to] {
-            if !live.get(node).is_some_and(|l| l.up) {
-                let address = address_of(record, node);
-                return Err(CoordinatorError::NodeDown {
-                    node: node.clone(),
-                    address,
-                    shards: super::shards_of(record, node),
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use super::super::testkit::{map_layout, open, table, three_nodes, wait_end};
     use super::*;
 
-    fn shard(id: u32, start: u32, end: u32, node: &str) -> ShardEntry {
-        ShardEntry {
-            id,
-            slot_start: start,
-            slot_end: end,
-            primary: node.into(),
-            replicas: Vec::new(),
-        }
-    }
-
-    fn place(start: u32, end: u32, node: &str) -> Placement {
-        Placement {
-            slot_start: start,
-            slot_end: end,
-            node: node.into(),
-        }
-    }
-
-    #[test]
-    fn pieces_merge_only_within_a_target_shard_and_node() {
-        let pieces = [
-            shard(0, 0, 4, "a"),
-            shard(1, 4, 8, "a"),
-            shard(2, 8, 12, "b"),
-            shard(3, 12, 16, "a"),
-        ];
-        let target = [place(0, 8, "a"), place(8, 16, "a")];
-        let merged = merge_within(&pieces, &target);
-        let ranges: Vec<_> = merged
+    #[tokio::test]
+    async fn a_resize_plan_runs_its_moves_and_ends_with_the_target_layout() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = three_nodes(dir.path(), Duration::ZERO).await;
+        let before = c.cluster_map().epoch;
+        let plan = c.plan_resize(9).expect("plan");
+        assert!(!plan.moves.is_empty(), "6 → 9 over 3 nodes moves data");
+        let target = plan.target.clone();
+        c.start_plan(plan, 0, 2).expect("start");
+        let done = wait_end(&c).await;
+        assert_eq!(done.state, PlanState::Done, "{done:?}");
+        assert!(done.moves.iter().all(|m| m.state == MoveState::Done));
+        let map = c.cluster_map();
+        let layout: Vec<_> = map_layout(&map);
+        let want: Vec<_> = target
             .iter()
-            .map(|s| (s.id, s.slot_start, s.slot_end, s.primary.as_str()))
+            .map(|p| (p.slot_start, p.slot_end, p.node.clone()))
             .collect();
-        assert_eq!(
-            ranges,
-            vec![(0, 0, 8, "a"), (1, 8, 12, "b"), (2, 12, 16, "a")]
+        assert_eq!(layout, want);
+        assert!(
+            map.epoch > before + done.moves.len() as u64,
+            "an epoch per commit"
         );
+        // The stored record has the same layout and the finished plan.
+        let (record, _) = c.snapshot();
+        drop(c);
+        let again = open(dir.path(), Duration::from_secs(60));
+        assert_eq!(again.snapshot().0.shards, record.shards);
+        assert_eq!(
+            again.snapshot().0.plan.map(|p| p.state),
+            Some(PlanState::Done)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_running_plan_refuses_other_plans_catalog_changes_and_checkpoints_then_cancels() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = three_nodes(dir.path(), Duration::from_secs(5)).await;
+        let layout_before: Vec<_> = map_layout(&c.cluster_map());
+        let plan = c.plan_resize(9).expect("plan");
+        let stale = plan.clone();
+        c.start_plan(plan, 0, 1).expect("start");
+        assert!(matches!(
+            c.start_plan(stale.clone(), 0, 1),
+            Err(CoordinatorError::PlanRunning { .. })
+        ));
+        assert!(matches!(
+            c.create_table(table("u")).await,
+            Err(CoordinatorError::PlanRunning { .. })
+        ));
+        assert!(matches!(
+            c.checkpoint().await,
+            Err(CoordinatorError::PlanRunning { .. })
+        ));
+        for _ in 0..1000 {
+            let running = c
+                .plan_status()
+                .is_some_and(|(p, _)| p.moves.iter().any(|m| m.state == MoveState::Running));
+            if running {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (id, running, pending) = c.cancel_plan().expect("cancel");
+        assert_eq!((running, running + pending > 1), (1, true), "{id}");
+        let end = wait_end(&c).await;
+        assert_eq!(end.state, PlanState::Cancelled);
+        assert!(end.moves.iter().all(|m| m.state == MoveState::Cancelled));
+        let layout_after: Vec<_> = map_layout(&c.cluster_map());
+        assert_eq!(
+            layout_after, layout_before,
+            "nothing moved: pieces merged back"
+        );
+        assert!(matches!(
+            c.cancel_plan(),
+            Err(CoordinatorError::NoPlanRunning)
+        ));
+        // The old plan no longer fits? It still does (nothing moved): it may start again.
+        // A plan made for another layout is refused.
+        let mut wrong = stale;
+        wrong.moves.pop();
+        assert!(matches!(
+            c.start_plan(wrong, 0, 1),
+            Err(CoordinatorError::StalePlan(_))
+        ));
     }
 }

@@ -1,0 +1,328 @@
+//! Membership: nodes register and send heartbeats; silent nodes are swept down. Shards are
+//! placed on registration while the cluster holds no rows.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use super::ClusterCoordinator;
+use crate::cluster_map::{ClusterMap, NodeEntry};
+use crate::placement::{spread, Candidate};
+use crate::record::{catalog_of, known_attempts, Catalog, ClusterRecord, NodeRecord};
+use crate::report::{HeartbeatReport, NodeCheckpoint, RangeLoad, TableUsage};
+use crate::CoordinatorError;
+
+/// What the coordinator knows of a node from its heartbeats (not persisted).
+#[derive(Debug, Clone)]
+pub struct NodeLive {
+    /// Whether it answered within the heartbeat timeout.
+    pub up: bool,
+    /// When it was last heard from.
+    pub last_seen: Instant,
+    /// Rows over its tables.
+    pub rows: u64,
+    /// Bytes over its tables.
+    pub bytes: u64,
+    /// Per-table usage.
+    pub tables: Vec<TableUsage>,
+    /// Map epoch it has applied.
+    pub applied_epoch: u64,
+    /// Catalog version it has applied.
+    pub catalog_version: u64,
+    /// Its newest good checkpoint.
+    pub last_checkpoint: Option<NodeCheckpoint>,
+    /// Rows and bytes per slot range it serves.
+    pub ranges: Vec<RangeLoad>,
+}
+
+impl NodeLive {
+    /// A node heard from at `now`, with nothing reported yet.
+    pub(super) fn fresh(now: Instant) -> Self {
+        Self {
+            up: true,
+            last_seen: now,
+            rows: 0,
+            bytes: 0,
+            tables: Vec::new(),
+            applied_epoch: 0,
+            catalog_version: 0,
+            last_checkpoint: None,
+            ranges: Vec::new(),
+        }
+    }
+}
+
+/// A node's registration.
+#[derive(Debug, Clone, Default)]
+pub struct Registration {
+    /// Id it had before (empty: a new node).
+    pub node_id: String,
+    /// Address clients reach it at.
+    pub address: String,
+    /// Topology labels.
+    pub labels: BTreeMap<String, String>,
+    /// Host memory budget in bytes.
+    pub memory_budget: u64,
+}
+
+/// The answer to a heartbeat: what the node lacks.
+#[derive(Debug, Clone)]
+pub struct HeartbeatReply {
+    /// Current epoch.
+    pub epoch: u64,
+    /// The map, when newer than the node's.
+    pub map: Option<ClusterMap>,
+    /// The catalog, when newer than the node's.
+    pub catalog: Option<Catalog>,
+    /// Migrations the node holds that no plan knows: to roll back.
+    pub abort: Vec<String>,
+}
+
+impl ClusterCoordinator {
+    /// Registers (or re-registers) a node; places shards while the cluster holds no rows.
+    pub fn register(
+        &self,
+        reg: Registration,
+    ) -> Result<(String, ClusterMap, Catalog), CoordinatorError> {
+        let mut guard = self.state.lock();
+        let (record, live) = &mut *guard;
+        let mut next = record.clone();
+        let id = if reg.node_id.is_empty() {
+            next.next_node += 1;
+            format!("node-{}", next.next_node)
+        } else {
+            reg.node_id.clone()
+        };
+        let node = NodeRecord {
+            id: id.clone(),
+            address: reg.address,
+            labels: reg.labels,
+            memory_budget: reg.memory_budget,
+            draining: false,
+        };
+        match next.nodes.iter_mut().find(|n| n.id == id) {
+            Some(n) => {
+                let draining = n.draining;
+                *n = NodeRecord { draining, ..node };
+            }
+            None => next.nodes.push(node),
+        }
+        let was_up = live.get(&id).is_some_and(|l| l.up);
+        let mut fresh = NodeLive::fresh(Instant::now());
+        if let Some(old) = live.get(&id) {
+            fresh.last_checkpoint = old.last_checkpoint.clone();
+        }
+        live.insert(id.clone(), fresh);
+        // Shards are re-spread over the nodes only while no table exists: once one does,
+        // rows may exist and moving them needs a plan (rebalance), never a re-placement.
+        // Shards no node holds have no rows anywhere: they are placed whenever a node comes.
+        let respread = !next.placement_frozen && next.tables.is_empty();
+        if respread || next.shards.iter().any(|s| s.primary.is_empty()) {
+            let up: Vec<Candidate> = next
+                .nodes
+                .iter()
+                .filter(|n| !n.draining && live.get(&n.id).is_some_and(|l| l.up))
+                .map(|n| Candidate {
+                    id: n.id.clone(),
+                    memory_budget: n.memory_budget,
+                })
+                .collect();
+            let placed = spread(next.shards.len() as u32, &up);
+            for (shard, primary) in next.shards.iter_mut().zip(placed) {
+                if respread || shard.primary.is_empty() {
+                    shard.primary = primary;
+                }
+            }
+        }
+        if next != *record || !was_up {
+            next.epoch += 1;
+            self.store.save_record(&next)?;
+            *record = next;
+            tracing::info!(node = %id, epoch = record.epoch, "node registered");
+        }
+        let map = map_of(record, live);
+        let catalog = catalog_of(record);
+        self.map_tx.send_replace(map.clone());
+        Ok((id, map, catalog))
+    }
+
+    /// Records a heartbeat; answers with the map and catalog when the node is behind.
+    pub fn heartbeat(&self, hb: HeartbeatReport) -> Result<HeartbeatReply, CoordinatorError> {
+        let mut guard = self.state.lock();
+        let (record, live) = &mut *guard;
+        let Some(node_index) = record.nodes.iter().position(|n| n.id == hb.node_id) else {
+            return Err(CoordinatorError::UnknownNode { id: hb.node_id });
+        };
+        let entry = live
+            .entry(hb.node_id.clone())
+            .or_insert_with(|| NodeLive::fresh(Instant::now()));
+        let came_back = !entry.up;
+        entry.up = true;
+        entry.last_seen = Instant::now();
+        entry.rows = hb.tables.iter().fold(0u64, |a, t| a.saturating_add(t.rows));
+        entry.bytes = hb
+            .tables
+            .iter()
+            .fold(0u64, |a, t| a.saturating_add(t.bytes));
+        entry.tables = hb.tables;
+        entry.ranges = hb.ranges;
+        entry.applied_epoch = hb.epoch;
+        entry.catalog_version = hb.catalog_version;
+        if hb.last_checkpoint.is_some() {
+            entry.last_checkpoint = hb.last_checkpoint;
+        }
+        let moved = !hb.address.is_empty() && record.nodes[node_index].address != hb.address;
+        let freeze = !record.placement_frozen && entry.rows > 0;
+        if freeze && !(came_back || moved) {
+            let mut next = record.clone();
+            next.placement_frozen = true;
+            self.store.save_record(&next)?;
+            *record = next;
+        }
+        if came_back || moved {
+            let mut next = record.clone();
+            next.placement_frozen |= freeze;
+            if moved {
+                next.nodes[node_index].address = hb.address;
+            }
+            next.epoch += 1;
+            self.store.save_record(&next)?;
+            *record = next;
+            self.map_tx.send_replace(map_of(record, live));
+            tracing::info!(node = %hb.node_id, epoch = record.epoch, "node is up");
+        }
+        let known = known_attempts(record);
+        Ok(HeartbeatReply {
+            epoch: record.epoch,
+            map: (hb.epoch != record.epoch).then(|| map_of(record, live)),
+            catalog: (hb.catalog_version != record.catalog_version).then(|| catalog_of(record)),
+            abort: hb
+                .migrations
+                .into_iter()
+                .filter(|id| !known.contains(id))
+                .collect(),
+        })
+    }
+
+    /// Marks nodes silent for longer than the timeout down; returns whether any changed.
+    pub fn sweep(&self) -> Result<bool, CoordinatorError> {
+        let mut guard = self.state.lock();
+        let (record, live) = &mut *guard;
+        let timeout = self.config.heartbeat_timeout;
+        let mut changed = false;
+        for (id, l) in live.iter_mut() {
+            if l.up && l.last_seen.elapsed() > timeout {
+                l.up = false;
+                changed = true;
+                tracing::warn!(node = %id, ?timeout, "node missed heartbeats: marked down");
+            }
+        }
+        if changed {
+            let mut next = record.clone();
+            next.epoch += 1;
+            self.store.save_record(&next)?;
+            *record = next;
+            self.map_tx.send_replace(map_of(record, live));
+        }
+        Ok(changed)
+    }
+}
+
+/// The map of `record` with each node up or down as `live` says.
+pub(crate) fn map_of(record: &ClusterRecord, live: &BTreeMap<String, NodeLive>) -> ClusterMap {
+    ClusterMap {
+        epoch: record.epoch,
+        num_slots: record.num_slots,
+        nodes: record
+            .nodes
+            .iter()
+            .map(|n| NodeEntry {
+                id: n.id.clone(),
+                address: n.address.clone(),
+                labels: n.labels.clone(),
+                up: live.get(&n.id).is_some_and(|l| l.up),
+            })
+            .collect(),
+        shards: record.shards.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::testkit::{open, reg};
+    use super::*;
+
+    fn primaries(c: &ClusterCoordinator) -> Vec<String> {
+        c.cluster_map()
+            .shards
+            .iter()
+            .map(|s| s.primary.clone())
+            .collect()
+    }
+
+    #[test]
+    fn placement_spreads_while_empty_then_freezes_and_survives_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = open(dir.path(), Duration::from_secs(60));
+        let (a, _, _) = c.register(reg("", "h:1")).expect("a");
+        assert_eq!(a, "node-1");
+        assert!(primaries(&c).iter().all(|p| p == "node-1"));
+        let e1 = c.cluster_map().epoch;
+        c.register(reg("", "h:2")).expect("b");
+        assert!(c.cluster_map().epoch > e1, "every change bumps the epoch");
+        assert_eq!(primaries(&c).iter().filter(|p| *p == "node-2").count(), 3);
+
+        // Rows reported: placement is frozen; a third node gets no shards.
+        c.heartbeat(HeartbeatReport {
+            node_id: "node-1".into(),
+            tables: vec![TableUsage {
+                name: "e".into(),
+                rows: 5,
+                bytes: 40,
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .expect("heartbeat");
+        let before = primaries(&c);
+        c.register(reg("", "h:3")).expect("c");
+        assert_eq!(primaries(&c), before);
+        let map = c.cluster_map();
+        drop(c);
+
+        let again = open(dir.path(), Duration::from_secs(60));
+        assert_eq!(again.cluster_map().shards, map.shards);
+        assert_eq!(again.cluster_map().epoch, map.epoch);
+        assert!(matches!(
+            again.heartbeat(HeartbeatReport {
+                node_id: "node-9".into(),
+                ..Default::default()
+            }),
+            Err(CoordinatorError::UnknownNode { .. })
+        ));
+    }
+
+    #[test]
+    fn silent_nodes_go_down_and_come_back_with_a_new_address() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = open(dir.path(), Duration::from_millis(1));
+        c.register(reg("n", "h:1")).expect("register");
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(c.sweep().expect("sweep"));
+        let down = c.cluster_map();
+        assert!(!down.nodes[0].up);
+        assert!(down.shards.iter().all(|s| s.primary == "n"), "shards stay");
+        let reply = c
+            .heartbeat(HeartbeatReport {
+                node_id: "n".into(),
+                address: "h:2".into(),
+                ..Default::default()
+            })
+            .expect("heartbeat");
+        let up = c.cluster_map();
+        assert!(up.nodes[0].up && up.nodes[0].address == "h:2");
+        assert!(up.epoch > down.epoch);
+        assert_eq!(reply.map.map(|m| m.epoch), Some(up.epoch));
+    }
+}

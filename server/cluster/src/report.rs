@@ -1,0 +1,189 @@
+//! What a node reports: its usage per table and per slot range, its checkpoints, and the
+//! heartbeat that carries them.
+
+use strata_storage::{CacheStats, TierStats};
+
+/// A node's checkpoint as the coordinator sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeCheckpoint {
+    /// The node's checkpoint id (e.g. `ckpt-00000042`).
+    pub id: String,
+    /// Wall-clock creation time, ms since the Unix epoch.
+    pub created_unix_ms: u64,
+    /// Bytes on disk.
+    pub bytes: u64,
+    /// Number of tables.
+    pub tables: u32,
+    /// Total table rows.
+    pub rows: u64,
+    /// What failed verification, if anything did.
+    pub corrupt: Option<String>,
+}
+
+/// Rows and bytes a node reports for one table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableUsage {
+    /// Table name.
+    pub name: String,
+    /// Rows on the node.
+    pub rows: u64,
+    /// Bytes on the node.
+    pub bytes: u64,
+    /// Rows and bytes per memory tier, by tier name ("gpu", "host").
+    pub tiers: Vec<(String, TierStats)>,
+    /// Counters of the table's caching tier (`None` for host-only tables).
+    pub cache: Option<CacheStats>,
+}
+
+impl TableUsage {
+    /// Adds another node's usage of the same table: rows, bytes, tiers (by name) and cache
+    /// counters are summed (saturating: the figures come from the network). A report
+    /// without tiers (a node from before they were reported) counts as host rows.
+    pub fn add(&mut self, other: &TableUsage) {
+        self.rows = self.rows.saturating_add(other.rows);
+        self.bytes = self.bytes.saturating_add(other.bytes);
+        let host_only = [(
+            "host".to_string(),
+            TierStats {
+                rows: other.rows,
+                bytes: other.bytes,
+            },
+        )];
+        let tiers = if other.tiers.is_empty() {
+            &host_only[..]
+        } else {
+            &other.tiers[..]
+        };
+        for (tier, stats) in tiers {
+            match self.tiers.iter_mut().find(|(t, _)| t == tier) {
+                Some((_, mine)) => {
+                    mine.rows = mine.rows.saturating_add(stats.rows);
+                    mine.bytes = mine.bytes.saturating_add(stats.bytes);
+                }
+                None => self.tiers.push((tier.clone(), *stats)),
+            }
+        }
+        if let Some(theirs) = other.cache {
+            let mine = self.cache.get_or_insert_with(CacheStats::default);
+            mine.hits = mine.hits.saturating_add(theirs.hits);
+            mine.misses = mine.misses.saturating_add(theirs.misses);
+            mine.admissions = mine.admissions.saturating_add(theirs.admissions);
+            mine.evictions = mine.evictions.saturating_add(theirs.evictions);
+            mine.device_ns = mine.device_ns.saturating_add(theirs.device_ns);
+        }
+    }
+}
+
+/// Rows and bytes a node reports for one slot range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RangeLoad {
+    /// First slot.
+    pub start: u32,
+    /// One past the last slot.
+    pub end: u32,
+    /// Rows over all tables.
+    pub rows: u64,
+    /// Bytes over all tables.
+    pub bytes: u64,
+}
+
+/// A node's heartbeat.
+#[derive(Debug, Clone, Default)]
+pub struct HeartbeatReport {
+    /// Node id.
+    pub node_id: String,
+    /// Its address now (empty: unchanged).
+    pub address: String,
+    /// Map epoch it has applied.
+    pub epoch: u64,
+    /// Catalog version it has applied.
+    pub catalog_version: u64,
+    /// Per-table usage.
+    pub tables: Vec<TableUsage>,
+    /// Its newest good checkpoint.
+    pub last_checkpoint: Option<NodeCheckpoint>,
+    /// Rows and bytes per slot range it serves.
+    pub ranges: Vec<RangeLoad>,
+    /// Migrations under way on the node, by id.
+    pub migrations: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_usage_sums_tiers_by_name_and_cache_counters() {
+        let stats = |rows, bytes| TierStats { rows, bytes };
+        let cache = |hits, device_ns| CacheStats {
+            hits,
+            misses: 1,
+            admissions: 2,
+            evictions: 3,
+            device_ns,
+        };
+        let mut total = TableUsage::default();
+        total.add(&TableUsage {
+            name: "g".into(),
+            rows: 10,
+            bytes: 100,
+            tiers: vec![("gpu".into(), stats(4, 40)), ("host".into(), stats(10, 60))],
+            cache: Some(cache(5, 7)),
+        });
+        // A node from before tiers were reported: its rows count as host rows.
+        total.add(&TableUsage {
+            name: "g".into(),
+            rows: 1,
+            bytes: 9,
+            tiers: Vec::new(),
+            cache: None,
+        });
+        total.add(&TableUsage {
+            name: "g".into(),
+            rows: 2,
+            bytes: 30,
+            tiers: vec![("host".into(), stats(2, 20)), ("gpu".into(), stats(1, 10))],
+            cache: Some(cache(6, 1)),
+        });
+        assert_eq!((total.rows, total.bytes), (13, 139));
+        assert_eq!(
+            total.tiers,
+            vec![("gpu".into(), stats(5, 50)), ("host".into(), stats(13, 89))]
+        );
+        assert_eq!(
+            total.cache,
+            Some(CacheStats {
+                hits: 11,
+                misses: 2,
+                admissions: 4,
+                evictions: 6,
+                device_ns: 8,
+            })
+        );
+    }
+
+    #[test]
+    fn table_usage_sums_saturate() {
+        let mut total = TableUsage {
+            rows: u64::MAX - 1,
+            ..Default::default()
+        };
+        total.add(&TableUsage {
+            rows: 5,
+            cache: Some(CacheStats {
+                hits: u64::MAX,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        total.add(&TableUsage {
+            cache: Some(CacheStats {
+                hits: 1,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        assert_eq!(total.rows, u64::MAX);
+        assert_eq!(total.cache.map(|c| c.hits), Some(u64::MAX));
+    }
+}
