@@ -88,6 +88,9 @@ pub enum CoordinatorError {
     /// A background task failed.
     #[error("background task failed: {0}")]
     Task(String),
+    /// A node's registration is malformed or over a limit.
+    #[error("registration refused: {0}")]
+    BadRegistration(String),
     /// No node with that id is registered.
     #[error("unknown node {id:?}: register first")]
     UnknownNode {

@@ -81,7 +81,9 @@ pub fn from_convert(err: ConvertError) -> Status {
 /// The status for a coordinator error.
 pub fn from_coordinator(err: CoordinatorError) -> Status {
     match err {
-        CoordinatorError::Spec(_) => Status::invalid_argument(err.to_string()),
+        CoordinatorError::Spec(_) | CoordinatorError::BadRegistration(_) => {
+            Status::invalid_argument(err.to_string())
+        }
         CoordinatorError::TableNotFound { .. } | CoordinatorError::DenseNotFound { .. } => {
             Status::not_found(err.to_string())
         }

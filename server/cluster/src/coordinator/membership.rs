@@ -83,6 +83,7 @@ impl ClusterCoordinator {
         &self,
         reg: Registration,
     ) -> Result<(String, ClusterMap, Catalog), CoordinatorError> {
+        check_registration(&reg)?;
         let mut guard = self.state.lock();
         let (record, live) = &mut *guard;
         let mut next = record.clone();
@@ -246,6 +247,40 @@ pub(crate) fn map_of(record: &ClusterRecord, live: &BTreeMap<String, NodeLive>) 
     }
 }
 
+/// Longest node id, address, label key or label value, in bytes.
+pub const MAX_MEMBER_FIELD_BYTES: usize = 256;
+/// Most topology labels a node may carry.
+pub const MAX_LABELS: usize = 32;
+
+/// Refuses a registration whose fields are empty where they must not be, or over the
+/// limits (a record of such fields would be kept and sent to every client).
+fn check_registration(reg: &Registration) -> Result<(), CoordinatorError> {
+    let bad = |reason: String| Err(CoordinatorError::BadRegistration(reason));
+    if reg.address.trim().is_empty() {
+        return bad("the node's address must not be empty".into());
+    }
+    let fields = [("node id", &reg.node_id), ("address", &reg.address)];
+    let labels = reg
+        .labels
+        .iter()
+        .flat_map(|(k, v)| [("label key", k), ("label value", v)]);
+    for (what, value) in fields.into_iter().chain(labels) {
+        if value.len() > MAX_MEMBER_FIELD_BYTES {
+            return bad(format!(
+                "{what} of {} bytes is longer than {MAX_MEMBER_FIELD_BYTES} bytes",
+                value.len()
+            ));
+        }
+    }
+    if reg.labels.len() > MAX_LABELS {
+        return bad(format!(
+            "{} labels are more than {MAX_LABELS}",
+            reg.labels.len()
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -259,6 +294,34 @@ mod tests {
             .iter()
             .map(|s| s.primary.clone())
             .collect()
+    }
+
+    #[test]
+    fn registrations_over_the_limits_are_refused_and_change_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = open(dir.path(), Duration::from_secs(60));
+        let epoch = c.cluster_map().epoch;
+        let long = "x".repeat(MAX_MEMBER_FIELD_BYTES + 1);
+        let mut labelled = reg("", "h:1");
+        labelled.labels.insert("rack".into(), long.clone());
+        let mut many = reg("", "h:1");
+        for i in 0..=MAX_LABELS {
+            many.labels.insert(format!("k{i}"), "v".into());
+        }
+        for bad in [
+            reg(&long, "h:1"),
+            reg("", &long),
+            reg("", " "),
+            labelled,
+            many,
+        ] {
+            assert!(matches!(
+                c.register(bad),
+                Err(CoordinatorError::BadRegistration(_))
+            ));
+        }
+        assert_eq!(c.cluster_map().epoch, epoch);
+        assert!(c.cluster_map().nodes.is_empty());
     }
 
     #[test]
