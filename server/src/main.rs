@@ -191,6 +191,7 @@ impl NodeArgs {
             gpu_memory_budget: self.gpu.gpu_memory_budget,
             gpu_admit_on_push: self.gpu.gpu_admit_on_push,
             gpu_reference: self.gpu.gpu_reference,
+            max_dense_bytes: strata_engine::max_dense_bytes(self.max_message_size),
         }
     }
 

@@ -294,3 +294,31 @@ async fn huge_names_are_refused_or_not_found_with_short_messages() {
     assert!(status.message().contains("256"), "{status:?}");
     assert_eq!(f.rows().await, 3);
 }
+
+#[tokio::test]
+async fn a_dense_tensor_over_the_memory_budget_is_refused_whole() {
+    let mut f = fixture(&["--memory-budget", "64KiB"]).await;
+    let status = f
+        .coord
+        .create_dense(pb::CreateDenseRequest {
+            spec: Some(pb::DenseSpec {
+                name: "w".into(),
+                shape: vec![100, 100],
+                optimizer: table_spec("x", 1, "adam", 0.1).optimizer,
+                initializer: None,
+                seed: 1,
+            }),
+        })
+        .await
+        .expect_err("120 KB of values and Adam state in a 64 KiB budget");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("memory budget"), "{status:?}");
+    let listed = f
+        .coord
+        .list_tables(pb::ListTablesRequest {})
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(listed.dense.is_empty(), "nothing was created: {listed:?}");
+    assert_eq!(f.rows().await, 3);
+}

@@ -73,6 +73,16 @@ pub enum EngineError {
         /// The name asked for.
         name: String,
     },
+    /// A dense tensor's values would not fit one message.
+    #[error("dense tensor {} holds {bytes} bytes of values, more than one message carries ({max} bytes; see --max-message-size)", shown_name(.name))]
+    DenseTooLarge {
+        /// The tensor.
+        name: String,
+        /// Bytes of its values.
+        bytes: u64,
+        /// The largest allowed.
+        max: u64,
+    },
     /// A dense tensor of that name exists already.
     #[error("dense tensor {} already exists", shown_name(.name))]
     DenseExists {

@@ -65,6 +65,18 @@ pub struct EngineConfig {
     /// Serve `--tier gpu` tables from the CPU reference of the device table (no device used;
     /// for tests and for exercising the tiering logic on CPU-only nodes).
     pub gpu_reference: bool,
+    /// Largest dense tensor, in bytes of values: what one pull of it can carry (the
+    /// message limit less room for the rest of the message).
+    pub max_dense_bytes: u64,
+}
+
+/// Room a dense pull's response needs besides the values (shape and framing).
+pub const DENSE_MESSAGE_OVERHEAD: u64 = 64 << 10;
+
+/// The largest dense tensor, in bytes of values, that one message of `max_message_bytes`
+/// carries.
+pub fn max_dense_bytes(max_message_bytes: u64) -> u64 {
+    max_message_bytes.saturating_sub(DENSE_MESSAGE_OVERHEAD)
 }
 
 impl Default for EngineConfig {
@@ -78,6 +90,7 @@ impl Default for EngineConfig {
             gpu_memory_budget: DEFAULT_GPU_MEMORY_BUDGET,
             gpu_admit_on_push: false,
             gpu_reference: false,
+            max_dense_bytes: max_dense_bytes(256 << 20),
         }
     }
 }
@@ -324,11 +337,19 @@ impl Engine {
     /// Creates a dense tensor.
     pub fn create_dense(&self, spec: DenseSpec) -> Result<(), EngineError> {
         spec.validate()?;
+        let bytes = spec.numel() as u64 * 4;
+        if bytes > self.config.max_dense_bytes {
+            return Err(EngineError::DenseTooLarge {
+                name: spec.name,
+                bytes,
+                max: self.config.max_dense_bytes,
+            });
+        }
         let entry = self.dense.entry(spec.name.clone());
         if let dashmap::Entry::Occupied(_) = entry {
             return Err(EngineError::DenseExists { name: spec.name });
         }
-        entry.insert(Arc::new(DenseTensor::new(spec)));
+        entry.insert(Arc::new(DenseTensor::new(spec, &self.budget)?));
         Ok(())
     }
 
@@ -407,7 +428,7 @@ impl Engine {
         let dense = snap
             .dense
             .iter()
-            .map(DenseTensor::restore)
+            .map(|d| DenseTensor::restore(d, &self.budget))
             .collect::<Result<Vec<_>, _>>()?;
         self.tables.clear();
         *self.gpu_budget.lock() = gpu_budget;

@@ -24,9 +24,9 @@ pub fn engine_code(err: &EngineError) -> Code {
         | EngineError::GradsLength { .. }
         | EngineError::DenseLength { .. }
         | EngineError::NonFinite { .. } => Code::InvalidArgument,
-        EngineError::BatchTooLarge { .. } | EngineError::GpuMemory { .. } => {
-            Code::ResourceExhausted
-        }
+        EngineError::BatchTooLarge { .. }
+        | EngineError::GpuMemory { .. }
+        | EngineError::DenseTooLarge { .. } => Code::ResourceExhausted,
         EngineError::TableNotFound { .. } | EngineError::DenseNotFound { .. } => Code::NotFound,
         EngineError::TableExists { .. } | EngineError::DenseExists { .. } => Code::AlreadyExists,
         EngineError::NoGpu { .. } | EngineError::WrongOwner { .. } => Code::FailedPrecondition,
