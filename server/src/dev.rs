@@ -15,13 +15,14 @@ use tokio::net::TcpListener;
 
 use strata_proto::v1::coordinator_server::CoordinatorServer;
 
+use crate::connections::{bounded_incoming, ConnectionLimits};
 use crate::local_nodes::LocalNodes;
 use crate::metrics::Metrics;
 use crate::roles::membership::{self, InProcessLink, LinkError, Membership};
 use crate::roles::{leading, serve, RoleError};
 use crate::service::{parameter_routes, CoordinatorService, ParameterService};
 use crate::shard_node::{stored_node_id, ShardNode, ShardNodeError};
-use crate::transport::{incoming, server_builder};
+use crate::transport::server_builder;
 use strata_cluster::cluster::{ClusterConfig, ClusterCoordinator};
 use strata_cluster::CoordinatorError;
 use strata_engine::{Engine, EngineConfig};
@@ -48,6 +49,8 @@ pub struct DevConfig {
     pub migration_nice: i32,
     /// Start with empty tables when every checkpoint fails verification.
     pub accept_data_loss: bool,
+    /// Connections open at once and the HTTP/2 handshake deadline.
+    pub connections: ConnectionLimits,
 }
 
 /// Why a dev node stopped.
@@ -156,6 +159,7 @@ pub async fn run_dev(
     let coordinator_svc = CoordinatorServer::new(CoordinatorService::in_process_only(coordinator))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
+    let connections = metrics.connections.clone();
     let metrics_task = serve::metrics(metrics_listener, metrics, engine, &stop_rx);
 
     tracing::info!(%address, "strata-server dev serving");
@@ -165,7 +169,10 @@ pub async fn run_dev(
         .add_service(serve::reflection_v1alpha()?)
         .add_service(parameter)
         .add_service(coordinator_svc)
-        .serve_with_incoming_shutdown(incoming(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            bounded_incoming(listener, config.connections, connections),
+            shutdown,
+        )
         .await;
     let _ = stop_tx.send(true);
     serve::finish_metrics(metrics_task).await;

@@ -17,6 +17,7 @@
 //! - [`dev`]: the all-in-one `strata-server dev` runner (coordinator + one node).
 //! - [`metrics`]: Prometheus families in an explicit registry.
 //! - [`transport`]: tuned HTTP/2 settings of the servers.
+//! - [`connections`]: the cap on open connections and the HTTP/2 handshake deadline.
 //! - [`size`], [`args`]: byte sizes, durations and labels on the command line.
 //! - [`allocator`]: glibc allocator settings for the binaries.
 
@@ -25,6 +26,7 @@ compile_error!("strata's packed payloads assume a little-endian host");
 
 pub mod allocator;
 pub mod args;
+pub mod connections;
 pub mod dev;
 pub mod etcd;
 pub mod local_nodes;

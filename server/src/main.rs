@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use strata_engine::{EngineConfig, DEFAULT_GPU_MEMORY_BUDGET, DEFAULT_MAX_BATCH_ROWS};
 use strata_server::args::{parse_duration, parse_labels};
+use strata_server::connections::{ConnectionLimits, DEFAULT_MAX_CONNECTIONS};
 use strata_server::dev::{run_dev, DevConfig};
 use strata_server::roles::{
     run_coordinator, run_shard, CoordinatorRoleConfig, EtcdSettings, ShardRoleConfig,
@@ -88,6 +89,8 @@ struct CoordinatorArgs {
     /// Cluster checkpoints to keep in the record (each node keeps its own parts).
     #[arg(long, default_value_t = 3)]
     keep_checkpoints: usize,
+    #[command(flatten)]
+    connections: ConnectionArgs,
 }
 
 #[derive(clap::Args)]
@@ -121,7 +124,30 @@ struct ShardArgs {
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
+    connections: ConnectionArgs,
+    #[command(flatten)]
     node: NodeArgs,
+}
+
+/// Connection bounds of every role.
+#[derive(clap::Args)]
+struct ConnectionArgs {
+    /// Connections open at once; one more is closed as soon as it is accepted.
+    #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Time a new connection has to start HTTP/2 before it is closed (e.g. 10s).
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    handshake_timeout: Duration,
+}
+
+impl ConnectionArgs {
+    /// The limits these flags describe.
+    fn limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: self.max_connections.max(1),
+            handshake_timeout: self.handshake_timeout,
+        }
+    }
 }
 
 /// GPU tier flags of the roles that hold tables.
@@ -224,6 +250,8 @@ struct DevArgs {
     #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(i32).range(0..=19))]
     migration_nice: i32,
     #[command(flatten)]
+    connections: ConnectionArgs,
+    #[command(flatten)]
     node: NodeArgs,
 }
 
@@ -291,6 +319,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         keep_checkpoints: args.node.keep_checkpoints(),
         migration_nice: args.migration_nice,
         accept_data_loss: args.node.accept_data_loss,
+        connections: args.connections.limits(),
     };
     // Tests and scripts read the bound addresses from these lines.
     println!("strata-server dev listening on {}", listener.local_addr()?);
@@ -375,6 +404,7 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
             lease_ttl: args.lease_ttl,
         }),
         keep_checkpoints: args.keep_checkpoints.max(1),
+        connections: args.connections.limits(),
     };
     announce("coordinator", &listener, &metrics_listener)?;
     run_coordinator(config, listener, metrics_listener, shutdown_signal())
@@ -406,6 +436,7 @@ async fn shard(args: ShardArgs) -> anyhow::Result<()> {
         heartbeat_interval: args.heartbeat_interval,
         migration_nice: args.migration_nice,
         accept_data_loss: args.node.accept_data_loss,
+        connections: args.connections.limits(),
     };
     announce("shard", &listener, &metrics_listener)?;
     run_shard(config, listener, metrics_listener, shutdown_signal())

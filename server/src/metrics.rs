@@ -15,6 +15,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use tonic::Status;
 
+use crate::connections::ConnectionMetrics;
 use crate::migration::MigrationCounters;
 use strata_engine::Engine;
 
@@ -101,6 +102,8 @@ pub struct Metrics {
     pub tier_hit_ratio: Family<TableLabels, Gauge<f64, AtomicU64>>,
     /// Time requests waited on the device (copies and kernels), per table and caching tier.
     pub tier_device_seconds: Family<TableLabels, Counter<f64, AtomicU64>>,
+    /// Open, refused and timed-out connections.
+    pub connections: ConnectionMetrics,
     /// Migration series (shard servers only).
     migrations: Option<MigrationFamilies>,
     /// Serializes renders: table series are rebuilt from engine stats on each.
@@ -207,6 +210,22 @@ impl Metrics {
             "Time requests waited on the device (copies and kernels) of a caching tier",
             tier_device_seconds.clone(),
         );
+        let connections = ConnectionMetrics::default();
+        registry.register(
+            "connections_open",
+            "Connections open now",
+            connections.open.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections closed at accept because --max-connections was reached",
+            connections.refused.clone(),
+        );
+        registry.register(
+            "connections_handshake_timeouts",
+            "Connections closed because they did not start HTTP/2 within --handshake-timeout",
+            connections.handshake_timeouts.clone(),
+        );
         Self {
             registry,
             rpc_seconds,
@@ -225,6 +244,7 @@ impl Metrics {
             tier_evictions,
             tier_hit_ratio,
             tier_device_seconds,
+            connections,
             migrations: None,
             render_lock: Mutex::new(()),
         }

@@ -441,3 +441,47 @@ async fn a_dev_server_refuses_shard_servers_of_other_processes() {
         .into_inner();
     assert_eq!(map.nodes.len(), 1, "only the in-process node: {map:?}");
 }
+
+#[tokio::test]
+async fn idle_sockets_that_never_start_http2_are_closed() {
+    use tokio::io::AsyncReadExt;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = DevServer::start(
+        dir.path(),
+        &[
+            "--handshake-timeout",
+            "500ms",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+    )
+    .expect("start");
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(
+            tokio::net::TcpStream::connect(&server.address)
+                .await
+                .expect("connect"),
+        );
+    }
+    for socket in &mut idle {
+        // The server's own SETTINGS come first; then the connection ends.
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            socket.read_to_end(&mut rest),
+        )
+        .await
+        .expect("closed within the deadline");
+        assert!(rest.len() < 1024, "{read:?} after {} bytes", rest.len());
+    }
+    let metrics = server.metrics_address.clone().expect("metrics address");
+    wait_metric(&metrics, "strata_connections_handshake_timeouts_total", 3).await;
+    // Clients that speak HTTP/2 are served as before.
+    let client = server.client().await.expect("client");
+    client
+        .create_table(strata_tests::table_spec("t", 2, "sgd", 1.0))
+        .await
+        .expect("create");
+}

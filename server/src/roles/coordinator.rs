@@ -12,6 +12,7 @@ use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
 use super::{leading, serve, RoleError};
+use crate::connections::{bounded_incoming, ConnectionLimits};
 use crate::etcd::election::{Election, ElectionConfig, ElectionError};
 use crate::etcd::store::EtcdMetaStore;
 use crate::metrics::Metrics;
@@ -45,6 +46,8 @@ pub struct CoordinatorRoleConfig {
     pub etcd: Option<EtcdSettings>,
     /// Cluster checkpoints to keep in the record.
     pub keep_checkpoints: usize,
+    /// Connections open at once and the HTTP/2 handshake deadline.
+    pub connections: ConnectionLimits,
 }
 
 /// Where in etcd the cluster lives.
@@ -110,6 +113,7 @@ pub async fn run_coordinator(
         .max_encoding_message_size(max);
     let metrics = Arc::new(Metrics::new());
     let engine = Arc::new(Engine::new(EngineConfig::default()));
+    let connections = metrics.connections.clone();
     let metrics_task = serve::metrics(metrics_listener, metrics, engine, &stop_rx);
 
     tracing::info!(%address, etcd = config.etcd.is_some(), "strata-server coordinator serving");
@@ -119,7 +123,7 @@ pub async fn run_coordinator(
         .add_service(serve::reflection_v1alpha()?)
         .add_service(service)
         .serve_with_incoming_shutdown(
-            crate::transport::incoming(listener),
+            bounded_incoming(listener, config.connections, connections),
             serve::stopped(&stop_rx),
         );
     tokio::pin!(serve);

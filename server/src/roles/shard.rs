@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 
 use super::membership::{self, Membership};
 use super::{serve, RoleError};
+use crate::connections::{bounded_incoming, ConnectionLimits};
 use crate::metrics::Metrics;
 use crate::service::{
     parameter_routes, shard_control_routes, ParameterService, ShardControlService,
@@ -44,6 +45,8 @@ pub struct ShardRoleConfig {
     pub migration_nice: i32,
     /// Start with empty tables when every checkpoint fails verification.
     pub accept_data_loss: bool,
+    /// Connections open at once and the HTTP/2 handshake deadline.
+    pub connections: ConnectionLimits,
 }
 
 /// Runs a shard server on already-bound listeners until `shutdown` resolves.
@@ -99,6 +102,7 @@ pub async fn run_shard(
     let max = config.max_message_bytes;
     let parameter = parameter_routes(ParameterService::new(engine.clone(), metrics.clone()), max);
     let control = shard_control_routes(ShardControlService::new(node), max);
+    let connections = metrics.connections.clone();
     let metrics_task = serve::metrics(metrics_listener, metrics, engine, &stop_rx);
 
     tracing::info!(%address, "strata-server shard serving");
@@ -108,7 +112,10 @@ pub async fn run_shard(
         .add_service(serve::reflection_v1alpha()?)
         .add_service(parameter)
         .add_service(control)
-        .serve_with_incoming_shutdown(crate::transport::incoming(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            bounded_incoming(listener, config.connections, connections),
+            shutdown,
+        )
         .await;
     let _ = stop_tx.send(true);
     serve::finish_metrics(metrics_task).await;
