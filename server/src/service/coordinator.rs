@@ -15,7 +15,7 @@ use super::convert::{
     report_from_pb, table_info_to_pb, table_spec_from_pb, table_spec_to_pb,
 };
 use super::leader::LeaderSlot;
-use super::status::{from_convert, from_coordinator};
+use super::status::{from_convert, from_coordinator, internal};
 use strata_cluster::cluster::migrations::{shard_loads, LiveMove};
 use strata_cluster::cluster::{
     shards_of, ClusterCheckpoint, ClusterCheckpointState, ClusterCoordinator, ClusterRecord,
@@ -73,7 +73,7 @@ impl CoordinatorService {
 
 /// A plan as JSON (for ApplyPlan) and as a table for people.
 fn plan_texts(plan: &Plan, rate: u64) -> Result<(String, String), Status> {
-    let json = serde_json::to_string(plan).map_err(|e| Status::internal(e.to_string()))?;
+    let json = serde_json::to_string(plan).map_err(|e| internal(&e))?;
     let rate = if rate == 0 { ASSUMED_RATE } else { rate };
     Ok((json, render(plan, rate)))
 }

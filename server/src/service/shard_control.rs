@@ -20,7 +20,7 @@ use super::convert::{
     catalog_from_pb, checkpoint_to_pb, map_from_pb, progress_to_pb, report_to_pb,
 };
 use super::hand_framed::{read_status, respond, HandFramed, Respond};
-use super::status::{from_convert, from_engine, from_migration, from_shard_node};
+use super::status::{from_convert, from_engine, from_migration, from_shard_node, internal};
 use crate::migration::destination;
 use crate::shard_node::{node_checkpoint, ShardNode};
 use strata_cluster::cluster::MigrateOut;
@@ -53,7 +53,7 @@ impl ShardControlService {
                 stream,
             ))
             .await
-            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| internal(&e))?
             .map_err(from_migration)
     }
 
@@ -144,7 +144,7 @@ impl ShardControl for ShardControlService {
         // Dropping handed-off rows walks stripes: off the async workers.
         tokio::task::spawn_blocking(move || node.apply_map(&map))
             .await
-            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| internal(&e))?
             .map_err(from_shard_node)?;
         Ok(Response::new(pb::ApplyMapResponse {}))
     }
@@ -187,7 +187,7 @@ impl ShardControl for ShardControlService {
             let failure = match task.await {
                 Ok(Ok(())) => return,
                 Ok(Err(e)) => from_migration(e),
-                Err(e) => Status::internal(format!("the move's task failed: {e}")),
+                Err(e) => internal(&format!("the move's task failed: {e}")),
             };
             let _ = result_tx.send(Err(failure)).await;
         });

@@ -37,9 +37,20 @@ pub fn engine_code(err: &EngineError) -> Code {
     }
 }
 
+/// `INTERNAL` for one of strata's own faults, logged with its context: the code is kept for
+/// those (a request the sender got wrong has a code of its own).
+pub fn internal(err: &dyn std::fmt::Display) -> Status {
+    tracing::error!(error = %err, "internal error answered to a request");
+    Status::internal(err.to_string())
+}
+
 /// A status for an engine error; stale routing carries the current epoch in metadata.
 pub fn from_engine(err: EngineError) -> Status {
-    let mut status = Status::new(engine_code(&err), err.to_string());
+    let code = engine_code(&err);
+    if code == Code::Internal {
+        return internal(&err);
+    }
+    let mut status = Status::new(code, err.to_string());
     if let EngineError::WrongOwner { current_epoch, .. } = err {
         if let Ok(v) = current_epoch.to_string().parse() {
             status.metadata_mut().insert(EPOCH_METADATA, v);
@@ -117,7 +128,7 @@ pub fn from_coordinator(err: CoordinatorError) -> Status {
         }
         CoordinatorError::MetaStore(_)
         | CoordinatorError::SlotMismatch { .. }
-        | CoordinatorError::Task(_) => Status::internal(err.to_string()),
+        | CoordinatorError::Task(_) => internal(&err),
     }
 }
 
@@ -141,7 +152,7 @@ pub fn from_shard_node(err: ShardNodeError) -> Status {
             Status::invalid_argument(err.to_string())
         }
         ShardNodeError::Checkpoint(_) | ShardNodeError::NodeId { .. } | ShardNodeError::Task(_) => {
-            Status::internal(err.to_string())
+            internal(&err)
         }
         ShardNodeError::Migration(e) => from_migration(e),
     }
@@ -163,7 +174,7 @@ pub fn from_migration(err: MigrationError) -> Status {
             Status::invalid_argument(err.to_string())
         }
         MigrationError::ProgressClosed => Status::cancelled(err.to_string()),
-        MigrationError::Task(_) => Status::internal(err.to_string()),
+        MigrationError::Task(_) => internal(&err),
     }
 }
 
