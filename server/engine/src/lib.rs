@@ -31,7 +31,7 @@ pub use self::dense::DenseTensor;
 pub use self::error::EngineError;
 pub use self::ownership::{Admission, Capture, Ownership, OwnershipError};
 use crate::checkpoint::{NodeSnapshot, TableSnapshot};
-use strata_storage::host::HostTier;
+use strata_storage::host::{HostTier, RowMemory};
 use strata_storage::slot::DEFAULT_NUM_SLOTS;
 use strata_storage::spec::{DenseSpec, TableSpec, TierKind};
 use strata_storage::RowBlock;
@@ -65,6 +65,9 @@ pub struct EngineConfig {
     /// Serve `--tier gpu` tables from the CPU reference of the device table (no device used;
     /// for tests and for exercising the tiering logic on CPU-only nodes).
     pub gpu_reference: bool,
+    /// The node's row memory (reserve, huge page choice, prefault threads), shared by every
+    /// table the engine builds; each node of a process has its own.
+    pub row_memory: Arc<RowMemory>,
 }
 
 impl Default for EngineConfig {
@@ -78,6 +81,7 @@ impl Default for EngineConfig {
             gpu_memory_budget: DEFAULT_GPU_MEMORY_BUDGET,
             gpu_admit_on_push: false,
             gpu_reference: false,
+            row_memory: Arc::new(RowMemory::default()),
         }
     }
 }
@@ -215,6 +219,11 @@ impl Engine {
         &self.config
     }
 
+    /// The node's row memory (its reserve's counters feed `/metrics`).
+    pub fn row_memory(&self) -> &Arc<RowMemory> {
+        &self.config.row_memory
+    }
+
     /// The node's memory budget.
     pub fn budget(&self) -> &MemoryBudget {
         &self.budget
@@ -244,7 +253,12 @@ impl Engine {
         spec: TableSpec,
         gpu_budget: &Arc<MemoryBudget>,
     ) -> Result<Table, EngineError> {
-        let host = HostTier::new(spec.clone(), self.config.num_slots, self.budget.clone());
+        let host = HostTier::new(
+            spec.clone(),
+            self.config.num_slots,
+            self.budget.clone(),
+            self.config.row_memory.clone(),
+        );
         let (tier, gpu): (Box<dyn Tier>, _) = match spec.tier {
             TierKind::Host => (Box::new(host), None),
             TierKind::Gpu => {
