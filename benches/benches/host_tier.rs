@@ -12,7 +12,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use strata_storage::host::HostTier;
+use strata_storage::host::{HostTier, RowMemory};
 use strata_storage::init::SplitMix64;
 use strata_storage::optimizer::{OptimizerConfig, OptimizerKind};
 use strata_storage::spec::{InitializerConfig, TableSpec, TierKind};
@@ -114,7 +114,12 @@ fn main() {
 
     // Memory per row: RSS growth while the tier creates `keys` rows.
     let before = rss_bytes();
-    let tier = HostTier::new(spec(), 4096, Arc::new(MemoryBudget::unlimited()));
+    let tier = HostTier::new(
+        spec(),
+        4096,
+        Arc::new(MemoryBudget::unlimited()),
+        Arc::new(RowMemory::default()),
+    );
     let all: Vec<u64> = (0..keys).collect();
     let mut scratch = vec![0.0f32; 65_536 * DIM];
     for chunk in all.chunks(65_536) {
@@ -258,7 +263,12 @@ fn migration_ops(tier: &HostTier) {
     }
     let export = start.elapsed().as_secs_f64();
     let rows: usize = blocks.iter().map(|b| b.ids.len()).sum();
-    let fresh = HostTier::new(spec(), 4096, Arc::new(MemoryBudget::unlimited()));
+    let fresh = HostTier::new(
+        spec(),
+        4096,
+        Arc::new(MemoryBudget::unlimited()),
+        Arc::new(RowMemory::default()),
+    );
     let start = Instant::now();
     for b in &blocks {
         fresh.import_rows(b).expect("import");

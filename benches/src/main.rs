@@ -14,6 +14,10 @@ use strata_bench::target::{self, TableParams, TargetSpec};
 use strata_bench::timeline::Timeline;
 use strata_bench::workload::WorkloadSpec;
 use strata_server::allocator::HeapPages;
+use strata_storage::host::{RowMemory, RowMemoryConfig, DEFAULT_MEMORY_RESERVE_BYTES};
+
+/// Longest wait for the in-process target's reserve to fill before the run.
+const RESERVE_FILL_BOUND: Duration = Duration::from_secs(600);
 
 /// Workload W1 (shared/WORKLOAD.md) end to end, with latency histograms.
 #[derive(Debug, Parser)]
@@ -122,24 +126,23 @@ fn main() -> anyhow::Result<()> {
     // Refuse bad workload parameters before touching any table.
     strata_bench::zipf::Zipf::new(a.keys, a.zipf)?;
     let spec = TargetSpec::parse(&a.target, &a.coordinator)?;
-    strata_storage::host::set_huge_pages(a.huge_pages);
     if a.memory_reserve.is_some() && !matches!(spec, TargetSpec::Inproc) {
         bail!("--memory-reserve applies to --target inproc; give a server its own");
     }
-    if matches!(spec, TargetSpec::Inproc) {
-        let bytes = a
-            .memory_reserve
-            .unwrap_or(strata_storage::host::DEFAULT_MEMORY_RESERVE_BYTES);
-        // Faulted in now, before any table exists and outside the measured run; kept
-        // filled during it, as a server keeps its own.
-        let reserve = &strata_storage::host::ROW_MEMORY_RESERVE;
-        reserve.set_capacity_bytes(bytes);
-        reserve.fill();
-        if bytes > 0 {
-            reserve
-                .keep_filled(|_, _| {})
-                .context("starting the row memory reserve's refill thread")?;
-        }
+    // The in-process engine's row memory, as a server node's: faulted in now, before any
+    // table exists and outside the measured run, and kept filled during it.
+    let row_memory = Arc::new(RowMemory::new(RowMemoryConfig {
+        reserve_bytes: match spec {
+            TargetSpec::Inproc => a.memory_reserve.unwrap_or(DEFAULT_MEMORY_RESERVE_BYTES),
+            _ => 0,
+        },
+        huge_pages: a.huge_pages,
+    }));
+    if !row_memory.wait_filled(RESERVE_FILL_BOUND) {
+        bail!(
+            "the row memory reserve did not fill within {}s",
+            RESERVE_FILL_BOUND.as_secs()
+        );
     }
     let params = TableParams {
         name: a.table.clone(),
@@ -169,7 +172,7 @@ fn main() -> anyhow::Result<()> {
         .context("starting the tokio runtime")?;
     let live = Arc::new(Live::default());
     let result = rt.block_on(async {
-        let targets = target::setup(&spec, &params, a.trainers)
+        let targets = target::setup(&spec, &params, a.trainers, row_memory.clone())
             .await
             .with_context(|| format!("setting up target {}", a.target))?;
         let progress = (!a.json && std::io::stderr().is_terminal())

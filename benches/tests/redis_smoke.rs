@@ -23,7 +23,9 @@ async fn redis_rows_and_adagrad_match_workload() {
     };
     let spec = TargetSpec::parse(&format!("redis://{}", redis.addr), "").expect("parse");
     let p = params();
-    let mut ts = target::setup(&spec, &p, 2).await.expect("setup");
+    let mut ts = target::setup(&spec, &p, 2, Default::default())
+        .await
+        .expect("setup");
     let mut b = ts.pop().expect("two targets");
     let mut a = ts.pop().expect("two targets");
     let ids = [3u64, 7, 1 << 40];

@@ -3,7 +3,8 @@
 //! It is the cluster of `strata-server coordinator` + `strata-server shard` with the node
 //! reached by direct calls instead of gRPC: the same coordinator, the same `Coordinator`
 //! service, the same checkpoints and plans. The data dir holds both the cluster record and
-//! the node's checkpoints; the node registers before the first request is served.
+//! the node's checkpoints; the node registers before the first request is served. Opening
+//! and registering the node are [`crate::roles::local`]'s, shared with in-process clusters.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -18,10 +19,11 @@ use strata_proto::v1::coordinator_server::CoordinatorServer;
 use crate::connections::{bounded_incoming, ConnectionLimits};
 use crate::local_nodes::LocalNodes;
 use crate::metrics::Metrics;
-use crate::roles::membership::{self, InProcessLink, LinkError, Membership};
+use crate::roles::local::{self, open_node};
+use crate::roles::membership::{LinkError, Membership};
 use crate::roles::{leading, serve, RoleError};
 use crate::service::{parameter_routes, CoordinatorService, ParameterService};
-use crate::shard_node::{stored_node_id, ShardNode, ShardNodeError};
+use crate::shard_node::ShardNodeError;
 use crate::transport::server_builder;
 use strata_cluster::cluster::{ClusterConfig, ClusterCoordinator};
 use strata_cluster::CoordinatorError;
@@ -94,23 +96,19 @@ pub async fn run_dev(
 ) -> Result<(), DevError> {
     let address = listener.local_addr()?.to_string();
     let engine = Arc::new(Engine::new(config.engine.clone()));
-    let (data_dir, keep, open_engine, nice, accept_data_loss) = (
-        config.data_dir.clone(),
-        config.keep_checkpoints,
+    let node = open_node(
+        &config.data_dir,
         engine.clone(),
+        config.keep_checkpoints,
         config.migration_nice,
         config.accept_data_loss,
-    );
-    let (node, stored_id) = tokio::task::spawn_blocking(move || {
-        let node = ShardNode::open(&data_dir, open_engine, keep, nice, accept_data_loss)?;
-        Ok::<_, ShardNodeError>((node, stored_node_id(&data_dir)?))
-    })
+        None,
+    )
     .await
-    .map_err(|e| DevError::Setup(e.to_string()))??;
-    if let Some(id) = stored_id {
-        node.set_node_id(&id);
-    }
-    let node = Arc::new(node);
+    .map_err(|e| match e {
+        RoleError::Shard(e) => DevError::Node(e),
+        e => DevError::Role(e),
+    })?;
     let nodes = Arc::new(LocalNodes::new());
     nodes.insert(&address, node.clone());
     let cluster_config = ClusterConfig {
@@ -136,19 +134,10 @@ pub async fn run_dev(
         data_dir: config.data_dir.clone(),
         interval: HEARTBEAT_INTERVAL,
     };
-    let mut link = InProcessLink(coordinator.clone());
-    membership::join(&node, &me, &mut link)
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    local::join(&node, me, &coordinator, &stop_rx)
         .await
         .map_err(|e: LinkError| DevError::Register(e.to_string()))?;
-
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(membership::run(
-        node.clone(),
-        me,
-        Box::new(link),
-        true,
-        stop_rx.clone(),
-    ));
     leading::start(&coordinator, HEARTBEAT_TIMEOUT, &stop_rx);
 
     let (_health_reporter, health) =

@@ -12,7 +12,9 @@
 //! - [`shard_node`]: a shard node's state: engine, checkpoints, node id, applied map.
 //! - [`local_nodes`]: the coordinator's calls to shard nodes in its own process.
 //! - [`migration`]: the transport of live moves of slot ranges between shard servers.
-//! - [`roles`]: the `coordinator` and `shard` process runners, membership, leading loops.
+//! - [`roles`]: the `coordinator` and `shard` process runners, membership, leading loops,
+//!   and shard nodes served in the coordinator's process (`roles::local`: the dev node, the
+//!   nodes of an in-process test cluster).
 //! - [`etcd`]: the cluster record in etcd and the election of the leading coordinator.
 //! - [`dev`]: the all-in-one `strata-server dev` runner (coordinator + one node).
 //! - [`metrics`]: Prometheus families in an explicit registry.

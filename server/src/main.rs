@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -16,7 +17,7 @@ use strata_server::roles::{
 };
 use strata_server::size::parse_size;
 use strata_server::transport::DEFAULT_MAX_MESSAGE_BYTES;
-use strata_storage::host::DEFAULT_MEMORY_RESERVE_BYTES;
+use strata_storage::host::{RowMemory, RowMemoryConfig, DEFAULT_MEMORY_RESERVE_BYTES};
 use strata_storage::slot::DEFAULT_NUM_SLOTS;
 
 #[derive(Parser)]
@@ -206,8 +207,14 @@ struct NodeArgs {
 }
 
 impl NodeArgs {
-    /// The engine settings these flags describe, for a node named `node_name`.
+    /// The engine settings these flags describe, for a node named `node_name`, with the
+    /// node's row memory set up: huge page advice, and the reserve (whose chunks take that
+    /// advice) filling on its own thread.
     fn engine_config(&self, node_name: String) -> EngineConfig {
+        let row_memory = RowMemory::new(RowMemoryConfig {
+            reserve_bytes: self.memory_reserve,
+            huge_pages: self.huge_pages,
+        });
         EngineConfig {
             node_name,
             num_slots: self.num_slots,
@@ -218,6 +225,7 @@ impl NodeArgs {
             gpu_admit_on_push: self.gpu.gpu_admit_on_push,
             gpu_reference: self.gpu.gpu_reference,
             max_dense_bytes: strata_engine::max_dense_bytes(self.max_message_size),
+            row_memory: Arc::new(row_memory),
         }
     }
 
@@ -291,15 +299,7 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-/// Applies the row memory flags of a role that holds tables: huge page advice, then the
-/// reserve (whose chunks take that advice).
-fn prepare_row_memory(node: &NodeArgs) {
-    strata_storage::host::set_huge_pages(node.huge_pages);
-    strata_storage::host::reserve_row_memory(node.memory_reserve);
-}
-
 async fn dev(args: DevArgs) -> anyhow::Result<()> {
-    prepare_row_memory(&args.node);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -413,7 +413,6 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
 }
 
 async fn shard(args: ShardArgs) -> anyhow::Result<()> {
-    prepare_row_memory(&args.node);
     let listener = bind(args.listen, "gRPC").await?;
     let metrics_listener = bind_metrics(args.metrics_listen).await?;
     let coordinators: Vec<String> = args

@@ -375,7 +375,7 @@ impl Metrics {
             }
         }
         self.memory_used_bytes.set(engine.budget().used() as i64);
-        let reserve = &strata_storage::host::ROW_MEMORY_RESERVE;
+        let reserve = engine.row_memory().reserve();
         self.memory_reserve_bytes.set(reserve.bytes() as i64);
         // The reserve's totals are monotonic; renders are serialized, so the counters
         // advance by what is new since the last render.

@@ -1,5 +1,6 @@
 //! Harness for integration tests: starts real `strata-server` processes on 127.0.0.1 with
-//! ephemeral ports and temporary data dirs, and runs the `strata` CLI.
+//! ephemeral ports and temporary data dirs, and runs the `strata` CLI; or a whole cluster
+//! in the test's own process ([`inproc`]).
 //!
 //! The binaries come from the same target dir as the test (cargo builds them for the
 //! packages' own CLI tests).
@@ -14,6 +15,7 @@ use anyhow::{bail, Context};
 
 pub mod cluster;
 pub mod etcd;
+pub mod inproc;
 pub mod trainers;
 
 /// How long a server may take to print its address.

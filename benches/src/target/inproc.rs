@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use strata_engine::{Engine, EngineConfig};
+use strata_storage::host::RowMemory;
 use strata_storage::optimizer::{OptimizerConfig, OptimizerKind};
 use strata_storage::spec::{InitializerConfig, TableSpec, TierKind};
 
@@ -27,9 +28,13 @@ pub fn table_spec(p: &TableParams) -> TableSpec {
     }
 }
 
-/// Create an engine with default settings and the benchmark table.
-pub fn prepare(p: &TableParams) -> Result<Arc<Engine>, TargetError> {
-    let engine = Engine::new(EngineConfig::default());
+/// Create an engine with default settings and the node's `row_memory`, and the benchmark
+/// table.
+pub fn prepare(p: &TableParams, row_memory: Arc<RowMemory>) -> Result<Arc<Engine>, TargetError> {
+    let engine = Engine::new(EngineConfig {
+        row_memory,
+        ..EngineConfig::default()
+    });
     engine
         .create_table(table_spec(p))
         .map_err(|e| TargetError::Setup(format!("creating table {}: {e}", p.name)))?;

@@ -6,6 +6,9 @@ pub mod resp;
 pub mod strata;
 
 use std::future::Future;
+use std::sync::Arc;
+
+use strata_storage::host::RowMemory;
 
 use crate::workload::GradRows;
 
@@ -158,11 +161,13 @@ impl Target for AnyTarget {
 }
 
 /// Prepare the table (dropped and recreated, or the Redis instance flushed) and open one
-/// target per trainer. Not timed.
+/// target per trainer. Not timed. `row_memory` is the in-process engine's (its reserve and
+/// threads, as a server node's); the networked targets leave it unused.
 pub async fn setup(
     spec: &TargetSpec,
     params: &TableParams,
     trainers: usize,
+    row_memory: Arc<RowMemory>,
 ) -> Result<Vec<AnyTarget>, TargetError> {
     let mut out = Vec::with_capacity(trainers);
     match spec {
@@ -175,7 +180,7 @@ pub async fn setup(
             }
         }
         TargetSpec::Inproc => {
-            let engine = inproc::prepare(params)?;
+            let engine = inproc::prepare(params, row_memory)?;
             for _ in 0..trainers {
                 out.push(AnyTarget::Inproc(inproc::InprocTarget::new(
                     engine.clone(),

@@ -31,7 +31,7 @@ pub use self::dense::DenseTensor;
 pub use self::error::EngineError;
 pub use self::ownership::{Admission, Capture, Ownership, OwnershipError};
 use crate::checkpoint::{NodeSnapshot, TableSnapshot};
-use strata_storage::host::HostTier;
+use strata_storage::host::{HostTier, RowMemory};
 use strata_storage::slot::DEFAULT_NUM_SLOTS;
 use strata_storage::spec::{DenseSpec, TableSpec, TierKind};
 use strata_storage::RowBlock;
@@ -68,6 +68,9 @@ pub struct EngineConfig {
     /// Largest dense tensor, in bytes of values: what one pull of it can carry (the
     /// message limit less room for the rest of the message).
     pub max_dense_bytes: u64,
+    /// The node's row memory (reserve, huge page choice, prefault threads), shared by every
+    /// table the engine builds; each node of a process has its own.
+    pub row_memory: Arc<RowMemory>,
 }
 
 /// Room a dense pull's response needs besides the values (shape and framing).
@@ -91,6 +94,7 @@ impl Default for EngineConfig {
             gpu_admit_on_push: false,
             gpu_reference: false,
             max_dense_bytes: max_dense_bytes(256 << 20),
+            row_memory: Arc::new(RowMemory::default()),
         }
     }
 }
@@ -228,6 +232,11 @@ impl Engine {
         &self.config
     }
 
+    /// The node's row memory (its reserve's counters feed `/metrics`).
+    pub fn row_memory(&self) -> &Arc<RowMemory> {
+        &self.config.row_memory
+    }
+
     /// The node's memory budget.
     pub fn budget(&self) -> &MemoryBudget {
         &self.budget
@@ -257,7 +266,12 @@ impl Engine {
         spec: TableSpec,
         gpu_budget: &Arc<MemoryBudget>,
     ) -> Result<Table, EngineError> {
-        let host = HostTier::new(spec.clone(), self.config.num_slots, self.budget.clone());
+        let host = HostTier::new(
+            spec.clone(),
+            self.config.num_slots,
+            self.budget.clone(),
+            self.config.row_memory.clone(),
+        );
         let (tier, gpu): (Box<dyn Tier>, _) = match spec.tier {
             TierKind::Host => (Box::new(host), None),
             TierKind::Gpu => {

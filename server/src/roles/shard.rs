@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use super::local::open_node;
 use super::membership::{self, Membership};
 use super::{serve, RoleError};
 use crate::connections::{bounded_incoming, ConnectionLimits};
@@ -16,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::service::{
     parameter_routes, shard_control_routes, ParameterService, ShardControlService,
 };
-use crate::shard_node::{stored_node_id, ShardNode};
+use crate::shard_node::ShardNode;
 use crate::transport::server_builder;
 use strata_engine::{Engine, EngineConfig};
 
@@ -61,25 +62,15 @@ pub async fn run_shard(
         None => listener.local_addr()?.to_string(),
     };
     let engine = Arc::new(Engine::new(config.engine.clone()));
-    let (data_dir, keep, open_engine, nice, accept_data_loss) = (
-        config.data_dir.clone(),
+    let node = open_node(
+        &config.data_dir,
+        engine,
         config.keep_checkpoints,
-        engine.clone(),
         config.migration_nice,
         config.accept_data_loss,
-    );
-    let node = tokio::task::spawn_blocking(move || {
-        let node = ShardNode::open(&data_dir, open_engine, keep, nice, accept_data_loss)?;
-        Ok::<_, RoleError>((node, stored_node_id(&data_dir)?))
-    })
-    .await
-    .map_err(|e| RoleError::Setup(e.to_string()))??;
-    let (node, stored_id) = node;
-    if let Some(id) = stored_id.or(config.node_id.clone()) {
-        node.set_node_id(&id);
-    }
-    let node = Arc::new(node);
-    let metrics = Arc::new(Metrics::new().with_migrations(node.migration_counters().clone()));
+        config.node_id.clone(),
+    )
+    .await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let link = membership::GrpcLink::new(&config.coordinators).map_err(RoleError::Setup)?;
     let me = Membership {
@@ -94,28 +85,49 @@ pub async fn run_shard(
         me,
         Box::new(link),
         false,
-        stop_rx.clone(),
+        stop_rx,
     ));
+    tracing::info!(%address, "strata-server shard serving");
+    let result = serve_node(
+        node,
+        listener,
+        metrics_listener,
+        config.max_message_bytes,
+        config.connections,
+        shutdown,
+    )
+    .await;
+    let _ = stop_tx.send(true);
+    result
+}
 
+/// Serves a shard node's Parameter and ShardControl services (with health, reflection and
+/// `/metrics` when given a listener) on `listener` until `shutdown` resolves.
+pub(super) async fn serve_node(
+    node: Arc<ShardNode>,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    max_message_bytes: usize,
+    connections: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RoleError> {
+    let engine = node.engine().clone();
+    let metrics = Arc::new(Metrics::new().with_migrations(node.migration_counters().clone()));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (_health_reporter, health) =
         serve::health(&["strata.v1.Parameter", "strata.v1.ShardControl"]).await;
-    let max = config.max_message_bytes;
+    let max = max_message_bytes;
     let parameter = parameter_routes(ParameterService::new(engine.clone(), metrics.clone()), max);
     let control = shard_control_routes(ShardControlService::new(node), max);
-    let connections = metrics.connections.clone();
+    let counters = metrics.connections.clone();
     let metrics_task = serve::metrics(metrics_listener, metrics, engine, &stop_rx);
-
-    tracing::info!(%address, "strata-server shard serving");
     let result = server_builder()
         .add_service(health)
         .add_service(serve::reflection_v1()?)
         .add_service(serve::reflection_v1alpha()?)
         .add_service(parameter)
         .add_service(control)
-        .serve_with_incoming_shutdown(
-            bounded_incoming(listener, config.connections, connections),
-            shutdown,
-        )
+        .serve_with_incoming_shutdown(bounded_incoming(listener, connections, counters), shutdown)
         .await;
     let _ = stop_tx.send(true);
     serve::finish_metrics(metrics_task).await;

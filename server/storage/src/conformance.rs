@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use super::gpu::{AdmissionPolicy, ReferenceTable, ScorePolicy};
-use super::host::HostTier;
+use super::host::{HostTier, RowMemory, RowMemoryConfig};
 use super::{ExportCursor, GpuTier, GpuTierConfig, MemoryBudget, StorageError, Tier};
 use crate::optimizer::{OptimizerConfig, OptimizerKind};
 use crate::slot::slot_of;
@@ -30,14 +30,29 @@ fn spec_with(dim: u32, kind: OptimizerKind, initializer: InitializerConfig) -> T
 type Factory = fn(TableSpec, Arc<MemoryBudget>) -> Box<dyn Tier>;
 
 fn host(spec: TableSpec, budget: Arc<MemoryBudget>) -> Box<dyn Tier> {
-    Box::new(HostTier::new(spec, 4096, budget))
+    Box::new(HostTier::new(
+        spec,
+        4096,
+        budget,
+        Arc::new(RowMemory::default()),
+    ))
+}
+
+/// A host tier whose node keeps a small reserve (4 chunks, no huge pages): rows land in
+/// chunks from it and freed chunks go back to it.
+fn host_with_reserve(spec: TableSpec, budget: Arc<MemoryBudget>) -> Box<dyn Tier> {
+    let memory = RowMemory::new(RowMemoryConfig {
+        reserve_bytes: 8 << 20,
+        huge_pages: false,
+    });
+    Box::new(HostTier::new(spec, 4096, budget, Arc::new(memory)))
 }
 
 /// A GPU tier over the CPU reference table with one bucket (128 rows): constant eviction.
 fn gpu_with(spec: TableSpec, budget: Arc<MemoryBudget>, config: GpuTierConfig) -> Box<dyn Tier> {
     let layout = config.table_layout(&spec).expect("layout");
     let table = ReferenceTable::new(layout, config.policy);
-    let host = HostTier::new(spec.clone(), 4096, budget);
+    let host = HostTier::new(spec.clone(), 4096, budget, Arc::new(RowMemory::default()));
     Box::new(GpuTier::new(&spec, host, table, config).expect("gpu tier"))
 }
 
@@ -592,6 +607,7 @@ macro_rules! conformance {
 }
 
 conformance!(host_tier, super::host);
+conformance!(host_tier_with_reserve, super::host_with_reserve);
 conformance!(gpu_tier_reference_lru, super::gpu_lru);
 conformance!(
     gpu_tier_reference_lfu_admit_after_2,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 
 use super::gpu::{AdmissionPolicy, ReferenceTable, ScorePolicy};
-use super::host::HostTier;
+use super::host::{HostTier, RowMemory};
 use super::{GpuTier, GpuTierConfig, MemoryBudget, Tier};
 use crate::optimizer::{OptimizerConfig, OptimizerKind};
 use crate::spec::{InitializerConfig, TableSpec, TierKind};
@@ -99,10 +99,10 @@ proptest! {
     #[test]
     fn gpu_tier_equals_host_tier(config in config(), ops in prop::collection::vec(op(), 1..80)) {
         let budget = Arc::new(MemoryBudget::unlimited());
-        let plain = HostTier::new(spec(), 4096, budget.clone());
+        let plain = HostTier::new(spec(), 4096, budget.clone(), Arc::new(RowMemory::default()));
         let layout = config.table_layout(&spec()).expect("layout");
         let table = ReferenceTable::new(layout, config.policy);
-        let host = HostTier::new(spec(), 4096, budget);
+        let host = HostTier::new(spec(), 4096, budget, Arc::new(RowMemory::default()));
         let tiered = GpuTier::new(&spec(), host, table, config).expect("tier");
         for op in &ops {
             match op {
@@ -136,10 +136,15 @@ proptest! {
 fn eviction_writes_back_pushed_rows() {
     let config = GpuTierConfig::new(128);
     let budget = Arc::new(MemoryBudget::unlimited());
-    let plain = HostTier::new(spec(), 4096, budget.clone());
+    let plain = HostTier::new(spec(), 4096, budget.clone(), Arc::new(RowMemory::default()));
     let table = ReferenceTable::new(config.table_layout(&spec()).expect("layout"), config.policy);
-    let tiered =
-        GpuTier::new(&spec(), HostTier::new(spec(), 4096, budget), table, config).expect("tier");
+    let tiered = GpuTier::new(
+        &spec(),
+        HostTier::new(spec(), 4096, budget, Arc::new(RowMemory::default())),
+        table,
+        config,
+    )
+    .expect("tier");
     let ids: Vec<u64> = (0..2000).collect();
     let grads = vec![1.0f32; ids.len() * DIM];
     for chunk in ids.chunks(100) {

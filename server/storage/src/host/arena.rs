@@ -1,12 +1,14 @@
 //! Rows in fixed-size chunks of f32 words: no per-row allocation and no copy on growth.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use super::chunk::Chunk;
+use super::chunk::{Chunk, ChunkPool};
 
 /// A growable array of fixed-width rows stored in 2 MiB [`Chunk`]s.
-#[derive(Debug)]
 pub struct Arena {
+    /// Where chunks come from and go back to (the node's row memory reserve).
+    pool: Arc<dyn ChunkPool>,
     row_floats: usize,
     chunk_rows: usize,
     chunks: Vec<Chunk>,
@@ -16,17 +18,20 @@ pub struct Arena {
 }
 
 /// Cleared once the kernel refuses [`Chunk::populate`]: rows are then faulted in by writes.
+/// Process-wide on purpose: it caches what the kernel supports, the same for every node of
+/// the process, not a node's state or setting.
 static POPULATE_WORKS: AtomicBool = AtomicBool::new(true);
 
 impl Arena {
     /// An empty arena of rows `row_floats` words wide (1 to a chunk's words: table specs
-    /// bound rows far below 2 MiB).
-    pub fn new(row_floats: usize) -> Self {
+    /// bound rows far below 2 MiB), its chunks from `pool`.
+    pub fn new(row_floats: usize, pool: Arc<dyn ChunkPool>) -> Self {
         assert!(
             (1..=Chunk::WORDS).contains(&row_floats),
             "rows of {row_floats} words do not fit a chunk"
         );
         Self {
+            pool,
             row_floats,
             chunk_rows: Chunk::WORDS / row_floats,
             chunks: Vec::new(),
@@ -40,7 +45,7 @@ impl Arena {
         if self.len == self.chunks.len() * self.chunk_rows {
             // Zero-filled by the OS, a few pages at a time as rows are appended, unless the
             // row memory reserve had it faulted in already.
-            let chunk = Chunk::zeroed();
+            let chunk = Chunk::zeroed(&self.pool);
             self.populated = if chunk.is_resident() { Chunk::WORDS } else { 0 };
             self.chunks.push(chunk);
         }
@@ -147,6 +152,16 @@ impl Arena {
     }
 }
 
+impl std::fmt::Debug for Arena {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Arena")
+            .field("row_floats", &self.row_floats)
+            .field("rows", &self.len)
+            .field("chunks", &self.chunks.len())
+            .finish()
+    }
+}
+
 /// Prefetches every cache line a span touches (up to 16 lines).
 #[inline]
 fn prefetch_span(span: &[f32]) {
@@ -169,10 +184,15 @@ fn prefetch_span(span: &[f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::RowMemory;
+
+    fn arena(row_floats: usize) -> Arena {
+        Arena::new(row_floats, RowMemory::default().pool())
+    }
 
     #[test]
     fn rows_survive_growth_across_chunks() {
-        let mut arena = Arena::new(3);
+        let mut arena = arena(3);
         let chunk_rows = arena.chunk_rows;
         for i in 0..(chunk_rows * 2 + 5) {
             let idx = arena.push_zeroed();
@@ -190,7 +210,7 @@ mod tests {
 
     #[test]
     fn compaction_moves_rows_across_chunks_and_truncation_rezeroes() {
-        let mut arena = Arena::new(2);
+        let mut arena = arena(2);
         let chunk_rows = arena.chunk_rows;
         for i in 0..(chunk_rows * 2 + 3) {
             let idx = arena.push_zeroed();

@@ -4,7 +4,7 @@
 //! live for one request. From the heap, row chunks were interleaved with request buffers,
 //! so memory freed by a migration's erase or a dropped table stayed in the process (the
 //! heap keeps holes). Anonymous mappings go back to the OS when a chunk is dropped (or into
-//! the row memory reserve, [`super::reserve`], while it has room), and an erase that
+//! the [`ChunkPool`] it came from, the node's row memory reserve, while it has room), and an erase that
 //! truncates an arena hands the freed whole pages of its last chunk back too
 //! ([`Chunk::zero_words`]). Fresh chunks are zero-filled lazily (a stripe with a few rows
 //! holds a few pages) and opt out of transparent huge pages: with THP a first write faults
@@ -16,9 +16,9 @@
 
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
+use std::sync::Arc;
 
 use super::mapping::{self, PageAdvice};
-use super::reserve::ROW_MEMORY_RESERVE;
 
 /// Bytes of one chunk.
 pub const CHUNK_BYTES: usize = 2 << 20;
@@ -27,11 +27,24 @@ pub const CHUNK_BYTES: usize = 2 << 20;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 const PAGE_WORDS: usize = 4096 / 4;
 
+/// Where chunks come from ahead of need and go back to when freed (a node's row memory
+/// reserve, [`super::reserve::ChunkReserve`]). Taking and returning happen once per 2 MiB.
+pub trait ChunkPool: Send + Sync {
+    /// A zeroed, faulted-in chunk mapping ([`CHUNK_BYTES`]), if the pool holds one.
+    fn take(&self) -> Option<NonNull<f32>>;
+
+    /// Keeps `words` (a chunk mapping its owner is done with), zeroed; false hands it back
+    /// to the caller to unmap.
+    fn offer(&self, words: NonNull<f32>) -> bool;
+}
+
 /// One chunk of zeroed `f32` words, [`CHUNK_BYTES`] long.
 pub struct Chunk {
     words: NonNull<f32>,
-    /// Every page is faulted in already (a chunk from the row memory reserve).
+    /// Every page is faulted in already (a chunk from the pool).
     resident: bool,
+    /// Where the chunk goes back to when dropped.
+    pool: Arc<dyn ChunkPool>,
 }
 
 // SAFETY: a chunk owns its memory exclusively; `&Chunk` only hands out shared slices.
@@ -43,18 +56,18 @@ impl Chunk {
     /// Words in a chunk.
     pub const WORDS: usize = CHUNK_BYTES / 4;
 
-    /// A zeroed chunk: from the row memory reserve when it holds one (faulted in already),
-    /// else fresh from the OS. Out of address space, it aborts like any failed allocation.
-    pub fn zeroed() -> Self {
-        match ROW_MEMORY_RESERVE.take() {
-            Some(words) => Self {
-                words,
-                resident: true,
-            },
-            None => Self {
-                words: map(),
-                resident: false,
-            },
+    /// A zeroed chunk: from `pool` when it holds one (faulted in already), else fresh from
+    /// the OS; it goes back to `pool` when dropped. Out of address space, it aborts like any
+    /// failed allocation.
+    pub fn zeroed(pool: &Arc<dyn ChunkPool>) -> Self {
+        let (words, resident) = match pool.take() {
+            Some(words) => (words, true),
+            None => (map(), false),
+        };
+        Self {
+            words,
+            resident,
+            pool: Arc::clone(pool),
         }
     }
 
@@ -106,8 +119,8 @@ impl DerefMut for Chunk {
 
 impl Drop for Chunk {
     fn drop(&mut self) {
-        // Back into the reserve while it has room (zeroed there), else back to the OS.
-        if !ROW_MEMORY_RESERVE.offer(self.words) {
+        // Back into the pool while it has room (zeroed there), else back to the OS.
+        if !self.pool.offer(self.words) {
             unmap(self.words);
         }
     }
@@ -202,10 +215,28 @@ fn release_pages(_chunk: &mut Chunk, words: std::ops::Range<usize>) -> std::ops:
 mod tests {
     use super::*;
 
+    /// A pool that holds nothing: chunks come fresh from the OS and go back to it.
+    struct NoPool;
+
+    impl ChunkPool for NoPool {
+        fn take(&self) -> Option<NonNull<f32>> {
+            None
+        }
+
+        fn offer(&self, _words: NonNull<f32>) -> bool {
+            false
+        }
+    }
+
+    fn zeroed() -> Chunk {
+        let pool: Arc<dyn ChunkPool> = Arc::new(NoPool);
+        Chunk::zeroed(&pool)
+    }
+
     #[test]
     fn chunks_are_zeroed_writable_and_independent() {
-        let mut a = Chunk::zeroed();
-        let b = Chunk::zeroed();
+        let mut a = zeroed();
+        let b = zeroed();
         assert_eq!(a.len(), Chunk::WORDS);
         assert!(a.iter().all(|&w| w == 0.0));
         a[0] = 1.0;
@@ -216,7 +247,7 @@ mod tests {
 
     #[test]
     fn zeroing_a_range_keeps_the_words_around_it() {
-        let mut chunk = Chunk::zeroed();
+        let mut chunk = zeroed();
         chunk.fill(3.0);
         // Starts and ends inside pages, spans several whole pages.
         let range = 1000..(1024 * 7 + 5);
@@ -237,7 +268,7 @@ mod tests {
 
     #[test]
     fn populating_keeps_contents_and_zeroes() {
-        let mut chunk = Chunk::zeroed();
+        let mut chunk = zeroed();
         chunk[5000] = 2.0;
         // Unaligned ends, a range inside one page, an empty range, the chunk's tail.
         let supported = chunk.populate(4000..(1024 * 20 + 3));

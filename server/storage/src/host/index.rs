@@ -9,14 +9,14 @@
 //! changes while it is indexed, so a copy found in either table is the answer.
 //!
 //! The next table is allocated early: at 5/8 load a table of at least [`PREFAULT_FROM`]
-//! entries hands its successor to the prefault thread ([`super::prefault`]), so the growth
-//! at 3/4 finds its pages faulted in instead of faulting them under the stripe lock.
+//! entries hands its successor to its node's prefault thread ([`super::prefault`]), so the
+//! growth at 3/4 finds its pages faulted in instead of faulting them under the stripe lock.
 
 use std::ptr::NonNull;
 use std::sync::Arc;
 
 use super::mapping::{fault_in_zeroed, map_zeroed, unmap, PageAdvice, HUGE_PAGE_BYTES};
-use super::prefault;
+use super::RowMemory;
 
 /// The id kept aside (its stored key would be the vacant marker).
 const KEPT_ASIDE: u64 = u64::MAX;
@@ -63,16 +63,17 @@ unsafe impl Send for Table {}
 unsafe impl Sync for Table {}
 
 impl Table {
-    /// A table of `capacity` vacant entries. The memory is zeroed by the OS or the
-    /// allocator without being written here: fresh pages are faulted in by the inserts that
-    /// first touch them, not all at once while the stripe is locked.
-    fn vacant(capacity: usize) -> Self {
+    /// A table of `capacity` vacant entries, mapped with `advice` when large. The memory is
+    /// zeroed by the OS or the allocator without being written here: fresh pages are
+    /// faulted in by the inserts that first touch them, not all at once while the stripe is
+    /// locked.
+    fn vacant(capacity: usize, advice: PageAdvice) -> Self {
         if capacity == 0 {
             return Self::default();
         }
         let layout = Self::layout(capacity);
         let at = if layout.size() >= MAPPED_FROM_BYTES {
-            map_zeroed(layout.size(), PageAdvice::Huge).cast::<Entry>()
+            map_zeroed(layout.size(), advice).cast::<Entry>()
         } else {
             // SAFETY: `layout` has a non-zero size.
             let raw = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<Entry>();
@@ -149,8 +150,10 @@ impl std::fmt::Debug for Table {
 
 /// Maps ids to arena indexes. No single removal: a stripe that erases rows rebuilds its
 /// index from the surviving rows ([`IdIndex::with_capacity`] + inserts), keeping probes short.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct IdIndex {
+    /// The node's row memory: page advice and prefault thread of large tables.
+    memory: Arc<RowMemory>,
     entries: Table,
     /// Entries in `entries`.
     len: usize,
@@ -230,16 +233,41 @@ fn capacity_for(rows: usize) -> usize {
 }
 
 impl IdIndex {
-    /// An empty index that holds `rows` entries without growing.
-    pub fn with_capacity(rows: usize) -> Self {
+    /// An empty index whose tables follow `memory`'s page advice and prefault thread.
+    pub fn new(memory: Arc<RowMemory>) -> Self {
         Self {
-            entries: if rows == 0 {
-                Table::default()
-            } else {
-                Table::vacant(capacity_for(rows))
-            },
-            ..Self::default()
+            memory,
+            entries: Table::default(),
+            len: 0,
+            max_id: None,
+            old: Table::default(),
+            moved: 0,
+            spare: None,
         }
+    }
+
+    /// An empty index that holds `rows` entries without growing.
+    pub fn with_capacity(rows: usize, memory: Arc<RowMemory>) -> Self {
+        let mut index = Self::new(memory);
+        if rows > 0 {
+            index.entries = index.vacant(capacity_for(rows));
+        }
+        index
+    }
+
+    /// An empty index with the same row memory.
+    pub fn emptied(&self) -> Self {
+        Self::new(self.memory())
+    }
+
+    /// The node's row memory this index maps its tables with.
+    pub fn memory(&self) -> Arc<RowMemory> {
+        Arc::clone(&self.memory)
+    }
+
+    /// A vacant table of `capacity` entries with this node's page advice.
+    fn vacant(&self, capacity: usize) -> Table {
+        Table::vacant(capacity, self.memory.advice())
     }
 
     /// The index of `id`, if present.
@@ -292,10 +320,10 @@ impl IdIndex {
 
     /// Allocates the next table and has the prefault thread fault its pages in.
     fn prepare_spare(&mut self) {
-        let spare = Arc::new(Table::vacant(self.entries.len() * 2));
+        let spare = Arc::new(self.vacant(self.entries.len() * 2));
         let faulted = Arc::clone(&spare);
         // Without the thread the spare stays unfaulted: its growth faults it, as before.
-        prefault::submit(move || faulted.fault_in());
+        self.memory.prefault(move || faulted.fault_in());
         self.spare = Some(spare);
     }
 
@@ -326,7 +354,7 @@ impl IdIndex {
         // A spare still being faulted in is left to the prefault thread, which frees it.
         let next = self
             .take_spare(capacity)
-            .unwrap_or_else(|| Table::vacant(capacity));
+            .unwrap_or_else(|| self.vacant(capacity));
         self.old = std::mem::replace(&mut self.entries, next);
         self.moved = 0;
         self.len = 0;
@@ -356,7 +384,7 @@ impl IdIndex {
     /// given (a vacant table of that capacity).
     fn rehash(&mut self, capacity: usize, next: Option<Table>) {
         debug_assert!(self.old.is_empty());
-        let next = next.unwrap_or_else(|| Table::vacant(capacity));
+        let next = next.unwrap_or_else(|| self.vacant(capacity));
         let old = std::mem::replace(&mut self.entries, next);
         for e in old.iter().filter(|e| e.key != VACANT_KEY) {
             place(&mut self.entries, *e);
@@ -372,6 +400,10 @@ mod tests {
 
     use super::*;
 
+    fn memory() -> Arc<RowMemory> {
+        Arc::new(RowMemory::default())
+    }
+
     impl IdIndex {
         /// Ids in either table (not counting the one kept aside).
         fn ids_indexed(&self) -> usize {
@@ -383,7 +415,7 @@ mod tests {
     proptest! {
         #[test]
         fn behaves_like_a_map(ids in proptest::collection::vec(any::<u64>(), 0..2000), extra in any::<u64>()) {
-            let mut index = IdIndex::default();
+            let mut index = IdIndex::new(memory());
             let mut model = HashMap::new();
             for (i, id) in ids.iter().chain([&u64::MAX, &0]).enumerate() {
                 if model.contains_key(id) {
@@ -403,7 +435,7 @@ mod tests {
     /// An index of [`PREFAULT_FROM`] entries filled to 5/8 (its spare made and faulted in):
     /// the index, the next id, and where the spare's memory is.
     fn index_with_a_faulted_spare() -> (IdIndex, u64, NonNull<Entry>) {
-        let mut index = IdIndex::with_capacity(PREFAULT_FROM * 3 / 4);
+        let mut index = IdIndex::with_capacity(PREFAULT_FROM * 3 / 4, memory());
         let capacity = index.entries.len();
         assert_eq!(capacity, PREFAULT_FROM);
         let mut id = 0u64;
@@ -448,7 +480,7 @@ mod tests {
 
     #[test]
     fn presized_index_does_not_grow() {
-        let mut index = IdIndex::with_capacity(1000);
+        let mut index = IdIndex::with_capacity(1000, memory());
         let capacity = index.entries.len();
         for id in 0..1000u64 {
             index.insert(id, id as u32);
@@ -459,7 +491,7 @@ mod tests {
 
     #[test]
     fn sequential_ids_stay_findable_across_growth() {
-        let mut index = IdIndex::default();
+        let mut index = IdIndex::new(memory());
         for id in 0..100_000u64 {
             index.insert(id * 4096, id as u32);
         }
@@ -469,7 +501,7 @@ mod tests {
 
     #[test]
     fn lookups_see_every_id_while_a_growth_moves_entries() {
-        let mut index = IdIndex::default();
+        let mut index = IdIndex::new(memory());
         let mut saw_growth_in_progress = false;
         for id in 0..50_000u64 {
             index.insert(id * 7 + 3, id as u32);

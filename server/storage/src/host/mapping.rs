@@ -13,27 +13,14 @@
 //! more is allocated once per doubling of a stripe. Row chunks mapped on demand stay in
 //! 4 KiB pages: a first write there would fault (and, when the kernel must compact memory
 //! for it, stall) a whole 2 MiB under a stripe lock. `--huge-pages false` turns the advice
-//! off; the kernel's own setting (`/sys/kernel/mm/transparent_hugepage/enabled` at
+//! off for a node ([`super::RowMemory::huge_pages`] decides which advice its mappings get);
+//! the kernel's own setting (`/sys/kernel/mm/transparent_hugepage/enabled` at
 //! `madvise` or `always`) decides whether advised memory gets huge pages at all.
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Bytes of one transparent huge page on x86-64 and most aarch64 kernels.
 pub const HUGE_PAGE_BYTES: usize = 2 << 20;
-
-/// Whether memory faulted in ahead of need or rarely allocated is advised into huge pages.
-static HUGE_PAGES: AtomicBool = AtomicBool::new(true);
-
-/// Turns the huge page advice for the reserve and large index tables on or off (default on).
-pub fn set_huge_pages(on: bool) {
-    HUGE_PAGES.store(on, Ordering::Relaxed);
-}
-
-/// Whether the reserve and large index tables are advised into huge pages.
-pub fn huge_pages() -> bool {
-    HUGE_PAGES.load(Ordering::Relaxed)
-}
 
 /// Faults in the pages of `bytes` of zeroed memory at `at` (the contents stay zero): in one
 /// `MADV_POPULATE_WRITE` call where the kernel has one and `at` is page-aligned, else by
@@ -62,7 +49,7 @@ pub unsafe fn fault_in_zeroed(at: NonNull<u8>, bytes: usize) {
 /// Which page size to advise for a mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PageAdvice {
-    /// Ask for transparent huge pages (if [`huge_pages`] is on; else as `Small`).
+    /// Ask for transparent huge pages (given where the node asked for them).
     Huge,
     /// Keep 4 KiB pages: a first write faults in 4 KiB, not 2 MiB.
     Small,
@@ -96,8 +83,8 @@ pub fn map_zeroed(bytes: usize, advice: PageAdvice) -> NonNull<u8> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         let advice = match advice {
-            PageAdvice::Huge if huge_pages() => libc::MADV_HUGEPAGE,
-            _ => libc::MADV_NOHUGEPAGE,
+            PageAdvice::Huge => libc::MADV_HUGEPAGE,
+            PageAdvice::Small => libc::MADV_NOHUGEPAGE,
         };
         // SAFETY: advice on the mapping just made; refusal (no THP support) changes nothing.
         unsafe { libc::madvise(raw, bytes, advice) };

@@ -5,6 +5,15 @@
 //! never on a table- or node-wide lock (the freeze gate is shared by all requests and
 //! taken exclusively only by snapshots). Stripes follow slot ranges, so shard splits and
 //! merges move no data.
+//!
+//! A tier's memory machinery (reserve, huge page choice, prefault threads) belongs to its
+//! node: the [`RowMemory`] its creator hands [`HostTier::new`].
+//!
+//! Modules: `stripe` (index + arena of a slot range), `index` (id → row), `arena` and
+//! `chunk` (rows in 2 MiB chunks from a [`chunk::ChunkPool`]), `reserve` (the pool of
+//! faulted-in chunks), `row_memory` (a node's reserve, refill and prefault threads),
+//! `prefault`, `mapping` (anonymous mappings, page advice), `migrate` (slot-range
+//! operations), `group`, `reclaim`, `worker`.
 
 mod arena;
 mod chunk;
@@ -15,12 +24,12 @@ mod migrate;
 mod prefault;
 mod reclaim;
 mod reserve;
+mod row_memory;
 mod stripe;
+mod worker;
 
-pub use mapping::{huge_pages, set_huge_pages};
-pub use reserve::{
-    reserve_row_memory, ChunkReserve, DEFAULT_MEMORY_RESERVE_BYTES, ROW_MEMORY_RESERVE,
-};
+pub use reserve::{ChunkReserve, Refiller, DEFAULT_MEMORY_RESERVE_BYTES};
+pub use row_memory::{RowMemory, RowMemoryConfig};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -61,8 +70,14 @@ pub struct HostTier {
 }
 
 impl HostTier {
-    /// An empty tier for `spec`, routing ids over `num_slots` slots, charging `budget`.
-    pub fn new(spec: TableSpec, num_slots: u32, budget: Arc<MemoryBudget>) -> Self {
+    /// An empty tier for `spec`, routing ids over `num_slots` slots, charging `budget`, its
+    /// memory from its node's `memory`.
+    pub fn new(
+        spec: TableSpec,
+        num_slots: u32,
+        budget: Arc<MemoryBudget>,
+        memory: Arc<RowMemory>,
+    ) -> Self {
         let layout = RowLayout {
             dim: spec.dim as usize,
             state: spec.optimizer.state_slots() * spec.dim as usize,
@@ -72,7 +87,7 @@ impl HostTier {
         let stripes = (0..count)
             .map(|s| {
                 let slots = stripe_slots(s, count, num_slots);
-                Mutex::new(Stripe::new(layout.row_floats(), num_slots, slots))
+                Mutex::new(Stripe::new(layout.row_floats(), num_slots, slots, &memory))
             })
             .collect();
         let stripe_by_slot = (0..num_slots as usize)
@@ -453,7 +468,12 @@ mod tests {
             seed: 1,
             tier: TierKind::Host,
         };
-        HostTier::new(spec, 4096, Arc::new(MemoryBudget::unlimited()))
+        HostTier::new(
+            spec,
+            4096,
+            Arc::new(MemoryBudget::unlimited()),
+            Arc::new(RowMemory::default()),
+        )
     }
 
     #[test]

@@ -21,15 +21,15 @@
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
-use super::chunk::{fault_in_mapping, map_advised, CHUNK_BYTES};
+use super::chunk::{fault_in_mapping, map_advised, unmap, ChunkPool, CHUNK_BYTES};
 use super::mapping::PageAdvice;
-
-/// The process's row memory reserve, used by every [`Chunk`](super::chunk::Chunk).
-pub static ROW_MEMORY_RESERVE: ChunkReserve = ChunkReserve::new();
+use super::worker::{join_within, JOIN_BOUND};
 
 /// The reserve a node keeps unless told otherwise (`--memory-reserve`): enough for the
 /// first chunk of every stripe of two tables, or ~1.5 s of W1's row growth at 1,500 steps/s
@@ -42,15 +42,20 @@ struct Mapping(NonNull<f32>);
 // SAFETY: the reserve owns each mapping exclusively until it hands it out.
 unsafe impl Send for Mapping {}
 
-/// Zeroed, faulted-in chunk mappings kept for reuse, up to a capacity.
+/// Zeroed, faulted-in chunk mappings kept for reuse, up to a capacity: one node's reserve
+/// (its [`super::RowMemory`] owns it and the thread that refills it).
 pub struct ChunkReserve {
     free: Mutex<Vec<Mapping>>,
     /// Chunks kept at most.
     capacity: AtomicUsize,
-    /// Signalled when a take leaves the reserve below its capacity.
+    /// The page size the reserve's own chunks are faulted in with.
+    advice: PageAdvice,
+    /// Signalled when a take leaves the reserve below its capacity, and on stop.
     drained: Condvar,
     /// Whether a [`ChunkReserve::keep_filled`] thread listens to `drained`.
     refilled: AtomicBool,
+    /// Set (under the `free` lock) when the refill thread is to stop.
+    stopping: AtomicBool,
     /// Chunks handed out.
     taken: AtomicU64,
     /// Chunks asked for while the reserve, given a capacity, was empty.
@@ -58,13 +63,20 @@ pub struct ChunkReserve {
 }
 
 impl ChunkReserve {
-    /// An empty reserve that keeps nothing until given a capacity.
-    pub const fn new() -> Self {
+    /// An empty reserve that keeps nothing until given a capacity; its chunks are faulted
+    /// in huge pages when `huge_pages` is set ([`super::mapping`]).
+    pub fn new(huge_pages: bool) -> Self {
         Self {
             free: Mutex::new(Vec::new()),
             capacity: AtomicUsize::new(0),
+            advice: if huge_pages {
+                PageAdvice::Huge
+            } else {
+                PageAdvice::Small
+            },
             drained: Condvar::new(),
             refilled: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
             taken: AtomicU64::new(0),
             missed: AtomicU64::new(0),
         }
@@ -106,13 +118,13 @@ impl ChunkReserve {
             free.drain(keep..).collect()
         };
         for m in surplus {
-            super::chunk::unmap(m.0);
+            unmap(m.0);
         }
         self.drained.notify_one();
     }
 
     /// A zeroed, faulted-in chunk mapping, if the reserve holds one.
-    pub(super) fn take(&self) -> Option<NonNull<f32>> {
+    fn take_chunk(&self) -> Option<NonNull<f32>> {
         let (taken, left) = {
             let mut free = self.free.lock();
             (free.pop(), free.len())
@@ -130,7 +142,7 @@ impl ChunkReserve {
 
     /// Keeps `words` (a chunk mapping whose owner is done with it), zeroed, if the reserve
     /// has room; false hands it back to the caller to unmap.
-    pub(super) fn offer(&self, words: NonNull<f32>) -> bool {
+    fn offer_chunk(&self, words: NonNull<f32>) -> bool {
         if self.free.lock().len() >= self.capacity() {
             return false;
         }
@@ -153,9 +165,15 @@ impl ChunkReserve {
     /// ([`super::mapping`]); returns the chunks added. Chunks taken while it runs are not
     /// replaced (the next refill replaces them).
     pub fn fill(&self) -> usize {
+        self.fill_unless_stopped(&AtomicBool::new(false))
+    }
+
+    /// [`ChunkReserve::fill`] that ends early, after the chunk being faulted in, once
+    /// `stop` is set.
+    fn fill_unless_stopped(&self, stop: &AtomicBool) -> usize {
         let missing = self.capacity().saturating_sub(self.chunks());
         let mut added = 0;
-        while added < missing && self.add_one() {
+        while added < missing && !stop.load(Ordering::Relaxed) && self.add_one() {
             added += 1;
         }
         added
@@ -165,89 +183,125 @@ impl ChunkReserve {
     /// reserve filled up meanwhile.
     fn add_one(&self) -> bool {
         // Faulted in here, off any request's path: the place for huge pages.
-        let words = map_advised(PageAdvice::Huge);
+        let words = map_advised(self.advice);
         fault_in_mapping(words);
         let kept = self.push(words);
         if !kept {
-            super::chunk::unmap(words);
+            unmap(words);
         }
         kept
     }
+
+    /// Waits until the reserve is below its capacity (true) or told to stop (false).
+    fn wait_for_room(&self) -> bool {
+        let mut free = self.free.lock();
+        loop {
+            if self.stopping.load(Ordering::Relaxed) {
+                return false;
+            }
+            if free.len() < self.capacity() {
+                return true;
+            }
+            self.drained.wait(&mut free);
+        }
+    }
+
+    /// Tells the refill thread to stop (it finishes the chunk it is faulting in).
+    fn stop(&self) {
+        {
+            // Under the lock: the thread either sees the flag or is already waiting.
+            let _free = self.free.lock();
+            self.stopping.store(true, Ordering::Relaxed);
+            self.refilled.store(false, Ordering::Relaxed);
+        }
+        self.drained.notify_all();
+    }
+}
+
+impl ChunkPool for ChunkReserve {
+    fn take(&self) -> Option<NonNull<f32>> {
+        self.take_chunk()
+    }
+
+    fn offer(&self, words: NonNull<f32>) -> bool {
+        self.offer_chunk(words)
+    }
+}
+
+/// The thread that keeps a reserve filled; dropping it stops the thread and joins it
+/// (within a bound: it finishes the chunk it is faulting in).
+#[derive(Debug)]
+pub struct Refiller {
+    reserve: Arc<ChunkReserve>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl ChunkReserve {
     /// Fills the reserve on a background thread, then keeps it topped up: whenever takes
     /// leave it below its capacity, the thread faults in what it lacks, a chunk at a time.
     /// `ready` is called once, after the first fill, with the chunks it added and how long
-    /// that took. The thread lives as long as the process, asleep while the reserve is full.
+    /// that took. The thread runs until the returned [`Refiller`] drops, asleep while the
+    /// reserve is full.
     pub fn keep_filled(
-        &'static self,
+        self: &Arc<Self>,
         ready: impl FnOnce(usize, std::time::Duration) + Send + 'static,
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<Refiller> {
+        self.stopping.store(false, Ordering::Relaxed);
         self.refilled.store(true, Ordering::Relaxed);
+        let reserve = Arc::clone(self);
         let spawned = std::thread::Builder::new()
             .name("strata-reserve".into())
             .spawn(move || {
                 let start = Instant::now();
-                ready(self.fill(), start.elapsed());
+                ready(
+                    reserve.fill_unless_stopped(&reserve.stopping),
+                    start.elapsed(),
+                );
                 // Refills are background work: they take only CPU nobody else wants, so a
                 // burst of takes (a shard moving in) is not slowed by its own replacements.
                 crate::thread_priority::run_only_when_idle();
-                loop {
-                    {
-                        let mut free = self.free.lock();
-                        while free.len() >= self.capacity() {
-                            self.drained.wait(&mut free);
-                        }
-                    }
-                    // One chunk per wake-up: the faulting runs in short slices beside the
-                    // request threads rather than in one long burst.
-                    self.add_one();
+                // One chunk per wake-up: the faulting runs in short slices beside the
+                // request threads rather than in one long burst.
+                while reserve.wait_for_room() {
+                    reserve.add_one();
                 }
             });
-        if let Err(e) = spawned {
-            self.refilled.store(false, Ordering::Relaxed);
-            return Err(e);
+        match spawned {
+            Ok(thread) => Ok(Refiller {
+                reserve: Arc::clone(self),
+                thread: Some(thread),
+            }),
+            Err(e) => {
+                self.refilled.store(false, Ordering::Relaxed);
+                Err(e)
+            }
         }
-        Ok(())
     }
 }
 
-impl Default for ChunkReserve {
-    fn default() -> Self {
-        Self::new()
+impl Drop for Refiller {
+    fn drop(&mut self) {
+        self.reserve.stop();
+        if let Some(thread) = self.thread.take() {
+            join_within(thread, JOIN_BOUND);
+        }
+    }
+}
+
+impl std::fmt::Debug for ChunkReserve {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkReserve")
+            .field("chunks", &self.chunks())
+            .field("capacity", &self.capacity())
+            .finish()
     }
 }
 
 impl Drop for ChunkReserve {
     fn drop(&mut self) {
         for m in self.free.get_mut().drain(..) {
-            super::chunk::unmap(m.0);
+            unmap(m.0);
         }
-    }
-}
-
-/// Sizes the process's row memory reserve to `bytes` and keeps it filled on a background
-/// thread ([`ChunkReserve::keep_filled`]), which logs when the first fill is done (how long
-/// it took tells how fast this machine hands out fresh memory). Zero keeps no reserve:
-/// freed chunks go back to the OS and new rows fault their pages in themselves.
-pub fn reserve_row_memory(bytes: u64) {
-    ROW_MEMORY_RESERVE.set_capacity_bytes(bytes);
-    if bytes == 0 {
-        return;
-    }
-    let kept = ROW_MEMORY_RESERVE.keep_filled(|added, took| {
-        let secs = took.as_secs_f64();
-        let filled = (added * CHUNK_BYTES) as f64;
-        tracing::info!(
-            bytes = ROW_MEMORY_RESERVE.bytes(),
-            secs,
-            gb_per_s = filled / secs.max(1e-9) / 1e9,
-            "row memory reserve faulted in"
-        );
-    });
-    if let Err(e) = kept {
-        tracing::warn!(error = %e, "no thread to fault in the row memory reserve; it fills from freed chunks only");
     }
 }
 
@@ -262,7 +316,7 @@ mod tests {
 
     #[test]
     fn a_reserve_fills_to_its_capacity_and_hands_out_zeroed_chunks() {
-        let reserve = ChunkReserve::new();
+        let reserve = ChunkReserve::new(true);
         assert_eq!(reserve.fill(), 0, "no capacity, nothing kept");
         reserve.set_capacity_bytes(CHUNK_BYTES as u64 * 2 + 1);
         assert_eq!(reserve.capacity(), 3, "rounded up to whole chunks");
@@ -276,7 +330,7 @@ mod tests {
 
     #[test]
     fn returned_chunks_are_zeroed_and_kept_only_while_there_is_room() {
-        let reserve = ChunkReserve::new();
+        let reserve = ChunkReserve::new(true);
         reserve.set_capacity_bytes(CHUNK_BYTES as u64);
         let (a, b) = (super::super::chunk::map(), super::super::chunk::map());
         words_of(a).fill(7.0);
@@ -308,11 +362,10 @@ mod tests {
 
     #[test]
     fn a_kept_reserve_replaces_the_chunks_taken() {
-        // The refill thread outlives the test: the reserve must be 'static.
-        let reserve: &'static ChunkReserve = Box::leak(Box::new(ChunkReserve::new()));
+        let reserve = Arc::new(ChunkReserve::new(true));
         reserve.set_capacity_bytes(4 * CHUNK_BYTES as u64);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        reserve
+        let refiller = reserve
             .keep_filled(move |added, _| {
                 // Called on the refill thread itself.
                 let _ = ready_tx.send((added, refill_thread_id()));
@@ -322,13 +375,13 @@ mod tests {
             .recv_timeout(std::time::Duration::from_secs(20))
             .expect("first fill");
         assert_eq!(added, 4);
-        wait_for_chunks(reserve, 4);
+        wait_for_chunks(&reserve, 4);
         assert_refills_run_only_when_idle(refill_tid);
 
         // Each take is replaced.
         let a = reserve.take().expect("a chunk");
         let b = reserve.take().expect("a chunk");
-        wait_for_chunks(reserve, 4);
+        wait_for_chunks(&reserve, 4);
         assert_eq!((reserve.taken(), reserve.missed()), (2, 0));
         for words in [a, b] {
             assert!(words_of(words).iter().all(|&w| w == 0.0));
@@ -340,7 +393,7 @@ mod tests {
         assert!(reserve.take().is_none());
         assert_eq!(reserve.missed(), 0, "no capacity: nothing was missed");
         reserve.set_capacity_bytes(CHUNK_BYTES as u64);
-        wait_for_chunks(reserve, 1);
+        wait_for_chunks(&reserve, 1);
         let c = reserve.take().expect("the refilled chunk");
         let missed_or_taken = reserve.take().map(super::super::chunk::unmap);
         assert!(
@@ -348,6 +401,24 @@ mod tests {
             "an empty reserve with a capacity counts a miss"
         );
         super::super::chunk::unmap(c);
+
+        // Dropping the refiller stops its thread: takes are no longer replaced.
+        let started = Instant::now();
+        drop(refiller);
+        assert!(
+            started.elapsed() < JOIN_BOUND,
+            "the thread stopped and was joined"
+        );
+        assert_eq!(
+            Arc::strong_count(&reserve),
+            1,
+            "the thread let go of the reserve"
+        );
+        reserve.fill();
+        let d = reserve.take().expect("a chunk");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(reserve.chunks(), 0, "no thread refills a stopped reserve");
+        super::super::chunk::unmap(d);
     }
 
     /// The calling thread's kernel id (0 off Linux).
@@ -383,7 +454,7 @@ mod tests {
 
     #[test]
     fn shrinking_the_capacity_unmaps_the_surplus() {
-        let reserve = ChunkReserve::new();
+        let reserve = ChunkReserve::new(true);
         reserve.set_capacity_bytes(4 * CHUNK_BYTES as u64);
         reserve.fill();
         reserve.set_capacity_bytes(CHUNK_BYTES as u64);

@@ -1,8 +1,11 @@
 //! A stripe: the rows of a fixed slot range of one table, behind one lock.
 
+use std::sync::Arc;
+
 use super::arena::Arena;
 use super::chunk::Chunk;
 use super::index::IdIndex;
+use super::RowMemory;
 use crate::slot::slot_of;
 use crate::RowBlock;
 
@@ -41,12 +44,18 @@ pub struct Stripe {
 }
 
 impl Stripe {
-    /// An empty stripe of rows `row_floats` words wide holding `slots` of `num_slots` slots.
-    pub fn new(row_floats: usize, num_slots: u32, slots: std::ops::Range<u32>) -> Self {
+    /// An empty stripe of rows `row_floats` words wide holding `slots` of `num_slots` slots,
+    /// its memory from the node's `memory`.
+    pub fn new(
+        row_floats: usize,
+        num_slots: u32,
+        slots: std::ops::Range<u32>,
+        memory: &Arc<RowMemory>,
+    ) -> Self {
         Self {
-            index: IdIndex::default(),
+            index: IdIndex::new(Arc::clone(memory)),
             ids: Vec::new(),
-            arena: Arena::new(row_floats),
+            arena: Arena::new(row_floats, memory.pool()),
             num_slots,
             first_slot: slots.start,
             slot_rows: vec![0; slots.len()],
@@ -99,9 +108,10 @@ impl Stripe {
 
     /// Drops every row; the memory they held comes back as [`Released`].
     pub fn clear(&mut self) -> Released {
+        let empty = self.index.emptied();
         let released = Released {
             rows: self.ids.len(),
-            _index: std::mem::take(&mut self.index),
+            _index: std::mem::replace(&mut self.index, empty),
             _ids: std::mem::take(&mut self.ids),
             _chunks: self.arena.truncate(0),
         };
@@ -201,7 +211,7 @@ impl Stripe {
             self.ids.shrink_to_fit();
         }
         let chunks = self.arena.truncate(kept);
-        let mut index = IdIndex::with_capacity(kept);
+        let mut index = IdIndex::with_capacity(kept, self.index.memory());
         for (idx, &id) in self.ids.iter().enumerate() {
             index.insert(id, idx as u32);
         }
@@ -244,7 +254,7 @@ mod tests {
 
     /// A stripe holding every slot of a 4-slot table, rows filled with their id.
     fn filled(n: u64) -> Stripe {
-        let mut stripe = Stripe::new(3, 4, 0..4);
+        let mut stripe = Stripe::new(3, 4, 0..4, &Arc::new(RowMemory::default()));
         for id in 0..n {
             stripe.insert(id, |row| row.fill(id as f32));
         }
