@@ -486,14 +486,13 @@ impl ShardNode {
     }
 
     /// Replaces every table and dense tensor with checkpoint `id` (verified while it is
-    /// read; a corrupt one changes nothing). The slots served stay as they are until the
+    /// read, once; a corrupt one changes nothing). The slots served stay as they are until the
     /// coordinator's next map.
     pub async fn restore(self: &Arc<Self>, id: &str) -> Result<CheckpointInfo, ShardNodeError> {
         let _serial = self.durability.lock().await;
         let (this, id) = (self.clone(), id.to_string());
         let info = tokio::task::spawn_blocking(move || {
-            let snap = this.checkpoints.load(&id)?;
-            let info = this.checkpoints.verify(&id)?;
+            let (info, snap) = this.checkpoints.load_with_info(&id)?;
             this.engine.restore(&snap)?;
             tracing::info!(id = %info.id, rows = info.rows, "restored checkpoint on request");
             Ok::<_, ShardNodeError>(info)

@@ -459,9 +459,20 @@ impl CheckpointStore {
 
     /// Loads checkpoint `id`, verifying every length and checksum before returning data.
     pub fn load(&self, id: &str) -> Result<NodeSnapshot, CheckpointError> {
+        Ok(self.load_with_info(id)?.1)
+    }
+
+    /// [`CheckpointStore::load`] with the checkpoint's summary, from the same verified read.
+    pub fn load_with_info(
+        &self,
+        id: &str,
+    ) -> Result<(CheckpointInfo, NodeSnapshot), CheckpointError> {
         self.check_id(id)?;
-        let (_, _, snap) = self.read(id, true)?;
-        Ok(snap)
+        let (m, mb, snap) = self.read(id, true)?;
+        Ok((
+            CheckpointInfo::from_manifest(&m, mb, CheckpointState::Ok),
+            snap,
+        ))
     }
 
     /// Loads the newest checkpoint that verifies; newer corrupt ones are logged, skipped and
