@@ -288,9 +288,6 @@ impl Coordinator for CoordinatorService {
     ) -> Result<Response<pb::RegisterNodeResponse>, Status> {
         self.check_remote_nodes()?;
         let req = request.into_inner();
-        if req.address.is_empty() {
-            return Err(Status::invalid_argument("address must not be empty"));
-        }
         let (node_id, map, catalog) = self
             .coordinator()?
             .register(Registration {
