@@ -28,6 +28,7 @@ mod error;
 mod fanout;
 mod retry;
 pub mod routing;
+pub mod spec;
 
 use std::sync::Arc;
 

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use strata_client::spec::parse_initializer;
 use strata_client::v1 as pb;
 
 /// Optimizer hyperparameters a keyword argument may set, as `strata table create` flags.
@@ -53,24 +54,5 @@ pub fn optimizer(kind: &str, values: &HashMap<String, f32>) -> Result<pb::Optimi
 
 /// Parses an initializer: `zeros`, `uniform:A` (in [-A, A)) or `normal:STD`.
 pub fn initializer(text: &str) -> Result<pb::InitializerSpec, String> {
-    let (kind, arg) = text.split_once(':').unwrap_or((text, ""));
-    let scale = if arg.is_empty() {
-        0.0
-    } else {
-        arg.parse::<f32>()
-            .map_err(|e| format!("init {text:?}: bad number {arg:?}: {e}"))?
-    };
-    match kind {
-        "zeros" if arg.is_empty() => Ok(pb::InitializerSpec {
-            kind: "zeros".into(),
-            scale: 0.0,
-        }),
-        "uniform" | "normal" if !arg.is_empty() => Ok(pb::InitializerSpec {
-            kind: kind.into(),
-            scale,
-        }),
-        _ => Err(format!(
-            "init {text:?}: expected zeros, uniform:A or normal:STD"
-        )),
-    }
+    parse_initializer(text).map_err(|e| format!("init {e}"))
 }

@@ -1,7 +1,7 @@
 //! `strata table ...` and `strata dense ...`.
 
-use anyhow::bail;
 use clap::{Args, Subcommand};
+use strata_client::spec::parse_initializer;
 use strata_client::v1 as pb;
 use strata_client::Client;
 
@@ -150,26 +150,9 @@ pub struct CreateTableArgs {
     tier: String,
 }
 
-/// Parses `zeros`, `uniform:A`, `normal:STD`.
+/// Parses `zeros`, `uniform:A`, `normal:STD` (the flag named in the error).
 fn parse_init(text: &str) -> anyhow::Result<pb::InitializerSpec> {
-    let (kind, arg) = text.split_once(':').unwrap_or((text, ""));
-    let scale = if arg.is_empty() {
-        0.0
-    } else {
-        arg.parse::<f32>()
-            .map_err(|e| anyhow::anyhow!("--init {text:?}: bad number {arg:?}: {e}"))?
-    };
-    match kind {
-        "zeros" if arg.is_empty() => Ok(pb::InitializerSpec {
-            kind: "zeros".into(),
-            scale: 0.0,
-        }),
-        "uniform" | "normal" if !arg.is_empty() => Ok(pb::InitializerSpec {
-            kind: kind.into(),
-            scale,
-        }),
-        _ => bail!("--init {text:?}: expected zeros, uniform:A or normal:STD"),
-    }
+    parse_initializer(text).map_err(|e| anyhow::anyhow!("--init {e}"))
 }
 
 /// Runs a table command.
