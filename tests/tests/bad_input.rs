@@ -322,3 +322,76 @@ async fn a_dense_tensor_over_the_memory_budget_is_refused_whole() {
     assert!(listed.dense.is_empty(), "nothing was created: {listed:?}");
     assert_eq!(f.rows().await, 3);
 }
+
+#[tokio::test]
+async fn finite_gradients_that_would_drive_a_row_to_infinity_are_refused() {
+    let mut f = fixture(&[]).await;
+    // SGD at lr 1: the rows go from -1 to about -3e38, still finite.
+    f.push("t", &IDS, &[3.0e38; 12])
+        .await
+        .expect("finite result");
+    let edge = f.values().await;
+    assert!(edge.iter().all(|v| v.is_finite() && *v < -1e38), "{edge:?}");
+    // A second step would reach -inf: refused whole, for the row of 30 only.
+    let mut grads = vec![0.5f32; 12];
+    grads[8..].fill(3.0e38);
+    let status = f.push("t", &IDS, &grads).await.expect_err("non-finite");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("non-finite") && status.message().contains("[30]"),
+        "{status:?}"
+    );
+    assert_eq!(f.values().await, edge, "nothing was applied");
+    f.push("t", &IDS, &[-3.0e38; 12]).await.expect("a finite step back");
+    assert_ne!(f.values().await, edge, "the rows still take steps");
+}
+
+#[tokio::test]
+async fn a_dense_step_that_would_overflow_is_refused_and_changes_nothing() {
+    let mut f = fixture(&[]).await;
+    f.coord
+        .create_dense(pb::CreateDenseRequest {
+            spec: Some(pb::DenseSpec {
+                name: "w".into(),
+                shape: vec![8],
+                optimizer: table_spec("x", 1, "adam", 0.1).optimizer,
+                initializer: None,
+                seed: 1,
+            }),
+        })
+        .await
+        .expect("create dense");
+    let pull = |param: &mut ParameterClient<Channel>| {
+        let mut param = param.clone();
+        async move {
+            let resp = param
+                .pull_dense(pb::PullDenseRequest {
+                    name: "w".into(),
+                    ..Default::default()
+                })
+                .await
+                .expect("pull dense")
+                .into_inner();
+            f32s(&resp.values)
+        }
+    };
+    let push = |param: &mut ParameterClient<Channel>, g: f32| {
+        let mut param = param.clone();
+        async move {
+            param
+                .push_dense(pb::PushDenseRequest {
+                    name: "w".into(),
+                    grads: f32_bytes(&[g; 8]),
+                    ..Default::default()
+                })
+                .await
+        }
+    };
+    push(&mut f.param, 0.5).await.expect("a finite step");
+    let before = pull(&mut f.param).await;
+    // Adam's second moment squares the gradient: 3e38² overflows.
+    let status = push(&mut f.param, 3.0e38).await.expect_err("overflow");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("non-finite"), "{status:?}");
+    assert_eq!(pull(&mut f.param).await, before, "nothing was applied");
+}

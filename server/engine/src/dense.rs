@@ -10,6 +10,7 @@ use strata_storage::spec::DenseSpec;
 use strata_storage::{MemoryBudget, RowLayout, META_WORDS};
 
 use super::EngineError;
+use crate::validate;
 
 /// Id under which a dense tensor's initializer draws its values.
 const DENSE_INIT_ID: u64 = 0xD3A5_E000;
@@ -92,12 +93,22 @@ impl DenseTensor {
                 expected: self.layout.dim,
             });
         }
+        let stepped = self.layout.dim + self.layout.state;
         let mut data = self.data.lock();
-        let (values, rest) = data.split_at_mut(self.layout.dim);
-        let (state, meta) = rest.split_at_mut(self.layout.state);
-        let mut step = meta[0].to_bits();
+        // The step runs on a copy and is kept only when every word stays finite.
+        let mut next = data[..stepped].to_vec();
+        let (values, state) = next.split_at_mut(self.layout.dim);
+        let mut step = data[stepped].to_bits();
         self.spec.optimizer.apply(values, state, &mut step, grad);
-        meta[0] = f32::from_bits(step);
+        if let Err(EngineError::NonFinite { index, .. }) = validate::check_finite(&next) {
+            return Err(EngineError::DenseNonFiniteResult {
+                name: self.spec.name.clone(),
+                index,
+                count: next.iter().filter(|v| !v.is_finite()).count(),
+            });
+        }
+        data[..stepped].copy_from_slice(&next);
+        data[stepped] = f32::from_bits(step);
         Ok(1)
     }
 

@@ -39,6 +39,20 @@ pub enum EngineError {
         /// Floats expected.
         expected: usize,
     },
+    /// A dense push whose step would leave a value or optimizer state NaN or infinite.
+    #[error(
+        "push to dense tensor {} refused: the optimizer step would leave {count} value(s) or \
+         optimizer state word(s) non-finite (first at index {index}); nothing was applied",
+        shown_name(.name)
+    )]
+    DenseNonFiniteResult {
+        /// Tensor name.
+        name: String,
+        /// Flat index (in values, then state) of the first non-finite word.
+        index: usize,
+        /// Non-finite words in all.
+        count: usize,
+    },
     /// A gradient value is NaN or infinite.
     #[error("gradient value at index {index} is not finite ({value})")]
     NonFinite {

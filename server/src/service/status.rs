@@ -23,6 +23,7 @@ pub fn engine_code(err: &EngineError) -> Code {
         | EngineError::Spec(_)
         | EngineError::GradsLength { .. }
         | EngineError::DenseLength { .. }
+        | EngineError::DenseNonFiniteResult { .. }
         | EngineError::NonFinite { .. } => Code::InvalidArgument,
         EngineError::BatchTooLarge { .. }
         | EngineError::GpuMemory { .. }
@@ -31,6 +32,7 @@ pub fn engine_code(err: &EngineError) -> Code {
         EngineError::TableExists { .. } | EngineError::DenseExists { .. } => Code::AlreadyExists,
         EngineError::NoGpu { .. } | EngineError::WrongOwner { .. } => Code::FailedPrecondition,
         EngineError::Storage(StorageError::MemoryBudget { .. }) => Code::ResourceExhausted,
+        EngineError::Storage(StorageError::NonFiniteResult { .. }) => Code::InvalidArgument,
         EngineError::Storage(StorageError::BadBlock { .. } | StorageError::Device(_)) => {
             Code::Internal
         }

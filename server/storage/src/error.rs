@@ -27,7 +27,33 @@ pub enum StorageError {
         /// Floats per row of the table.
         row_floats: usize,
     },
+    /// A push whose step would leave a weight or optimizer state NaN or infinite; the rows
+    /// it had stepped were put back (but for `not_undone`: rows a concurrent push has
+    /// stepped since, which keep both steps).
+    #[error(
+        "push refused: the optimizer step of {count} row(s) would leave a weight or optimizer \
+         state non-finite (ids {ids:?}); nothing was applied{}",
+        undone_note(*not_undone_count, not_undone)
+    )]
+    NonFiniteResult {
+        /// The first offending ids.
+        ids: Vec<u64>,
+        /// Offending rows in all.
+        count: u64,
+        /// The first rows left stepped because a concurrent push stepped them since.
+        not_undone: Vec<u64>,
+        /// Such rows in all.
+        not_undone_count: u64,
+    },
     /// The device table of the GPU tier failed; no acknowledged update was lost.
     #[error("GPU tier: {0}")]
     Device(String),
+}
+
+/// The refusal's note on rows that could not be put back.
+fn undone_note(count: u64, ids: &[u64]) -> String {
+    if count == 0 {
+        return String::new();
+    }
+    format!(" but to {count} row(s) a concurrent push had stepped since (ids {ids:?})")
 }

@@ -13,11 +13,15 @@
 //! `chunk` (rows in 2 MiB chunks from a [`chunk::ChunkPool`]), `reserve` (the pool of
 //! faulted-in chunks), `row_memory` (a node's reserve, refill and prefault threads),
 //! `prefault`, `mapping` (anonymous mappings, page advice), `migrate` (slot-range
-//! operations), `group`, `reclaim`, `worker`.
+//! operations), `guard` (a push's numerical guard and undo log), `group`, `reclaim`,
+//! `worker`.
 
 mod arena;
 mod chunk;
 mod group;
+mod guard;
+#[cfg(test)]
+mod guard_tests;
 mod index;
 mod mapping;
 mod migrate;
@@ -38,6 +42,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 
 use self::group::StripeGroups;
+use self::guard::{all_finite, Offenders, UndoLog};
 use self::reclaim::drop_in_background;
 use self::stripe::Stripe;
 use super::layout::{META_ACCESS, META_LAST_UPDATE, META_STEP};
@@ -295,7 +300,13 @@ impl Tier for HostTier {
         let sorted = ids.windows(2).all(|w| w[0] <= w[1]);
         let mut pairs: Vec<(u64, u32)> = Vec::with_capacity(groups.max_group());
         let mut rows: Vec<u32> = Vec::with_capacity(groups.max_group());
+        let stepped = dim + state;
+        let mut undo = UndoLog::checkout(self.layout.row_floats());
+        let mut offenders = Offenders::default();
+        let mut scratch = vec![0.0f32; stepped];
         self.for_each_group_locked(&groups, |positions, stripe| {
+            let stripe_index = self.stripe_of(ids[positions[0] as usize]) as usize;
+            let mark = undo.len();
             // Sort by id so duplicates are adjacent and get one summed step.
             pairs.clear();
             pairs.extend(positions.iter().map(|&p| (ids[p as usize], p)));
@@ -338,17 +349,45 @@ impl Tier for HostTier {
                     &sum
                 };
                 let row = stripe.arena.row_mut(idx);
+                i = end;
+                if offenders.any() {
+                    // Refused already: only find the other offenders, stepping a copy.
+                    scratch.copy_from_slice(&row[..stepped]);
+                    let (values, opt_state) = scratch.split_at_mut(dim);
+                    let mut step = row[stepped + META_STEP].to_bits();
+                    optimizer.apply(values, opt_state, &mut step, grad);
+                    if !all_finite(&scratch) {
+                        offenders.note(id);
+                    }
+                    continue;
+                }
+                undo.save(stripe_index, id, idx, row);
                 let (values, rest) = row.split_at_mut(dim);
                 let (opt_state, meta) = rest.split_at_mut(state);
                 let mut step = meta[META_STEP].to_bits();
                 optimizer.apply(values, opt_state, &mut step, grad);
+                if !all_finite(&row[..stepped]) {
+                    offenders.note(id);
+                    undo.undo_held(mark, stripe);
+                    continue;
+                }
+                let meta = &mut row[stepped..];
                 meta[META_STEP] = f32::from_bits(step);
                 meta[META_LAST_UPDATE] = f32::from_bits(now);
                 meta[META_ACCESS] = f32::from_bits(meta[META_ACCESS].to_bits().saturating_add(1));
-                i = end;
             }
             distinct += rows.len() as u64;
         });
+        if offenders.any() {
+            let kept = undo.undo_released(|s| self.stripes[s].lock());
+            self.settle(reserved, created);
+            return Err(StorageError::NonFiniteResult {
+                ids: offenders.named,
+                count: offenders.count,
+                not_undone: kept.named,
+                not_undone_count: kept.count,
+            });
+        }
         self.settle(reserved, created);
         Ok(distinct)
     }
