@@ -29,6 +29,10 @@ struct Args {
     /// System under test: strata, inproc, or redis://HOST:PORT.
     #[arg(long, default_value = "strata")]
     target: String,
+    /// Where the trainers run, as key=value pairs (e.g. zone=z1,rack=r1), sent with their
+    /// pulls and pushes (strata target).
+    #[arg(long, env = "STRATA_LABELS")]
+    labels: Option<String>,
     /// Concurrent trainers (one connection each).
     #[arg(long, default_value_t = 4)]
     trainers: usize,
@@ -125,7 +129,10 @@ fn main() -> anyhow::Result<()> {
     }
     // Refuse bad workload parameters before touching any table.
     strata_bench::zipf::Zipf::new(a.keys, a.zipf)?;
-    let spec = TargetSpec::parse(&a.target, &a.coordinator)?;
+    let mut spec = TargetSpec::parse(&a.target, &a.coordinator)?;
+    if let TargetSpec::Strata { labels, .. } = &mut spec {
+        labels.clone_from(&a.labels);
+    }
     if a.memory_reserve.is_some() && !matches!(spec, TargetSpec::Inproc) {
         bail!("--memory-reserve applies to --target inproc; give a server its own");
     }
@@ -193,7 +200,7 @@ fn main() -> anyhow::Result<()> {
         anyhow::Ok(r?)
     })?;
     let address = match &spec {
-        TargetSpec::Strata { coordinator } => coordinator.clone(),
+        TargetSpec::Strata { coordinator, .. } => coordinator.clone(),
         TargetSpec::Inproc => String::new(),
         TargetSpec::Redis { addr } => addr.clone(),
     };

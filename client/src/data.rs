@@ -89,10 +89,16 @@ impl Client {
                 let ids: Vec<u64> = part.iter().map(|&i| unique[i as usize]).collect();
                 let request = wire::pull_request(table, ids_into_bytes(ids), 0);
                 let channel = node.channel.clone();
+                let labels = self.labels().cloned();
                 async move {
-                    let message =
-                        wire::unary_call(&channel, wire::PULL_PATH, request, MAX_MESSAGE_BYTES)
-                            .await?;
+                    let message = wire::unary_call(
+                        &channel,
+                        wire::PULL_PATH,
+                        request,
+                        MAX_MESSAGE_BYTES,
+                        labels.as_ref(),
+                    )
+                    .await?;
                     let view = PullResponseView::parse(&message)
                         .map_err(|e| Status::internal(format!("malformed PullResponse: {e}")))?;
                     Ok((message, view))
@@ -209,10 +215,16 @@ impl Client {
                 };
                 let request = wire::push_request(table, ids_into_bytes(ids), part_grads, 0);
                 let channel = node.channel.clone();
+                let labels = self.labels().cloned();
                 async move {
-                    let message =
-                        wire::unary_call(&channel, wire::PUSH_PATH, request, MAX_MESSAGE_BYTES)
-                            .await?;
+                    let message = wire::unary_call(
+                        &channel,
+                        wire::PUSH_PATH,
+                        request,
+                        MAX_MESSAGE_BYTES,
+                        labels.as_ref(),
+                    )
+                    .await?;
                     pb::PushResponse::decode(message)
                         .map_err(|e| Status::internal(format!("malformed PushResponse: {e}")))
                 }

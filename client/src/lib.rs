@@ -8,6 +8,7 @@
 //! - `retry`: what a failed call tells the caller to do next, from typed facts only.
 //! - `admin`: control-plane calls through one generic helper.
 //! - `control`: the leader-following connection to the coordinators.
+//! - `location`: where the client runs ([`ClientOptions`], `STRATA_LABELS`).
 //! - `error`: [`ClientError`].
 //! - [`routing`], [`batch`]: the slot → node table, dedup and split of a
 //!   batch (packed payloads are `strata_proto::wire::payload`).
@@ -26,18 +27,21 @@ mod control;
 mod data;
 mod error;
 mod fanout;
+mod location;
 mod retry;
 pub mod routing;
 pub mod spec;
 
 use std::sync::Arc;
 
+use http::HeaderValue;
 use parking_lot::RwLock;
 use strata_proto::v1::coordinator_client::CoordinatorClient;
 use tonic::transport::Channel;
 
 use self::control::Control;
 pub use self::error::ClientError;
+pub use self::location::{location_header, ClientOptions, LABELS_ENV};
 use self::routing::Routing;
 pub use strata_proto::v1;
 
@@ -49,6 +53,8 @@ pub struct Client {
 
 struct Inner {
     control: Control,
+    /// Where this client runs, sent with every data-path call (`strata-client-labels`).
+    labels: Option<HeaderValue>,
     routing: RwLock<Arc<Routing>>,
     refresh: tokio::sync::Mutex<()>,
 }
@@ -56,8 +62,21 @@ struct Inner {
 impl Client {
     /// Connects to the comma-separated coordinator `addresses`, finds the leader among
     /// them (following a standby's `strata-leader` hint) and fetches the cluster map.
-    /// Each `connect` opens its own connections.
+    /// Each `connect` opens its own connections. The client's location comes from the
+    /// `STRATA_LABELS` environment variable when set ([`ClientOptions::from_env`]).
     pub async fn connect(addresses: &str) -> Result<Self, ClientError> {
+        Self::connect_with(addresses, ClientOptions::from_env()).await
+    }
+
+    /// [`Client::connect`] with explicit options.
+    pub async fn connect_with(
+        addresses: &str,
+        options: ClientOptions,
+    ) -> Result<Self, ClientError> {
+        let labels = match options.labels.as_deref() {
+            Some(text) => location_header(text)?,
+            None => None,
+        };
         let candidates: Vec<String> = addresses
             .split(',')
             .map(str::trim)
@@ -76,6 +95,7 @@ impl Client {
         Ok(Self {
             inner: Arc::new(Inner {
                 control,
+                labels,
                 routing: RwLock::new(Arc::new(routing)),
                 refresh: tokio::sync::Mutex::new(()),
             }),
@@ -90,6 +110,16 @@ impl Client {
     /// The address of the coordinator calls go to now (the leader, once found).
     pub fn coordinator_address(&self) -> String {
         self.inner.control.address()
+    }
+
+    /// The location this client sends with data-path calls (`key=value,...`, keys sorted).
+    pub fn location(&self) -> Option<&str> {
+        self.inner.labels.as_ref().and_then(|v| v.to_str().ok())
+    }
+
+    /// The location header of data-path calls.
+    pub(crate) fn labels(&self) -> Option<&HeaderValue> {
+        self.inner.labels.as_ref()
     }
 
     /// Epoch of the cluster map the client routes with.

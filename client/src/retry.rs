@@ -161,7 +161,7 @@ mod tests {
         let request = wire::pull_request("emb", Bytes::from_static(&[0u8; 8]), 0);
         tokio::time::timeout(
             Duration::from_secs(10),
-            wire::unary_call(&channel, wire::PULL_PATH, request, MAX_MESSAGE_BYTES),
+            wire::unary_call(&channel, wire::PULL_PATH, request, MAX_MESSAGE_BYTES, None),
         )
         .await
         .expect("the call ends")

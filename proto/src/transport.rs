@@ -13,6 +13,11 @@ pub const EPOCH_METADATA: &str = "strata-epoch";
 /// `UNAVAILABLE` refusal: the caller sends the request there instead.
 pub const LEADER_METADATA: &str = "strata-leader";
 
+/// gRPC metadata key carrying where a client runs: its labels as `key=value` pairs joined
+/// by commas, keys sorted (e.g. `rack=r1,zone=z1`). Shard servers count data-path traffic
+/// by it.
+pub const CLIENT_LABELS_METADATA: &str = "strata-client-labels";
+
 /// HTTP/2 stream and connection flow-control windows (explicit: disables adaptive windows).
 pub const WINDOW_BYTES: u32 = 16 << 20;
 /// HTTP/2 maximum frame size: the largest gain measured for row payloads.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArrayDyn, PyReadwriteArrayDyn};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
-use strata_client::{v1 as pb, Client, ClientError};
+use strata_client::{v1 as pb, Client, ClientError, ClientOptions};
 use tokio::runtime::Runtime;
 
 use crate::{errors, runtime, spec};
@@ -46,9 +46,11 @@ fn contiguous<'a, T: numpy::Element>(
 
 #[pymethods]
 impl NativeClient {
-    /// Connects to the comma-separated coordinator addresses and fetches the cluster map.
+    /// Connects to the comma-separated coordinator addresses and fetches the cluster map;
+    /// `labels` (`key=value,...`) says where the client runs (`None`: `STRATA_LABELS`).
     #[new]
-    fn new(py: Python<'_>, addresses: &str) -> PyResult<Self> {
+    #[pyo3(signature = (addresses, labels=None))]
+    fn new(py: Python<'_>, addresses: &str, labels: Option<String>) -> PyResult<Self> {
         let runtime = runtime::shared().map_err(|e| {
             errors::raise(
                 py,
@@ -58,8 +60,12 @@ impl NativeClient {
             )
         })?;
         let addresses = addresses.to_string();
+        let mut options = ClientOptions::from_env();
+        if labels.is_some() {
+            options.labels = labels;
+        }
         let client = py
-            .detach(|| runtime.block_on(Client::connect(&addresses)))
+            .detach(|| runtime.block_on(Client::connect_with(&addresses, options)))
             .map_err(|e| errors::to_py(py, e))?;
         Ok(Self { client, runtime })
     }

@@ -41,20 +41,24 @@ class Client:
     ``addr`` is one coordinator address or several, comma-separated (like the CLI's
     ``--coordinator``); the client finds the leader among them and follows it. A client may
     be shared by threads. After ``fork`` (DataLoader workers, multiprocessing) or unpickling,
-    it connects again on first use.
+    it connects again on first use. ``labels`` says where the client runs (e.g.
+    ``"zone=z1,rack=r1"``; default: the ``STRATA_LABELS`` environment variable): shard servers
+    count its traffic by that location, which topology-aware placement reads.
     """
 
-    def __init__(self, addr: str = "127.0.0.1:7070"):
+    def __init__(self, addr: str = "127.0.0.1:7070", *, labels: Optional[str] = None):
         self.addr = addr
+        self.labels = labels
         self._dims: Dict[str, int] = {}
         self._pid = os.getpid()
-        self._native_client = _native.NativeClient(addr)
+        self._native_client = _native.NativeClient(addr, labels)
 
     def __getstate__(self):
-        return {"addr": self.addr}
+        return {"addr": self.addr, "labels": self.labels}
 
     def __setstate__(self, state):
         self.addr = state["addr"]
+        self.labels = state.get("labels")
         self._dims = {}
         self._pid = None
         self._native_client = None
@@ -66,7 +70,7 @@ class Client:
     def _native(self) -> "_native.NativeClient":
         """The native client of this process (connected again after fork or unpickling)."""
         if self._pid != os.getpid() or self._native_client is None:
-            self._native_client = _native.NativeClient(self.addr)
+            self._native_client = _native.NativeClient(self.addr, self.labels)
             self._pid = os.getpid()
         return self._native_client
 

@@ -204,6 +204,9 @@ struct NodeArgs {
     /// Slots of the cluster (a shard's must match the coordinator's).
     #[arg(long, default_value_t = DEFAULT_NUM_SLOTS)]
     num_slots: u32,
+    /// Window of the traffic rates reported per table, shard and client location (e.g. 60s).
+    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    traffic_window: Duration,
 }
 
 impl NodeArgs {
@@ -226,6 +229,7 @@ impl NodeArgs {
             gpu_reference: self.gpu.gpu_reference,
             max_dense_bytes: strata_engine::max_dense_bytes(self.max_message_size),
             row_memory: Arc::new(row_memory),
+            traffic_window: self.traffic_window,
         }
     }
 

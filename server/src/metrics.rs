@@ -51,6 +51,17 @@ pub struct DirectionLabels {
     pub direction: &'static str,
 }
 
+/// Labels of data-path traffic series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TrafficLabels {
+    /// Table name.
+    pub table: String,
+    /// Client location (`strata-client-labels`; empty: unlabelled).
+    pub location: String,
+    /// "pull" or "push".
+    pub direction: &'static str,
+}
+
 /// Labels of per-move series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MoveLabels {
@@ -102,6 +113,8 @@ pub struct Metrics {
     pub tier_hit_ratio: Family<TableLabels, Gauge<f64, AtomicU64>>,
     /// Time requests waited on the device (copies and kernels), per table and caching tier.
     pub tier_device_seconds: Family<TableLabels, Counter<f64, AtomicU64>>,
+    /// Data-path payload bytes per table, client location and direction.
+    pub traffic_bytes: Family<TrafficLabels, Counter>,
     /// Open, refused and timed-out connections.
     pub connections: ConnectionMetrics,
     /// Migration series (shard servers only).
@@ -210,6 +223,12 @@ impl Metrics {
             "Time requests waited on the device (copies and kernels) of a caching tier",
             tier_device_seconds.clone(),
         );
+        let traffic_bytes = Family::<TrafficLabels, Counter>::default();
+        registry.register(
+            "traffic_bytes",
+            "Data-path payload bytes (ids and rows) per table, client location and direction",
+            traffic_bytes.clone(),
+        );
         let connections = ConnectionMetrics::default();
         registry.register(
             "connections_open",
@@ -244,6 +263,7 @@ impl Metrics {
             tier_evictions,
             tier_hit_ratio,
             tier_device_seconds,
+            traffic_bytes,
             connections,
             migrations: None,
             render_lock: Mutex::new(()),
@@ -338,8 +358,20 @@ impl Metrics {
         self.tier_evictions.clear();
         self.tier_hit_ratio.clear();
         self.tier_device_seconds.clear();
+        self.traffic_bytes.clear();
         for table in engine.tables() {
             let name = &table.spec().name;
+            for (location, [pull, push]) in table.traffic().totals(&engine.traffic().locations) {
+                for (direction, bytes) in [("pull", pull), ("push", push)] {
+                    self.traffic_bytes
+                        .get_or_create(&TrafficLabels {
+                            table: name.clone(),
+                            location: location.to_string(),
+                            direction,
+                        })
+                        .inc_by(bytes);
+                }
+            }
             for part in table.breakdown() {
                 let labels = TableLabels {
                     table: name.clone(),

@@ -21,6 +21,7 @@ use crate::migration::{self, source, MigrationCounters, MigrationError};
 use strata_cluster::cluster::{
     Catalog, HeartbeatReport, MigrateOut, MoveProgress, NodeCheckpoint, RangeLoad, TableUsage,
 };
+use strata_cluster::report::TrafficSample;
 use strata_cluster::ClusterMap;
 use strata_engine::checkpoint::{
     CheckpointError, CheckpointInfo, CheckpointState, CheckpointStore,
@@ -403,6 +404,7 @@ impl ShardNode {
     /// range, the epoch and catalog it applied, its newest checkpoint, its migrations.
     /// `address` is where clients reach it now (empty: unchanged).
     pub fn report(&self, address: &str) -> HeartbeatReport {
+        let traffic = self.engine.traffic_report();
         HeartbeatReport {
             node_id: self.node_id(),
             address: address.to_string(),
@@ -417,6 +419,20 @@ impl ShardNode {
             last_checkpoint: self.last_checkpoint().as_ref().map(node_checkpoint),
             ranges: self.range_usage(),
             migrations: self.migration_ids(),
+            pull_rows_per_s: traffic.pull_rows_per_s,
+            push_rows_per_s: traffic.push_rows_per_s,
+            traffic: traffic
+                .rates
+                .into_iter()
+                .map(|r| TrafficSample {
+                    table: r.table,
+                    slot_start: r.slot_start,
+                    slot_end: r.slot_end,
+                    location: r.location,
+                    pull_bytes_per_s: r.pull_bytes_per_s,
+                    push_bytes_per_s: r.push_bytes_per_s,
+                })
+                .collect(),
         }
     }
 

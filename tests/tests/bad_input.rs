@@ -342,7 +342,9 @@ async fn finite_gradients_that_would_drive_a_row_to_infinity_are_refused() {
         "{status:?}"
     );
     assert_eq!(f.values().await, edge, "nothing was applied");
-    f.push("t", &IDS, &[-3.0e38; 12]).await.expect("a finite step back");
+    f.push("t", &IDS, &[-3.0e38; 12])
+        .await
+        .expect("a finite step back");
     assert_ne!(f.values().await, edge, "the rows still take steps");
 }
 
@@ -394,4 +396,23 @@ async fn a_dense_step_that_would_overflow_is_refused_and_changes_nothing() {
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert!(status.message().contains("non-finite"), "{status:?}");
     assert_eq!(pull(&mut f.param).await, before, "nothing was applied");
+}
+
+#[tokio::test]
+async fn a_client_location_that_is_not_short_printable_text_is_refused() {
+    let mut f = fixture(&[]).await;
+    let mut request = tonic::Request::new(pb::PushRequest {
+        table: "t".into(),
+        ids: ids_bytes(&IDS),
+        grads: f32_bytes(&[1.0; 12]),
+        ..Default::default()
+    });
+    let long = format!("rack={}", "x".repeat(300));
+    request.metadata_mut().insert(
+        strata_proto::transport::CLIENT_LABELS_METADATA,
+        long.parse().expect("ascii"),
+    );
+    let r = f.param.push(request).await.map(|r| r.into_inner().applied);
+    f.assert_refused(r, Code::InvalidArgument, "strata-client-labels")
+        .await;
 }

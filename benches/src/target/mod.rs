@@ -78,6 +78,8 @@ pub enum TargetSpec {
     Strata {
         /// Coordinator address.
         coordinator: String,
+        /// Where the trainers run (`key=value,...`; `None`: `STRATA_LABELS` or unlabelled).
+        labels: Option<String>,
     },
     /// strata's engine linked into this process.
     Inproc,
@@ -94,6 +96,7 @@ impl TargetSpec {
         match target {
             "strata" => Ok(Self::Strata {
                 coordinator: coordinator.to_string(),
+                labels: None,
             }),
             "inproc" => Ok(Self::Inproc),
             t => match t.strip_prefix("redis://") {
@@ -171,11 +174,14 @@ pub async fn setup(
 ) -> Result<Vec<AnyTarget>, TargetError> {
     let mut out = Vec::with_capacity(trainers);
     match spec {
-        TargetSpec::Strata { coordinator } => {
+        TargetSpec::Strata {
+            coordinator,
+            labels,
+        } => {
             strata::prepare(coordinator, params).await?;
             for _ in 0..trainers {
                 out.push(AnyTarget::Strata(
-                    strata::StrataTarget::connect(coordinator, params).await?,
+                    strata::StrataTarget::connect(coordinator, labels.clone(), params).await?,
                 ));
             }
         }
@@ -209,7 +215,8 @@ mod tests {
         assert_eq!(
             TargetSpec::parse("strata", "h:1").ok(),
             Some(TargetSpec::Strata {
-                coordinator: "h:1".into()
+                coordinator: "h:1".into(),
+                labels: None,
             })
         );
         assert_eq!(

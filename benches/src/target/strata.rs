@@ -1,6 +1,6 @@
 //! strata over the network through `strata-client`: one client (own connections) per trainer.
 
-use strata_client::Client;
+use strata_client::{Client, ClientOptions};
 use strata_proto::v1 as pb;
 
 use super::{TableParams, Target, TargetError};
@@ -53,9 +53,18 @@ pub struct StrataTarget {
 }
 
 impl StrataTarget {
-    /// Open one trainer's connections (each `connect` opens its own).
-    pub async fn connect(coordinator: &str, p: &TableParams) -> Result<Self, TargetError> {
-        let client = Client::connect(coordinator)
+    /// Open one trainer's connections (each `connect` opens its own); `labels` says where
+    /// the trainer runs (`None`: `STRATA_LABELS`, or unlabelled).
+    pub async fn connect(
+        coordinator: &str,
+        labels: Option<String>,
+        p: &TableParams,
+    ) -> Result<Self, TargetError> {
+        let mut options = ClientOptions::from_env();
+        if labels.is_some() {
+            options.labels = labels;
+        }
+        let client = Client::connect_with(coordinator, options)
             .await
             .map_err(|e| TargetError::Setup(format!("connecting to {coordinator}: {e}")))?;
         Ok(Self {

@@ -6,7 +6,7 @@ mod reshard;
 mod table;
 
 use clap::{Parser, Subcommand};
-use strata_client::Client;
+use strata_client::{Client, ClientOptions};
 
 /// strata: operate and inspect a strata cluster.
 #[derive(Parser)]
@@ -20,6 +20,10 @@ pub struct Cli {
         default_value = "127.0.0.1:7070"
     )]
     coordinator: String,
+    /// Where this client runs, as key=value pairs (e.g. zone=z1,rack=r1): sent with pulls
+    /// and pushes so shard servers count traffic by location.
+    #[arg(long, global = true, env = "STRATA_LABELS")]
+    labels: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -31,6 +35,9 @@ enum Command {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+        /// Print data-path traffic per table, shard, node and client location instead.
+        #[arg(long)]
+        traffic: bool,
     },
     /// Create, list and drop tables.
     #[command(subcommand)]
@@ -60,9 +67,14 @@ enum Command {
 
 /// Runs one command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let client = Client::connect(&cli.coordinator).await?;
+    let options = ClientOptions { labels: cli.labels };
+    let client = Client::connect_with(&cli.coordinator, options).await?;
     match cli.command {
-        Command::Status { json } => ops::status(&client, json).await,
+        Command::Status {
+            json,
+            traffic: true,
+        } => ops::traffic(&client, json).await,
+        Command::Status { json, .. } => ops::status(&client, json).await,
         Command::Table(cmd) => table::run_table(&client, cmd).await,
         Command::Dense(cmd) => table::run_dense(&client, cmd).await,
         Command::Pull(args) => data::pull(&client, args).await,

@@ -113,6 +113,7 @@ pub async fn status(client: &Client, json: bool) -> anyhow::Result<()> {
                     "state": node.state, "shards": n.shards, "rows": n.rows, "bytes": n.bytes,
                     "memory_budget": n.memory_budget, "applied_epoch": n.applied_epoch,
                     "last_heartbeat_ms_ago": n.last_heartbeat_ms_ago, "draining": n.draining,
+                    "pull_rows_per_s": n.pull_rows_per_s, "push_rows_per_s": n.push_rows_per_s,
                     "last_checkpoint": n.last_checkpoint.as_ref().map(|c| c.id.clone()),
                     "checkpoint_age_ms": checkpoint_age_ms(n, now),
                 })
@@ -174,8 +175,25 @@ pub async fn status(client: &Client, json: bool) -> anyhow::Result<()> {
             &s.last_checkpoint
         }
     );
-    println!("\nNODES");
-    for n in &s.nodes {
+    println!("\nNODES (by zone and rack)");
+    let mut nodes: Vec<_> = s.nodes.iter().collect();
+    let place = |n: &&strata_proto::v1::NodeStatus, key: &str| {
+        n.node
+            .as_ref()
+            .and_then(|x| x.labels.get(key).cloned())
+            .unwrap_or_else(|| "-".into())
+    };
+    nodes.sort_by_key(|n| {
+        let id = n.node.as_ref().map(|x| x.id.clone()).unwrap_or_default();
+        (place(n, "zone"), place(n, "rack"), id)
+    });
+    let mut group = None;
+    for n in nodes {
+        let here = (place(&n, "zone"), place(&n, "rack"));
+        if group.as_ref() != Some(&here) {
+            println!("  zone {}  rack {}", here.0, here.1);
+            group = Some(here);
+        }
         let node = n.node.clone().unwrap_or_default();
         let labels: Vec<String> = node
             .labels
@@ -186,13 +204,15 @@ pub async fn status(client: &Client, json: bool) -> anyhow::Result<()> {
             .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
             .unwrap_or_else(|| "never".into());
         println!(
-            "  {:<10} {:<22} {:<5} shards {:>3}  rows {:>12}  bytes {:>14}  checkpoint {:>8}  {}",
+            "    {:<10} {:<22} {:<5} shards {:>3}  rows {:>12}  bytes {:>14}  pull {:>9.0}/s  push {:>9.0}/s  checkpoint {:>8}  {}",
             node.id,
             node.address,
             node.state,
             n.shards,
             n.rows,
             n.bytes,
+            n.pull_rows_per_s,
+            n.push_rows_per_s,
             age,
             labels.join(",")
         );
@@ -233,6 +253,49 @@ pub async fn status(client: &Client, json: bool) -> anyhow::Result<()> {
     }
     println!("\nMIGRATIONS");
     super::reshard::print_plan(&s);
+    Ok(())
+}
+
+/// `strata status --traffic`: bytes per second per table, shard, node and client location
+/// over the nodes' traffic windows.
+pub async fn traffic(client: &Client, json: bool) -> anyhow::Result<()> {
+    let s = client.status().await?;
+    if json {
+        let rows: Vec<_> = s
+            .traffic
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "table": t.table, "shard": t.shard, "slots": [t.slot_start, t.slot_end],
+                    "node": t.node, "location": t.location,
+                    "pull_bytes_per_s": t.pull_bytes_per_s, "push_bytes_per_s": t.push_bytes_per_s,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::json!({ "traffic": rows }));
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:>5} {:<13} {:<10} {:<28} {:>14} {:>14}",
+        "TABLE", "SHARD", "SLOTS", "NODE", "LOCATION", "PULL B/s", "PUSH B/s"
+    );
+    for t in &s.traffic {
+        let location = if t.location.is_empty() {
+            "(unlabelled)"
+        } else {
+            &t.location
+        };
+        println!(
+            "{:<24} {:>5} {:<13} {:<10} {:<28} {:>14.0} {:>14.0}",
+            t.table,
+            t.shard,
+            format!("[{}, {})", t.slot_start, t.slot_end),
+            t.node,
+            location,
+            t.pull_bytes_per_s,
+            t.push_bytes_per_s
+        );
+    }
     Ok(())
 }
 

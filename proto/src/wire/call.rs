@@ -10,13 +10,16 @@ use tonic::{Code, Status};
 use tower::{Service, ServiceExt};
 
 use super::{read_unary, ChunkBody, Chunks, MessageWriter, ReadError};
+use crate::transport::CLIENT_LABELS_METADATA;
 
-/// Sends `message` to `path` over `channel` and returns the response message.
+/// Sends `message` to `path` over `channel` and returns the response message; `labels`,
+/// when given, goes along as the client's location (`strata-client-labels`).
 pub async fn unary_call(
     channel: &Channel,
     path: &'static str,
     message: MessageWriter,
     max_message_bytes: usize,
+    labels: Option<&HeaderValue>,
 ) -> Result<Chunks, Status> {
     if message.len() > max_message_bytes {
         return Err(Status::resource_exhausted(format!(
@@ -27,13 +30,13 @@ pub async fn unary_call(
     let chunks = message
         .finish()
         .map_err(|e| Status::resource_exhausted(e.to_string()))?;
-    call(
-        channel,
-        path,
-        Body::new(ChunkBody::new(chunks)),
-        max_message_bytes,
-    )
-    .await
+    let mut request = http::Request::new(Body::new(ChunkBody::new(chunks)));
+    if let Some(labels) = labels {
+        request
+            .headers_mut()
+            .insert(CLIENT_LABELS_METADATA, labels.clone());
+    }
+    send(channel, path, request, max_message_bytes).await
 }
 
 /// Sends `body` (one or more length-prefixed messages) to `path` over `channel` and
@@ -44,7 +47,16 @@ pub async fn call(
     body: Body,
     max_message_bytes: usize,
 ) -> Result<Chunks, Status> {
-    let mut request = http::Request::new(body);
+    send(channel, path, http::Request::new(body), max_message_bytes).await
+}
+
+/// Sends `request` (its body and any headers of its own) to `path` as a gRPC call.
+async fn send(
+    channel: &Channel,
+    path: &'static str,
+    mut request: http::Request<Body>,
+    max_message_bytes: usize,
+) -> Result<Chunks, Status> {
     *request.method_mut() = Method::POST;
     *request.uri_mut() = Uri::from_static(path);
     *request.version_mut() = Version::HTTP_2;

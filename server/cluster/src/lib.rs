@@ -13,6 +13,7 @@
 //! - [`record`]: the cluster record the coordinator keeps across restarts, and
 //!   [`plan_record`]: the plan and its moves as the record keeps them.
 //! - [`report`]: what a node reports (usage, slot-range loads, checkpoints, heartbeats).
+//! - [`traffic`]: the nodes' traffic samples laid over the current shards (pure).
 //! - [`meta_store`]: where the record is kept ([`meta_store::RecordStore`]: a file here,
 //!   etcd in the server crate).
 //! - [`node_control`]: the seam through which the coordinator calls its nodes.
@@ -32,6 +33,7 @@ pub mod plan;
 pub mod plan_record;
 pub mod record;
 pub mod report;
+pub mod traffic;
 
 pub use self::cluster_map::{ClusterMap, NodeEntry, ShardEntry};
 pub use self::error::CoordinatorError;

@@ -106,6 +106,29 @@ pub struct HeartbeatReport {
     pub ranges: Vec<RangeLoad>,
     /// Migrations under way on the node, by id.
     pub migrations: Vec<String>,
+    /// Data-path bytes per second per table, slot range and client location.
+    pub traffic: Vec<TrafficSample>,
+    /// Rows pulled per second over the node's traffic window.
+    pub pull_rows_per_s: f64,
+    /// Rows pushed per second over the node's traffic window.
+    pub push_rows_per_s: f64,
+}
+
+/// Data-path bytes per second of one table's slot range from clients at one location.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrafficSample {
+    /// Table name.
+    pub table: String,
+    /// First slot.
+    pub slot_start: u32,
+    /// One past the last slot.
+    pub slot_end: u32,
+    /// Client location (`key=value,...`, keys sorted; empty: unlabelled).
+    pub location: String,
+    /// Bytes pulled per second.
+    pub pull_bytes_per_s: f64,
+    /// Bytes pushed per second.
+    pub push_bytes_per_s: f64,
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //! - `ownership`: which slots the node serves at which epoch, and migration captures.
 //! - `gpu`: the GPU budget and device of `--tier gpu` tables.
 //! - `validate`: checks of request values (finite gradients).
+//! - [`traffic`]: data-path bytes per table, slot bucket and client location, as rates.
 //! - `error`: [`EngineError`].
 
 pub mod checkpoint;
@@ -20,9 +21,11 @@ mod dense;
 mod error;
 mod gpu;
 mod ownership;
+pub mod traffic;
 mod validate;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use parking_lot::Mutex;
@@ -38,6 +41,7 @@ use strata_storage::RowBlock;
 use strata_storage::{CacheStats, ExportCursor, MemoryBudget, Tier, TierBreakdown, TierStats};
 
 use self::gpu::GpuReservation;
+use self::traffic::{Direction, TableTraffic, Traffic, TrafficReport};
 
 /// Default largest number of rows in one pull or push.
 pub const DEFAULT_MAX_BATCH_ROWS: usize = 1 << 18;
@@ -71,7 +75,12 @@ pub struct EngineConfig {
     /// The node's row memory (reserve, huge page choice, prefault threads), shared by every
     /// table the engine builds; each node of a process has its own.
     pub row_memory: Arc<RowMemory>,
+    /// The window traffic rates are measured over.
+    pub traffic_window: Duration,
 }
+
+/// Default window of traffic rates.
+pub const DEFAULT_TRAFFIC_WINDOW: Duration = Duration::from_secs(60);
 
 /// Room a dense pull's response needs besides the values (shape and framing).
 pub const DENSE_MESSAGE_OVERHEAD: u64 = 64 << 10;
@@ -95,6 +104,7 @@ impl Default for EngineConfig {
             gpu_reference: false,
             max_dense_bytes: max_dense_bytes(256 << 20),
             row_memory: Arc::new(RowMemory::default()),
+            traffic_window: DEFAULT_TRAFFIC_WINDOW,
         }
     }
 }
@@ -103,10 +113,23 @@ impl Default for EngineConfig {
 pub struct Table {
     spec: TableSpec,
     tier: Box<dyn Tier>,
+    traffic: TableTraffic,
     _gpu: Option<GpuReservation>,
 }
 
 impl Table {
+    /// Counts a data-path request of `ids` from client location index `location`.
+    pub fn record_traffic(&self, location: usize, direction: Direction, ids: &[u64]) {
+        // Each id carries itself (8 bytes) and one row of dim f32s, either way.
+        let row_bytes = 8 + 4 * u64::from(self.spec.dim);
+        self.traffic.record(location, direction, ids, row_bytes);
+    }
+
+    /// This table's traffic counters.
+    pub fn traffic(&self) -> &TableTraffic {
+        &self.traffic
+    }
+
     /// Rows of `ids` into `out` (`ids.len() * dim`), creating missing rows. The batch size
     /// is the caller's to check ([`Engine::check_batch`]).
     pub fn pull(&self, ids: &[u64], out: &mut [f32]) -> Result<(), EngineError> {
@@ -209,6 +232,7 @@ pub struct Engine {
     tables: DashMap<String, Arc<Table>>,
     dense: DashMap<String, Arc<DenseTensor>>,
     ownership: Ownership,
+    traffic: Arc<Traffic>,
 }
 
 impl Engine {
@@ -217,7 +241,9 @@ impl Engine {
         let budget = Arc::new(MemoryBudget::new(config.memory_budget));
         let ownership = Ownership::all(config.num_slots);
         let gpu_budget = Mutex::new(Arc::new(MemoryBudget::new(config.gpu_memory_budget)));
+        let traffic = Traffic::new(config.traffic_window);
         Self {
+            traffic,
             config,
             budget,
             gpu_budget,
@@ -225,6 +251,21 @@ impl Engine {
             dense: DashMap::new(),
             ownership,
         }
+    }
+
+    /// The node's traffic accounting (client locations and the rate window).
+    pub fn traffic(&self) -> &Traffic {
+        &self.traffic
+    }
+
+    /// Rates of data-path traffic over the window, read now (the heartbeat's reading).
+    pub fn traffic_report(&self) -> TrafficReport {
+        let tables = self.tables();
+        self.traffic.window.rates(
+            &self.traffic.locations,
+            tables.iter().map(|t| (t.spec.name.as_str(), &t.traffic)),
+            Instant::now(),
+        )
     }
 
     /// The engine's settings.
@@ -282,6 +323,7 @@ impl Engine {
         Ok(Table {
             spec,
             tier,
+            traffic: TableTraffic::new(self.config.num_slots),
             _gpu: gpu,
         })
     }

@@ -6,6 +6,8 @@ use thiserror::Error;
 use strata_cluster::cluster::{
     Catalog, HeartbeatReport, MovePhase, MoveProgress, NodeCheckpoint, RangeLoad, TableUsage,
 };
+use strata_cluster::report::TrafficSample;
+use strata_cluster::traffic::ShardTrafficRow;
 use strata_cluster::{ClusterMap, NodeEntry, ShardEntry};
 use strata_storage::optimizer::{OptimizerConfig, OptimizerKind};
 use strata_storage::spec::{DenseSpec, InitializerConfig, TableSpec, TierKind};
@@ -438,6 +440,44 @@ pub fn report_to_pb(r: &HeartbeatReport) -> pb::HeartbeatRequest {
             })
             .collect(),
         migrations: r.migrations.clone(),
+        traffic: r
+            .traffic
+            .iter()
+            .map(|t| pb::TrafficRate {
+                table: t.table.clone(),
+                slot_start: t.slot_start,
+                slot_end: t.slot_end,
+                location: t.location.clone(),
+                pull_bytes_per_s: t.pull_bytes_per_s,
+                push_bytes_per_s: t.push_bytes_per_s,
+                ..Default::default()
+            })
+            .collect(),
+        pull_rows_per_s: r.pull_rows_per_s,
+        push_rows_per_s: r.push_rows_per_s,
+    }
+}
+
+/// A rate from the network: NaN, infinite or negative reads as 0.
+fn rate(v: f64) -> f64 {
+    if v.is_finite() && v > 0.0 {
+        v
+    } else {
+        0.0
+    }
+}
+
+/// A shard's traffic from one location, as status shows it.
+pub fn shard_traffic_to_pb(t: &ShardTrafficRow) -> pb::TrafficRate {
+    pb::TrafficRate {
+        table: t.table.clone(),
+        slot_start: t.slot_start,
+        slot_end: t.slot_end,
+        location: t.location.clone(),
+        pull_bytes_per_s: t.pull_bytes_per_s,
+        push_bytes_per_s: t.push_bytes_per_s,
+        node: t.node.clone(),
+        shard: t.shard,
     }
 }
 
@@ -461,6 +501,20 @@ pub fn report_from_pb(req: pb::HeartbeatRequest) -> HeartbeatReport {
             })
             .collect(),
         migrations: req.migrations,
+        traffic: req
+            .traffic
+            .into_iter()
+            .map(|t| TrafficSample {
+                table: t.table,
+                slot_start: t.slot_start,
+                slot_end: t.slot_end,
+                location: t.location,
+                pull_bytes_per_s: rate(t.pull_bytes_per_s),
+                push_bytes_per_s: rate(t.push_bytes_per_s),
+            })
+            .collect(),
+        pull_rows_per_s: rate(req.pull_rows_per_s),
+        push_rows_per_s: rate(req.push_rows_per_s),
     }
 }
 

@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{
     catalog_to_pb, checkpoint_to_pb, dense_spec_from_pb, dense_spec_to_pb, map_to_pb,
-    report_from_pb, table_info_to_pb, table_spec_from_pb, table_spec_to_pb,
+    report_from_pb, shard_traffic_to_pb, table_info_to_pb, table_spec_from_pb, table_spec_to_pb,
 };
 use super::leader::LeaderSlot;
 use super::status::{from_convert, from_coordinator, internal};
@@ -22,6 +22,7 @@ use strata_cluster::cluster::{
     MoveState, NodeLive, PlanRecord, Registration, TableUsage,
 };
 use strata_cluster::plan::{render, Plan, PlanKind};
+use strata_cluster::traffic::traffic_by_shard;
 use strata_cluster::{ClusterMap, CoordinatorError};
 
 /// Serves the control plane of a multi-node cluster.
@@ -418,8 +419,8 @@ impl Coordinator for CoordinatorService {
                     rows: l.map_or(0, |l| l.rows),
                     bytes: l.map_or(0, |l| l.bytes),
                     memory_budget: budget,
-                    pull_rows_per_s: 0.0,
-                    push_rows_per_s: 0.0,
+                    pull_rows_per_s: l.map_or(0.0, |l| l.pull_rows_per_s),
+                    push_rows_per_s: l.map_or(0.0, |l| l.push_rows_per_s),
                     applied_epoch: l.map_or(0, |l| l.applied_epoch),
                     last_checkpoint: l
                         .and_then(|l| l.last_checkpoint.as_ref())
@@ -447,6 +448,10 @@ impl Coordinator for CoordinatorService {
                 .as_ref()
                 .map(|(p, live)| migrations_to_pb(p, live))
                 .unwrap_or_default(),
+            traffic: traffic_by_shard(&record.shards, &live)
+                .iter()
+                .map(shard_traffic_to_pb)
+                .collect(),
         }))
     }
 

@@ -12,7 +12,9 @@ use tonic::{Request, Response, Status};
 
 use super::status::{from_engine, from_request, RequestError};
 use crate::metrics::Metrics;
+use strata_engine::traffic::{Direction, MAX_LOCATION_BYTES};
 use strata_engine::{Engine, EngineError};
+use strata_proto::transport::CLIENT_LABELS_METADATA;
 use strata_proto::wire::payload::{f32s_from_bytes, f32s_into_bytes, ids_from_bytes, PayloadError};
 
 /// Serves rows and dense tensors of one node's engine.
@@ -27,26 +29,55 @@ impl ParameterService {
         Self { engine, metrics }
     }
 
-    fn pull_inner(&self, req: pb::PullRequest) -> Result<pb::PullResponse, RequestError> {
+    /// The interned index of the client location a call's `strata-client-labels` names
+    /// (unlabelled: the empty location); a value that is not short printable text is refused.
+    pub(crate) fn location(&self, labels: Option<&http::HeaderValue>) -> Result<usize, Status> {
+        let text = match labels {
+            None => "",
+            Some(v) => v
+                .to_str()
+                .ok()
+                .filter(|t| t.len() <= MAX_LOCATION_BYTES)
+                .ok_or_else(|| {
+                    Status::invalid_argument(format!(
+                        "{CLIENT_LABELS_METADATA} must be printable ASCII of at most \
+                         {MAX_LOCATION_BYTES} bytes (key=value pairs joined by commas)"
+                    ))
+                })?,
+        };
+        Ok(self.engine.traffic().locations.index(text))
+    }
+
+    fn pull_inner(
+        &self,
+        req: pb::PullRequest,
+        location: usize,
+    ) -> Result<pb::PullResponse, RequestError> {
         let ids = ids_from_bytes(&req.ids)?;
-        let (values, dim) = self.pull_rows(&req.table, &ids, req.epoch)?;
+        let (values, dim) = self.pull_rows(&req.table, &ids, req.epoch, location)?;
         Ok(pb::PullResponse { values, dim })
     }
 
-    fn push_inner(&self, req: pb::PushRequest) -> Result<pb::PushResponse, RequestError> {
+    fn push_inner(
+        &self,
+        req: pb::PushRequest,
+        location: usize,
+    ) -> Result<pb::PushResponse, RequestError> {
         let ids = ids_from_bytes(&req.ids)?;
-        let applied = self.push_rows(&req.table, &ids, req.epoch, |dim| {
+        let applied = self.push_rows(&req.table, &ids, req.epoch, location, |dim| {
             f32s_from_bytes("grads", &req.grads, 4 * dim)
         })?;
         Ok(pb::PushResponse { applied })
     }
 
-    /// Rows of `ids` as packed f32 LE, and the table's dim.
+    /// Rows of `ids` as packed f32 LE, and the table's dim; counted as traffic from
+    /// client location index `location`.
     pub(crate) fn pull_rows(
         &self,
         table: &str,
         ids: &[u64],
         epoch: u64,
+        location: usize,
     ) -> Result<(Bytes, u32), EngineError> {
         self.engine.check_batch(ids.len())?;
         let table = self.engine.table(table)?;
@@ -54,16 +85,19 @@ impl ParameterService {
         let dim = table.spec().dim as usize;
         let mut out = vec![0.0f32; ids.len() * dim];
         table.pull(ids, &mut out)?;
+        table.record_traffic(location, Direction::Pull, ids);
         self.metrics.rows_pulled.inc_by(ids.len() as u64);
         Ok((f32s_into_bytes(out), dim as u32))
     }
 
-    /// Applies the gradients `grads(dim)` decodes (checked against the table's dim) to `ids`.
+    /// Applies the gradients `grads(dim)` decodes (checked against the table's dim) to `ids`;
+    /// counted as traffic from client location index `location`.
     pub(crate) fn push_rows<'g>(
         &self,
         table_name: &str,
         ids: &[u64],
         epoch: u64,
+        location: usize,
         grads: impl FnOnce(usize) -> Result<Cow<'g, [f32]>, PayloadError>,
     ) -> Result<u64, RequestError> {
         self.engine.check_batch(ids.len())?;
@@ -72,6 +106,7 @@ impl ParameterService {
         let admitted = self.engine.ownership().admit(epoch, ids)?;
         let applied = table.push(ids, &grads)?;
         admitted.record_push(table_name, ids);
+        table.record_traffic(location, Direction::Push, ids);
         self.metrics.rows_pushed.inc_by(ids.len() as u64);
         Ok(applied)
     }
@@ -117,7 +152,12 @@ impl Parameter for ParameterService {
         request: Request<pb::PullRequest>,
     ) -> Result<Response<pb::PullResponse>, Status> {
         let start = Instant::now();
-        let result = self.pull_inner(request.into_inner()).map_err(from_request);
+        let result = self
+            .location(request.metadata().as_ref().get(CLIENT_LABELS_METADATA))
+            .and_then(|loc| {
+                self.pull_inner(request.into_inner(), loc)
+                    .map_err(from_request)
+            });
         self.metrics.record_rpc("Pull", start, &result);
         result.map(Response::new)
     }
@@ -127,7 +167,12 @@ impl Parameter for ParameterService {
         request: Request<pb::PushRequest>,
     ) -> Result<Response<pb::PushResponse>, Status> {
         let start = Instant::now();
-        let result = self.push_inner(request.into_inner()).map_err(from_request);
+        let result = self
+            .location(request.metadata().as_ref().get(CLIENT_LABELS_METADATA))
+            .and_then(|loc| {
+                self.push_inner(request.into_inner(), loc)
+                    .map_err(from_request)
+            });
         self.metrics.record_rpc("Push", start, &result);
         result.map(Response::new)
     }

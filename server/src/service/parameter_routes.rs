@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use strata_proto::transport::CLIENT_LABELS_METADATA;
 use strata_proto::v1::parameter_server::ParameterServer;
 use strata_proto::wire::{self, MessageWriter, PullRequestView, PushRequestView};
 use tonic::body::Body;
@@ -39,13 +40,19 @@ pub fn parameter_routes(
             match req.uri().path() {
                 wire::PULL_PATH => Box::pin(async move {
                     let start = Instant::now();
-                    let result = pull(&service, req.into_body(), max).await;
+                    let result = match service.location(req.headers().get(CLIENT_LABELS_METADATA)) {
+                        Ok(location) => pull(&service, req.into_body(), max, location).await,
+                        Err(status) => Err(status),
+                    };
                     service.metrics().record_rpc("Pull", start, &result);
                     Ok(respond(result, max))
                 }),
                 wire::PUSH_PATH => Box::pin(async move {
                     let start = Instant::now();
-                    let result = push(&service, req.into_body(), max).await;
+                    let result = match service.location(req.headers().get(CLIENT_LABELS_METADATA)) {
+                        Ok(location) => push(&service, req.into_body(), max, location).await,
+                        Err(status) => Err(status),
+                    };
                     service.metrics().record_rpc("Push", start, &result);
                     Ok(respond(result, max))
                 }),
@@ -55,22 +62,32 @@ pub fn parameter_routes(
     )
 }
 
-async fn pull(service: &ParameterService, body: Body, max: usize) -> Result<MessageWriter, Status> {
+async fn pull(
+    service: &ParameterService,
+    body: Body,
+    max: usize,
+    location: usize,
+) -> Result<MessageWriter, Status> {
     let message = receive_unary(body, max).await?;
     let view = PullRequestView::parse(&message).map_err(malformed("PullRequest"))?;
     let ids = ids_from_chunks(&message, view.ids).map_err(from_payload)?;
     let (values, dim) = service
-        .pull_rows(&view.table, &ids, view.epoch)
+        .pull_rows(&view.table, &ids, view.epoch, location)
         .map_err(from_engine)?;
     Ok(wire::pull_response(values, dim))
 }
 
-async fn push(service: &ParameterService, body: Body, max: usize) -> Result<MessageWriter, Status> {
+async fn push(
+    service: &ParameterService,
+    body: Body,
+    max: usize,
+    location: usize,
+) -> Result<MessageWriter, Status> {
     let message = receive_unary(body, max).await?;
     let view = PushRequestView::parse(&message).map_err(malformed("PushRequest"))?;
     let ids = ids_from_chunks(&message, view.ids).map_err(from_payload)?;
     let applied = service
-        .push_rows(&view.table, &ids, view.epoch, |dim| {
+        .push_rows(&view.table, &ids, view.epoch, location, |dim| {
             f32s_from_chunks("grads", &message, view.grads.clone(), 4 * dim)
         })
         .map_err(from_request)?;

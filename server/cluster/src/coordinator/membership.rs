@@ -8,7 +8,7 @@ use super::ClusterCoordinator;
 use crate::cluster_map::{ClusterMap, NodeEntry};
 use crate::placement::{spread, Candidate};
 use crate::record::{catalog_of, known_attempts, Catalog, ClusterRecord, NodeRecord};
-use crate::report::{HeartbeatReport, NodeCheckpoint, RangeLoad, TableUsage};
+use crate::report::{HeartbeatReport, NodeCheckpoint, RangeLoad, TableUsage, TrafficSample};
 use crate::CoordinatorError;
 
 /// What the coordinator knows of a node from its heartbeats (not persisted).
@@ -32,11 +32,17 @@ pub struct NodeLive {
     pub last_checkpoint: Option<NodeCheckpoint>,
     /// Rows and bytes per slot range it serves.
     pub ranges: Vec<RangeLoad>,
+    /// Its data-path traffic per table, slot range and client location.
+    pub traffic: Vec<TrafficSample>,
+    /// Rows pulled per second.
+    pub pull_rows_per_s: f64,
+    /// Rows pushed per second.
+    pub push_rows_per_s: f64,
 }
 
 impl NodeLive {
     /// A node heard from at `now`, with nothing reported yet.
-    pub(super) fn fresh(now: Instant) -> Self {
+    pub(crate) fn fresh(now: Instant) -> Self {
         Self {
             up: true,
             last_seen: now,
@@ -47,6 +53,9 @@ impl NodeLive {
             catalog_version: 0,
             last_checkpoint: None,
             ranges: Vec::new(),
+            traffic: Vec::new(),
+            pull_rows_per_s: 0.0,
+            push_rows_per_s: 0.0,
         }
     }
 }
@@ -166,6 +175,9 @@ impl ClusterCoordinator {
             .fold(0u64, |a, t| a.saturating_add(t.bytes));
         entry.tables = hb.tables;
         entry.ranges = hb.ranges;
+        entry.traffic = hb.traffic;
+        entry.pull_rows_per_s = hb.pull_rows_per_s;
+        entry.push_rows_per_s = hb.push_rows_per_s;
         entry.applied_epoch = hb.epoch;
         entry.catalog_version = hb.catalog_version;
         if hb.last_checkpoint.is_some() {
