@@ -9,7 +9,9 @@
 //! Modules, from the data up:
 //! - [`cluster_map`]: the map of shards (slot ranges) to nodes at one epoch.
 //! - [`placement`]: where shards go when the cluster holds no rows yet (pure).
-//! - [`plan`]: the planner of resizes, rebalances and drains (pure: no I/O, no clock).
+//! - [`topology`]: the datacenter's location levels, their costs, and node/trainer locations.
+//! - [`plan`]: the planner of resizes, rebalances, drains and topology moves (pure: no I/O,
+//!   no clock).
 //! - [`record`]: the cluster record the coordinator keeps across restarts, and
 //!   [`plan_record`]: the plan and its moves as the record keeps them.
 //! - [`report`]: what a node reports (usage, slot-range loads, checkpoints, heartbeats).
@@ -33,6 +35,7 @@ pub mod plan;
 pub mod plan_record;
 pub mod record;
 pub mod report;
+pub mod topology;
 pub mod traffic;
 
 pub use self::cluster_map::{ClusterMap, NodeEntry, ShardEntry};

@@ -10,7 +10,8 @@
 //!
 //! The planner's rooms: `balance` (the target layouts of resize, rebalance and drain),
 //! `moves` (slot arithmetic: the moves between two layouts, their refinement, pro-rating)
-//! and `render` (a plan as a table for operators).
+//! `render` (a plan as a table for operators) and `topology` (the topology objective: shards
+//! nearer their trainers, within memory budgets and a load bound).
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -18,12 +19,17 @@ use thiserror::Error;
 pub use self::balance::{plan_drain, plan_rebalance, plan_resize};
 pub use self::moves::{moves_between, refine};
 pub use self::render::render;
+pub use self::topology::{
+    plan_topology, BeforeAfter, Predicted, RankedMove, ShardTraffic, TopoNode, TopologyParams,
+    TopologyPlan,
+};
 
 mod balance;
 mod moves;
 mod render;
 #[cfg(test)]
 mod tests;
+mod topology;
 
 /// A slot range and the node that holds (or will hold) it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,6 +171,22 @@ pub enum PlanError {
     Overlap {
         /// The first slot covered twice.
         slot: u32,
+    },
+    /// Traffic that is negative or not finite, or has an empty slot range.
+    #[error("traffic to slots {slot_start}..{slot_end} is not a finite rate >= 0 over a non-empty range")]
+    BadTraffic {
+        /// Its first slot.
+        slot_start: u32,
+        /// One past its last slot.
+        slot_end: u32,
+    },
+    /// A planner parameter out of range.
+    #[error("{name} = {value} is out of range")]
+    BadParam {
+        /// The parameter.
+        name: &'static str,
+        /// The value given.
+        value: String,
     },
     /// A current shard reaches past the slots of the cluster.
     #[error("current shard ends at slot {slot_end}, past the cluster's {num_slots} slots")]
