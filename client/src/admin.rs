@@ -149,7 +149,19 @@ impl Client {
         drain_node: &str,
     ) -> Result<pb::PlanRebalanceResponse, ClientError> {
         let drain_node = drain_node.to_string();
-        self.admin(pb::PlanRebalanceRequest { drain_node }).await
+        self.admin(pb::PlanRebalanceRequest {
+            drain_node,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Plans a rebalance with the objective and bounds `req` gives.
+    pub async fn plan_rebalance_with(
+        &self,
+        req: pb::PlanRebalanceRequest,
+    ) -> Result<pb::PlanRebalanceResponse, ClientError> {
+        self.admin(req).await
     }
 
     /// Starts a plan made by [`Client::plan_rebalance`] or a dry-run resize.

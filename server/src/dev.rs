@@ -26,6 +26,7 @@ use crate::service::{parameter_routes, CoordinatorService, ParameterService};
 use crate::shard_node::ShardNodeError;
 use crate::transport::server_builder;
 use strata_cluster::cluster::{ClusterConfig, ClusterCoordinator};
+use strata_cluster::topology::Topology;
 use strata_cluster::CoordinatorError;
 use strata_engine::{Engine, EngineConfig};
 
@@ -118,6 +119,7 @@ pub async fn run_dev(
         heartbeat_timeout: HEARTBEAT_TIMEOUT,
         advertise_address: address.clone(),
         keep_checkpoints: config.keep_checkpoints,
+        topology: Topology::default(),
     };
     let coordinator = {
         let nodes = nodes.clone();

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use strata_cluster::topology::Topology;
 use strata_engine::{EngineConfig, DEFAULT_GPU_MEMORY_BUDGET, DEFAULT_MAX_BATCH_ROWS};
 use strata_server::args::{parse_duration, parse_labels};
 use strata_server::connections::{ConnectionLimits, DEFAULT_MAX_CONNECTIONS};
@@ -90,6 +91,10 @@ struct CoordinatorArgs {
     /// Cluster checkpoints to keep in the record (each node keeps its own parts).
     #[arg(long, default_value_t = 3)]
     keep_checkpoints: usize,
+    /// YAML file of the datacenter's levels (outermost first) with the cost of a byte
+    /// crossing each and its bandwidth; default: zone > rack > host (README: Topology).
+    #[arg(long)]
+    topology: Option<PathBuf>,
     #[command(flatten)]
     connections: ConnectionArgs,
 }
@@ -388,9 +393,19 @@ fn announce(
 }
 
 async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
+    let topology = match &args.topology {
+        None => Topology::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the topology file {}", path.display()))?;
+            Topology::from_yaml(&text)
+                .with_context(|| format!("topology file {}", path.display()))?
+        }
+    };
     let listener = bind(args.listen, "gRPC").await?;
     let metrics_listener = bind_metrics(args.metrics_listen).await?;
     let config = CoordinatorRoleConfig {
+        topology,
         data_dir: args.data_dir,
         shards: args.shards,
         num_slots: args.num_slots,

@@ -77,6 +77,7 @@ impl InProcessCluster {
             heartbeat_timeout: HEARTBEAT_TIMEOUT,
             advertise_address: address.clone(),
             keep_checkpoints: KEEP_CHECKPOINTS,
+            topology: strata_cluster::topology::Topology::default(),
         };
         let nodes = local.clone();
         let coordinator =

@@ -80,10 +80,31 @@ async fn resharding_requests_that_cannot_be_served_are_refused_clearly() {
     let e = c
         .plan_rebalance(pb::PlanRebalanceRequest {
             drain_node: "no-such-node".into(),
+            ..Default::default()
         })
         .await
         .expect_err("unknown node");
     assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    let bad_rebalances = [
+        ("unknown objective", "speed", "", None, None, "unknown objective"),
+        ("drain with an objective", "topology", "n1", None, None, "drain"),
+        ("imbalance below 1", "topology", "", Some(0.5), None, "max_imbalance"),
+        ("negative payback", "topology", "", None, Some(-1.0), "payback"),
+        ("NaN imbalance", "topology", "", Some(f64::NAN), None, "max_imbalance"),
+    ];
+    for (what, objective, drain, max_imbalance, payback_s, needle) in bad_rebalances {
+        let e = c
+            .plan_rebalance(pb::PlanRebalanceRequest {
+                drain_node: drain.into(),
+                objective: objective.into(),
+                max_imbalance,
+                payback_s,
+            })
+            .await
+            .expect_err(what);
+        assert_eq!(e.code(), Code::InvalidArgument, "{what}: {e:?}");
+        assert!(e.message().contains(needle), "{what}: {e:?}");
+    }
     let e = c
         .cancel_plan(pb::CancelPlanRequest {})
         .await

@@ -70,8 +70,41 @@ pub struct RebalanceArgs {
     /// Start the plan (otherwise only print it).
     #[arg(long)]
     apply: bool,
+    /// What the plan optimizes: `balance` (bytes per memory budget) or `topology` (shards
+    /// nearer the clients that use them, from measured traffic; README: Topology).
+    #[arg(long, default_value = "balance", value_parser = ["balance", "topology"])]
+    objective: String,
+    /// Topology objective: bound on max/mean of bytes held and of traffic served.
+    #[arg(long)]
+    max_imbalance: Option<f64>,
+    /// Topology objective: a move must pay for its bytes within this time (e.g. 10m, 600s).
+    #[arg(long, value_parser = parse_seconds)]
+    payback: Option<f64>,
+    /// Print the plan as one JSON object.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     run: RunArgs,
+}
+
+/// Parses `600`, `600s`, `10m` or `1h` as seconds.
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let (number, scale) = match t.strip_suffix('h') {
+        Some(n) => (n, 3600.0),
+        None => match t.strip_suffix('m') {
+            Some(n) => (n, 60.0),
+            None => (t.strip_suffix('s').unwrap_or(t), 1.0),
+        },
+    };
+    let n: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid time {text:?}: expected e.g. 600s, 10m, 1h"))?;
+    if !n.is_finite() || n < 0.0 {
+        return Err(format!("time {text:?} must be finite and not negative"));
+    }
+    Ok(n * scale)
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
@@ -124,13 +157,62 @@ pub async fn shards(client: &Client, cmd: ShardsCommand) -> anyhow::Result<()> {
 
 /// Runs `strata rebalance [--apply]`.
 pub async fn rebalance(client: &Client, args: RebalanceArgs) -> anyhow::Result<()> {
-    let plan = client.plan_rebalance("").await?;
-    print!("{}", plan.plan_text);
+    let plan = client
+        .plan_rebalance_with(pb::PlanRebalanceRequest {
+            objective: args.objective.clone(),
+            max_imbalance: args.max_imbalance,
+            payback_s: args.payback,
+            ..Default::default()
+        })
+        .await?;
+    if args.json {
+        println!("{}", rebalance_json(&args.objective, &plan)?);
+    } else {
+        print!("{}", plan.plan_text);
+    }
     if !args.apply {
+        if args.json {
+            return Ok(());
+        }
         println!("(dry run: add --apply to start it)");
         return Ok(());
     }
     start(client, &plan.plan_json, args.run).await
+}
+
+/// `rebalance --json`: the objective, the moves, the bytes to move and the predicted
+/// figures (topology objective; `null` otherwise).
+fn rebalance_json(
+    objective: &str,
+    plan: &pb::PlanRebalanceResponse,
+) -> anyhow::Result<serde_json::Value> {
+    let parsed: serde_json::Value =
+        serde_json::from_str(&plan.plan_json).context("reading the plan")?;
+    let moves: Vec<serde_json::Value> = parsed["moves"]
+        .as_array()
+        .map(|moves| {
+            moves
+                .iter()
+                .map(|m| {
+                    serde_json::json!({
+                        "slots": [m["slot_start"], m["slot_end"]],
+                        "from": m["from"], "to": m["to"], "bytes": m["bytes"],
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let predicted: serde_json::Value = if plan.predicted_json.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&plan.predicted_json).context("reading the predicted figures")?
+    };
+    Ok(serde_json::json!({
+        "objective": objective,
+        "moves": moves,
+        "bytes_to_move": parsed["bytes"],
+        "predicted": predicted,
+    }))
 }
 
 /// Runs `strata node ...`.

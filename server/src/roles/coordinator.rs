@@ -20,6 +20,7 @@ use crate::service::leader::LeaderSlot;
 use crate::service::{CoordinatorService, GrpcNodeControl};
 use crate::transport::server_builder;
 use strata_cluster::cluster::{ClusterConfig, ClusterCoordinator};
+use strata_cluster::topology::Topology;
 use strata_engine::{Engine, EngineConfig};
 
 /// The gRPC service name whose health tells whether this coordinator leads.
@@ -48,6 +49,8 @@ pub struct CoordinatorRoleConfig {
     pub keep_checkpoints: usize,
     /// Connections open at once and the HTTP/2 handshake deadline.
     pub connections: ConnectionLimits,
+    /// The datacenter's levels and their costs (`--topology FILE`, else the defaults).
+    pub topology: Topology,
 }
 
 /// Where in etcd the cluster lives.
@@ -82,6 +85,7 @@ pub async fn run_coordinator(
         heartbeat_timeout: config.heartbeat_timeout,
         advertise_address: address.clone(),
         keep_checkpoints: config.keep_checkpoints,
+        topology: config.topology.clone(),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (health_reporter, health) = serve::health(&[COORDINATOR_SERVICE]).await;

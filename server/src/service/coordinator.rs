@@ -21,9 +21,10 @@ use strata_cluster::cluster::{
     shards_of, ClusterCheckpoint, ClusterCheckpointState, ClusterCoordinator, ClusterRecord,
     MoveState, NodeLive, PlanRecord, Registration, TableUsage,
 };
-use strata_cluster::plan::{render, Plan, PlanKind};
+use strata_cluster::plan::{render, render_predicted, Plan, PlanKind, TopologyParams};
 use strata_cluster::traffic::traffic_by_shard;
 use strata_cluster::{ClusterMap, CoordinatorError};
+use strata_storage::spec::shown_name;
 
 /// Serves the control plane of a multi-node cluster.
 pub struct CoordinatorService {
@@ -69,6 +70,30 @@ impl CoordinatorService {
 
     fn coordinator(&self) -> Result<&Arc<ClusterCoordinator>, Status> {
         self.slot.get()
+    }
+
+    /// `PlanRebalance` with the topology objective: the plan, its table with the predicted
+    /// figures, and those figures as JSON.
+    fn plan_by_topology(
+        &self,
+        req: &pb::PlanRebalanceRequest,
+    ) -> Result<Response<pb::PlanRebalanceResponse>, Status> {
+        let defaults = TopologyParams::default();
+        let params = TopologyParams {
+            max_imbalance: req.max_imbalance.unwrap_or(defaults.max_imbalance),
+            payback_secs: req.payback_s.unwrap_or(defaults.payback_secs),
+        };
+        let planned = self
+            .coordinator()?
+            .plan_by_topology(&params)
+            .map_err(from_coordinator)?;
+        let (plan_json, table) = plan_texts(&planned.plan, 0)?;
+        let predicted_json = serde_json::to_string(&planned.predicted).map_err(|e| internal(&e))?;
+        Ok(Response::new(pb::PlanRebalanceResponse {
+            plan_json,
+            plan_text: format!("{table}{}", render_predicted(&planned.predicted)),
+            predicted_json,
+        }))
     }
 }
 
@@ -354,6 +379,21 @@ impl Coordinator for CoordinatorService {
     ) -> Result<Response<pb::PlanRebalanceResponse>, Status> {
         let req = request.into_inner();
         let drain = Some(req.drain_node.as_str()).filter(|d| !d.is_empty());
+        match (req.objective.as_str(), drain) {
+            ("" | "balance", _) => {}
+            ("topology", None) => return self.plan_by_topology(&req),
+            ("topology", Some(_)) => {
+                return Err(Status::invalid_argument(
+                    "a drain moves every shard off its node: it takes no objective",
+                ))
+            }
+            (other, _) => {
+                return Err(Status::invalid_argument(format!(
+                    "unknown objective {}: use balance or topology",
+                    shown_name(other)
+                )))
+            }
+        }
         let plan = self
             .coordinator()?
             .plan_rebalance(drain)
@@ -362,6 +402,7 @@ impl Coordinator for CoordinatorService {
         Ok(Response::new(pb::PlanRebalanceResponse {
             plan_json,
             plan_text,
+            predicted_json: String::new(),
         }))
     }
 

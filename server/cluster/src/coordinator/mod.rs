@@ -28,6 +28,7 @@ use crate::cluster_map::ClusterMap;
 use crate::meta_store::{FileMetaStore, RecordStore};
 use crate::node_control::{NodeControl, NodeError, NodeErrorKind, NodeResult};
 use crate::record::{catalog_of, new_record, Catalog, ClusterRecord};
+use crate::topology::Topology;
 use crate::CoordinatorError;
 
 mod catalog;
@@ -59,6 +60,8 @@ pub struct ClusterConfig {
     pub advertise_address: String,
     /// Cluster checkpoints kept in the record (older ones are forgotten).
     pub keep_checkpoints: usize,
+    /// The datacenter's levels and their costs (topology plans and rack-aware placement).
+    pub topology: Topology,
 }
 
 /// The coordinator of a multi-node cluster.

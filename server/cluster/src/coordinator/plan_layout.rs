@@ -10,7 +10,10 @@ use crate::plan::{
     moves_between, plan_drain, plan_rebalance, plan_resize, Move, Placement, Plan, PlanNode,
     ShardLoad,
 };
+use crate::plan::{plan_topology, ShardTraffic, TopoNode, TopologyParams, TopologyPlan};
 use crate::record::{address_of, shards_of, ClusterRecord};
+use crate::topology::Location;
+use crate::traffic::traffic_by_shard;
 use crate::CoordinatorError;
 
 impl ClusterCoordinator {
@@ -19,6 +22,35 @@ impl ClusterCoordinator {
         let guard = self.state.lock();
         let (loads, nodes) = plan_inputs(&guard.0, &guard.1);
         Ok(plan_resize(&loads, &nodes, count, guard.0.num_slots)?)
+    }
+
+    /// A plan that moves shards nearer the trainers that use them (the topology objective),
+    /// from the nodes' labels and their reported traffic.
+    pub fn plan_by_topology(
+        &self,
+        params: &TopologyParams,
+    ) -> Result<TopologyPlan, CoordinatorError> {
+        let guard = self.state.lock();
+        let (record, live) = &*guard;
+        let (loads, nodes) = plan_inputs(record, live);
+        let topology = &self.config.topology;
+        let nodes: Vec<TopoNode> = nodes
+            .into_iter()
+            .map(|node| {
+                let labels = record
+                    .nodes
+                    .iter()
+                    .find(|n| n.id == node.id)
+                    .map(|n| n.labels.clone())
+                    .unwrap_or_default();
+                TopoNode {
+                    location: topology.locate(&labels),
+                    node,
+                }
+            })
+            .collect();
+        let traffic = shard_traffic(&record.shards, live);
+        Ok(plan_topology(&loads, &nodes, &traffic, topology, params)?)
     }
 
     /// A plan to even out bytes per memory budget, or to drain `drain` when given.
@@ -30,6 +62,30 @@ impl ClusterCoordinator {
             None => plan_rebalance(&loads, &nodes)?,
         })
     }
+}
+
+/// The reported traffic per current shard and client location, summed over tables; a
+/// location that does not parse as labels counts as unlabelled.
+fn shard_traffic(shards: &[ShardEntry], live: &BTreeMap<String, NodeLive>) -> Vec<ShardTraffic> {
+    let mut sums: BTreeMap<(u32, u32, String), [f64; 2]> = BTreeMap::new();
+    for row in traffic_by_shard(shards, live) {
+        let sum = sums
+            .entry((row.slot_start, row.slot_end, row.location))
+            .or_default();
+        sum[0] += row.pull_bytes_per_s;
+        sum[1] += row.push_bytes_per_s;
+    }
+    sums.into_iter()
+        .map(
+            |((slot_start, slot_end, location), [pull, push])| ShardTraffic {
+                slot_start,
+                slot_end,
+                location: Location::parse(&location).unwrap_or_default(),
+                pull_bytes_per_s: pull,
+                push_bytes_per_s: push,
+            },
+        )
+        .collect()
 }
 
 /// The slot range and primary of a shard.

@@ -88,6 +88,7 @@ fn config(dir: &Path, heartbeat_timeout: Duration) -> ClusterConfig {
         heartbeat_timeout,
         advertise_address: "c:1".into(),
         keep_checkpoints: 3,
+        topology: crate::topology::Topology::default(),
     }
 }
 

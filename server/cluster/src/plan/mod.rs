@@ -18,7 +18,7 @@ use thiserror::Error;
 
 pub use self::balance::{plan_drain, plan_rebalance, plan_resize};
 pub use self::moves::{moves_between, refine};
-pub use self::render::render;
+pub use self::render::{render, render_predicted};
 pub use self::topology::{
     plan_topology, BeforeAfter, Predicted, RankedMove, ShardTraffic, TopoNode, TopologyParams,
     TopologyPlan,
