@@ -95,6 +95,25 @@ fn human_duration(secs: u64) -> String {
     }
 }
 
+/// A topology plan's predicted figures, one line each: before → after.
+pub fn render_predicted(p: &super::Predicted) -> String {
+    let rate = |v: f64| format!("{:.1} MB/s", v / 1e6);
+    let ratio = |v: f64| format!("{v:.2}");
+    let line = |name: &str, f: &super::BeforeAfter, show: &dyn Fn(f64) -> String| {
+        format!(
+            "  {name:<26} {:>12} -> {:>12}\n",
+            show(f.before),
+            show(f.after)
+        )
+    };
+    let mut out = String::from("predicted (before -> after):\n");
+    out += &line("cross-rack traffic", &p.cross_rack_bytes_per_s, &rate);
+    out += &line("cross-zone traffic", &p.cross_zone_bytes_per_s, &rate);
+    out += &line("max/mean load", &p.max_over_mean_load, &ratio);
+    out += &line("cost (weighted bytes/s)", &p.cost, &rate);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::plan_rebalance;
@@ -117,23 +136,4 @@ mod tests {
         assert_eq!(human_duration(3725), "1 h 2 min");
         assert_eq!(human_bytes(3 << 30), "3.0 GiB");
     }
-}
-
-/// A topology plan's predicted figures, one line each: before → after.
-pub fn render_predicted(p: &super::Predicted) -> String {
-    let rate = |v: f64| format!("{:.1} MB/s", v / 1e6);
-    let ratio = |v: f64| format!("{v:.2}");
-    let line = |name: &str, f: &super::BeforeAfter, show: &dyn Fn(f64) -> String| {
-        format!(
-            "  {name:<26} {:>12} -> {:>12}\n",
-            show(f.before),
-            show(f.after)
-        )
-    };
-    let mut out = String::from("predicted (before -> after):\n");
-    out += &line("cross-rack traffic", &p.cross_rack_bytes_per_s, &rate);
-    out += &line("cross-zone traffic", &p.cross_zone_bytes_per_s, &rate);
-    out += &line("max/mean load", &p.max_over_mean_load, &ratio);
-    out += &line("cost (weighted bytes/s)", &p.cost, &rate);
-    out
 }
