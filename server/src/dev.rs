@@ -140,7 +140,7 @@ pub async fn run_dev(
     local::join(&node, me, &coordinator, &stop_rx)
         .await
         .map_err(|e: LinkError| DevError::Register(e.to_string()))?;
-    leading::start(&coordinator, HEARTBEAT_TIMEOUT, &stop_rx);
+    leading::start(&coordinator, HEARTBEAT_TIMEOUT, None, &stop_rx);
 
     let (_health_reporter, health) =
         serve::health(&["strata.v1.Parameter", "strata.v1.Coordinator"]).await;

@@ -8,11 +8,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use strata_cluster::coordinator::AutoRebalance;
+use strata_cluster::plan::TopologyParams;
 use strata_cluster::topology::Topology;
 use strata_engine::{EngineConfig, DEFAULT_GPU_MEMORY_BUDGET, DEFAULT_MAX_BATCH_ROWS};
 use strata_server::args::{parse_duration, parse_labels};
 use strata_server::connections::{ConnectionLimits, DEFAULT_MAX_CONNECTIONS};
 use strata_server::dev::{run_dev, DevConfig};
+use strata_server::roles::leading::AutoRebalanceLoop;
 use strata_server::roles::{
     run_coordinator, run_shard, CoordinatorRoleConfig, EtcdSettings, ShardRoleConfig,
 };
@@ -95,8 +98,32 @@ struct CoordinatorArgs {
     /// crossing each and its bandwidth; default: zone > rack > host (README: Topology).
     #[arg(long)]
     topology: Option<PathBuf>,
+    /// Start topology plans on their own when one would cut the cost of trainer-shard
+    /// traffic by at least --auto-rebalance-threshold (off by default).
+    #[arg(long)]
+    auto_rebalance: bool,
+    /// Smallest fraction of the traffic cost an automatic plan must remove (0..1).
+    #[arg(long, default_value_t = 0.2, value_parser = parse_fraction)]
+    auto_rebalance_threshold: f64,
+    /// Time between automatic looks (and between two automatic plans), e.g. 10m.
+    #[arg(long, value_parser = parse_duration, default_value = "10m")]
+    auto_rebalance_cool_down: Duration,
+    /// Topology plans (automatic ones): bound on max/mean of bytes held and traffic served.
+    #[arg(long, default_value_t = 1.5)]
+    max_imbalance: f64,
+    /// Topology plans (automatic ones): a move must pay for its bytes within this time.
+    #[arg(long, value_parser = parse_duration, default_value = "10m")]
+    payback: Duration,
     #[command(flatten)]
     connections: ConnectionArgs,
+}
+
+/// Parses a fraction in `0..=1`.
+fn parse_fraction(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{text:?} is not a fraction between 0 and 1")),
+    }
 }
 
 #[derive(clap::Args)]
@@ -404,8 +431,22 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     };
     let listener = bind(args.listen, "gRPC").await?;
     let metrics_listener = bind_metrics(args.metrics_listen).await?;
+    if !(args.max_imbalance.is_finite() && args.max_imbalance >= 1.0) {
+        anyhow::bail!("--max-imbalance {} must be a number >= 1", args.max_imbalance);
+    }
+    let auto_rebalance = args.auto_rebalance.then(|| AutoRebalanceLoop {
+        policy: AutoRebalance {
+            threshold: args.auto_rebalance_threshold,
+            params: TopologyParams {
+                max_imbalance: args.max_imbalance,
+                payback_secs: args.payback.as_secs_f64(),
+            },
+        },
+        cool_down: args.auto_rebalance_cool_down,
+    });
     let config = CoordinatorRoleConfig {
         topology,
+        auto_rebalance,
         data_dir: args.data_dir,
         shards: args.shards,
         num_slots: args.num_slots,

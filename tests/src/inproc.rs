@@ -84,7 +84,7 @@ impl InProcessCluster {
             tokio::task::spawn_blocking(move || ClusterCoordinator::open(config, nodes)).await??;
         let coordinator = Arc::new(coordinator);
         let (stop, stop_rx) = watch::channel(false);
-        leading::start(&coordinator, HEARTBEAT_TIMEOUT, &stop_rx);
+        leading::start(&coordinator, HEARTBEAT_TIMEOUT, None, &stop_rx);
         tokio::spawn(serve_coordinator(
             coordinator.clone(),
             listener,

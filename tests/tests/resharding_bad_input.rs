@@ -86,11 +86,46 @@ async fn resharding_requests_that_cannot_be_served_are_refused_clearly() {
         .expect_err("unknown node");
     assert_eq!(e.code(), Code::NotFound, "{e:?}");
     let bad_rebalances = [
-        ("unknown objective", "speed", "", None, None, "unknown objective"),
-        ("drain with an objective", "topology", "n1", None, None, "drain"),
-        ("imbalance below 1", "topology", "", Some(0.5), None, "max_imbalance"),
-        ("negative payback", "topology", "", None, Some(-1.0), "payback"),
-        ("NaN imbalance", "topology", "", Some(f64::NAN), None, "max_imbalance"),
+        (
+            "unknown objective",
+            "speed",
+            "",
+            None,
+            None,
+            "unknown objective",
+        ),
+        (
+            "drain with an objective",
+            "topology",
+            "n1",
+            None,
+            None,
+            "drain",
+        ),
+        (
+            "imbalance below 1",
+            "topology",
+            "",
+            Some(0.5),
+            None,
+            "max_imbalance",
+        ),
+        (
+            "negative payback",
+            "topology",
+            "",
+            None,
+            Some(-1.0),
+            "payback",
+        ),
+        (
+            "NaN imbalance",
+            "topology",
+            "",
+            Some(f64::NAN),
+            None,
+            "max_imbalance",
+        ),
     ];
     for (what, objective, drain, max_imbalance, payback_s, needle) in bad_rebalances {
         let e = c

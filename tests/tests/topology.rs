@@ -22,7 +22,12 @@ fn racks(status: &pb::StatusResponse) -> BTreeMap<String, String> {
         .nodes
         .iter()
         .filter_map(|n| n.node.as_ref())
-        .map(|n| (n.id.clone(), n.labels.get("rack").cloned().unwrap_or_default()))
+        .map(|n| {
+            (
+                n.id.clone(),
+                n.labels.get("rack").cloned().unwrap_or_default(),
+            )
+        })
         .collect()
 }
 
@@ -97,7 +102,10 @@ async fn topology_rebalance_moves_a_racks_shards_home_and_loses_nothing() {
         if nodes.len() == 4 {
             break;
         }
-        assert!(Instant::now() < deadline, "traffic not seen on every node: {seen}");
+        assert!(
+            Instant::now() < deadline,
+            "traffic not seen on every node: {seen}"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
+use super::leading::AutoRebalanceLoop;
 use super::{leading, serve, RoleError};
 use crate::connections::{bounded_incoming, ConnectionLimits};
 use crate::etcd::election::{Election, ElectionConfig, ElectionError};
@@ -51,6 +52,8 @@ pub struct CoordinatorRoleConfig {
     pub connections: ConnectionLimits,
     /// The datacenter's levels and their costs (`--topology FILE`, else the defaults).
     pub topology: Topology,
+    /// Automatic topology rebalancing (`--auto-rebalance`; off: `None`).
+    pub auto_rebalance: Option<AutoRebalanceLoop>,
 }
 
 /// Where in etcd the cluster lives.
@@ -244,6 +247,11 @@ fn start_leading(
     config: &CoordinatorRoleConfig,
     stop: &tokio::sync::watch::Receiver<bool>,
 ) {
-    leading::start(&coordinator, config.heartbeat_timeout, stop);
+    leading::start(
+        &coordinator,
+        config.heartbeat_timeout,
+        config.auto_rebalance.clone(),
+        stop,
+    );
     slot.lead(coordinator);
 }

@@ -7,8 +7,8 @@
 //!
 //! The coordinator's operations live in rooms of their own: `membership` (register,
 //! heartbeat, sweep), `catalog` (tables and dense tensors), `checkpoints` (cluster
-//! checkpoints and restore), `plan_layout` (plans against the current layout) and
-//! `plan_runner` (running them).
+//! checkpoints and restore), `plan_layout` (plans against the current layout),
+//! `plan_runner` (running them) and `auto_rebalance` (topology plans started on their own).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,6 +19,7 @@ use futures::future::join_all;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+pub use self::auto_rebalance::{AutoDecision, AutoRebalance};
 pub use self::checkpoints::ClusterCheckpointState;
 use self::membership::map_of;
 pub use self::membership::{HeartbeatReply, NodeLive, Registration};
@@ -31,6 +32,7 @@ use crate::record::{catalog_of, new_record, Catalog, ClusterRecord};
 use crate::topology::Topology;
 use crate::CoordinatorError;
 
+mod auto_rebalance;
 mod catalog;
 mod checkpoints;
 mod legacy_dev;
