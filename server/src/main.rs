@@ -432,9 +432,12 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     let listener = bind(args.listen, "gRPC").await?;
     let metrics_listener = bind_metrics(args.metrics_listen).await?;
     if !(args.max_imbalance.is_finite() && args.max_imbalance >= 1.0) {
-        anyhow::bail!("--max-imbalance {} must be a number >= 1", args.max_imbalance);
+        anyhow::bail!(
+            "--max-imbalance {} must be a number >= 1",
+            args.max_imbalance
+        );
     }
-    let auto_rebalance = args.auto_rebalance.then(|| AutoRebalanceLoop {
+    let auto_rebalance = args.auto_rebalance.then_some(AutoRebalanceLoop {
         policy: AutoRebalance {
             threshold: args.auto_rebalance_threshold,
             params: TopologyParams {
