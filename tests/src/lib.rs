@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+pub mod chaos;
 pub mod cluster;
 pub mod etcd;
 pub mod inproc;
