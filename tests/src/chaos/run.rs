@@ -441,7 +441,20 @@ impl Run<'_> {
         summary: &mut Summary,
     ) -> anyhow::Result<()> {
         let ids: Vec<u64> = self.pools.iter().flatten().copied().collect();
-        let values = self.client.pull(TABLE, &ids).await.context("pull")?;
+        // A pull right after a shard server came back on a new port has been seen, under
+        // load, to fail once with UNAVAILABLE for it; a few bounded tries, then fail.
+        let mut tries = 0;
+        let values = loop {
+            match self.client.pull(TABLE, &ids).await {
+                Ok(v) => break v,
+                Err(e) if tries < 10 && seen(&e) == Seen::Code(tonic::Code::Unavailable) => {
+                    eprintln!("chaos {}: pull after the schedule: {e}; again", self.name);
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(e).context("pull"),
+            }
+        };
         let values: Rows = ids
             .iter()
             .zip(values.chunks_exact(DIM))
