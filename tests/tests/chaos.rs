@@ -212,11 +212,9 @@ async fn checkpoint_into_a_full_disk_is_resource_exhausted_and_serving_goes_on()
     let Some(_mount) = Tmpfs::mount(&data, "8m") else {
         return;
     };
-    let server = strata_tests::DevServer::start(
-        &data,
-        &["--memory-reserve", "0", "--huge-pages", "false"],
-    )
-    .expect("start");
+    let server =
+        strata_tests::DevServer::start(&data, &["--memory-reserve", "0", "--huge-pages", "false"])
+            .expect("start");
     let client = server.client().await.expect("client");
     client
         .create_table(strata_tests::table_spec("e", 4, "sgd", 1.0))
