@@ -32,6 +32,7 @@ mod retry;
 pub mod routing;
 pub mod spec;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use http::HeaderValue;
@@ -56,7 +57,17 @@ struct Inner {
     /// Where this client runs, sent with every data-path call (`strata-client-labels`).
     labels: Option<HeaderValue>,
     routing: RwLock<Arc<Routing>>,
-    refresh: tokio::sync::Mutex<()>,
+    /// Held by the one caller fetching the map; others wait and share its outcome.
+    refresh: tokio::sync::Mutex<RefreshOutcome>,
+    /// Map fetches finished, successful or not.
+    refreshes: AtomicU64,
+}
+
+/// How the last map fetch ended, for callers that waited on it.
+#[derive(Default)]
+struct RefreshOutcome {
+    /// The coordinator's failure (address, code, message), if the fetch failed with one.
+    failed: Option<(String, tonic::Code, String)>,
 }
 
 impl Client {
@@ -97,7 +108,8 @@ impl Client {
                 control,
                 labels,
                 routing: RwLock::new(Arc::new(routing)),
-                refresh: tokio::sync::Mutex::new(()),
+                refresh: tokio::sync::Mutex::new(RefreshOutcome::default()),
+                refreshes: AtomicU64::new(0),
             }),
         })
     }
@@ -132,15 +144,39 @@ impl Client {
         self.inner.routing.read().clone()
     }
 
-    /// Fetches the cluster map again (once, if several callers ask at the same time).
+    /// Fetches the cluster map again (once, if several callers ask at the same time: they
+    /// share its outcome, so a coordinator that cannot be reached is searched for once, not
+    /// once per waiting caller).
     pub async fn refresh_map(&self) -> Result<(), ClientError> {
         let seen = self.epoch();
-        let _one = self.inner.refresh.lock().await;
+        let finished = self.inner.refreshes.load(Ordering::Acquire);
+        let mut outcome = self.inner.refresh.lock().await;
         if self.epoch() != seen {
             return Ok(());
         }
-        let map = self.cluster_map().await?;
-        let next = Routing::from_map(&map, Some(&self.routing()))?;
+        if self.inner.refreshes.load(Ordering::Acquire) != finished {
+            if let Some((address, code, message)) = &outcome.failed {
+                return Err(ClientError::Rpc {
+                    rpc: "GetClusterMap",
+                    node: "coordinator".into(),
+                    address: address.clone(),
+                    code: *code,
+                    message: message.clone(),
+                });
+            }
+        }
+        let fetched = self.cluster_map().await;
+        self.inner.refreshes.fetch_add(1, Ordering::Release);
+        outcome.failed = match &fetched {
+            Err(ClientError::Rpc {
+                address,
+                code,
+                message,
+                ..
+            }) => Some((address.clone(), *code, message.clone())),
+            _ => None,
+        };
+        let next = Routing::from_map(&fetched?, Some(&self.routing()))?;
         *self.inner.routing.write() = Arc::new(next);
         Ok(())
     }

@@ -4,14 +4,14 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use strata_proto::v1 as pb;
 
-use crate::binary;
+use crate::{binary, stderr_to};
 
 /// How long a process may take to print its address.
 const START_DEADLINE: Duration = Duration::from_secs(60);
@@ -29,8 +29,15 @@ pub struct RoleProcess {
 
 impl RoleProcess {
     /// Starts `strata-server ROLE --listen LISTEN --data-dir DIR EXTRA...` and waits for
-    /// its `strata-server ROLE listening on ADDR` line.
-    fn start(role: &str, listen: &str, data_dir: &Path, extra: &[&str]) -> anyhow::Result<Self> {
+    /// its `strata-server ROLE listening on ADDR` line; stderr is appended to `log` when
+    /// given.
+    fn start(
+        role: &str,
+        listen: &str,
+        data_dir: &Path,
+        extra: &[&str],
+        log: Option<&Path>,
+    ) -> anyhow::Result<Self> {
         let mut child = Command::new(binary("strata-server"))
             .arg(role)
             .arg("--listen")
@@ -39,8 +46,9 @@ impl RoleProcess {
             .arg(data_dir)
             .args(extra)
             .env("RUST_LOG", "warn")
+            .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr_to(log)?)
             .spawn()
             .context("spawning strata-server")?;
         let stdout = child.stdout.take().context("stdout")?;
@@ -82,6 +90,16 @@ impl RoleProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// How the process ended, if it has (without waiting).
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
 }
 
 impl Drop for RoleProcess {
@@ -96,7 +114,17 @@ pub struct CoordinatorProcess(pub RoleProcess);
 impl CoordinatorProcess {
     /// Starts a coordinator on `listen` (`127.0.0.1:0` for a free port).
     pub fn start(listen: &str, data_dir: &Path, extra: &[&str]) -> anyhow::Result<Self> {
-        RoleProcess::start("coordinator", listen, data_dir, extra).map(Self)
+        RoleProcess::start("coordinator", listen, data_dir, extra, None).map(Self)
+    }
+
+    /// As [`CoordinatorProcess::start`], with stderr appended to `log`.
+    pub fn start_logged(
+        listen: &str,
+        data_dir: &Path,
+        extra: &[&str],
+        log: &Path,
+    ) -> anyhow::Result<Self> {
+        RoleProcess::start("coordinator", listen, data_dir, extra, Some(log)).map(Self)
     }
 
     /// Its gRPC address.
@@ -116,9 +144,19 @@ pub struct ShardProcess(pub RoleProcess);
 impl ShardProcess {
     /// Starts a shard server on a free port that registers with `coordinator`.
     pub fn start(coordinator: &str, data_dir: &Path, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::launch(coordinator, data_dir, extra, None)
+    }
+
+    /// As [`ShardProcess::start`], with stderr appended to `log` when given.
+    pub fn launch(
+        coordinator: &str,
+        data_dir: &Path,
+        extra: &[&str],
+        log: Option<&Path>,
+    ) -> anyhow::Result<Self> {
         let mut args = vec!["--coordinator", coordinator];
         args.extend_from_slice(extra);
-        RoleProcess::start("shard", "127.0.0.1:0", data_dir, &args).map(Self)
+        RoleProcess::start("shard", "127.0.0.1:0", data_dir, &args, log).map(Self)
     }
 
     /// Its gRPC address.

@@ -7,12 +7,13 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+pub mod chaos;
 pub mod cluster;
 pub mod etcd;
 pub mod inproc;
@@ -52,16 +53,28 @@ impl DevServer {
     /// Starts a dev server on an ephemeral port with `data_dir` and extra flags, and
     /// waits until it prints its bound address.
     pub fn start(data_dir: &Path, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::launch("127.0.0.1:0", data_dir, extra, None)
+    }
+
+    /// As [`DevServer::start`], listening on `listen` (e.g. the address of a server that
+    /// was killed, so clients find it again), with stderr appended to `log` when given.
+    pub fn launch(
+        listen: &str,
+        data_dir: &Path,
+        extra: &[&str],
+        log: Option<&Path>,
+    ) -> anyhow::Result<Self> {
         let mut cmd = Command::new(binary("strata-server"));
         cmd.arg("dev")
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(listen)
             .arg("--data-dir")
             .arg(data_dir)
             .args(extra)
             .env("RUST_LOG", "warn")
+            .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(stderr_to(log)?);
         let mut child = cmd.spawn().context("spawning strata-server")?;
         let stdout = child.stdout.take().context("stdout")?;
         let (tx, rx) = mpsc::channel();
@@ -111,6 +124,11 @@ impl DevServer {
         let _ = self.child.wait();
     }
 
+    /// How the process ended, if it has (without waiting).
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// A plain gRPC channel to the server, once it answers (for generated clients).
     pub async fn channel(&self) -> anyhow::Result<tonic::transport::Channel> {
         self.client().await?;
@@ -138,6 +156,19 @@ impl Drop for DevServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Where a server's stderr goes: appended to `log`, or the test's own stderr.
+pub(crate) fn stderr_to(log: Option<&Path>) -> anyhow::Result<Stdio> {
+    Ok(match log {
+        Some(path) => std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening log {}", path.display()))?
+            .into(),
+        None => Stdio::inherit(),
+    })
 }
 
 /// Runs the `strata` CLI against `address`; returns its output.

@@ -59,6 +59,20 @@ pub enum MetaStoreError {
     },
 }
 
+impl MetaStoreError {
+    /// Whether a write found the disk (or the quota) full: not strata's fault, and the
+    /// write succeeds again once space is freed.
+    pub fn is_out_of_space(&self) -> bool {
+        matches!(
+            self,
+            MetaStoreError::Io { source, .. } if matches!(
+                source.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            )
+        )
+    }
+}
+
 /// Where the cluster coordinator keeps its record.
 pub trait RecordStore: Send + Sync {
     /// The stored record, if any was saved.

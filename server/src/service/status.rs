@@ -128,6 +128,9 @@ pub fn from_coordinator(err: CoordinatorError) -> Status {
         CoordinatorError::MetaStore(MetaStoreError::Fenced { .. }) => {
             super::leader::not_leader(err.to_string(), "")
         }
+        CoordinatorError::MetaStore(ref e) if e.is_out_of_space() => {
+            Status::resource_exhausted(err.to_string())
+        }
         CoordinatorError::MetaStore(_)
         | CoordinatorError::SlotMismatch { .. }
         | CoordinatorError::Task(_) => internal(&err),
@@ -152,6 +155,9 @@ pub fn from_shard_node(err: ShardNodeError) -> Status {
         }
         ShardNodeError::Checkpoint(CheckpointError::InvalidId { .. }) => {
             Status::invalid_argument(err.to_string())
+        }
+        ShardNodeError::Checkpoint(ref e) if e.is_out_of_space() => {
+            Status::resource_exhausted(err.to_string())
         }
         ShardNodeError::Checkpoint(_) | ShardNodeError::NodeId { .. } | ShardNodeError::Task(_) => {
             internal(&err)

@@ -97,6 +97,17 @@ impl ClusterCoordinator {
         let mut nodes = BTreeMap::new();
         let (mut rows, mut bytes) = (0u64, 0u64);
         for ((id, address), r) in members.iter().zip(results) {
+            if let Err(e) = &r {
+                // A node that moved to a newer map refuses a snapshot at the old epoch:
+                // the map changed under the checkpoint, as the check below reports.
+                let now = self.state.lock().0.epoch;
+                if e.kind == NodeErrorKind::FailedPrecondition && now != epoch {
+                    return Err(CoordinatorError::EpochChanged {
+                        from: epoch,
+                        to: now,
+                    });
+                }
+            }
             let info = r.map_err(|source| CoordinatorError::NodeCall {
                 op: "Checkpoint",
                 node: id.clone(),

@@ -57,6 +57,12 @@ pub enum CheckpointError {
 }
 
 impl CheckpointError {
+    /// Whether the disk (or the quota) had no room: not strata's fault, and a checkpoint
+    /// succeeds again once space is freed.
+    pub fn is_out_of_space(&self) -> bool {
+        matches!(self, CheckpointError::Io { source, .. } if is_out_of_space(source))
+    }
+
     /// Builds an [`CheckpointError::Io`] for `op` on `path`.
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         CheckpointError::Io {
@@ -74,4 +80,12 @@ impl CheckpointError {
             reason: reason.into(),
         }
     }
+}
+
+/// Whether `err` says the file system (or the user's quota) is full.
+fn is_out_of_space(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
 }
