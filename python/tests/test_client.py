@@ -239,3 +239,17 @@ def test_client_works_in_a_forked_child(client, table_name):
     got = queue.get(timeout=60)
     child.join(timeout=60)
     assert child.exitcode == 0 and got == expect
+
+
+def test_labels_name_where_the_client_runs(addr, table_name):
+    labelled = strata.Client(addr, labels="zone=z1, rack=r1")
+    assert labelled.labels == "zone=z1, rack=r1"
+    labelled.create_table(table_name, dim=2)
+    labelled.push(table_name, [1, 2], np.ones((2, 2), dtype=np.float32))
+    clone = pickle.loads(pickle.dumps(labelled))
+    assert clone.labels == labelled.labels
+    assert clone.pull(table_name, [1]).shape == (1, 2)
+    with pytest.raises(strata.InvalidArgument, match="not key=value"):
+        strata.Client(addr, labels="rack")
+    with pytest.raises(strata.InvalidArgument, match="twice"):
+        strata.Client(addr, labels="rack=r1,rack=r2")
