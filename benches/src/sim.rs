@@ -123,6 +123,13 @@ pub struct SimReport {
     pub max_over_mean_load: f64,
     /// max/mean of the worse load under hash placement.
     pub max_over_mean_load_hash: f64,
+    /// max/mean of bytes held (budgets are equal).
+    pub max_over_mean_bytes: HashPlanned,
+    /// max/mean of traffic served.
+    pub max_over_mean_traffic: HashPlanned,
+    /// The hottest shard's traffic over the mean traffic per node: the least max/mean of
+    /// traffic any whole-shard layout can reach.
+    pub hottest_shard_over_mean_traffic: f64,
     /// Shards the plan moves.
     pub moves: usize,
     /// Bytes the plan moves.
@@ -140,7 +147,8 @@ impl SimReport {
         format!(
             "sim: {} nodes / {} racks / {} zones, {} shards: plan in {:.2} s, {} moves \
              ({:.1} GiB); cross-rack traffic {:.1}% (hash) -> {:.1}% (planned), {:.0}% less; \
-             {} budget violations; max/mean load {:.2} (hash {:.2})",
+             {} budget violations; max/mean bytes {:.2} (hash {:.2}), traffic {:.1} (hash \
+             {:.1}, hottest shard alone {:.1})",
             self.nodes,
             self.racks,
             self.zones,
@@ -152,8 +160,11 @@ impl SimReport {
             100.0 * self.cross_rack_fraction.planned,
             reduction,
             self.budget_violations,
-            self.max_over_mean_load,
-            self.max_over_mean_load_hash,
+            self.max_over_mean_bytes.planned,
+            self.max_over_mean_bytes.hash,
+            self.max_over_mean_traffic.planned,
+            self.max_over_mean_traffic.hash,
+            self.hottest_shard_over_mean_traffic,
         )
     }
 }
@@ -191,8 +202,8 @@ pub fn run(cfg: &SimConfig) -> Result<SimReport, SimError> {
     let planned: Vec<u32> = plan.plan.target.iter().map(node_of).collect();
     let (rack_h, zone_h) = crossings(cfg, &world, &hash);
     let (rack_p, zone_p) = crossings(cfg, &world, &planned);
-    let (violations_h, load_h) = loads(&world, &hash);
-    let (violations, load) = loads(&world, &planned);
+    let (violations_h, bytes_h, traffic_h) = loads(&world, &hash);
+    let (violations, bytes_p, traffic_p) = loads(&world, &planned);
     if violations_h > 0 {
         return Err(SimError::Config(format!(
             "hash placement breaks {violations_h} budgets; raise the headroom"
@@ -214,8 +225,17 @@ pub fn run(cfg: &SimConfig) -> Result<SimReport, SimError> {
             planned: zone_p,
         },
         budget_violations: violations,
-        max_over_mean_load: load,
-        max_over_mean_load_hash: load_h,
+        max_over_mean_load: bytes_p.max(traffic_p),
+        max_over_mean_load_hash: bytes_h.max(traffic_h),
+        max_over_mean_bytes: HashPlanned {
+            hash: bytes_h,
+            planned: bytes_p,
+        },
+        max_over_mean_traffic: HashPlanned {
+            hash: traffic_h,
+            planned: traffic_p,
+        },
+        hottest_shard_over_mean_traffic: hottest(&world),
         moves: plan.ranked.len(),
         bytes_to_move: plan.plan.bytes,
     })
@@ -364,9 +384,23 @@ fn crossings(cfg: &SimConfig, world: &World, layout: &[u32]) -> (f64, f64) {
     (share(rack), share(zone))
 }
 
-/// Nodes over budget, and the worse max/mean of bytes and traffic, with shard `j` on
-/// `layout[j]`.
-fn loads(world: &World, layout: &[u32]) -> (u32, f64) {
+/// The hottest shard's traffic over the mean traffic per node.
+fn hottest(world: &World) -> f64 {
+    let mut per_shard = vec![0.0f64; world.current.len()];
+    for t in &world.traffic {
+        per_shard[t.slot_start as usize] += t.pull_bytes_per_s + t.push_bytes_per_s;
+    }
+    let total: f64 = per_shard.iter().sum();
+    let max = per_shard.iter().copied().fold(0.0, f64::max);
+    if total > 0.0 {
+        max * world.nodes.len() as f64 / total
+    } else {
+        0.0
+    }
+}
+
+/// Nodes over budget, and max/mean of bytes and of traffic, with shard `j` on `layout[j]`.
+fn loads(world: &World, layout: &[u32]) -> (u32, f64, f64) {
     let n = world.nodes.len();
     let (mut bytes, mut traffic) = (vec![0u64; n], vec![0.0f64; n]);
     for (s, &node) in world.current.iter().zip(layout) {
@@ -385,7 +419,7 @@ fn loads(world: &World, layout: &[u32]) -> (u32, f64) {
         traffic.iter().copied().fold(0.0, f64::max),
         traffic.iter().sum(),
     );
-    (violations, bytes_ratio.max(traffic_ratio))
+    (violations, bytes_ratio, traffic_ratio)
 }
 
 #[cfg(test)]
@@ -412,7 +446,9 @@ mod tests {
             "{r:?}"
         );
         assert_eq!(r.budget_violations, 0);
+        assert!(r.max_over_mean_bytes.planned <= 1.5 + 1e-9, "{r:?}");
         assert!(r.max_over_mean_load <= r.max_over_mean_load_hash.max(1.5) + 1e-9);
+        assert!(r.max_over_mean_traffic.planned >= r.hottest_shard_over_mean_traffic - 1e-9);
     }
 
     #[test]
