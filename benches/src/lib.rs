@@ -8,6 +8,7 @@
 //! - [`target`]: the systems under test behind one trait (strata, inproc, redis).
 //! - [`runner`]: trainers, warm-up, measured window, histograms.
 //! - [`report`]: the summary, human and JSON.
+//! - [`sim`]: the topology planner on a synthetic datacenter (`strata-bench sim`).
 //! - [`progress`]: the live progress line on a terminal.
 //! - [`timeline`]: steps over wall-clock time, for windows such as a migration.
 
@@ -19,6 +20,7 @@ pub mod progress;
 pub mod report;
 pub mod rng;
 pub mod runner;
+pub mod sim;
 pub mod target;
 pub mod timeline;
 pub mod workload;

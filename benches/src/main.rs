@@ -1,15 +1,17 @@
-//! `strata-bench`: run workload W1 against strata, strata in process, or Redis.
+//! `strata-bench`: run workload W1 against strata, strata in process, or Redis; `sim`: the
+//! topology planner on a synthetic datacenter.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 use strata_bench::progress::Progress;
 use strata_bench::report::{Context, Summary};
 use strata_bench::runner::{self, Live, RunConfig};
+use strata_bench::sim::{self, SimConfig};
 use strata_bench::target::{self, TableParams, TargetSpec};
 use strata_bench::timeline::Timeline;
 use strata_bench::workload::WorkloadSpec;
@@ -23,6 +25,9 @@ const RESERVE_FILL_BOUND: Duration = Duration::from_secs(600);
 #[derive(Debug, Parser)]
 #[command(name = "strata-bench", version, about)]
 struct Args {
+    /// Another benchmark than W1.
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
     /// Coordinator address of the strata cluster.
     #[arg(long, env = "STRATA_COORDINATOR", default_value = "127.0.0.1:7070")]
     coordinator: String,
@@ -95,12 +100,90 @@ struct Args {
     huge_pages: bool,
 }
 
+/// Benchmarks other than W1.
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// The topology planner on a synthetic datacenter with rack-skewed Zipf traffic,
+    /// against hash placement.
+    Sim(SimArgs),
+}
+
+/// `strata-bench sim`: the datacenter and traffic model (benches/src/sim.rs).
+#[derive(Debug, clap::Args)]
+struct SimArgs {
+    /// Shard nodes.
+    #[arg(long, default_value_t = 10_000)]
+    nodes: u32,
+    /// Racks (nodes split evenly over them).
+    #[arg(long, default_value_t = 250)]
+    racks: u32,
+    /// Zones (racks split evenly over them).
+    #[arg(long, default_value_t = 4)]
+    zones: u32,
+    /// Shards (one slot each).
+    #[arg(long, default_value_t = 100_000)]
+    shards: u32,
+    /// Seed of every random draw.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Zipf exponent of shard popularity (0: uniform).
+    #[arg(long, default_value_t = 1.0)]
+    zipf: f64,
+    /// Share of a shard's traffic from its home rack's trainers.
+    #[arg(long, default_value_t = 0.8)]
+    locality: f64,
+    /// Other racks whose trainers read each shard (the rest of its traffic).
+    #[arg(long = "other-racks", default_value_t = 3)]
+    other_racks: u32,
+    /// Memory budget of every node over the mean bytes per node.
+    #[arg(long, default_value_t = 1.5)]
+    headroom: f64,
+    /// The planner's bound on max/mean load.
+    #[arg(long = "max-imbalance", default_value_t = 1.5)]
+    max_imbalance: f64,
+    /// Seconds within which a move must pay for its bytes.
+    #[arg(long, default_value_t = 600.0)]
+    payback: f64,
+    /// Print one JSON object as the last line of stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `strata-bench sim` and prints its report.
+fn run_sim(a: &SimArgs) -> anyhow::Result<()> {
+    let cfg = SimConfig {
+        nodes: a.nodes,
+        racks: a.racks,
+        zones: a.zones,
+        shards: a.shards,
+        seed: a.seed,
+        zipf: a.zipf,
+        locality: a.locality,
+        other_racks: a.other_racks,
+        headroom: a.headroom,
+        params: strata_cluster::plan::TopologyParams {
+            max_imbalance: a.max_imbalance,
+            payback_secs: a.payback,
+        },
+        ..SimConfig::default()
+    };
+    let report = sim::run(&cfg)?;
+    println!("{}", report.human());
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+    }
+    Ok(())
+}
+
 fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(v).with_context(|| format!("--{name} must be a finite number >= 0"))
 }
 
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
+    if let Some(Cmd::Sim(s)) = &a.cmd {
+        return run_sim(s);
+    }
     // The same allocator settings as strata-server, for the client and the in-process engine.
     if a.huge_pages {
         if let HeapPages::ExecFailed(e) = strata_server::allocator::reexec_with_huge_page_heap() {

@@ -204,5 +204,79 @@ mod tests {
     #[test]
     fn no_nodes_leaves_shards_unassigned() {
         assert_eq!(spread(2, &[]), vec![String::new(), String::new()]);
+        let none = BTreeMap::new();
+        assert_eq!(
+            spread_across(2, &[], &none, &Topology::default()),
+            vec![String::new(), String::new()]
+        );
+    }
+
+    /// Nodes `n0..` with `zone=z{i % zones}`, `rack=r{i % racks}` (racks within zones).
+    fn located(count: usize, zones: usize, racks: usize) -> BTreeMap<String, Location> {
+        (0..count)
+            .map(|i| {
+                let rack = i % racks;
+                let at = format!("zone=z{},rack=r{rack},host=h{i}", rack % zones);
+                (format!("n{i}"), Location::parse(&at).expect("labels"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn consecutive_shards_land_in_different_zones_and_racks() {
+        let locations = located(8, 2, 4);
+        let nodes: Vec<Candidate> = locations.keys().map(|id| node(id, 0)).collect();
+        let p = spread_across(16, &nodes, &locations, &Topology::default());
+        let at = |id: &String| &locations[id];
+        for w in p.windows(2) {
+            assert_ne!(at(&w[0]).get("zone"), at(&w[1]).get("zone"), "{p:?}");
+        }
+        for w in p.windows(4) {
+            let mut racks: Vec<_> = w.iter().map(|id| at(id).get("rack")).collect();
+            racks.sort();
+            racks.dedup();
+            assert_eq!(racks.len(), 4, "four shards in a row, four racks: {p:?}");
+        }
+        let count = |id: &str| p.iter().filter(|n| *n == id).count();
+        assert!(nodes.iter().all(|n| count(&n.id) == 2), "{p:?}");
+        assert_eq!(
+            p,
+            spread_across(16, &nodes, &locations, &Topology::default())
+        );
+    }
+
+    #[test]
+    fn budgets_weigh_across_racks_too() {
+        let locations = located(2, 1, 2);
+        let nodes = [node("n0", 2 << 30), node("n1", 1 << 30)];
+        let p = spread_across(9, &nodes, &locations, &Topology::default());
+        assert_eq!(p.iter().filter(|n| *n == "n0").count(), 6);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(100))]
+
+        #[test]
+        fn equal_budgets_stay_even_across_any_racks(
+            racks in proptest::collection::vec(0usize..6, 1..20),
+            shards in 0u32..100,
+        ) {
+            let locations: BTreeMap<String, Location> = racks
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    let at = format!("zone=z{},rack=r{r},host=h{i}", r % 2);
+                    (format!("n{i:02}"), Location::parse(&at).expect("labels"))
+                })
+                .collect();
+            let nodes: Vec<Candidate> = locations.keys().map(|id| node(id, 0)).collect();
+            let p = spread_across(shards, &nodes, &locations, &Topology::default());
+            let counts: Vec<usize> = nodes
+                .iter()
+                .map(|n| p.iter().filter(|x| **x == n.id).count())
+                .collect();
+            let (min, max) = (counts.iter().min(), counts.iter().max());
+            proptest::prop_assert!(max.zip(min).is_some_and(|(a, b)| a - b <= 1), "{counts:?}");
+        }
     }
 }

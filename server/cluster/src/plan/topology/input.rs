@@ -1,7 +1,7 @@
 //! The planner's input made compact: traffic spread onto the current shards, and locations
 //! interned level by level so that they compare as small integers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use super::state::Shard;
 use super::ShardTraffic;
@@ -14,20 +14,25 @@ pub(super) const MISSING: u32 = u32::MAX;
 
 /// Spreads `traffic` over the current shards it overlaps (pro-rated by slots), fills each
 /// shard's total traffic and its clients (most traffic first), and returns the distinct
-/// client locations in location order (the clients' indices).
+/// client locations in location order (the clients' indices). A location with no label of
+/// the topology's `levels` is unlabelled: its traffic counts in load only.
 pub(super) fn assign_traffic<'a>(
     current: &[ShardLoad],
     traffic: &'a [ShardTraffic],
+    levels: &[&str],
     shards: &mut [Shard],
 ) -> Result<Vec<&'a Location>, PlanError> {
-    let mut locations: BTreeMap<&Location, usize> = BTreeMap::new();
+    // Ids in location order, so they do not depend on the order of the input.
+    let mut seen: HashMap<&Location, usize> = HashMap::new();
     for t in traffic {
-        if !t.location.is_empty() {
-            locations.insert(&t.location, 0);
+        if levels.iter().any(|l| t.location.get(l).is_some()) {
+            seen.insert(&t.location, 0);
         }
     }
-    for (i, v) in locations.values_mut().enumerate() {
-        *v = i;
+    let mut sorted: Vec<&Location> = seen.keys().copied().collect();
+    sorted.sort_unstable();
+    for (i, l) in sorted.iter().enumerate() {
+        seen.insert(l, i);
     }
     let starts: Vec<u32> = current.iter().map(|s| s.placement.slot_start).collect();
     let mut parts: Vec<Vec<(Option<usize>, f64)>> = vec![Vec::new(); shards.len()];
@@ -42,7 +47,7 @@ pub(super) fn assign_traffic<'a>(
                 slot_end: t.slot_end,
             });
         }
-        let client = (!t.location.is_empty()).then(|| locations[&t.location]);
+        let client = seen.get(&t.location).copied();
         let len = f64::from(t.slot_end - t.slot_start);
         let first = starts
             .partition_point(|&s| s <= t.slot_start)
@@ -77,7 +82,7 @@ pub(super) fn assign_traffic<'a>(
             .sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         shard.traffic = all.round().min(u64::MAX as f64) as u64;
     }
-    Ok(locations.into_keys().collect())
+    Ok(sorted)
 }
 
 /// Label values interned per level, so locations compare as small integers.

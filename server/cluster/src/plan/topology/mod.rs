@@ -5,8 +5,9 @@
 //!
 //! **Objective.** The cost of a layout is Σ over shards and client locations of
 //! `topology.cost(client, node) × (pull + push bytes/s)`: bytes that cross an outer level
-//! cost more. Traffic from unlabelled clients (empty location) cannot be placed near
-//! anything: it counts in the load of the node that serves it and not in the cost.
+//! cost more. Traffic from unlabelled clients (a location with no label of the topology's
+//! levels) cannot be placed near anything: it counts in the load of the node that serves it
+//! and not in the cost.
 //!
 //! **Constraints.** Current slot ranges stay; shards on non-accepting nodes stay and nothing
 //! moves to one. A node never receives a shard past its memory budget. Two loads per
@@ -26,10 +27,11 @@
 //!
 //! **Search.** Nodes are grouped into domains, one per prefix of their location (a zone, a
 //! rack within it, a host within that), each keeping its accepting nodes ordered by load.
-//! A shard's candidates are the least loaded nodes with room in each domain of its top
-//! client locations (by traffic), innermost first; the exact cost decides. When no node has
-//! room, the shard may swap with a shard of one of those nodes, if the pair's benefit pays
-//! for both. A pass finds every shard's best action, then takes them in order of benefit
+//! A shard's candidates are the least loaded node with room in each domain of its top client
+//! location (by traffic), innermost first, and in the innermost domain of each of its next
+//! three; the exact cost decides. When no move helps and the shard is not yet in its top
+//! client's innermost domain, it may swap with a shard of a node in the domains of its top
+//! two clients, if the pair's benefit pays for both moves. A pass finds every shard's best action, then takes them in order of benefit
 //! per byte moved (rechecking each, else searching again); passes repeat until one changes
 //! nothing, so the result is a fixed point of the same search and planning again finds
 //! nothing to do. A pass costs O(S × c × L × (log N + k)) for S shards, c client locations
@@ -70,7 +72,8 @@ pub struct ShardTraffic {
     pub slot_start: u32,
     /// One past the last slot.
     pub slot_end: u32,
-    /// The clients' location; empty: unlabelled clients.
+    /// The clients' location; empty (or without a label of the topology's levels):
+    /// unlabelled clients.
     pub location: Location,
     /// Bytes per second the clients pull.
     pub pull_bytes_per_s: f64,

@@ -103,14 +103,35 @@ impl State {
         benefit > 0.0 && benefit * self.payback >= price
     }
 
-    /// The domains to try for shard `s`: those of its top `clients` locations, innermost
-    /// first.
+    /// The domains to try for shard `s`: every domain of its top client location,
+    /// innermost first, then the innermost domain of each of its next `clients - 1`.
     fn domains(&self, s: usize, clients: usize) -> impl Iterator<Item = usize> + '_ {
         self.shards[s]
             .clients
             .iter()
             .take(clients)
-            .flat_map(move |&(c, _)| self.clients[c].domains.iter().rev().flatten().copied())
+            .enumerate()
+            .flat_map(move |(i, &(c, _))| {
+                let inner = self.clients[c].domains.iter().rev().flatten().copied();
+                inner.take(if i == 0 { usize::MAX } else { 1 })
+            })
+    }
+
+    /// Whether shard `s` is in the innermost domain of its top client location (then a
+    /// swap is not searched: the top client would lose).
+    fn at_home(&self, s: usize) -> bool {
+        let shard = &self.shards[s];
+        let node = &self.nodes[shard.node];
+        shard.clients.first().is_some_and(|&(c, _)| {
+            let client = &self.clients[c];
+            client
+                .domains
+                .iter()
+                .zip(&node.domains)
+                .rev()
+                .find(|(d, _)| d.is_some())
+                .is_some_and(|(d, n)| *d == Some(*n))
+        })
     }
 
     /// Up to [`NODES_TRIED`] accepting nodes of `domain`, least loaded first.
@@ -129,7 +150,13 @@ impl State {
         if here <= 0.0 {
             return None;
         }
-        self.best_move(s, here).or_else(|| self.best_swap(s, here))
+        self.best_move(s, here).or_else(|| {
+            if self.at_home(s) {
+                None
+            } else {
+                self.best_swap(s, here)
+            }
+        })
     }
 
     /// The best move of shard `s` (costing `here` now): in each domain tried, the least

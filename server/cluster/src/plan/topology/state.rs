@@ -152,7 +152,7 @@ impl State {
                 node: n,
             });
         }
-        let clients = assign_traffic(current, traffic, &mut shards)?
+        let clients = assign_traffic(current, traffic, &levels, &mut shards)?
             .into_iter()
             .map(|loc| {
                 let path = interner.path(&levels, loc, false);

@@ -178,7 +178,10 @@ fn non_accepting_nodes_neither_give_nor_take() {
 #[test]
 fn unlabelled_traffic_counts_in_load_not_in_cost() {
     let current = shards(64, &["a1", "b1"], &[MIB; 2]);
-    let traffic = vec![flow(&current[0], "", 1e9, 0.0)];
+    let traffic = vec![
+        flow(&current[0], "", 5e8, 0.0),
+        flow(&current[0], "gpu=a100", 5e8, 0.0),
+    ];
     let p = plan(&current, &two_racks(0), &traffic).expect("plan");
     assert!(p.plan.moves.is_empty());
     assert_eq!(p.predicted.cost.before, 0.0);
