@@ -134,6 +134,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn shards_placed_at_registration_alternate_racks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = two_racks(dir.path()).await;
+        let rack = |node: &str| if node == "n0" || node == "n1" { "r1" } else { "r2" };
+        let racks: Vec<&str> = c
+            .cluster_map()
+            .shards
+            .iter()
+            .map(|s| rack(&s.primary))
+            .collect();
+        assert!(racks.windows(2).all(|w| w[0] != w[1]), "{racks:?}");
+    }
+
+    #[tokio::test]
     async fn a_plan_that_cuts_enough_cost_starts_and_one_that_does_not_waits() {
         let dir = tempfile::tempdir().expect("tempdir");
         let c = two_racks(dir.path()).await;

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::ClusterCoordinator;
 use crate::cluster_map::{ClusterMap, NodeEntry};
-use crate::placement::{spread, Candidate};
+use crate::placement::{spread_across, Candidate};
 use crate::record::{catalog_of, known_attempts, Catalog, ClusterRecord, NodeRecord};
 use crate::report::{HeartbeatReport, NodeCheckpoint, RangeLoad, TableUsage, TrafficSample};
 use crate::CoordinatorError;
@@ -136,7 +136,19 @@ impl ClusterCoordinator {
                     memory_budget: n.memory_budget,
                 })
                 .collect();
-            let placed = spread(next.shards.len() as u32, &up);
+            // Spread across zones and racks in turn: with no traffic known yet, no rack
+            // holds all of a table.
+            let locations = next
+                .nodes
+                .iter()
+                .map(|n| (n.id.clone(), self.config.topology.locate(&n.labels)))
+                .collect();
+            let placed = spread_across(
+                next.shards.len() as u32,
+                &up,
+                &locations,
+                &self.config.topology,
+            );
             for (shard, primary) in next.shards.iter_mut().zip(placed) {
                 if respread || shard.primary.is_empty() {
                     shard.primary = primary;
