@@ -56,9 +56,9 @@ in_ns() { ip netns exec "$NS" "$@"; }
 
 in_ns ip link set lo up
 in_ns ip route replace local 127.0.0.0/8 dev lo proto kernel scope host src 127.0.1.1 table local
-in_ns tc qdisc add dev lo root handle 1: htb default 10 r2q 100000
-in_ns tc class add dev lo parent 1: classid 1:10 htb rate 40gbit
-in_ns tc class add dev lo parent 1: classid 1:20 htb rate "$CROSS_RATE"
+in_ns tc qdisc add dev lo root handle 1: htb default 10
+in_ns tc class add dev lo parent 1: classid 1:10 htb rate 40gbit quantum 200000
+in_ns tc class add dev lo parent 1: classid 1:20 htb rate "$CROSS_RATE" quantum 60000
 in_ns tc filter add dev lo parent 1: protocol ip prio 1 u32 \
     match ip src 127.0.1.0/24 match ip dst 127.0.2.0/24 flowid 1:20
 in_ns tc filter add dev lo parent 1: protocol ip prio 1 u32 \
@@ -88,18 +88,19 @@ up = [n for n in s["nodes"] if n["state"] == "up" and n["shards"] > 0 and n["app
 sys.exit(0 if len(up) == 4 else 1)'
 }
 
-# One cluster per run: a fresh coordinator and four fresh shard servers.
+# One cluster per run: a fresh coordinator and four fresh shard servers (started with
+# `ip netns exec` itself, not the in_ns function, so $! is the server's pid).
 start_cluster() {
     local run=$1
     rm -rf "$TMP/data"
-    in_ns "$BIN/strata-server" coordinator --listen "$COORD" --data-dir "$TMP/data/c" --shards 8 \
+    ip netns exec "$NS" "$BIN/strata-server" coordinator --listen "$COORD" --data-dir "$TMP/data/c" --shards 8 \
         >"$TMP/coordinator.log" 2>&1 &
     PIDS+=($!)
     wait_for "the coordinator" 30 strata status --json
     local i=0 rack addr
     for addr in 127.0.1.2 127.0.1.3 127.0.2.2 127.0.2.3; do
         rack=r${addr:6:1}
-        in_ns "$BIN/strata-server" shard --coordinator "$COORD" --listen "$addr:7071" \
+        ip netns exec "$NS" "$BIN/strata-server" shard --coordinator "$COORD" --listen "$addr:7071" \
             --data-dir "$TMP/data/s$i" --labels "zone=z1,rack=$rack,host=h$i" \
             --traffic-window 30s --memory-reserve 64MiB >"$TMP/shard-$i.log" 2>&1 &
         PIDS+=($!)

@@ -11,7 +11,8 @@
 use std::cell::RefCell;
 
 use super::stripe::Stripe;
-use crate::layout::{META_ACCESS, META_WORDS};
+use crate::layout::{META_ACCESS, META_STEP, META_WORDS};
+use crate::optimizer::OptimizerConfig;
 
 /// Ids a refusal names at most.
 pub(crate) const NAMED_IDS: usize = 16;
@@ -45,6 +46,26 @@ struct Entry {
 #[inline]
 pub(crate) fn all_finite(words: &[f32]) -> bool {
     words.iter().fold(true, |ok, v| ok & v.is_finite())
+}
+
+/// Whether the step of `row` (weights, state, metadata) with `grad` would stay finite,
+/// stepping a copy in `scratch` (weights and state) and leaving the row as it is. Kept out
+/// of line, so the push loop has one call of the optimizer and it stays inlined there.
+#[cold]
+#[inline(never)]
+pub(crate) fn step_copy_is_finite(
+    optimizer: &OptimizerConfig,
+    row: &[f32],
+    dim: usize,
+    scratch: &mut [f32],
+    grad: &[f32],
+) -> bool {
+    let stepped = scratch.len();
+    scratch.copy_from_slice(&row[..stepped]);
+    let (values, state) = scratch.split_at_mut(dim);
+    let mut step = row[stepped + META_STEP].to_bits();
+    optimizer.apply(values, state, &mut step, grad);
+    all_finite(scratch)
 }
 
 /// The ids whose step would not be finite, in the order found, and how many there were.
@@ -105,6 +126,8 @@ impl UndoLog {
 
     /// Restores the rows of `stripe` saved since `mark` (its lock is held: nobody else has
     /// touched them) and forgets them.
+    #[cold]
+    #[inline(never)]
     pub fn undo_held(&mut self, mark: usize, stripe: &mut Stripe) {
         let rf = self.row_floats;
         for (k, e) in self.buffers.entries[mark..].iter().enumerate() {

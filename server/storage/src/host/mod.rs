@@ -352,11 +352,7 @@ impl Tier for HostTier {
                 i = end;
                 if offenders.any() {
                     // Refused already: only find the other offenders, stepping a copy.
-                    scratch.copy_from_slice(&row[..stepped]);
-                    let (values, opt_state) = scratch.split_at_mut(dim);
-                    let mut step = row[stepped + META_STEP].to_bits();
-                    optimizer.apply(values, opt_state, &mut step, grad);
-                    if !all_finite(&scratch) {
+                    if !guard::step_copy_is_finite(optimizer, row, dim, &mut scratch, grad) {
                         offenders.note(id);
                     }
                     continue;
