@@ -14,10 +14,14 @@
 //! - `gpu`: the GPU budget and device of `--tier gpu` tables.
 //! - `validate`: checks of request values (finite gradients).
 //! - `error`: [`EngineError`].
+//! - `fuzz_entry` (hidden): the body of the `checkpoint_read` fuzz target, shared with its
+//!   tests.
 
 pub mod checkpoint;
 mod dense;
 mod error;
+#[doc(hidden)]
+pub mod fuzz_entry;
 mod gpu;
 mod ownership;
 mod validate;
