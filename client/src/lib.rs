@@ -11,6 +11,8 @@
 //! - `error`: [`ClientError`].
 //! - [`routing`], [`batch`]: the slot → node table, dedup and split of a
 //!   batch (packed payloads are `strata_proto::wire::payload`).
+//! - [`spec`], [`numbers`]: what users write as text (initializers; sizes and lists).
+//! - `fuzz_entry` (hidden): the body of the `cli_numbers` fuzz target, shared with its tests.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), strata_client::ClientError> {
@@ -26,6 +28,9 @@ mod control;
 mod data;
 mod error;
 mod fanout;
+#[doc(hidden)]
+pub mod fuzz_entry;
+pub mod numbers;
 mod retry;
 pub mod routing;
 pub mod spec;
