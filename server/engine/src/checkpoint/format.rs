@@ -331,6 +331,10 @@ fn start<'a, R: Read>(
     if version != DATA_VERSION {
         return Err(r.corrupt(format!("unsupported data version {version}")));
     }
+    // Writers put 0 there; anything else is a damaged or foreign file.
+    if u32_at(20) != 0 {
+        return Err(r.corrupt(format!("reserved header word is {:#x}, not 0", u32_at(20))));
+    }
     if kind != kind_code(exp.kind) || row_floats != exp.row_floats || rows != exp.rows {
         return Err(r.corrupt(format!(
             "header (kind {kind}, row_floats {row_floats}, rows {rows}) disagrees with manifest \
