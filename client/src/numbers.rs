@@ -25,6 +25,12 @@ pub enum NumberError {
         /// The unit as given.
         unit: String,
     },
+    /// A negative size, or one of 2^64 bytes or more.
+    #[error("{text:?}: a size must be at least 0 and under 2^64 bytes")]
+    OutOfRange {
+        /// The whole text.
+        text: String,
+    },
     /// An item of a list does not parse.
     #[error("{what}: cannot read {item:?}: {reason}")]
     BadItem {
@@ -38,19 +44,23 @@ pub enum NumberError {
 }
 
 /// Parses a byte size: a number with an optional binary unit (`K`/`Ki`, `M`/`Mi`, `G`/`Gi`,
-/// each with an optional `B`: `200M` and `200MiB` are both 200 × 2^20 bytes).
+/// each with an optional `B`: `200M` and `200MiB` are both 200 × 2^20 bytes). Whole numbers
+/// are exact; a fraction of a byte is dropped. Negative sizes and sizes of 2^64 bytes or more
+/// are refused.
 pub fn parse_size(text: &str) -> Result<u64, NumberError> {
     let t = text.trim();
     let (digits, unit) = t.split_at(t.find(|c: char| c.is_alphabetic()).unwrap_or(t.len()));
-    let n: f64 = digits.trim().parse().map_err(|e| NumberError::BadSize {
+    let digits = digits.trim();
+    let out_of_range = || NumberError::OutOfRange { text: text.into() };
+    let n: f64 = digits.parse().map_err(|e| NumberError::BadSize {
         text: text.into(),
         reason: format!("{e}"),
     })?;
-    let mult = match unit.trim().to_ascii_lowercase().trim_end_matches("b") {
-        "" => 1.0,
-        "k" | "ki" => 1024.0,
-        "m" | "mi" => 1024.0 * 1024.0,
-        "g" | "gi" => 1024.0 * 1024.0 * 1024.0,
+    let shift = match unit.trim().to_ascii_lowercase().trim_end_matches("b") {
+        "" => 0,
+        "k" | "ki" => 10,
+        "m" | "mi" => 20,
+        "g" | "gi" => 30,
         other => {
             return Err(NumberError::UnknownUnit {
                 text: text.into(),
@@ -58,7 +68,20 @@ pub fn parse_size(text: &str) -> Result<u64, NumberError> {
             })
         }
     };
-    Ok((n * mult) as u64)
+    if n.is_sign_negative() {
+        return Err(out_of_range());
+    }
+    // An f64 holds whole numbers exactly only up to 2^53: read those as integers.
+    if digits.bytes().all(|b| b.is_ascii_digit()) {
+        let whole: u64 = digits.parse().map_err(|_| out_of_range())?;
+        return whole.checked_mul(1 << shift).ok_or_else(out_of_range);
+    }
+    let bytes = n * (1u64 << shift) as f64;
+    // 2^64 itself is the first value a u64 cannot hold.
+    if !bytes.is_finite() || bytes >= 18_446_744_073_709_551_616.0 {
+        return Err(out_of_range());
+    }
+    Ok(bytes as u64)
 }
 
 /// Parses a list of numbers separated by commas or whitespace (empty items are skipped);
