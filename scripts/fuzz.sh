@@ -64,7 +64,10 @@ for t in "${targets[@]}"; do
         >"$work/$t/log" 2>&1; then
         grep -E '^stat::number_of_executed_units|^Done ' "$work/$t/log" || true
     else
-        tail -n 60 "$work/$t/log"
+        # The panic message or sanitizer report, without the long stack traces.
+        grep -m1 -A3 'panicked at' "$work/$t/log" || true
+        sed -n '/ERROR: AddressSanitizer/,/^SUMMARY/p' "$work/$t/log" | head -n 40
+        grep -E '^(SUMMARY|MS:|artifact_prefix|==[0-9]+== ERROR)' "$work/$t/log" || true
         for a in "$work/$t/artifacts"/*; do
             [ -f "$a" ] || continue
             echo "fuzz: $t failed on $(basename "$a") (base64):"

@@ -257,9 +257,9 @@ fn check_ids(c: &Chunks, range: &Range<usize>) {
                 .chunks_exact(8)
                 .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
             assert!(ids.iter().copied().eq(expect), "ids content");
-            assert_borrowed_only_in_one_frame(c, range, &ids);
+            assert_borrowed_only_in_one_frame(c, range, ids);
         }
-        Err(e) => assert!(raw.len() % 8 != 0, "whole ids refused: {e}"),
+        Err(e) => assert!(!raw.len().is_multiple_of(8), "whole ids refused: {e}"),
     }
 }
 
@@ -268,17 +268,17 @@ fn check_f32s(c: &Chunks, range: &Range<usize>, unit: usize) {
     let raw = field(c, range, c.len());
     match f32s_from_chunks("values", c, range.clone(), unit) {
         Ok(v) => {
-            assert!(unit != 0 && raw.len() % unit == 0 && raw.len() % 4 == 0);
+            assert!(unit != 0 && raw.len().is_multiple_of(unit) && raw.len().is_multiple_of(4));
             assert_eq!(v.len() * 4, raw.len(), "values length");
             let expect = raw
                 .chunks_exact(4)
                 .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
             assert!(v.iter().map(|f| f.to_bits()).eq(expect), "values content");
-            assert_borrowed_only_in_one_frame(c, range, &v);
+            assert_borrowed_only_in_one_frame(c, range, v);
         }
         Err(e) => {
             assert!(
-                unit == 0 || raw.len() % unit != 0 || raw.len() % 4 != 0,
+                unit == 0 || !raw.len().is_multiple_of(unit) || !raw.len().is_multiple_of(4),
                 "{e}"
             );
         }
@@ -286,14 +286,12 @@ fn check_f32s(c: &Chunks, range: &Range<usize>, unit: usize) {
 }
 
 /// A borrowed decode points into a received frame, never at a copy.
-fn assert_borrowed_only_in_one_frame<T: Clone>(c: &Chunks, range: &Range<usize>, v: &Cow<'_, [T]>) {
-    if let Cow::Borrowed(s) = v {
-        if !s.is_empty() {
-            assert!(
-                c.contiguous(range.clone()).is_some(),
-                "borrowed across frames"
-            );
-        }
+fn assert_borrowed_only_in_one_frame<T: Clone>(c: &Chunks, range: &Range<usize>, v: Cow<'_, [T]>) {
+    if matches!(v, Cow::Borrowed(s) if !s.is_empty()) {
+        assert!(
+            c.contiguous(range.clone()).is_some(),
+            "borrowed across frames"
+        );
     }
 }
 
