@@ -46,7 +46,9 @@ export RUSTFLAGS="-Cpasses=sancov-module \
 export CARGO_TARGET_DIR=${FUZZ_TARGET_DIR:-${CARGO_TARGET_DIR:-$PWD/target}/fuzz}
 
 start=$(date +%s)
-"${cargo[@]}" build --release --locked --manifest-path fuzz/Cargo.toml \
+# Not --locked: a dependency added to a project crate is resolved here too (the committed
+# fuzz/Cargo.lock pins everything else).
+"${cargo[@]}" build --release --manifest-path fuzz/Cargo.toml \
     --target "$triple" --bins
 echo "fuzz: built in $(($(date +%s) - start)) s"
 
