@@ -2,7 +2,7 @@
 # Coverage-guided fuzzing of strata's decoders: builds the libFuzzer targets of fuzz/ with
 # the instrumentation cargo-fuzz uses (sanitizer coverage, AddressSanitizer, debug
 # assertions), then runs each one for SECONDS over a copy of its seed corpus
-# (fuzz/corpus/<target>/). Fails if a target crashes, trips an assertion, leaks, or hangs;
+# (fuzz/corpus/<target>/, plus the kept crash inputs of fuzz/regressions/<target>/). Fails if a target crashes, trips an assertion, leaks, or hangs;
 # the input that did it is printed (base64) and left under the printed directory.
 #
 # Usage: scripts/fuzz.sh [SECONDS_PER_TARGET (default 20)] [TARGET...]
@@ -58,7 +58,11 @@ failed=()
 for t in "${targets[@]}"; do
     bin="$CARGO_TARGET_DIR/$triple/release/$t"
     mkdir -p "$work/$t/corpus" "$work/$t/artifacts"
+    # Kept crash inputs are seeds too: each run starts by re-checking them.
     cp -r "fuzz/corpus/$t/." "$work/$t/corpus/"
+    if [ -d "fuzz/regressions/$t" ]; then
+        cp -r "fuzz/regressions/$t/." "$work/$t/corpus/"
+    fi
     echo "== fuzz $t for ${secs}s ($(ls "$work/$t/corpus" | wc -l) seeds)"
     if ASAN_OPTIONS=detect_leaks=1 "$bin" "$work/$t/corpus" \
         -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
