@@ -2,8 +2,9 @@
 # Coverage-guided fuzzing of strata's decoders: builds the libFuzzer targets of fuzz/ with
 # the instrumentation cargo-fuzz uses (sanitizer coverage, AddressSanitizer, debug
 # assertions), then runs each one for SECONDS over a copy of its seed corpus
-# (fuzz/corpus/<target>/, plus the kept crash inputs of fuzz/regressions/<target>/). Fails if a target crashes, trips an assertion, leaks, or hangs;
-# the input that did it is printed (base64) and left under the printed directory.
+# (fuzz/corpus/<target>/ and the kept crash inputs of fuzz/regressions/<target>/). Fails if
+# a target crashes, trips an assertion, leaks, or hangs; the input that did it is printed
+# (base64) and left under the printed directory.
 #
 # Usage: scripts/fuzz.sh [SECONDS_PER_TARGET (default 20)] [TARGET...]
 #   scripts/fuzz.sh 600               # ten minutes each, to look for new crashes
