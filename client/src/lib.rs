@@ -12,6 +12,8 @@
 //! - `error`: [`ClientError`].
 //! - [`routing`], [`batch`]: the slot → node table, dedup and split of a
 //!   batch (packed payloads are `strata_proto::wire::payload`).
+//! - [`spec`], [`numbers`]: what users write as text (initializers; sizes and lists).
+//! - `fuzz_entry` (hidden): the body of the `cli_numbers` fuzz target, shared with its tests.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), strata_client::ClientError> {
@@ -27,7 +29,10 @@ mod control;
 mod data;
 mod error;
 mod fanout;
+#[doc(hidden)]
+pub mod fuzz_entry;
 mod location;
+pub mod numbers;
 mod retry;
 pub mod routing;
 pub mod spec;

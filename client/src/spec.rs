@@ -18,6 +18,12 @@ pub enum InitializerError {
         /// Why it does not parse.
         reason: String,
     },
+    /// A scale that is negative or not finite (the servers refuse it too).
+    #[error("{text:?}: the scale must be finite and >= 0")]
+    BadScale {
+        /// The whole text.
+        text: String,
+    },
     /// Neither `zeros`, `uniform:A` nor `normal:STD`.
     #[error("{text:?}: expected zeros, uniform:A or normal:STD")]
     Unknown {
@@ -26,7 +32,8 @@ pub enum InitializerError {
     },
 }
 
-/// Parses an initializer: `zeros`, `uniform:A` (in [-A, A)) or `normal:STD`.
+/// Parses an initializer: `zeros`, `uniform:A` (in [-A, A)) or `normal:STD`, with a finite
+/// scale `>= 0`.
 pub fn parse_initializer(text: &str) -> Result<pb::InitializerSpec, InitializerError> {
     let (kind, arg) = text.split_once(':').unwrap_or((text, ""));
     let scale = if arg.is_empty() {
@@ -44,10 +51,15 @@ pub fn parse_initializer(text: &str) -> Result<pb::InitializerSpec, InitializerE
             kind: "zeros".into(),
             scale: 0.0,
         }),
-        "uniform" | "normal" if !arg.is_empty() => Ok(pb::InitializerSpec {
-            kind: kind.into(),
-            scale,
-        }),
+        "uniform" | "normal" if !arg.is_empty() && scale.is_finite() && scale >= 0.0 => {
+            Ok(pb::InitializerSpec {
+                kind: kind.into(),
+                scale,
+            })
+        }
+        "uniform" | "normal" if !arg.is_empty() => {
+            Err(InitializerError::BadScale { text: text.into() })
+        }
         _ => Err(InitializerError::Unknown { text: text.into() }),
     }
 }
@@ -68,6 +80,13 @@ mod tests {
             parse_initializer("normal:x"),
             Err(InitializerError::BadNumber { .. })
         ));
+        // Found by fuzzing (cli_numbers): "normal:-70.5" was accepted, for the server to refuse.
+        for bad in ["normal:-70.5", "uniform:inf", "uniform:NaN"] {
+            assert_eq!(
+                parse_initializer(bad),
+                Err(InitializerError::BadScale { text: bad.into() })
+            );
+        }
         for bad in ["gaussian", "zeros:1", "uniform"] {
             let e = parse_initializer(bad).expect_err(bad);
             assert!(

@@ -8,6 +8,7 @@
 //! - [`transport`]: HTTP/2 settings, message limits, status metadata keys and the endpoint
 //!   builder, shared by servers and clients.
 //! - [`wire`]: the hand-framed codec of the row payload methods.
+//! - `fuzz_entry` (hidden): the body of the `wire_decode` fuzz target, shared with its tests.
 
 /// The `strata.v1` package: messages, clients and servers.
 #[allow(clippy::all, missing_docs)]
@@ -27,6 +28,9 @@ pub mod routing;
 pub mod codec;
 pub mod transport;
 pub mod wire;
+
+#[doc(hidden)]
+pub mod fuzz_entry;
 
 #[cfg(test)]
 mod tests {

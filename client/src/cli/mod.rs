@@ -87,16 +87,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Parses a comma-separated list of numbers.
+/// Parses a list of numbers separated by commas or whitespace.
 fn parse_list<T: std::str::FromStr>(what: &str, text: &str) -> anyhow::Result<Vec<T>>
 where
     T::Err: std::fmt::Display,
 {
-    text.split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<T>()
-                .map_err(|e| anyhow::anyhow!("{what}: cannot read {s:?}: {e}"))
-        })
-        .collect()
+    Ok(strata_client::numbers::parse_list(what, text)?)
 }

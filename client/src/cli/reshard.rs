@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
+use strata_client::numbers::parse_size;
 use strata_client::v1 as pb;
 use strata_client::Client;
 
@@ -105,23 +106,6 @@ fn parse_seconds(text: &str) -> Result<f64, String> {
         return Err(format!("time {text:?} must be finite and not negative"));
     }
     Ok(n * scale)
-}
-
-fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let (digits, unit) = t.split_at(t.find(|c: char| c.is_alphabetic()).unwrap_or(t.len()));
-    let n: f64 = digits
-        .trim()
-        .parse()
-        .map_err(|e| format!("{text:?}: {e}"))?;
-    let mult = match unit.trim().to_ascii_lowercase().trim_end_matches("b") {
-        "" => 1.0,
-        "k" | "ki" => 1024.0,
-        "m" | "mi" => 1024.0 * 1024.0,
-        "g" | "gi" => 1024.0 * 1024.0 * 1024.0,
-        other => return Err(format!("{text:?}: unknown unit {other:?}")),
-    };
-    Ok((n * mult) as u64)
 }
 
 /// Runs `strata shards ...`.

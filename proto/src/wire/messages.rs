@@ -4,7 +4,8 @@
 //! these messages live here only.
 //!
 //! Protobuf rules apply: fields in any order, unknown fields skipped, the last occurrence
-//! of a field wins, absent fields take their default.
+//! of a field wins, absent fields take their default, and every occurrence of a string field
+//! must be UTF-8 (prost refuses the message otherwise, even when a later occurrence wins).
 
 use std::ops::Range;
 
@@ -55,17 +56,15 @@ impl PullRequestView {
     pub fn parse(message: &Chunks) -> Result<Self, WireError> {
         const NAME: &str = "PullRequest";
         let mut view = Self::default();
-        let mut table = 0..0;
         for_each_field(message, |number, value| {
             match number {
-                1 => table = len(NAME, 1, value)?,
+                1 => view.table = string(message, NAME, 1, len(NAME, 1, value)?)?,
                 2 => view.ids = len(NAME, 2, value)?,
                 3 => view.epoch = varint(NAME, 3, value)?,
                 _ => {}
             }
             Ok(())
         })?;
-        view.table = string(message, NAME, 1, table)?;
         Ok(view)
     }
 }
@@ -75,22 +74,18 @@ impl PushRequestView {
     pub fn parse(message: &Chunks) -> Result<Self, WireError> {
         const NAME: &str = "PushRequest";
         let mut view = Self::default();
-        let (mut table, mut client_id) = (0..0, 0..0);
         for_each_field(message, |number, value| {
             match number {
-                1 => table = len(NAME, 1, value)?,
+                1 => view.table = string(message, NAME, 1, len(NAME, 1, value)?)?,
                 2 => view.ids = len(NAME, 2, value)?,
                 3 => view.grads = len(NAME, 3, value)?,
                 4 => view.epoch = varint(NAME, 4, value)?,
-                5 => client_id = len(NAME, 5, value)?,
+                5 => view.client_id = string(message, NAME, 5, len(NAME, 5, value)?)?,
                 6 => view.seq = varint(NAME, 6, value)?,
                 _ => {}
             }
             Ok(())
         })?;
-        // Strings are decoded once, after the last occurrence of their field won.
-        view.table = string(message, NAME, 1, table)?;
-        view.client_id = string(message, NAME, 5, client_id)?;
         Ok(view)
     }
 }
@@ -310,6 +305,16 @@ mod tests {
             Err(WireError::WrongType {
                 message: "PullRequest",
                 field: 2
+            })
+        );
+        // A table that is not UTF-8, then one that is: refused, as prost refuses it.
+        let mut c = Chunks::new();
+        c.push(Bytes::from_static(&[0x0a, 1, 0xe7, 0x0a, 1, b't']));
+        assert_eq!(
+            PullRequestView::parse(&c),
+            Err(WireError::NotUtf8 {
+                message: "PullRequest",
+                field: 1
             })
         );
         let mut c = Chunks::new();

@@ -15,10 +15,14 @@
 //! - `validate`: checks of request values (finite gradients).
 //! - [`traffic`]: data-path bytes per table, slot bucket and client location, as rates.
 //! - `error`: [`EngineError`].
+//! - `fuzz_entry` (hidden): the body of the `checkpoint_read` fuzz target, shared with its
+//!   tests.
 
 pub mod checkpoint;
 mod dense;
 mod error;
+#[doc(hidden)]
+pub mod fuzz_entry;
 mod gpu;
 mod ownership;
 pub mod traffic;

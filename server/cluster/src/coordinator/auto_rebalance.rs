@@ -137,7 +137,13 @@ mod tests {
     async fn shards_placed_at_registration_alternate_racks() {
         let dir = tempfile::tempdir().expect("tempdir");
         let c = two_racks(dir.path()).await;
-        let rack = |node: &str| if node == "n0" || node == "n1" { "r1" } else { "r2" };
+        let rack = |node: &str| {
+            if node == "n0" || node == "n1" {
+                "r1"
+            } else {
+                "r2"
+            }
+        };
         let racks: Vec<&str> = c
             .cluster_map()
             .shards

@@ -79,20 +79,30 @@ fn header(kind: FileKind, row_floats: u32, rows: u64, blocks: u64) -> [u8; HEADE
 }
 
 /// A writer that hashes and counts everything it writes.
-struct CrcWriter {
-    inner: BufWriter<File>,
+struct CrcWriter<W> {
+    inner: W,
     hasher: crc32fast::Hasher,
     bytes: u64,
 }
 
-impl CrcWriter {
+impl<W: Write> CrcWriter<W> {
+    fn new(inner: W) -> Self {
+        CrcWriter {
+            inner,
+            hasher: crc32fast::Hasher::new(),
+            bytes: 0,
+        }
+    }
+
     fn put(&mut self, buf: &[u8]) -> io::Result<()> {
         self.hasher.update(buf);
         self.inner.write_all(buf)?;
         self.bytes += buf.len() as u64;
         Ok(())
     }
+}
 
+impl CrcWriter<BufWriter<File>> {
     /// Flushes, fsyncs and returns the file's length and crc.
     fn finish(self) -> io::Result<Written> {
         let file = self.inner.into_inner().map_err(|e| e.into_error())?;
@@ -104,17 +114,13 @@ impl CrcWriter {
     }
 }
 
-fn create(path: &Path) -> Result<CrcWriter, CheckpointError> {
+fn create(path: &Path) -> Result<CrcWriter<BufWriter<File>>, CheckpointError> {
     let file = File::options()
         .write(true)
         .create_new(true)
         .open(path)
         .map_err(|e| CheckpointError::io("create", path, e))?;
-    Ok(CrcWriter {
-        inner: BufWriter::with_capacity(WRITE_BUF, file),
-        hasher: crc32fast::Hasher::new(),
-        bytes: 0,
-    })
+    Ok(CrcWriter::new(BufWriter::with_capacity(WRITE_BUF, file)))
 }
 
 /// Checks that every block holds `ids.len() * row_floats` words; returns the total rows.
@@ -137,24 +143,34 @@ pub(crate) fn table_rows(t: &TableSnapshot) -> Result<u64, CheckpointError> {
     Ok(rows)
 }
 
-/// Writes one table's data file at `path` (which must not exist) and fsyncs it.
-pub(crate) fn write_table(path: &Path, t: &TableSnapshot) -> Result<Written, CheckpointError> {
-    let rows = table_rows(t)?;
-    let mut w = create(path)?;
-    let io = |e| CheckpointError::io("write", path, e);
+/// Writes a table's header and blocks (`rows` from [`table_rows`]).
+fn put_table<W: Write>(w: &mut CrcWriter<W>, t: &TableSnapshot, rows: u64) -> io::Result<()> {
     w.put(&header(
         FileKind::Table,
         t.row_floats,
         rows,
         t.blocks.len() as u64,
-    ))
-    .map_err(io)?;
+    ))?;
     let lens: Vec<u64> = t.blocks.iter().map(|b| b.ids.len() as u64).collect();
-    w.put(bytemuck::cast_slice(&lens)).map_err(io)?;
+    w.put(bytemuck::cast_slice(&lens))?;
     for b in &t.blocks {
-        w.put(bytemuck::cast_slice(&b.ids)).map_err(io)?;
-        w.put(bytemuck::cast_slice(&b.rows)).map_err(io)?;
+        w.put(bytemuck::cast_slice(&b.ids))?;
+        w.put(bytemuck::cast_slice(&b.rows))?;
     }
+    Ok(())
+}
+
+/// Writes a dense tensor's header and words.
+fn put_dense<W: Write>(w: &mut CrcWriter<W>, d: &DenseSnapshot) -> io::Result<()> {
+    w.put(&header(FileKind::Dense, 1, d.data.len() as u64, 0))?;
+    w.put(bytemuck::cast_slice(&d.data))
+}
+
+/// Writes one table's data file at `path` (which must not exist) and fsyncs it.
+pub(crate) fn write_table(path: &Path, t: &TableSnapshot) -> Result<Written, CheckpointError> {
+    let rows = table_rows(t)?;
+    let mut w = create(path)?;
+    put_table(&mut w, t, rows).map_err(|e| CheckpointError::io("write", path, e))?;
     w.finish()
         .map_err(|e| CheckpointError::io("flush/fsync", path, e))
 }
@@ -162,23 +178,35 @@ pub(crate) fn write_table(path: &Path, t: &TableSnapshot) -> Result<Written, Che
 /// Writes one dense tensor's data file at `path` (which must not exist) and fsyncs it.
 pub(crate) fn write_dense(path: &Path, d: &DenseSnapshot) -> Result<Written, CheckpointError> {
     let mut w = create(path)?;
-    let io = |e| CheckpointError::io("write", path, e);
-    w.put(&header(FileKind::Dense, 1, d.data.len() as u64, 0))
-        .map_err(io)?;
-    w.put(bytemuck::cast_slice(&d.data)).map_err(io)?;
+    put_dense(&mut w, d).map_err(|e| CheckpointError::io("write", path, e))?;
     w.finish()
         .map_err(|e| CheckpointError::io("flush/fsync", path, e))
 }
 
+/// A table's data file as bytes, exactly as [`write_table`] writes it.
+pub(crate) fn encode_table(t: &TableSnapshot) -> Result<Vec<u8>, CheckpointError> {
+    let rows = table_rows(t)?;
+    let mut w = CrcWriter::new(Vec::new());
+    put_table(&mut w, t, rows).map_err(|e| CheckpointError::io("encode", "", e))?;
+    Ok(w.inner)
+}
+
+/// A dense tensor's data file as bytes, exactly as [`write_dense`] writes it.
+pub(crate) fn encode_dense(d: &DenseSnapshot) -> Result<Vec<u8>, CheckpointError> {
+    let mut w = CrcWriter::new(Vec::new());
+    put_dense(&mut w, d).map_err(|e| CheckpointError::io("encode", "", e))?;
+    Ok(w.inner)
+}
+
 /// An open data file being verified (and possibly decoded).
-struct Reader<'a> {
-    file: File,
+struct Reader<'a, R> {
+    file: R,
     hasher: crc32fast::Hasher,
     exp: Expect<'a>,
     path: &'a Path,
 }
 
-impl Reader<'_> {
+impl<R: Read> Reader<'_, R> {
     fn corrupt(&self, reason: impl Into<String>) -> CheckpointError {
         CheckpointError::corrupt(self.exp.id, self.exp.file, reason)
     }
@@ -252,8 +280,8 @@ impl Reader<'_> {
     }
 }
 
-/// Opens `path` and checks its length and header against `exp`.
-fn open<'a>(path: &'a Path, exp: Expect<'a>) -> Result<Reader<'a>, CheckpointError> {
+/// Opens `path` and returns it with its length.
+fn open_file(path: &Path, exp: &Expect<'_>) -> Result<(File, u64), CheckpointError> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -265,6 +293,16 @@ fn open<'a>(path: &'a Path, exp: Expect<'a>) -> Result<Reader<'a>, CheckpointErr
         .metadata()
         .map_err(|e| CheckpointError::io("stat", path, e))?
         .len();
+    Ok((file, len))
+}
+
+/// Checks `len` and the header read from `file` against `exp` (`path` names it in errors).
+fn start<'a, R: Read>(
+    file: R,
+    len: u64,
+    path: &'a Path,
+    exp: Expect<'a>,
+) -> Result<Reader<'a, R>, CheckpointError> {
     let mut r = Reader {
         file,
         hasher: crc32fast::Hasher::new(),
@@ -292,6 +330,10 @@ fn open<'a>(path: &'a Path, exp: Expect<'a>) -> Result<Reader<'a>, CheckpointErr
         (u32_at(8), u32_at(12), u32_at(16), u64_at(24), u64_at(32));
     if version != DATA_VERSION {
         return Err(r.corrupt(format!("unsupported data version {version}")));
+    }
+    // Writers put 0 there; anything else is a damaged or foreign file.
+    if u32_at(20) != 0 {
+        return Err(r.corrupt(format!("reserved header word is {:#x}, not 0", u32_at(20))));
     }
     if kind != kind_code(exp.kind) || row_floats != exp.row_floats || rows != exp.rows {
         return Err(r.corrupt(format!(
@@ -338,8 +380,21 @@ pub(crate) fn read_table(
     load: bool,
     scratch: &mut Vec<u8>,
 ) -> Result<Vec<RowBlock>, CheckpointError> {
-    let mut r = open(path, exp)?;
-    // The length check in `open` bounds `blocks` by the file size.
+    let (file, len) = open_file(path, &exp)?;
+    read_table_from(file, len, path, exp, load, scratch)
+}
+
+/// [`read_table`] of `len` bytes read from `file` (`path` names it in errors).
+pub(crate) fn read_table_from<R: Read>(
+    file: R,
+    len: u64,
+    path: &Path,
+    exp: Expect<'_>,
+    load: bool,
+    scratch: &mut Vec<u8>,
+) -> Result<Vec<RowBlock>, CheckpointError> {
+    let mut r = start(file, len, path, exp)?;
+    // The length check in `start` bounds `blocks` by the file size.
     let mut lens = vec![0u64; exp.blocks as usize];
     r.fill(bytemuck::cast_slice_mut(&mut lens))?;
     let total = lens.iter().try_fold(0u64, |a, &n| a.checked_add(n));
@@ -352,7 +407,7 @@ pub(crate) fn read_table(
     let rf = exp.row_floats as usize;
     let mut out = Vec::with_capacity(if load { lens.len() } else { 0 });
     for &n in &lens {
-        let n = n as usize; // bounded by the file length checked in `open`
+        let n = n as usize; // bounded by the file length checked in `start`
         let ids = r.words::<u64>(n, load, scratch)?;
         let rows = r.words::<f32>(n * rf, load, scratch)?;
         if load {
@@ -370,7 +425,20 @@ pub(crate) fn read_dense(
     load: bool,
     scratch: &mut Vec<u8>,
 ) -> Result<Vec<f32>, CheckpointError> {
-    let mut r = open(path, exp)?;
+    let (file, len) = open_file(path, &exp)?;
+    read_dense_from(file, len, path, exp, load, scratch)
+}
+
+/// [`read_dense`] of `len` bytes read from `file` (`path` names it in errors).
+pub(crate) fn read_dense_from<R: Read>(
+    file: R,
+    len: u64,
+    path: &Path,
+    exp: Expect<'_>,
+    load: bool,
+    scratch: &mut Vec<u8>,
+) -> Result<Vec<f32>, CheckpointError> {
+    let mut r = start(file, len, path, exp)?;
     let data = r.words::<f32>(exp.rows as usize, load, scratch)?;
     r.finish()?;
     Ok(data)

@@ -99,6 +99,12 @@ pub(crate) fn dense_file(index: usize) -> String {
     format!("dense-{index:04}.bin")
 }
 
+/// The manifest file's text around the manifest's JSON `body`, with the crc32 of its bytes.
+pub(crate) fn envelope(body: &str) -> String {
+    let crc = crc32fast::hash(body.as_bytes());
+    format!("{{\n\"manifest_crc32\": {crc},\n\"manifest\": {body}\n}}\n")
+}
+
 #[derive(Deserialize)]
 struct EnvelopeIn<'a> {
     manifest_crc32: u32,
@@ -122,12 +128,10 @@ impl Manifest {
     /// Writes the manifest into `dir` (creating it; must not exist) and fsyncs it; returns bytes.
     pub(crate) fn write(&self, dir: &Path) -> Result<u64, CheckpointError> {
         let path = dir.join(MANIFEST_FILE);
-        let body = serde_json::to_string_pretty(self).map_err(|e| CheckpointError::Serialize {
+        let text = self.encode().map_err(|e| CheckpointError::Serialize {
             path: path.clone(),
             source: e,
         })?;
-        let crc = crc32fast::hash(body.as_bytes());
-        let text = format!("{{\n\"manifest_crc32\": {crc},\n\"manifest\": {body}\n}}\n");
         let mut f = File::options()
             .write(true)
             .create_new(true)
@@ -138,6 +142,12 @@ impl Manifest {
         f.sync_all()
             .map_err(|e| CheckpointError::io("fsync", &path, e))?;
         Ok(text.len() as u64)
+    }
+
+    /// The manifest file's text: the manifest in its envelope with the crc32 of its bytes.
+    pub(crate) fn encode(&self) -> Result<String, serde_json::Error> {
+        let body = serde_json::to_string_pretty(self)?;
+        Ok(envelope(&body))
     }
 
     /// Reads and validates the manifest of checkpoint `id` in `dir`; returns it and its length.
@@ -161,7 +171,13 @@ impl Manifest {
         let mut raw = Vec::with_capacity(len as usize);
         f.read_to_end(&mut raw)
             .map_err(|e| CheckpointError::io("read", &path, e))?;
-        let text = std::str::from_utf8(&raw).map_err(|e| corrupt(format!("not UTF-8: {e}")))?;
+        Ok((Manifest::parse(&raw, id)?, raw.len() as u64))
+    }
+
+    /// Decodes and validates the manifest file's bytes `raw` of checkpoint `id`.
+    pub(crate) fn parse(raw: &[u8], id: &str) -> Result<Manifest, CheckpointError> {
+        let corrupt = |reason: String| CheckpointError::corrupt(id, MANIFEST_FILE, reason);
+        let text = std::str::from_utf8(raw).map_err(|e| corrupt(format!("not UTF-8: {e}")))?;
         let env: EnvelopeIn<'_> =
             serde_json::from_str(text).map_err(|e| corrupt(format!("bad JSON: {e}")))?;
         let got = crc32fast::hash(env.manifest.get().as_bytes());
@@ -174,7 +190,7 @@ impl Manifest {
         let m: Manifest = serde_json::from_str(env.manifest.get())
             .map_err(|e| corrupt(format!("bad manifest: {e}")))?;
         m.validate(id).map_err(corrupt)?;
-        Ok((m, raw.len() as u64))
+        Ok(m)
     }
 
     /// Structural checks: version, id, file names and kinds.

@@ -4,8 +4,8 @@
 //! under the data dir and reads it back, verifying checksums.
 
 mod error;
-mod format;
-mod manifest;
+pub(crate) mod format;
+pub(crate) mod manifest;
 mod store;
 #[cfg(test)]
 mod tests;

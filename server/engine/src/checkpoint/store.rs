@@ -69,7 +69,7 @@ pub struct CheckpointInfo {
 }
 
 impl CheckpointInfo {
-    fn from_manifest(m: &Manifest, manifest_bytes: u64, state: CheckpointState) -> Self {
+    pub(crate) fn from_manifest(m: &Manifest, manifest_bytes: u64, state: CheckpointState) -> Self {
         CheckpointInfo {
             id: m.id.clone(),
             created_unix_ms: m.created_unix_ms,
