@@ -189,9 +189,15 @@ async fn concurrent_calls_to_a_dead_dev_server_share_one_coordinator_search() {
             .expect("a call to a dead server ends within one coordinator search")
             .expect("task");
         let err = result.expect_err("the server is dead");
-        assert_eq!(
-            strata_tests::chaos::statuses::seen(&err),
-            strata_tests::chaos::statuses::Seen::Code(tonic::Code::Unavailable),
+        // A push sent on the connection before the client saw it close has an unknown
+        // outcome; one sent after is UNAVAILABLE. Either is what README documents.
+        let seen = strata_tests::chaos::statuses::seen(&err);
+        assert!(
+            matches!(
+                seen,
+                strata_tests::chaos::statuses::Seen::Code(tonic::Code::Unavailable)
+                    | strata_tests::chaos::statuses::Seen::Ambiguous
+            ),
             "{err}"
         );
     }
