@@ -10,7 +10,7 @@ target="$(cargo metadata --format-version 1 --no-deps \
     | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 venv="$(cd "$venv" && pwd)"
-pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
+pip=("$venv/bin/python" -m pip --disable-pip-version-check --no-cache-dir -q)
 "${pip[@]}" install numpy pytest torch "maturin>=1.16,<2"
 # The extension is built in the workspace's target directory with the dev profile, so it
 # reuses the dependencies the cargo build above compiled.
