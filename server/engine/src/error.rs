@@ -134,4 +134,11 @@ pub enum EngineError {
     /// The storage tier refused (memory budget).
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The change was applied in memory but the write-ahead log could not record it: it
+    /// is not acknowledged, and may not survive a restart.
+    #[error("the change was applied but the write-ahead log could not record it: {reason}")]
+    WalWrite {
+        /// The log's error.
+        reason: String,
+    },
 }

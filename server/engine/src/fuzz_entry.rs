@@ -262,6 +262,7 @@ mod tests {
             id: ID.into(),
             created_unix_ms: 1_700_000_000_000,
             epoch: 3,
+            wal_lsn: 0,
             tables: vec![manifest::TableEntry {
                 spec: table.spec.clone(),
                 row_floats: 3,

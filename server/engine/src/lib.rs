@@ -12,6 +12,8 @@
 //! - `dense`: dense tensors and their optimizer state.
 //! - `ownership`: which slots the node serves at which epoch, and migration captures.
 //! - `gpu`: the GPU budget and device of `--tier gpu` tables.
+//! - [`wal`]: the write-ahead log of the node's changes; `journal`: how the engine records
+//!   them there and cuts the log at a snapshot.
 //! - `validate`: checks of request values (finite gradients).
 //! - [`traffic`]: data-path bytes per table, slot bucket and client location, as rates.
 //! - `error`: [`EngineError`].
@@ -24,9 +26,11 @@ mod error;
 #[doc(hidden)]
 pub mod fuzz_entry;
 mod gpu;
+mod journal;
 mod ownership;
 pub mod traffic;
 mod validate;
+pub mod wal;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,6 +49,8 @@ use strata_storage::RowBlock;
 use strata_storage::{CacheStats, ExportCursor, MemoryBudget, Tier, TierBreakdown, TierStats};
 
 use self::gpu::GpuReservation;
+use self::journal::Journal;
+use self::wal::{Origin, Record, Wal, WalBase, WalError};
 use self::traffic::{Direction, TableTraffic, Traffic, TrafficReport};
 
 /// Default largest number of rows in one pull or push.
@@ -118,7 +124,31 @@ pub struct Table {
     spec: TableSpec,
     tier: Box<dyn Tier>,
     traffic: TableTraffic,
+    journal: Arc<Journal>,
     _gpu: Option<GpuReservation>,
+}
+
+/// What a push did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pushed {
+    /// Distinct rows updated.
+    pub rows: u64,
+    /// The write-ahead log record of the push (none without a log): acknowledge it once
+    /// [`Wal::on_durable`] says so.
+    pub lsn: Option<u64>,
+}
+
+/// Words from packed little-endian bytes (a trailing partial word is dropped).
+fn words_of<T: bytemuck::Pod>(bytes: &[u8]) -> Vec<T> {
+    let mut out = vec![T::zeroed(); bytes.len() / std::mem::size_of::<T>()];
+    let n = std::mem::size_of_val(out.as_slice());
+    bytemuck::cast_slice_mut::<T, u8>(&mut out).copy_from_slice(&bytes[..n]);
+    out
+}
+
+/// Packed little-endian bytes of `words` (as they travel on the wire and in the log).
+fn le_bytes<T: bytemuck::Pod>(words: &[T]) -> &[u8] {
+    bytemuck::cast_slice(words)
 }
 
 impl Table {
@@ -141,11 +171,26 @@ impl Table {
         Ok(self.tier.pull(ids, out)?)
     }
 
-    /// Applies `grads` for `ids` after checking their length and that they are finite.
-    pub fn push(&self, ids: &[u64], grads: &[f32]) -> Result<u64, EngineError> {
+    /// Applies `grads` for `ids` after checking their length and that they are finite;
+    /// logged with `origin` when the node has a write-ahead log.
+    pub fn push(
+        &self,
+        ids: &[u64],
+        grads: &[f32],
+        origin: Origin<'_>,
+    ) -> Result<Pushed, EngineError> {
         self.check_rows(ids.len(), grads.len())?;
         validate::check_finite(grads)?;
-        Ok(self.tier.push(ids, grads)?)
+        let (rows, lsn) = self.journal.change(
+            || Ok(self.tier.push(ids, grads)?),
+            || Record::Push {
+                table: &self.spec.name,
+                origin,
+                ids: le_bytes(ids),
+                grads: le_bytes(grads),
+            },
+        )?;
+        Ok(Pushed { rows, lsn })
     }
 
     /// Refuses a row buffer that is not `ids × dim` floats.
@@ -179,17 +224,40 @@ impl Table {
 
     /// Inserts or overwrites whole rows (a migration's); new rows are charged to the budget.
     pub fn import_rows(&self, block: &RowBlock) -> Result<u64, EngineError> {
-        Ok(self.tier.import_rows(block)?)
+        let (rows, _) = self.journal.change(
+            || Ok(self.tier.import_rows(block)?),
+            || Record::ImportRows {
+                table: &self.spec.name,
+                ids: le_bytes(&block.ids),
+                rows: le_bytes(&block.rows),
+            },
+        )?;
+        Ok(rows)
     }
 
     /// [`Table::import_rows`] from packed little-endian bytes (as received).
     pub fn import_packed(&self, ids: &[u64], rows: &[u8]) -> Result<u64, EngineError> {
-        Ok(self.tier.import_packed(ids, rows)?)
+        let (n, _) = self.journal.change(
+            || Ok(self.tier.import_packed(ids, rows)?),
+            || Record::ImportRows {
+                table: &self.spec.name,
+                ids: le_bytes(ids),
+                rows,
+            },
+        )?;
+        Ok(n)
     }
 
     /// Drops the rows of the slot ranges; returns how many.
     pub fn erase_slots(&self, ranges: &[(u32, u32)]) -> Result<u64, EngineError> {
-        Ok(self.tier.erase_slots(ranges)?)
+        let (rows, _) = self.journal.change(
+            || Ok(self.tier.erase_slots(ranges)?),
+            || Record::EraseSlots {
+                table: &self.spec.name,
+                ranges: ranges.to_vec(),
+            },
+        )?;
+        Ok(rows)
     }
 
     /// Rows held per slot range.
@@ -237,6 +305,7 @@ pub struct Engine {
     dense: DashMap<String, Arc<DenseTensor>>,
     ownership: Ownership,
     traffic: Arc<Traffic>,
+    journal: Arc<Journal>,
 }
 
 impl Engine {
@@ -254,6 +323,48 @@ impl Engine {
             tables: DashMap::new(),
             dense: DashMap::new(),
             ownership,
+            journal: Journal::new(),
+        }
+    }
+
+    /// Records every later change in `wal` (after the log was replayed into this engine).
+    pub fn attach_wal(&self, wal: Arc<Wal>) -> Result<(), EngineError> {
+        self.journal.attach(wal)
+    }
+
+    /// The write-ahead log changes are recorded in, if any.
+    pub fn wal(&self) -> Option<&Arc<Wal>> {
+        self.journal.wal()
+    }
+
+    /// Applies one logged change again (on start, before the log is attached).
+    pub fn replay(&self, record: Record<'_>) -> Result<(), EngineError> {
+        match record {
+            Record::Push {
+                table,
+                origin,
+                ids,
+                grads,
+            } => {
+                let ids: Vec<u64> = words_of(ids);
+                let grads: Vec<f32> = words_of(grads);
+                self.table(table)?.push(&ids, &grads, origin).map(|_| ())
+            }
+            Record::PushDense { name, grad } => {
+                let grad: Vec<f32> = words_of(grad);
+                self.push_dense(name, &grad).map(|_| ())
+            }
+            Record::CreateTable(spec) => self.create_table(spec),
+            Record::DropTable(name) => self.drop_table(name),
+            Record::CreateDense(spec) => self.create_dense(spec),
+            Record::DropDense(name) => self.drop_dense(name),
+            Record::ImportRows { table, ids, rows } => {
+                let ids: Vec<u64> = words_of(ids);
+                self.table(table)?.import_packed(&ids, rows).map(|_| ())
+            }
+            Record::EraseSlots { table, ranges } => {
+                self.table(table)?.erase_slots(&ranges).map(|_| ())
+            }
         }
     }
 
@@ -300,8 +411,14 @@ impl Engine {
             return Err(EngineError::TableExists { name: spec.name });
         }
         let gpu_budget = self.gpu_budget.lock().clone();
-        let table = self.build_table(spec, &gpu_budget)?;
-        entry.insert(Arc::new(table));
+        let table = self.build_table(spec.clone(), &gpu_budget)?;
+        self.journal.change(
+            || {
+                entry.insert(Arc::new(table));
+                Ok(())
+            },
+            || Record::CreateTable(spec),
+        )?;
         Ok(())
     }
 
@@ -328,16 +445,23 @@ impl Engine {
             spec,
             tier,
             traffic: TableTraffic::new(self.config.num_slots),
+            journal: self.journal.clone(),
             _gpu: gpu,
         })
     }
 
     /// Drops a table and frees its rows.
     pub fn drop_table(&self, name: &str) -> Result<(), EngineError> {
-        self.tables
-            .remove(name)
-            .map(|_| ())
-            .ok_or_else(|| EngineError::TableNotFound { name: name.into() })
+        self.journal.change(
+            || {
+                self.tables
+                    .remove(name)
+                    .map(|_| ())
+                    .ok_or_else(|| EngineError::TableNotFound { name: name.into() })
+            },
+            || Record::DropTable(name),
+        )?;
+        Ok(())
     }
 
     /// A table by name.
@@ -391,7 +515,7 @@ impl Engine {
     /// Applies `grads` for `ids`; returns the number of distinct rows updated.
     pub fn push(&self, table: &str, ids: &[u64], grads: &[f32]) -> Result<u64, EngineError> {
         self.check_batch(ids.len())?;
-        self.table(table)?.push(ids, grads)
+        Ok(self.table(table)?.push(ids, grads, Origin::default())?.rows)
     }
 
     /// Creates a dense tensor.
@@ -409,16 +533,29 @@ impl Engine {
         if let dashmap::Entry::Occupied(_) = entry {
             return Err(EngineError::DenseExists { name: spec.name });
         }
-        entry.insert(Arc::new(DenseTensor::new(spec, &self.budget)?));
+        let tensor = DenseTensor::new(spec.clone(), &self.budget)?;
+        self.journal.change(
+            || {
+                entry.insert(Arc::new(tensor));
+                Ok(())
+            },
+            || Record::CreateDense(spec),
+        )?;
         Ok(())
     }
 
     /// Drops a dense tensor.
     pub fn drop_dense(&self, name: &str) -> Result<(), EngineError> {
-        self.dense
-            .remove(name)
-            .map(|_| ())
-            .ok_or_else(|| EngineError::DenseNotFound { name: name.into() })
+        self.journal.change(
+            || {
+                self.dense
+                    .remove(name)
+                    .map(|_| ())
+                    .ok_or_else(|| EngineError::DenseNotFound { name: name.into() })
+            },
+            || Record::DropDense(name),
+        )?;
+        Ok(())
     }
 
     /// A dense tensor by name.
@@ -445,15 +582,30 @@ impl Engine {
     pub fn push_dense(&self, name: &str, grad: &[f32]) -> Result<u64, EngineError> {
         let tensor = self.dense(name)?;
         validate::check_finite(grad)?;
-        tensor.push(grad)
+        let (applied, _) = self.journal.change(
+            || tensor.push(grad),
+            || Record::PushDense {
+                name,
+                grad: le_bytes(grad),
+            },
+        )?;
+        Ok(applied)
     }
 
     /// Copies every table and dense tensor out at one instant: all tables are frozen
     /// (writes held off) before the first row is copied, and thawed after the last.
+    /// With a write-ahead log, the log is cut at the same instant: the snapshot holds
+    /// exactly the records below its `wal_lsn`.
     pub fn snapshot(&self) -> Result<NodeSnapshot, EngineError> {
+        let cut = self.journal.exclusive();
         let tables = self.tables();
         let frozen: Vec<_> = tables.iter().map(|t| t.tier.freeze()).collect();
         let dense = self.dense_tensors().iter().map(|d| d.snapshot()).collect();
+        let wal_lsn = match self.journal.wal() {
+            Some(wal) => wal.cut().map_err(wal_error)?,
+            None => 0,
+        };
+        drop(cut);
         let tables = tables
             .iter()
             .zip(&frozen)
@@ -468,12 +620,30 @@ impl Engine {
         drop(frozen);
         Ok(NodeSnapshot {
             epoch: self.ownership.epoch(),
+            wal_lsn,
             tables: tables?,
             dense,
         })
     }
 
-    /// Replaces every table and dense tensor with the snapshot's.
+    /// Replaces every table and dense tensor with checkpoint `id`'s snapshot; the write-ahead
+    /// log, if any, starts over on it (the records before no longer apply).
+    pub fn restore_checkpoint(&self, id: &str, snap: &NodeSnapshot) -> Result<(), EngineError> {
+        let _cut = self.journal.exclusive();
+        self.restore(snap)?;
+        if let Some(wal) = self.journal.wal() {
+            let lsn = wal.cut().map_err(wal_error)?;
+            wal.set_base(&WalBase {
+                checkpoint: Some(id.to_string()),
+                lsn,
+            })
+            .map_err(wal_error)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces every table and dense tensor with the snapshot's (not logged: on start, or
+    /// through [`Engine::restore_checkpoint`]).
     pub fn restore(&self, snap: &NodeSnapshot) -> Result<(), EngineError> {
         // The restored tables take their device memory from a fresh GPU budget, which replaces
         // the node's when they replace the current tables.
@@ -500,5 +670,12 @@ impl Engine {
             self.dense.insert(d.spec().name.clone(), Arc::new(d));
         }
         Ok(())
+    }
+}
+
+/// A log failure as the engine reports it.
+fn wal_error(e: WalError) -> EngineError {
+    EngineError::WalWrite {
+        reason: e.to_string(),
     }
 }

@@ -36,6 +36,8 @@ pub fn engine_code(err: &EngineError) -> Code {
         EngineError::Storage(StorageError::BadBlock { .. } | StorageError::Device(_)) => {
             Code::Internal
         }
+        // Applied but not made durable: the caller cannot know what a restart keeps.
+        EngineError::WalWrite { .. } => Code::Unavailable,
     }
 }
 

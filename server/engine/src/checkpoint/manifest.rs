@@ -83,6 +83,10 @@ pub(crate) struct Manifest {
     pub created_unix_ms: u64,
     /// Cluster-map epoch of the snapshot.
     pub epoch: u64,
+    /// The first write-ahead log record not in the checkpoint (0: no log; absent in
+    /// checkpoints written before the log existed).
+    #[serde(default)]
+    pub wal_lsn: u64,
     /// Tables, in snapshot order.
     pub tables: Vec<TableEntry>,
     /// Dense tensors, in snapshot order.

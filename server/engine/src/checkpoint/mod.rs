@@ -41,6 +41,8 @@ pub struct DenseSnapshot {
 pub struct NodeSnapshot {
     /// Cluster-map epoch at which the snapshot was taken.
     pub epoch: u64,
+    /// The first write-ahead log record not in the snapshot (0 without a log).
+    pub wal_lsn: u64,
     /// Sparse tables.
     pub tables: Vec<TableSnapshot>,
     /// Dense tensors.

@@ -286,6 +286,7 @@ impl CheckpointStore {
             id: id.clone(),
             created_unix_ms: now_unix_ms(),
             epoch: snap.epoch,
+            wal_lsn: snap.wal_lsn,
             tables,
             dense,
         };
@@ -366,6 +367,7 @@ impl CheckpointStore {
         let mut scratch = Vec::new();
         let mut snap = NodeSnapshot {
             epoch: m.epoch,
+            wal_lsn: m.wal_lsn,
             tables: Vec::with_capacity(if load { m.tables.len() } else { 0 }),
             dense: Vec::with_capacity(if load { m.dense.len() } else { 0 }),
         };

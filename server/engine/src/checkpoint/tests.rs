@@ -47,6 +47,7 @@ fn block(first_id: u64, n: usize, row_floats: u32, salt: f32) -> RowBlock {
 fn sample(epoch: u64) -> NodeSnapshot {
     NodeSnapshot {
         epoch,
+        wal_lsn: 3,
         tables: vec![
             TableSnapshot {
                 spec: table_spec("users/emb ✓", 8),
@@ -423,6 +424,7 @@ fn checkpoint_large_round_trip() {
     let per = ROWS / BLOCKS;
     let snap = NodeSnapshot {
         epoch: 5,
+        wal_lsn: 0,
         tables: vec![TableSnapshot {
             spec: table_spec("big", 64),
             row_floats: RF,

@@ -1,0 +1,63 @@
+//! Where the engine records its changes: the node's write-ahead log once one is attached,
+//! and the gate that makes a snapshot's cut of the log exact.
+//!
+//! Every change runs under the gate's shared side and is logged after it succeeded (a
+//! refused change is never logged, so replay never applies what was refused). A snapshot
+//! takes the exclusive side while it freezes the tables and cuts the log: a change is then
+//! either applied and logged before the cut, or neither.
+
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::{RwLock, RwLockWriteGuard};
+
+use crate::error::EngineError;
+use crate::wal::{Record, Wal};
+
+/// The log of one engine's changes (none until attached) and the cut gate.
+#[derive(Default)]
+pub(crate) struct Journal {
+    wal: OnceLock<Arc<Wal>>,
+    gate: RwLock<()>,
+}
+
+impl Journal {
+    /// A journal with no log yet.
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// The attached log.
+    pub(crate) fn wal(&self) -> Option<&Arc<Wal>> {
+        self.wal.get()
+    }
+
+    /// Attaches the log; later changes are recorded in it. A second log is refused.
+    pub(crate) fn attach(&self, wal: Arc<Wal>) -> Result<(), EngineError> {
+        self.wal.set(wal).map_err(|_| EngineError::WalWrite {
+            reason: "a write-ahead log is already attached".into(),
+        })
+    }
+
+    /// Holds every change off (a snapshot's cut).
+    pub(crate) fn exclusive(&self) -> RwLockWriteGuard<'_, ()> {
+        self.gate.write()
+    }
+
+    /// Runs `change`; when it succeeds and a log is attached, logs `record` and returns
+    /// its LSN with the change's result.
+    pub(crate) fn change<'r, T>(
+        &self,
+        change: impl FnOnce() -> Result<T, EngineError>,
+        record: impl FnOnce() -> Record<'r>,
+    ) -> Result<(T, Option<u64>), EngineError> {
+        let _shared = self.gate.read();
+        let out = change()?;
+        let lsn = match self.wal.get() {
+            None => None,
+            Some(wal) => Some(wal.append(&record()).map_err(|e| EngineError::WalWrite {
+                reason: e.to_string(),
+            })?),
+        };
+        Ok((out, lsn))
+    }
+}
