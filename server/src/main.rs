@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use strata_cluster::coordinator::AutoRebalance;
 use strata_cluster::plan::TopologyParams;
 use strata_cluster::topology::Topology;
+use strata_engine::wal::{WalConfig, WalSync};
 use strata_engine::{EngineConfig, DEFAULT_GPU_MEMORY_BUDGET, DEFAULT_MAX_BATCH_ROWS};
 use strata_server::args::{parse_duration, parse_labels};
 use strata_server::connections::{ConnectionLimits, DEFAULT_MAX_CONNECTIONS};
@@ -239,6 +240,21 @@ struct NodeArgs {
     /// Window of the traffic rates reported per table, shard and client location (e.g. 60s).
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
     traffic_window: Duration,
+    /// Record every change in a write-ahead log under the data dir, replayed on start, so
+    /// that acknowledged pushes survive a crash between checkpoints.
+    #[arg(long)]
+    wal: bool,
+    /// When the log reaches the disk: `always` (before each push is acknowledged; one
+    /// sync per group of pushes), `interval:DURATION` (e.g. interval:100ms) or `never` (the
+    /// OS decides). Every setting survives a killed process; only `always` survives a
+    /// machine crash with nothing lost.
+    #[arg(long, value_parser = parse_wal_sync, default_value = "interval:100ms", requires = "wal")]
+    wal_sync: WalSync,
+}
+
+/// A `--wal-sync` value.
+fn parse_wal_sync(s: &str) -> Result<WalSync, String> {
+    s.parse()
 }
 
 impl NodeArgs {
@@ -262,6 +278,10 @@ impl NodeArgs {
             max_dense_bytes: strata_engine::max_dense_bytes(self.max_message_size),
             row_memory: Arc::new(row_memory),
             traffic_window: self.traffic_window,
+            wal: self.wal.then(|| WalConfig {
+                sync: self.wal_sync,
+                ..WalConfig::default()
+            }),
         }
     }
 

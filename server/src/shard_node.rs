@@ -23,9 +23,11 @@ use strata_cluster::cluster::{
 };
 use strata_cluster::report::TrafficSample;
 use strata_cluster::ClusterMap;
+use strata_engine::checkpoint::NodeSnapshot;
 use strata_engine::checkpoint::{
     CheckpointError, CheckpointInfo, CheckpointState, CheckpointStore,
 };
+use strata_engine::wal::{self, Wal, WalBase, WalError, WAL_DIR};
 use strata_engine::{Engine, EngineError, Table};
 
 /// File in the data dir that keeps the node id across restarts.
@@ -94,6 +96,35 @@ pub enum ShardNodeError {
     /// The node is shutting down.
     #[error("the node is shutting down")]
     ShuttingDown,
+    /// The write-ahead log could not be read or written.
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    /// The data dir holds a write-ahead log but the node was started without `--wal`:
+    /// starting would drop the changes it holds.
+    #[error(
+        "{} holds a write-ahead log with changes newer than the last checkpoint; start with \
+         --wal to replay them (or remove the directory to drop them)",
+        dir.display()
+    )]
+    WalNotEnabled {
+        /// The log's directory.
+        dir: PathBuf,
+    },
+    /// The checkpoint the write-ahead log applies on cannot be read.
+    #[error(
+        "the write-ahead log in {} applies on checkpoint {checkpoint}, which cannot be read \
+         ({reason}); put a good copy back, or start with --accept-data-loss to replay nothing \
+         and begin from the newest good checkpoint",
+        dir.display()
+    )]
+    WalBaseMissing {
+        /// The log's directory.
+        dir: PathBuf,
+        /// The checkpoint named by the log's base.
+        checkpoint: String,
+        /// Why it cannot be read.
+        reason: String,
+    },
 }
 
 /// The usage of one of this node's tables, as the coordinator sums it.
@@ -155,6 +186,37 @@ pub fn store_node_id(data_dir: &Path, id: &str) -> Result<(), ShardNodeError> {
     Ok(())
 }
 
+/// Opens the node's write-ahead log, replays what it holds after the restored checkpoint
+/// (`base_id`, whose records end below `from`) and attaches it to `engine`.
+fn open_wal(
+    engine: &Arc<Engine>,
+    dir: &Path,
+    config: wal::WalConfig,
+    base_id: Option<String>,
+    from: u64,
+) -> Result<(), ShardNodeError> {
+    let started = std::time::Instant::now();
+    let (log, stats) = Wal::open(dir, config, from, |_, record| {
+        engine.replay(record).map_err(|e| e.to_string())
+    })?;
+    log.set_base(&WalBase {
+        checkpoint: base_id.clone(),
+        lsn: from,
+    })?;
+    tracing::info!(
+        checkpoint = base_id.as_deref().unwrap_or("none"),
+        records = stats.records,
+        bytes = stats.bytes,
+        refused = stats.refused,
+        torn_bytes = stats.torn_bytes,
+        ms = started.elapsed().as_millis() as u64,
+        sync = %config.sync,
+        "write-ahead log replayed"
+    );
+    engine.attach_wal(Arc::new(log))?;
+    Ok(())
+}
+
 /// One shard server's engine, checkpoints and view of the cluster.
 pub struct ShardNode {
     engine: Arc<Engine>,
@@ -185,7 +247,45 @@ impl ShardNode {
     ) -> Result<Self, ShardNodeError> {
         let checkpoints = CheckpointStore::open(data_dir)?;
         engine.ownership().update(0, Some(&[]));
-        let latest = checkpoints.load_latest_good()?;
+        let wal_dir = data_dir.join(WAL_DIR);
+        if engine.config().wal.is_none() && wal::has_segments(&wal_dir)? {
+            return Err(ShardNodeError::WalNotEnabled { dir: wal_dir });
+        }
+        let base = match engine.config().wal {
+            Some(_) => wal::read_base(&wal_dir)?,
+            None => None,
+        };
+        let latest = match base.as_ref().and_then(|b| b.checkpoint.as_deref()) {
+            Some(id) => match checkpoints.load_with_info(id) {
+                Ok(loaded) => Some(loaded),
+                Err(e) if accept_data_loss => {
+                    tracing::error!(
+                        checkpoint = id, error = %e,
+                        "the write-ahead log's checkpoint cannot be read; starting from the newest good checkpoint without replaying the log, as --accept-data-loss asks"
+                    );
+                    fs::remove_dir_all(&wal_dir).map_err(|source| WalError::Io {
+                        op: "remove",
+                        path: wal_dir.clone(),
+                        source,
+                    })?;
+                    checkpoints.load_latest_good()?
+                }
+                Err(e) => {
+                    return Err(ShardNodeError::WalBaseMissing {
+                        dir: wal_dir,
+                        checkpoint: id.to_string(),
+                        reason: e.to_string(),
+                    })
+                }
+            },
+            None => checkpoints.load_latest_good()?,
+        };
+        let base_lsn = match (&base, &latest) {
+            (Some(b), _) if wal_dir.exists() => b.lsn,
+            (_, Some((_, snap))) => snap.wal_lsn,
+            _ => 0,
+        };
+        let base_id = latest.as_ref().map(|(info, _)| info.id.clone());
         let last_checkpoint = match latest {
             Some((info, snap)) => {
                 engine.restore(&snap)?;
@@ -209,6 +309,9 @@ impl ShardNode {
                 None
             }
         };
+        if let Some(config) = engine.config().wal {
+            open_wal(&engine, &wal_dir, config, base_id, base_lsn)?;
+        }
         Ok(Self {
             engine,
             checkpoints,
@@ -508,8 +611,9 @@ impl ShardNode {
         let _serial = self.durability.lock().await;
         let (this, id) = (self.clone(), id.to_string());
         let info = tokio::task::spawn_blocking(move || {
-            let (info, snap) = this.checkpoints.load_with_info(&id)?;
-            this.engine.restore(&snap)?;
+            let (info, snap): (CheckpointInfo, NodeSnapshot) =
+                this.checkpoints.load_with_info(&id)?;
+            this.engine.restore_checkpoint(&info.id, &snap)?;
             tracing::info!(id = %info.id, rows = info.rows, "restored checkpoint on request");
             Ok::<_, ShardNodeError>(info)
         })
@@ -542,6 +646,13 @@ impl ShardNode {
                 });
             }
             let info = this.checkpoints.write(&snap)?;
+            if let Some(wal) = this.engine.wal() {
+                // The log now applies on this checkpoint; what it covers is deleted.
+                wal.set_base(&WalBase {
+                    checkpoint: Some(info.id.clone()),
+                    lsn: snap.wal_lsn,
+                })?;
+            }
             this.checkpoints.prune(this.keep_checkpoints)?;
             Ok(info)
         })

@@ -50,8 +50,8 @@ use strata_storage::{CacheStats, ExportCursor, MemoryBudget, Tier, TierBreakdown
 
 use self::gpu::GpuReservation;
 use self::journal::Journal;
-use self::wal::{Origin, Record, Wal, WalBase, WalError};
 use self::traffic::{Direction, TableTraffic, Traffic, TrafficReport};
+use self::wal::{Origin, Record, Wal, WalBase, WalError};
 
 /// Default largest number of rows in one pull or push.
 pub const DEFAULT_MAX_BATCH_ROWS: usize = 1 << 18;
@@ -87,6 +87,9 @@ pub struct EngineConfig {
     pub row_memory: Arc<RowMemory>,
     /// The window traffic rates are measured over.
     pub traffic_window: Duration,
+    /// The write-ahead log of the node's changes (`None`: changes since the last
+    /// checkpoint live in memory only).
+    pub wal: Option<wal::WalConfig>,
 }
 
 /// Default window of traffic rates.
@@ -115,6 +118,7 @@ impl Default for EngineConfig {
             max_dense_bytes: max_dense_bytes(256 << 20),
             row_memory: Arc::new(RowMemory::default()),
             traffic_window: DEFAULT_TRAFFIC_WINDOW,
+            wal: None,
         }
     }
 }

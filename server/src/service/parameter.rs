@@ -13,7 +13,8 @@ use tonic::{Request, Response, Status};
 use super::status::{from_engine, from_request, RequestError};
 use crate::metrics::Metrics;
 use strata_engine::traffic::{Direction, MAX_LOCATION_BYTES};
-use strata_engine::{Engine, EngineError};
+use strata_engine::wal::{Origin, WalSync};
+use strata_engine::{Engine, EngineError, Pushed};
 use strata_proto::transport::CLIENT_LABELS_METADATA;
 use strata_proto::wire::payload::{f32s_from_bytes, f32s_into_bytes, ids_from_bytes, PayloadError};
 
@@ -58,16 +59,48 @@ impl ParameterService {
         Ok(pb::PullResponse { values, dim })
     }
 
-    fn push_inner(
-        &self,
-        req: pb::PushRequest,
-        location: usize,
-    ) -> Result<pb::PushResponse, RequestError> {
+    fn push_inner(&self, req: pb::PushRequest, location: usize) -> Result<Pushed, RequestError> {
         let ids = ids_from_bytes(&req.ids)?;
-        let applied = self.push_rows(&req.table, &ids, req.epoch, location, |dim| {
+        let origin = Origin {
+            client: &req.client_id,
+            seq: req.seq,
+        };
+        self.push_rows(&req.table, &ids, req.epoch, location, origin, |dim| {
             f32s_from_bytes("grads", &req.grads, 4 * dim)
-        })?;
-        Ok(pb::PushResponse { applied })
+        })
+    }
+
+    /// Waits until the write-ahead log holds record `lsn` as durably as its sync setting
+    /// promises before an acknowledgement (at once without a log or a record).
+    pub(crate) async fn logged(&self, lsn: Option<u64>) -> Result<(), Status> {
+        let (Some(wal), Some(lsn)) = (self.engine.wal(), lsn) else {
+            return Ok(());
+        };
+        if wal.config().sync != WalSync::Always {
+            return Ok(());
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        wal.on_durable(
+            lsn,
+            Box::new(move |result| {
+                let _ = tx.send(result);
+            }),
+        );
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(Status::unavailable(format!(
+                "the change was applied but the write-ahead log could not sync it ({reason}); \
+                 it may not survive a crash"
+            ))),
+            Err(_) => Err(Status::unavailable(
+                "the write-ahead log closed before the change was synced",
+            )),
+        }
+    }
+
+    /// The newest record of the write-ahead log (every change so far is at or below it).
+    fn newest_lsn(&self) -> Option<u64> {
+        self.engine.wal().map(|w| w.next_lsn().saturating_sub(1))
     }
 
     /// Rows of `ids` as packed f32 LE, and the table's dim; counted as traffic from
@@ -98,17 +131,18 @@ impl ParameterService {
         ids: &[u64],
         epoch: u64,
         location: usize,
+        origin: Origin<'_>,
         grads: impl FnOnce(usize) -> Result<Cow<'g, [f32]>, PayloadError>,
-    ) -> Result<u64, RequestError> {
+    ) -> Result<Pushed, RequestError> {
         self.engine.check_batch(ids.len())?;
         let table = self.engine.table(table_name)?;
         let grads = grads(table.spec().dim as usize)?;
         let admitted = self.engine.ownership().admit(epoch, ids)?;
-        let applied = table.push(ids, &grads)?;
+        let pushed = table.push(ids, &grads, origin)?;
         admitted.record_push(table_name, ids);
         table.record_traffic(location, Direction::Push, ids);
         self.metrics.rows_pushed.inc_by(ids.len() as u64);
-        Ok(applied)
+        Ok(pushed)
     }
 
     /// Where the service records its calls.
@@ -167,12 +201,19 @@ impl Parameter for ParameterService {
         request: Request<pb::PushRequest>,
     ) -> Result<Response<pb::PushResponse>, Status> {
         let start = Instant::now();
-        let result = self
+        let pushed = self
             .location(request.metadata().as_ref().get(CLIENT_LABELS_METADATA))
             .and_then(|loc| {
                 self.push_inner(request.into_inner(), loc)
                     .map_err(from_request)
             });
+        let result = match pushed {
+            Ok(p) => self
+                .logged(p.lsn)
+                .await
+                .map(|()| pb::PushResponse { applied: p.rows }),
+            Err(e) => Err(e),
+        };
         self.metrics.record_rpc("Push", start, &result);
         result.map(Response::new)
     }
@@ -193,9 +234,14 @@ impl Parameter for ParameterService {
         request: Request<pb::PushDenseRequest>,
     ) -> Result<Response<pb::PushDenseResponse>, Status> {
         let start = Instant::now();
-        let result = self
+        let mut result = self
             .push_dense_inner(request.into_inner())
             .map_err(from_request);
+        if result.is_ok() {
+            if let Err(e) = self.logged(self.newest_lsn()).await {
+                result = Err(e);
+            }
+        }
         self.metrics.record_rpc("PushDense", start, &result);
         result.map(Response::new)
     }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use strata_engine::wal::Origin;
 use strata_proto::transport::CLIENT_LABELS_METADATA;
 use strata_proto::v1::parameter_server::ParameterServer;
 use strata_proto::wire::{self, MessageWriter, PullRequestView, PushRequestView};
@@ -86,10 +87,15 @@ async fn push(
     let message = receive_unary(body, max).await?;
     let view = PushRequestView::parse(&message).map_err(malformed("PushRequest"))?;
     let ids = ids_from_chunks(&message, view.ids).map_err(from_payload)?;
-    let applied = service
-        .push_rows(&view.table, &ids, view.epoch, location, |dim| {
+    let origin = Origin {
+        client: &view.client_id,
+        seq: view.seq,
+    };
+    let pushed = service
+        .push_rows(&view.table, &ids, view.epoch, location, origin, |dim| {
             f32s_from_chunks("grads", &message, view.grads.clone(), 4 * dim)
         })
         .map_err(from_request)?;
-    Ok(wire::push_response(applied))
+    service.logged(pushed.lsn).await?;
+    Ok(wire::push_response(pushed.rows))
 }

@@ -165,6 +165,9 @@ pub fn from_shard_node(err: ShardNodeError) -> Status {
             internal(&err)
         }
         ShardNodeError::Migration(e) => from_migration(e),
+        ShardNodeError::Wal(_)
+        | ShardNodeError::WalNotEnabled { .. }
+        | ShardNodeError::WalBaseMissing { .. } => internal(&err),
     }
 }
 

@@ -424,8 +424,7 @@ impl Wal {
     /// Calls `callback` once the record at `lsn` is on the disk as the sync setting says
     /// it must be before an acknowledgement: at once unless the setting is `always`.
     pub fn on_durable(&self, lsn: u64, callback: DurableCallback) {
-        if self.config.sync != WalSync::Always
-            || lsn < self.shared.durable.load(Ordering::Acquire)
+        if self.config.sync != WalSync::Always || lsn < self.shared.durable.load(Ordering::Acquire)
         {
             return callback(Ok(()));
         }

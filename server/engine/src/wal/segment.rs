@@ -172,7 +172,10 @@ impl Segments {
 fn frame_at(bytes: &[u8], offset: usize, lsn: u64) -> Result<(Record<'_>, usize), String> {
     let rest = &bytes[offset..];
     if rest.len() < HEADER_BYTES {
-        return Err(format!("{} bytes left, a record header needs {HEADER_BYTES}", rest.len()));
+        return Err(format!(
+            "{} bytes left, a record header needs {HEADER_BYTES}",
+            rest.len()
+        ));
     }
     let word = |at: usize| u32::from_le_bytes([rest[at], rest[at + 1], rest[at + 2], rest[at + 3]]);
     let len = word(0) as usize;
@@ -185,7 +188,10 @@ fn frame_at(bytes: &[u8], offset: usize, lsn: u64) -> Result<(Record<'_>, usize)
     }
     let end = 16 + len;
     if rest.len() < end {
-        return Err(format!("record of {len} bytes but {} left", rest.len() - 16));
+        return Err(format!(
+            "record of {len} bytes but {} left",
+            rest.len() - 16
+        ));
     }
     let body = &rest[16..end];
     if crc32fast::hash(body) != crc {

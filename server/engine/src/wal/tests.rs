@@ -38,12 +38,19 @@ fn records_read_back_in_order_across_segments_and_reopens() {
     let dir = tempfile::tempdir().expect("tempdir");
     let grads = vec![7u8; 300 << 10];
     {
-        let (wal, _) = Wal::open(dir.path(), small(WalSync::Never), 0, |_, _| Ok(())).expect("open");
+        let (wal, _) =
+            Wal::open(dir.path(), small(WalSync::Never), 0, |_, _| Ok(())).expect("open");
         for seq in 0..10 {
-            assert_eq!(wal.append(&push(&[1; 8], &grads, seq)).expect("append"), seq + 1);
+            assert_eq!(
+                wal.append(&push(&[1; 8], &grads, seq)).expect("append"),
+                seq + 1
+            );
         }
     }
-    assert!(Segments::list(dir.path()).expect("list").files.len() >= 3, "rotated");
+    assert!(
+        Segments::list(dir.path()).expect("list").files.len() >= 3,
+        "rotated"
+    );
     let (seen, stats) = read_all(dir.path(), 0);
     assert_eq!(seen, (0..10).map(|s| (s + 1, s)).collect::<Vec<_>>());
     assert_eq!(stats.records, 10);
@@ -60,7 +67,8 @@ fn records_read_back_in_order_across_segments_and_reopens() {
 fn a_cut_last_record_is_cut_off_and_the_log_goes_on() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = {
-        let (wal, _) = Wal::open(dir.path(), small(WalSync::Never), 0, |_, _| Ok(())).expect("open");
+        let (wal, _) =
+            Wal::open(dir.path(), small(WalSync::Never), 0, |_, _| Ok(())).expect("open");
         wal.append(&push(&[1; 8], &[2; 64], 1)).expect("append");
         wal.append(&push(&[1; 8], &[2; 64], 2)).expect("append");
         let path = wal.shared.writer.lock().path.clone();
@@ -86,7 +94,8 @@ fn a_cut_last_record_is_cut_off_and_the_log_goes_on() {
 fn a_damaged_record_before_the_end_is_an_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let first = {
-        let (wal, _) = Wal::open(dir.path(), small(WalSync::Never), 0, |_, _| Ok(())).expect("open");
+        let (wal, _) =
+            Wal::open(dir.path(), small(WalSync::Never), 0, |_, _| Ok(())).expect("open");
         wal.append(&push(&[1; 8], &[2; 64], 1)).expect("append");
         let first = wal.shared.writer.lock().path.clone();
         wal.cut().expect("cut");
@@ -139,7 +148,9 @@ fn always_calls_back_after_a_sync_and_others_at_once() {
             wal.on_durable(lsn, Box::new(move |r| tx.send(r).expect("send")));
         }
         for _ in 0..20 {
-            let r = rx.recv_timeout(Duration::from_secs(10)).expect("called back");
+            let r = rx
+                .recv_timeout(Duration::from_secs(10))
+                .expect("called back");
             assert_eq!(r, Ok(()), "{sync}");
         }
         if sync == WalSync::Always {
@@ -160,7 +171,14 @@ fn sync_settings_parse() {
         "interval:2s".parse(),
         Ok(WalSync::Interval(Duration::from_secs(2)))
     );
-    for bad in ["", "sometimes", "interval:", "interval:0s", "interval:5h", "interval:-1s"] {
+    for bad in [
+        "",
+        "sometimes",
+        "interval:",
+        "interval:0s",
+        "interval:5h",
+        "interval:-1s",
+    ] {
         assert!(bad.parse::<WalSync>().is_err(), "{bad}");
     }
 }
