@@ -3,12 +3,12 @@
 //! request order.
 
 use bytes::Bytes;
-use prost::Message;
 use strata_proto::v1 as pb;
 use strata_proto::wire::{self, Chunks, PullResponseView};
 use tonic::Status;
 
 use crate::batch::Dedup;
+use crate::once::NumberedPush;
 use crate::retry::Call;
 use crate::routing::MAX_MESSAGE_BYTES;
 use crate::{Client, ClientError};
@@ -157,8 +157,11 @@ impl Client {
     }
 
     /// Applies `grads` (`ids.len() * dim`, row-major) to `ids` of `table`; duplicates are
-    /// summed. Returns the number of distinct rows applied. A push is retried only when it
-    /// is known not to have been applied.
+    /// summed. Returns the number of distinct rows applied. Each part of a push is numbered
+    /// (exactly-once delivery): after an unknown outcome it is sent again with its number to
+    /// the same node, which applies it once; only when that cannot settle it (the node stays
+    /// away, or no longer serves the rows) is the outcome reported unknown
+    /// ([`ClientError::Ambiguous`]).
     pub async fn push(&self, table: &str, ids: &[u64], grads: &[f32]) -> Result<u64, ClientError> {
         self.push_packed(
             table,
@@ -213,21 +216,17 @@ impl Client {
                     }
                     Bytes::from(g)
                 };
-                let request = wire::push_request(table, ids_into_bytes(ids), part_grads, 0);
+                let push = NumberedPush {
+                    table,
+                    ids: ids_into_bytes(ids),
+                    grads: part_grads,
+                    epoch: 0,
+                    client_id: self.client_id(),
+                    ticket: self.pushes().ticket(),
+                };
                 let channel = node.channel.clone();
                 let labels = self.labels().cloned();
-                async move {
-                    let message = wire::unary_call(
-                        &channel,
-                        wire::PUSH_PATH,
-                        request,
-                        MAX_MESSAGE_BYTES,
-                        labels.as_ref(),
-                    )
-                    .await?;
-                    pb::PushResponse::decode(message)
-                        .map_err(|e| Status::internal(format!("malformed PushResponse: {e}")))
-                }
+                async move { push.send(&channel, labels.as_ref()).await }
             },
             |_, resp: pb::PushResponse| {
                 applied += resp.applied;

@@ -33,6 +33,7 @@ mod fanout;
 pub mod fuzz_entry;
 mod location;
 pub mod numbers;
+mod once;
 mod retry;
 pub mod routing;
 pub mod spec;
@@ -66,6 +67,8 @@ struct Inner {
     refresh: tokio::sync::Mutex<RefreshOutcome>,
     /// Map fetches finished, successful or not.
     refreshes: AtomicU64,
+    /// The numbering of this client's pushes (exactly-once delivery).
+    pushes: once::PushSequence,
 }
 
 /// How the last map fetch ended, for callers that waited on it.
@@ -115,6 +118,7 @@ impl Client {
                 routing: RwLock::new(Arc::new(routing)),
                 refresh: tokio::sync::Mutex::new(RefreshOutcome::default()),
                 refreshes: AtomicU64::new(0),
+                pushes: once::PushSequence::new(),
             }),
         })
     }
@@ -132,6 +136,16 @@ impl Client {
     /// The location this client sends with data-path calls (`key=value,...`, keys sorted).
     pub fn location(&self) -> Option<&str> {
         self.inner.labels.as_ref().and_then(|v| v.to_str().ok())
+    }
+
+    /// The id this client numbers its pushes under (exactly-once delivery).
+    pub fn client_id(&self) -> &str {
+        self.inner.pushes.client_id()
+    }
+
+    /// The numbering of this client's pushes.
+    pub(crate) fn pushes(&self) -> &once::PushSequence {
+        &self.inner.pushes
     }
 
     /// The location header of data-path calls.

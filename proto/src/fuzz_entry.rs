@@ -190,7 +190,8 @@ fn push_request(bytes: &[u8], split: &Chunks, whole: &Chunks, cut: u8) {
             &grads,
             view.epoch,
             &view.client_id,
-            view.seq
+            view.seq,
+            view.acked_below
         ),
         (
             &prost.table,
@@ -198,7 +199,8 @@ fn push_request(bytes: &[u8], split: &Chunks, whole: &Chunks, cut: u8) {
             &prost.grads,
             prost.epoch,
             &prost.client_id,
-            prost.seq
+            prost.seq,
+            prost.acked_below
         )
     );
     check_ids(split, &view.ids);

@@ -250,6 +250,10 @@ struct NodeArgs {
     /// machine crash with nothing lost.
     #[arg(long, value_parser = parse_wal_sync, default_value = "interval:100ms", requires = "wal")]
     wal_sync: WalSync,
+    /// How long a client that pushes nothing is remembered by exactly-once delivery (its
+    /// pushes sent again after that may be applied twice), e.g. 60m.
+    #[arg(long, value_parser = parse_duration, default_value = "60m")]
+    client_expiry: Duration,
 }
 
 /// A `--wal-sync` value.
@@ -282,6 +286,7 @@ impl NodeArgs {
                 sync: self.wal_sync,
                 ..WalConfig::default()
             }),
+            session_expiry: self.client_expiry,
         }
     }
 

@@ -36,10 +36,12 @@ pub struct PushRequestView {
     pub grads: Range<usize>,
     /// Routing epoch (0 = unchecked).
     pub epoch: u64,
-    /// Reserved: client id for exactly-once pushes.
+    /// The client's id, for exactly-once pushes (empty: none).
     pub client_id: String,
-    /// Reserved: the client's sequence number.
+    /// The push's sequence number within the client.
     pub seq: u64,
+    /// Every seq of the client below this one has a known outcome.
+    pub acked_below: u64,
 }
 
 /// `strata.v1.PullResponse` with `values` in place.
@@ -82,6 +84,7 @@ impl PushRequestView {
                 4 => view.epoch = varint(NAME, 4, value)?,
                 5 => view.client_id = string(message, NAME, 5, len(NAME, 5, value)?)?,
                 6 => view.seq = varint(NAME, 6, value)?,
+                7 => view.acked_below = varint(NAME, 7, value)?,
                 _ => {}
             }
             Ok(())
@@ -122,6 +125,32 @@ pub fn push_request(table: &str, ids: Bytes, grads: Bytes, epoch: u64) -> Messag
         .bytes(2, ids)
         .bytes(3, grads)
         .uint(4, epoch);
+    w
+}
+
+/// Who sends a push, for exactly-once delivery (fields 5–7 of `PushRequest`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushOnce<'a> {
+    /// The client's id.
+    pub client_id: &'a str,
+    /// The push's sequence number.
+    pub seq: u64,
+    /// Every seq below this one has a known outcome.
+    pub acked_below: u64,
+}
+
+/// A `PushRequest` for exactly-once delivery: [`push_request`] with the sender's `once`.
+pub fn push_request_once(
+    table: &str,
+    ids: Bytes,
+    grads: Bytes,
+    epoch: u64,
+    once: PushOnce<'_>,
+) -> MessageWriter {
+    let mut w = push_request(table, ids, grads, epoch);
+    w.string(5, once.client_id)
+        .uint(6, once.seq)
+        .uint(7, once.acked_below);
     w
 }
 
@@ -214,6 +243,7 @@ mod tests {
             epoch: 300,
             client_id: "trainer-7".into(),
             seq: u64::MAX,
+            acked_below: 12,
         };
         for c in cuts(&req.encode_to_vec()) {
             let v = PushRequestView::parse(&c).expect("valid");
@@ -221,8 +251,8 @@ mod tests {
             assert_eq!(range_bytes(&c, &v.ids), req.ids.to_vec());
             assert_eq!(range_bytes(&c, &v.grads), req.grads.to_vec());
             assert_eq!(
-                (v.epoch, v.client_id.as_str(), v.seq),
-                (300, "trainer-7", u64::MAX)
+                (v.epoch, v.client_id.as_str(), v.seq, v.acked_below),
+                (300, "trainer-7", u64::MAX, 12)
             );
         }
     }

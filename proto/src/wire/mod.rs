@@ -21,8 +21,8 @@ pub use call::{call, unary_call};
 pub use chunks::Chunks;
 pub use fields::{Field, FieldReader, FieldValue};
 pub use messages::{
-    pull_request, pull_response, push_request, push_response, PullRequestView, PullResponseView,
-    PushRequestView,
+    pull_request, pull_response, push_request, push_request_once, push_response, PullRequestView,
+    PullResponseView, PushOnce, PushRequestView,
 };
 pub use read::{read_unary, MessageReader, ReadError, Received};
 pub use writer::MessageWriter;

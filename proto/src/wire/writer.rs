@@ -145,6 +145,7 @@ mod tests {
             epoch: 9,
             client_id: String::new(),
             seq: 0,
+            acked_below: 0,
         };
         let mut w = MessageWriter::new();
         w.string(1, &req.table)

@@ -134,6 +134,22 @@ pub enum EngineError {
     /// The storage tier refused (memory budget).
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// A numbered push is being applied now; a copy of it must wait for its outcome.
+    #[error("push {seq} of client {client:?} is being applied; its outcome is not known yet")]
+    PushInFlight {
+        /// The client.
+        client: String,
+        /// The push's sequence number.
+        seq: u64,
+    },
+    /// A client id is too long.
+    #[error("client id of {len} bytes is longer than {max}")]
+    BadClientId {
+        /// Its length.
+        len: usize,
+        /// The longest accepted.
+        max: usize,
+    },
     /// The change was applied in memory but the write-ahead log could not record it: it
     /// is not acknowledged, and may not survive a restart.
     #[error("the change was applied but the write-ahead log could not record it: {reason}")]

@@ -50,14 +50,33 @@ impl Journal {
         change: impl FnOnce() -> Result<T, EngineError>,
         record: impl FnOnce() -> Record<'r>,
     ) -> Result<(T, Option<u64>), EngineError> {
+        self.change_with(change, |_| Some(record()), |_, _| ())
+    }
+
+    /// [`Journal::change`] for a change that may turn out to need no record (`record`
+    /// answers `None`), with `logged` told the LSN (`None`: not logged) while the gate is
+    /// still held, so that a snapshot sees both or neither.
+    pub(crate) fn change_with<'r, T>(
+        &self,
+        change: impl FnOnce() -> Result<T, EngineError>,
+        record: impl FnOnce(&T) -> Option<Record<'r>>,
+        logged: impl FnOnce(&T, Option<u64>),
+    ) -> Result<(T, Option<u64>), EngineError> {
         let _shared = self.gate.read();
         let out = change()?;
-        let lsn = match self.wal.get() {
-            None => None,
-            Some(wal) => Some(wal.append(&record()).map_err(|e| EngineError::WalWrite {
-                reason: e.to_string(),
-            })?),
+        let lsn = match (self.wal.get(), record(&out)) {
+            (Some(wal), Some(record)) => match wal.append(&record) {
+                Ok(lsn) => Some(lsn),
+                Err(e) => {
+                    logged(&out, None);
+                    return Err(EngineError::WalWrite {
+                        reason: e.to_string(),
+                    });
+                }
+            },
+            _ => None,
         };
+        logged(&out, lsn);
         Ok((out, lsn))
     }
 }

@@ -28,6 +28,7 @@ pub mod fuzz_entry;
 mod gpu;
 mod journal;
 mod ownership;
+pub mod sessions;
 pub mod traffic;
 mod validate;
 pub mod wal;
@@ -50,6 +51,7 @@ use strata_storage::{CacheStats, ExportCursor, MemoryBudget, Tier, TierBreakdown
 
 use self::gpu::GpuReservation;
 use self::journal::Journal;
+use self::sessions::{Admit, Sessions};
 use self::traffic::{Direction, TableTraffic, Traffic, TrafficReport};
 use self::wal::{Origin, Record, Wal, WalBase, WalError};
 
@@ -90,6 +92,8 @@ pub struct EngineConfig {
     /// The write-ahead log of the node's changes (`None`: changes since the last
     /// checkpoint live in memory only).
     pub wal: Option<wal::WalConfig>,
+    /// Time after which a client that pushed nothing is forgotten by exactly-once delivery.
+    pub session_expiry: Duration,
 }
 
 /// Default window of traffic rates.
@@ -119,6 +123,7 @@ impl Default for EngineConfig {
             row_memory: Arc::new(RowMemory::default()),
             traffic_window: DEFAULT_TRAFFIC_WINDOW,
             wal: None,
+            session_expiry: sessions::DEFAULT_SESSION_EXPIRY,
         }
     }
 }
@@ -129,7 +134,16 @@ pub struct Table {
     tier: Box<dyn Tier>,
     traffic: TableTraffic,
     journal: Arc<Journal>,
+    sessions: Arc<Sessions>,
     _gpu: Option<GpuReservation>,
+}
+
+/// What became of a numbered push.
+enum Outcome {
+    /// Applied now: rows updated.
+    Applied(u64),
+    /// Applied before: the first answer, and its log record.
+    Repeat(u64, Option<u64>),
 }
 
 /// What a push did.
@@ -185,16 +199,40 @@ impl Table {
     ) -> Result<Pushed, EngineError> {
         self.check_rows(ids.len(), grads.len())?;
         validate::check_finite(grads)?;
-        let (rows, lsn) = self.journal.change(
-            || Ok(self.tier.push(ids, grads)?),
-            || Record::Push {
-                table: &self.spec.name,
-                origin,
-                ids: le_bytes(ids),
-                grads: le_bytes(grads),
+        let record = || Record::Push {
+            table: &self.spec.name,
+            origin,
+            ids: le_bytes(ids),
+            grads: le_bytes(grads),
+        };
+        if origin.client.is_empty() {
+            let (rows, lsn) = self
+                .journal
+                .change(|| Ok(self.tier.push(ids, grads)?), record)?;
+            return Ok(Pushed { rows, lsn });
+        }
+        let (outcome, lsn) = self.journal.change_with(
+            || match self.sessions.begin(origin)? {
+                Admit::Repeat { rows, lsn } => Ok(Outcome::Repeat(rows, lsn)),
+                Admit::Apply => match self.tier.push(ids, grads) {
+                    Ok(rows) => Ok(Outcome::Applied(rows)),
+                    Err(e) => {
+                        self.sessions.finish(origin, None);
+                        Err(e.into())
+                    }
+                },
+            },
+            |out| matches!(out, Outcome::Applied(_)).then(record),
+            |out, lsn| {
+                if let Outcome::Applied(rows) = out {
+                    self.sessions.finish(origin, Some((*rows, lsn)));
+                }
             },
         )?;
-        Ok(Pushed { rows, lsn })
+        Ok(match outcome {
+            Outcome::Applied(rows) => Pushed { rows, lsn },
+            Outcome::Repeat(rows, first) => Pushed { rows, lsn: first },
+        })
     }
 
     /// Refuses a row buffer that is not `ids × dim` floats.
@@ -310,6 +348,7 @@ pub struct Engine {
     ownership: Ownership,
     traffic: Arc<Traffic>,
     journal: Arc<Journal>,
+    sessions: Arc<Sessions>,
 }
 
 impl Engine {
@@ -319,6 +358,7 @@ impl Engine {
         let ownership = Ownership::all(config.num_slots);
         let gpu_budget = Mutex::new(Arc::new(MemoryBudget::new(config.gpu_memory_budget)));
         let traffic = Traffic::new(config.traffic_window);
+        let expiry = config.session_expiry;
         Self {
             traffic,
             config,
@@ -328,7 +368,18 @@ impl Engine {
             dense: DashMap::new(),
             ownership,
             journal: Journal::new(),
+            sessions: Arc::new(Sessions::new(expiry)),
         }
+    }
+
+    /// The pushes applied per client (exactly-once delivery).
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    /// Forgets clients idle for longer than the expiry; returns how many.
+    pub fn expire_sessions(&self) -> usize {
+        self.sessions.expire(Instant::now())
     }
 
     /// Records every later change in `wal` (after the log was replayed into this engine).
@@ -450,6 +501,7 @@ impl Engine {
             tier,
             traffic: TableTraffic::new(self.config.num_slots),
             journal: self.journal.clone(),
+            sessions: self.sessions.clone(),
             _gpu: gpu,
         })
     }
@@ -609,6 +661,7 @@ impl Engine {
             Some(wal) => wal.cut().map_err(wal_error)?,
             None => 0,
         };
+        let sessions = self.sessions.snapshot();
         drop(cut);
         let tables = tables
             .iter()
@@ -625,6 +678,7 @@ impl Engine {
         Ok(NodeSnapshot {
             epoch: self.ownership.epoch(),
             wal_lsn,
+            sessions,
             tables: tables?,
             dense,
         })
@@ -669,6 +723,7 @@ impl Engine {
         for t in tables {
             self.tables.insert(t.spec.name.clone(), Arc::new(t));
         }
+        self.sessions.restore(&snap.sessions);
         self.dense.clear();
         for d in dense {
             self.dense.insert(d.spec().name.clone(), Arc::new(d));

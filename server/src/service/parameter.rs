@@ -64,6 +64,7 @@ impl ParameterService {
         let origin = Origin {
             client: &req.client_id,
             seq: req.seq,
+            acked_below: req.acked_below,
         };
         self.push_rows(&req.table, &ids, req.epoch, location, origin, |dim| {
             f32s_from_bytes("grads", &req.grads, 4 * dim)

@@ -90,6 +90,7 @@ async fn push(
     let origin = Origin {
         client: &view.client_id,
         seq: view.seq,
+        acked_below: view.acked_below,
     };
     let pushed = service
         .push_rows(&view.table, &ids, view.epoch, location, origin, |dim| {

@@ -37,7 +37,8 @@ pub fn engine_code(err: &EngineError) -> Code {
             Code::Internal
         }
         // Applied but not made durable: the caller cannot know what a restart keeps.
-        EngineError::WalWrite { .. } => Code::Unavailable,
+        EngineError::WalWrite { .. } | EngineError::PushInFlight { .. } => Code::Unavailable,
+        EngineError::BadClientId { .. } => Code::InvalidArgument,
     }
 }
 

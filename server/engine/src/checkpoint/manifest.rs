@@ -87,6 +87,9 @@ pub(crate) struct Manifest {
     /// checkpoints written before the log existed).
     #[serde(default)]
     pub wal_lsn: u64,
+    /// The pushes applied per client (exactly-once delivery).
+    #[serde(default)]
+    pub sessions: Vec<crate::sessions::ClientSession>,
     /// Tables, in snapshot order.
     pub tables: Vec<TableEntry>,
     /// Dense tensors, in snapshot order.

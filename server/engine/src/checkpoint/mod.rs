@@ -47,4 +47,6 @@ pub struct NodeSnapshot {
     pub tables: Vec<TableSnapshot>,
     /// Dense tensors.
     pub dense: Vec<DenseSnapshot>,
+    /// The pushes applied per client, for exactly-once delivery.
+    pub sessions: Vec<crate::sessions::ClientSession>,
 }

@@ -23,6 +23,8 @@ pub struct Origin<'a> {
     pub client: &'a str,
     /// The push's sequence number within the client.
     pub seq: u64,
+    /// Every seq of the client below this one has a known outcome.
+    pub acked_below: u64,
 }
 
 /// One logged change, borrowing its payload.
@@ -131,6 +133,7 @@ impl<'a> Record<'a> {
                 put_str(&mut head, table);
                 put_str(&mut head, origin.client);
                 head.extend_from_slice(&origin.seq.to_le_bytes());
+                head.extend_from_slice(&origin.acked_below.to_le_bytes());
                 head.extend_from_slice(&(ids.len() as u64).to_le_bytes());
                 tail = [ids, grads];
             }
@@ -189,12 +192,17 @@ impl<'a> Record<'a> {
                 let table = r.str()?;
                 let client = r.str()?;
                 let seq = r.u64()?;
+                let acked_below = r.u64()?;
                 let id_bytes = usize::try_from(r.u64()?)
                     .map_err(|_| DecodeError("id bytes overflow".into()))?;
                 let ids = r.take(id_bytes)?;
                 Record::Push {
                     table,
-                    origin: Origin { client, seq },
+                    origin: Origin {
+                        client,
+                        seq,
+                        acked_below,
+                    },
                     ids,
                     grads: r.rest(),
                 }
@@ -311,6 +319,7 @@ mod tests {
             origin: Origin {
                 client: "c1",
                 seq: 9,
+                acked_below: 4,
             },
             ids: &ids,
             grads: &grads,

@@ -7,7 +7,11 @@ use super::*;
 fn push<'a>(ids: &'a [u8], grads: &'a [u8], seq: u64) -> Record<'a> {
     Record::Push {
         table: "emb",
-        origin: Origin { client: "c", seq },
+        origin: Origin {
+            client: "c",
+            seq,
+            acked_below: 0,
+        },
         ids,
         grads,
     }

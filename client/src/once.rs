@@ -1,0 +1,210 @@
+//! Exactly-once pushes from this client: its random id, the numbering of its pushes, the
+//! floor of outcomes it still awaits, and the sending of one numbered push to one node
+//! until its outcome is known.
+//!
+//! A push whose outcome is unknown (the connection broke after it was sent, the node
+//! restarted, the node answered that a copy is being applied) is sent again with the same
+//! number to the same node at the same epoch: the node applies each number once and
+//! answers a copy with the first answer. If the node no longer serves the rows (the map
+//! moved them) after an unknown outcome, the push's outcome stays unknown and is reported
+//! as such: sending it elsewhere could apply it twice.
+
+use std::collections::BTreeSet;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use prost::Message;
+use strata_proto::v1 as pb;
+use strata_proto::wire::{self, PushOnce};
+use tonic::transport::Channel;
+use tonic::Status;
+
+use crate::retry::{classify, Call, Retry};
+use crate::routing::MAX_MESSAGE_BYTES;
+
+/// How long a push with an unknown outcome is sent again before it is reported unknown
+/// (long enough for a node to restart and replay its log).
+const RESEND_FOR: Duration = Duration::from_secs(20);
+/// Longest pause between two copies.
+const MAX_PAUSE: Duration = Duration::from_millis(500);
+
+/// The numbering of this client's pushes.
+pub(crate) struct PushSequence {
+    client_id: String,
+    next: AtomicU64,
+    outstanding: Mutex<BTreeSet<u64>>,
+}
+
+/// A push's number while its outcome is awaited; dropping it settles the number.
+pub(crate) struct Ticket<'a> {
+    sequence: &'a PushSequence,
+    /// The push's number.
+    pub seq: u64,
+    /// Every number below it is settled.
+    pub acked_below: u64,
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        self.sequence.outstanding.lock().remove(&self.seq);
+    }
+}
+
+impl PushSequence {
+    /// A new client id (128 random bits, hex) numbering from 1.
+    pub(crate) fn new() -> Self {
+        Self {
+            client_id: random_id(),
+            next: AtomicU64::new(1),
+            outstanding: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// The client's id.
+    pub(crate) fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// Numbers the next push.
+    pub(crate) fn ticket(&self) -> Ticket<'_> {
+        let seq = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut outstanding = self.outstanding.lock();
+        outstanding.insert(seq);
+        let acked_below = outstanding.first().copied().unwrap_or(seq);
+        Ticket {
+            sequence: self,
+            seq,
+            acked_below,
+        }
+    }
+}
+
+/// 128 bits from the process's randomly keyed hasher (the OS seeds it), the time and the
+/// process id, as 32 hex digits.
+fn random_id() -> String {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let word = |salt: u64| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(now);
+        h.write_u32(std::process::id());
+        h.write_u64(salt);
+        h.finish()
+    };
+    format!("{:016x}{:016x}", word(1), word(2))
+}
+
+/// One numbered push to one node.
+pub(crate) struct NumberedPush<'a> {
+    /// The table.
+    pub table: &'a str,
+    /// Packed ids.
+    pub ids: Bytes,
+    /// Packed gradients.
+    pub grads: Bytes,
+    /// The map epoch the push is routed at.
+    pub epoch: u64,
+    /// The client's id.
+    pub client_id: &'a str,
+    /// Its number.
+    pub ticket: Ticket<'a>,
+}
+
+impl NumberedPush<'_> {
+    /// Sends the push until its outcome is known: the node's answer, a refusal that shows
+    /// it was not applied (returned as it is, for the caller to route again or report), or
+    /// — when a copy after an unknown outcome cannot settle it — an `UNAVAILABLE` status
+    /// the caller's classification reports as an unknown outcome.
+    pub(crate) async fn send(
+        self,
+        channel: &Channel,
+        labels: Option<&http::HeaderValue>,
+    ) -> Result<pb::PushResponse, Status> {
+        let started = Instant::now();
+        let mut first_unknown: Option<Status> = None;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let request = wire::push_request_once(
+                self.table,
+                self.ids.clone(),
+                self.grads.clone(),
+                self.epoch,
+                PushOnce {
+                    client_id: self.client_id,
+                    seq: self.ticket.seq,
+                    acked_below: self.ticket.acked_below,
+                },
+            );
+            let status = match wire::unary_call(
+                channel,
+                wire::PUSH_PATH,
+                request,
+                MAX_MESSAGE_BYTES,
+                labels,
+            )
+            .await
+            {
+                Ok(message) => {
+                    return pb::PushResponse::decode(message)
+                        .map_err(|e| Status::internal(format!("malformed PushResponse: {e}")))
+                }
+                Err(status) => status,
+            };
+            let retry = classify(&status, Call::Write);
+            let resend = match retry {
+                Retry::Ambiguous => true,
+                // The node is away (restarting): a copy may still settle an unknown outcome.
+                Retry::NeverSent | Retry::Resend => first_unknown.is_some(),
+                Retry::RefreshMap | Retry::Reroute | Retry::Fatal => false,
+            };
+            if retry == Retry::Ambiguous && first_unknown.is_none() {
+                first_unknown = Some(status.clone());
+            }
+            match &first_unknown {
+                None => return Err(status),
+                Some(first) if !resend || started.elapsed() >= RESEND_FOR => {
+                    return Err(Status::unavailable(format!(
+                        "push {} may have been applied: {:?}: {}; sent again for {:.1}s, last \
+                         answer {:?}: {}",
+                        self.ticket.seq,
+                        first.code(),
+                        first.message(),
+                        started.elapsed().as_secs_f64(),
+                        status.code(),
+                        status.message()
+                    )))
+                }
+                Some(_) => {}
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(MAX_PAUSE);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_rise_and_the_floor_is_the_oldest_awaited() {
+        let s = PushSequence::new();
+        assert_eq!(s.client_id().len(), 32);
+        assert_ne!(s.client_id(), PushSequence::new().client_id());
+        let a = s.ticket();
+        let b = s.ticket();
+        assert_eq!((a.seq, a.acked_below), (1, 1));
+        assert_eq!((b.seq, b.acked_below), (2, 1));
+        drop(a);
+        let c = s.ticket();
+        assert_eq!((c.seq, c.acked_below), (3, 2));
+        drop(b);
+        drop(c);
+        let d = s.ticket();
+        assert_eq!((d.seq, d.acked_below), (4, 4));
+    }
+}
