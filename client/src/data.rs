@@ -224,9 +224,9 @@ impl Client {
                     client_id: self.client_id(),
                     ticket: self.pushes().ticket(),
                 };
-                let channel = node.channel.clone();
+                let (channel, node_id) = (node.channel.clone(), node.id.clone());
                 let labels = self.labels().cloned();
-                async move { push.send(&channel, labels.as_ref()).await }
+                async move { push.send(self, &node_id, &channel, labels.as_ref()).await }
             },
             |_, resp: pb::PushResponse| {
                 applied += resp.applied;

@@ -7,7 +7,9 @@
 //! number to the same node at the same epoch: the node applies each number once and
 //! answers a copy with the first answer. If the node no longer serves the rows (the map
 //! moved them) after an unknown outcome, the push's outcome stays unknown and is reported
-//! as such: sending it elsewhere could apply it twice.
+//! as such: sending it elsewhere could apply it twice. Nor can a node that restarted without
+//! a write-ahead log settle a copy whose first copy it may have lost: it answers ABORTED, and
+//! the outcome is reported unknown. A node the coordinator marks down stops the copies.
 
 use std::collections::BTreeSet;
 use std::hash::{BuildHasher, Hasher};
@@ -24,6 +26,7 @@ use tonic::Status;
 
 use crate::retry::{classify, Call, Retry};
 use crate::routing::MAX_MESSAGE_BYTES;
+use crate::Client;
 
 /// How long a push with an unknown outcome is sent again before it is reported unknown
 /// (long enough for a node to restart and replay its log).
@@ -121,6 +124,8 @@ impl NumberedPush<'_> {
     /// the caller's classification reports as an unknown outcome.
     pub(crate) async fn send(
         self,
+        client: &Client,
+        node_id: &str,
         channel: &Channel,
         labels: Option<&http::HeaderValue>,
     ) -> Result<pb::PushResponse, Status> {
@@ -137,6 +142,10 @@ impl NumberedPush<'_> {
                     client_id: self.client_id,
                     seq: self.ticket.seq,
                     acked_below: self.ticket.acked_below,
+                    resend_after_ms: match first_unknown {
+                        None => 0,
+                        Some(_) => (started.elapsed().as_millis() as u64).max(1),
+                    },
                 },
             );
             let status = match wire::unary_call(
@@ -157,8 +166,11 @@ impl NumberedPush<'_> {
             let retry = classify(&status, Call::Write);
             let resend = match retry {
                 Retry::Ambiguous => true,
-                // The node is away (restarting): a copy may still settle an unknown outcome.
-                Retry::NeverSent | Retry::Resend => first_unknown.is_some(),
+                // The node is away (restarting): a copy may still settle an unknown outcome,
+                // unless the coordinator has marked the node down.
+                Retry::NeverSent | Retry::Resend => {
+                    first_unknown.is_some() && !marked_down(client, node_id).await
+                }
                 Retry::RefreshMap | Retry::Reroute | Retry::Fatal => false,
             };
             if retry == Retry::Ambiguous && first_unknown.is_none() {
@@ -184,6 +196,19 @@ impl NumberedPush<'_> {
             pause = (pause * 2).min(MAX_PAUSE);
         }
     }
+}
+
+/// Whether a fresh map (when one can be had) says node `id` is down.
+async fn marked_down(client: &Client, id: &str) -> bool {
+    if client.refresh_map().await.is_err() {
+        return false;
+    }
+    client
+        .routing()
+        .nodes
+        .iter()
+        .find(|n| n.id == id)
+        .is_some_and(|n| !n.up)
 }
 
 #[cfg(test)]

@@ -191,7 +191,8 @@ fn push_request(bytes: &[u8], split: &Chunks, whole: &Chunks, cut: u8) {
             view.epoch,
             &view.client_id,
             view.seq,
-            view.acked_below
+            view.acked_below,
+            view.resend_after_ms
         ),
         (
             &prost.table,
@@ -200,7 +201,8 @@ fn push_request(bytes: &[u8], split: &Chunks, whole: &Chunks, cut: u8) {
             prost.epoch,
             &prost.client_id,
             prost.seq,
-            prost.acked_below
+            prost.acked_below,
+            prost.resend_after_ms
         )
     );
     check_ids(split, &view.ids);

@@ -507,6 +507,10 @@ impl ShardNode {
     /// range, the epoch and catalog it applied, its newest checkpoint, its migrations.
     /// `address` is where clients reach it now (empty: unchanged).
     pub fn report(&self, address: &str) -> HeartbeatReport {
+        let forgotten = self.engine.expire_sessions();
+        if forgotten > 0 {
+            tracing::info!(clients = forgotten, "forgot idle clients' push numbers");
+        }
         let traffic = self.engine.traffic_report();
         HeartbeatReport {
             node_id: self.node_id(),

@@ -42,6 +42,8 @@ pub struct PushRequestView {
     pub seq: u64,
     /// Every seq of the client below this one has a known outcome.
     pub acked_below: u64,
+    /// On a copy sent again: milliseconds since the first copy (0: the first).
+    pub resend_after_ms: u64,
 }
 
 /// `strata.v1.PullResponse` with `values` in place.
@@ -85,6 +87,7 @@ impl PushRequestView {
                 5 => view.client_id = string(message, NAME, 5, len(NAME, 5, value)?)?,
                 6 => view.seq = varint(NAME, 6, value)?,
                 7 => view.acked_below = varint(NAME, 7, value)?,
+                8 => view.resend_after_ms = varint(NAME, 8, value)?,
                 _ => {}
             }
             Ok(())
@@ -137,6 +140,8 @@ pub struct PushOnce<'a> {
     pub seq: u64,
     /// Every seq below this one has a known outcome.
     pub acked_below: u64,
+    /// On a copy sent again: milliseconds since the first copy (0: the first).
+    pub resend_after_ms: u64,
 }
 
 /// A `PushRequest` for exactly-once delivery: [`push_request`] with the sender's `once`.
@@ -150,7 +155,8 @@ pub fn push_request_once(
     let mut w = push_request(table, ids, grads, epoch);
     w.string(5, once.client_id)
         .uint(6, once.seq)
-        .uint(7, once.acked_below);
+        .uint(7, once.acked_below)
+        .uint(8, once.resend_after_ms);
     w
 }
 
@@ -244,6 +250,7 @@ mod tests {
             client_id: "trainer-7".into(),
             seq: u64::MAX,
             acked_below: 12,
+            resend_after_ms: 40,
         };
         for c in cuts(&req.encode_to_vec()) {
             let v = PushRequestView::parse(&c).expect("valid");
@@ -251,8 +258,14 @@ mod tests {
             assert_eq!(range_bytes(&c, &v.ids), req.ids.to_vec());
             assert_eq!(range_bytes(&c, &v.grads), req.grads.to_vec());
             assert_eq!(
-                (v.epoch, v.client_id.as_str(), v.seq, v.acked_below),
-                (300, "trainer-7", u64::MAX, 12)
+                (
+                    v.epoch,
+                    v.client_id.as_str(),
+                    v.seq,
+                    v.acked_below,
+                    v.resend_after_ms
+                ),
+                (300, "trainer-7", u64::MAX, 12, 40)
             );
         }
     }

@@ -142,6 +142,18 @@ pub enum EngineError {
         /// The push's sequence number.
         seq: u64,
     },
+    /// A copy of a numbered push whose first copy may have been applied and lost in a
+    /// restart of this node (it keeps no log): its outcome cannot be known.
+    #[error(
+        "push {seq} of client {client:?} was first sent before this node restarted without a \
+         write-ahead log: whether it was applied cannot be known"
+    )]
+    PushOutcomeLost {
+        /// The client.
+        client: String,
+        /// The push's sequence number.
+        seq: u64,
+    },
     /// A client id is too long.
     #[error("client id of {len} bytes is longer than {max}")]
     BadClientId {

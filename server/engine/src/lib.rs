@@ -384,7 +384,9 @@ impl Engine {
 
     /// Records every later change in `wal` (after the log was replayed into this engine).
     pub fn attach_wal(&self, wal: Arc<Wal>) -> Result<(), EngineError> {
-        self.journal.attach(wal)
+        self.journal.attach(wal)?;
+        self.sessions.set_durable();
+        Ok(())
     }
 
     /// The write-ahead log changes are recorded in, if any.

@@ -9,6 +9,7 @@
 //! describe.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
@@ -74,6 +75,10 @@ impl Window {
 pub struct Sessions {
     clients: DashMap<Box<str>, Mutex<Window>>,
     expiry: Duration,
+    /// When this process began remembering pushes.
+    started: Instant,
+    /// Whether what is remembered survives restarts (a write-ahead log keeps it).
+    durable: AtomicBool,
 }
 
 impl Sessions {
@@ -82,7 +87,14 @@ impl Sessions {
         Self {
             clients: DashMap::new(),
             expiry,
+            started: Instant::now(),
+            durable: AtomicBool::new(false),
         }
+    }
+
+    /// Says that what is remembered survives restarts (a write-ahead log was attached).
+    pub fn set_durable(&self) {
+        self.durable.store(true, Ordering::Release);
     }
 
     /// Clients remembered.
@@ -121,6 +133,17 @@ impl Sessions {
         }
         if let Some(&(rows, lsn)) = w.applied.get(&origin.seq) {
             return Ok(Admit::Repeat { rows, lsn });
+        }
+        if origin.resend_after_ms > 0
+            && !self.durable.load(Ordering::Acquire)
+            && self.started.elapsed() < Duration::from_millis(origin.resend_after_ms)
+        {
+            // The first copy may have reached this node before it restarted, and been lost
+            // with what it had not checkpointed: applying the copy could apply it twice.
+            return Err(EngineError::PushOutcomeLost {
+                client: origin.client.to_string(),
+                seq: origin.seq,
+            });
         }
         if !w.in_flight.insert(origin.seq) {
             return Err(EngineError::PushInFlight {
@@ -208,6 +231,7 @@ mod tests {
             client: "c",
             seq,
             acked_below,
+            resend_after_ms: 0,
         }
     }
 
@@ -294,6 +318,30 @@ mod tests {
     }
 
     #[test]
+    fn a_copy_older_than_a_node_without_a_log_is_refused() {
+        let s = Sessions::new(DEFAULT_SESSION_EXPIRY);
+        let copy = Origin {
+            resend_after_ms: 3_600_000,
+            ..origin(1, 1)
+        };
+        assert!(matches!(
+            s.begin(copy),
+            Err(EngineError::PushOutcomeLost { seq: 1, .. })
+        ));
+        // A copy sent after the node started is settled by its memory.
+        std::thread::sleep(Duration::from_millis(5));
+        let recent = Origin {
+            resend_after_ms: 1,
+            ..origin(1, 1)
+        };
+        assert_eq!(s.begin(recent), Ok(Admit::Apply));
+        // With a log, nothing is lost in a restart.
+        s.set_durable();
+        s.finish(recent, None);
+        assert_eq!(s.begin(copy), Ok(Admit::Apply));
+    }
+
+    #[test]
     fn overlong_client_ids_are_refused() {
         let s = Sessions::new(DEFAULT_SESSION_EXPIRY);
         let long = "x".repeat(MAX_CLIENT_ID_BYTES + 1);
@@ -301,6 +349,7 @@ mod tests {
             client: &long,
             seq: 1,
             acked_below: 0,
+            resend_after_ms: 0,
         };
         assert!(matches!(s.begin(o), Err(EngineError::BadClientId { .. })));
     }

@@ -65,6 +65,7 @@ impl ParameterService {
             client: &req.client_id,
             seq: req.seq,
             acked_below: req.acked_below,
+            resend_after_ms: req.resend_after_ms,
         };
         self.push_rows(&req.table, &ids, req.epoch, location, origin, |dim| {
             f32s_from_bytes("grads", &req.grads, 4 * dim)

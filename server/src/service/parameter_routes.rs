@@ -91,6 +91,7 @@ async fn push(
         client: &view.client_id,
         seq: view.seq,
         acked_below: view.acked_below,
+        resend_after_ms: view.resend_after_ms,
     };
     let pushed = service
         .push_rows(&view.table, &ids, view.epoch, location, origin, |dim| {

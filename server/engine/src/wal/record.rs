@@ -25,6 +25,9 @@ pub struct Origin<'a> {
     pub seq: u64,
     /// Every seq of the client below this one has a known outcome.
     pub acked_below: u64,
+    /// On a copy sent again: milliseconds since the client sent the first copy (0: the
+    /// first). Not logged.
+    pub resend_after_ms: u64,
 }
 
 /// One logged change, borrowing its payload.
@@ -202,6 +205,7 @@ impl<'a> Record<'a> {
                         client,
                         seq,
                         acked_below,
+                        resend_after_ms: 0,
                     },
                     ids,
                     grads: r.rest(),
@@ -320,6 +324,7 @@ mod tests {
                 client: "c1",
                 seq: 9,
                 acked_below: 4,
+                resend_after_ms: 0,
             },
             ids: &ids,
             grads: &grads,

@@ -11,6 +11,7 @@ fn push<'a>(ids: &'a [u8], grads: &'a [u8], seq: u64) -> Record<'a> {
             client: "c",
             seq,
             acked_below: 0,
+            resend_after_ms: 0,
         },
         ids,
         grads,
