@@ -114,6 +114,10 @@ struct CoordinatorArgs {
     /// Topology plans (automatic ones): a move must pay for its bytes within this time.
     #[arg(long, value_parser = parse_duration, default_value = "10m")]
     payback: Duration,
+    /// Checkpoint the cluster this often (e.g. 30s, 5m) when a node reported changes since
+    /// its newest checkpoint; default: only on request.
+    #[arg(long, value_parser = parse_duration)]
+    checkpoint_interval: Option<Duration>,
     #[command(flatten)]
     connections: ConnectionArgs,
 }
@@ -229,10 +233,15 @@ struct NodeArgs {
     /// Checkpoints to keep on disk (corrupt ones are never deleted by retention).
     #[arg(long, default_value_t = 3)]
     keep_checkpoints: usize,
-    /// Start with empty tables when the data dir holds checkpoints and none verifies
+    /// Start with empty tables when the data dir holds checkpoints and none verifies, and
+    /// (shard) register when the coordinator knows this node id with another data dir
     /// (without it such a node refuses to start rather than serve fresh rows over them).
     #[arg(long)]
     accept_data_loss: bool,
+    /// Exit without the checkpoint otherwise written on SIGTERM or SIGINT (after requests
+    /// in flight drained) when something changed since the newest checkpoint.
+    #[arg(long)]
+    no_checkpoint_on_exit: bool,
     /// Slots of the cluster (a shard's must match the coordinator's).
     #[arg(long, default_value_t = DEFAULT_NUM_SLOTS)]
     num_slots: u32,
@@ -293,6 +302,10 @@ struct DevArgs {
     /// Nice value of the threads that move rows in live migrations (0..=19).
     #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(i32).range(0..=19))]
     migration_nice: i32,
+    /// Checkpoint this often (e.g. 30s, 5m) when something changed since the newest
+    /// checkpoint; default: only on request.
+    #[arg(long, value_parser = parse_duration)]
+    checkpoint_interval: Option<Duration>,
     #[command(flatten)]
     connections: ConnectionArgs,
     #[command(flatten)]
@@ -356,6 +369,8 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         migration_nice: args.migration_nice,
         accept_data_loss: args.node.accept_data_loss,
         connections: args.connections.limits(),
+        checkpoint_on_exit: !args.node.no_checkpoint_on_exit,
+        checkpoint_interval: args.checkpoint_interval,
     };
     // Tests and scripts read the bound addresses from these lines.
     println!("strata-server dev listening on {}", listener.local_addr()?);
@@ -468,6 +483,7 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         }),
         keep_checkpoints: args.keep_checkpoints.max(1),
         connections: args.connections.limits(),
+        checkpoint_interval: args.checkpoint_interval,
     };
     announce("coordinator", &listener, &metrics_listener)?;
     run_coordinator(config, listener, metrics_listener, shutdown_signal())
@@ -499,6 +515,7 @@ async fn shard(args: ShardArgs) -> anyhow::Result<()> {
         migration_nice: args.migration_nice,
         accept_data_loss: args.node.accept_data_loss,
         connections: args.connections.limits(),
+        checkpoint_on_exit: !args.node.no_checkpoint_on_exit,
     };
     announce("shard", &listener, &metrics_listener)?;
     run_shard(config, listener, metrics_listener, shutdown_signal())

@@ -164,6 +164,7 @@ pub struct ShardNode {
     catalog_version: AtomicU64,
     catalog: Mutex<()>,
     last_checkpoint: Mutex<Option<CheckpointInfo>>,
+    saved_changes: AtomicU64,
     durability: tokio::sync::Mutex<()>,
     shard_ranges: Mutex<Vec<(u32, u32)>>,
     maps: Mutex<()>,
@@ -189,7 +190,10 @@ impl ShardNode {
         let last_checkpoint = match latest {
             Some((info, snap)) => {
                 engine.restore(&snap)?;
-                tracing::info!(id = %info.id, rows = info.rows, "restored checkpoint");
+                tracing::info!(
+                    dir = %data_dir.display(), id = %info.id, epoch = info.epoch,
+                    tables = info.tables, rows = info.rows, "restored checkpoint"
+                );
                 Some(info)
             }
             None => {
@@ -205,10 +209,13 @@ impl ShardNode {
                         dir = %checkpoints.root().display(), ?corrupt,
                         "every checkpoint fails verification; starting with empty tables as --accept-data-loss asks (the corrupt checkpoints are kept)"
                     );
+                } else {
+                    tracing::info!(dir = %data_dir.display(), "no checkpoint in the data dir: starting with empty tables");
                 }
                 None
             }
         };
+        let saved_changes = engine.changes();
         Ok(Self {
             engine,
             checkpoints,
@@ -217,6 +224,7 @@ impl ShardNode {
             catalog_version: AtomicU64::new(0),
             catalog: Mutex::new(()),
             last_checkpoint: Mutex::new(last_checkpoint),
+            saved_changes: AtomicU64::new(saved_changes),
             durability: tokio::sync::Mutex::new(()),
             shard_ranges: Mutex::new(Vec::new()),
             maps: Mutex::new(()),
@@ -433,6 +441,7 @@ impl ShardNode {
                     push_bytes_per_s: r.push_bytes_per_s,
                 })
                 .collect(),
+            unsaved_changes: self.has_unsaved_changes(),
         }
     }
 
@@ -510,6 +519,8 @@ impl ShardNode {
         let info = tokio::task::spawn_blocking(move || {
             let (info, snap) = this.checkpoints.load_with_info(&id)?;
             this.engine.restore(&snap)?;
+            this.saved_changes
+                .store(this.engine.changes(), Ordering::Release);
             tracing::info!(id = %info.id, rows = info.rows, "restored checkpoint on request");
             Ok::<_, ShardNodeError>(info)
         })
@@ -517,6 +528,31 @@ impl ShardNode {
         .map_err(|e| ShardNodeError::Task(e.to_string()))??;
         *self.last_checkpoint.lock() = Some(info.clone());
         Ok(info)
+    }
+
+    /// Whether the tables, dense tensors or rows changed since the newest checkpoint written
+    /// or restored (or since the start, without one).
+    pub fn has_unsaved_changes(&self) -> bool {
+        self.engine.changes() != self.saved_changes.load(Ordering::Acquire)
+    }
+
+    /// Writes a checkpoint at the node's current epoch unless nothing changed since the
+    /// newest one (`None`); a map applied meanwhile is retried at its epoch.
+    pub async fn checkpoint_if_changed(
+        self: &Arc<Self>,
+    ) -> Result<Option<CheckpointInfo>, ShardNodeError> {
+        const TRIES: usize = 3;
+        let mut tries = 0;
+        loop {
+            if !self.has_unsaved_changes() {
+                return Ok(None);
+            }
+            tries += 1;
+            match self.checkpoint(self.epoch()).await {
+                Err(ShardNodeError::WrongEpoch { .. }) if tries < TRIES => continue,
+                r => return r.map(Some),
+            }
+        }
     }
 
     /// Writes a checkpoint of everything this node holds, taken at map epoch `epoch`.
@@ -534,6 +570,9 @@ impl ShardNode {
                     current,
                 });
             }
+            // Read before the snapshot: a change counted after this is either in the
+            // snapshot or still unsaved, never taken for saved when it is not.
+            let changes = this.engine.changes();
             let snap = this.engine.snapshot()?;
             if snap.epoch != epoch {
                 return Err(ShardNodeError::WrongEpoch {
@@ -542,6 +581,7 @@ impl ShardNode {
                 });
             }
             let info = this.checkpoints.write(&snap)?;
+            this.saved_changes.store(changes, Ordering::Release);
             this.checkpoints.prune(this.keep_checkpoints)?;
             Ok(info)
         })

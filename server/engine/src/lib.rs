@@ -28,6 +28,7 @@ mod ownership;
 pub mod traffic;
 mod validate;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -118,6 +119,7 @@ pub struct Table {
     spec: TableSpec,
     tier: Box<dyn Tier>,
     traffic: TableTraffic,
+    changes: Arc<AtomicU64>,
     _gpu: Option<GpuReservation>,
 }
 
@@ -145,7 +147,14 @@ impl Table {
     pub fn push(&self, ids: &[u64], grads: &[f32]) -> Result<u64, EngineError> {
         self.check_rows(ids.len(), grads.len())?;
         validate::check_finite(grads)?;
-        Ok(self.tier.push(ids, grads)?)
+        let applied = self.tier.push(ids, grads)?;
+        self.changed();
+        Ok(applied)
+    }
+
+    /// Counts a change of this table's rows (after it is made: see [`Engine::changes`]).
+    fn changed(&self) {
+        self.changes.fetch_add(1, Ordering::Release);
     }
 
     /// Refuses a row buffer that is not `ids × dim` floats.
@@ -179,17 +188,23 @@ impl Table {
 
     /// Inserts or overwrites whole rows (a migration's); new rows are charged to the budget.
     pub fn import_rows(&self, block: &RowBlock) -> Result<u64, EngineError> {
-        Ok(self.tier.import_rows(block)?)
+        let rows = self.tier.import_rows(block)?;
+        self.changed();
+        Ok(rows)
     }
 
     /// [`Table::import_rows`] from packed little-endian bytes (as received).
     pub fn import_packed(&self, ids: &[u64], rows: &[u8]) -> Result<u64, EngineError> {
-        Ok(self.tier.import_packed(ids, rows)?)
+        let rows = self.tier.import_packed(ids, rows)?;
+        self.changed();
+        Ok(rows)
     }
 
     /// Drops the rows of the slot ranges; returns how many.
     pub fn erase_slots(&self, ranges: &[(u32, u32)]) -> Result<u64, EngineError> {
-        Ok(self.tier.erase_slots(ranges)?)
+        let rows = self.tier.erase_slots(ranges)?;
+        self.changed();
+        Ok(rows)
     }
 
     /// Rows held per slot range.
@@ -237,6 +252,7 @@ pub struct Engine {
     dense: DashMap<String, Arc<DenseTensor>>,
     ownership: Ownership,
     traffic: Arc<Traffic>,
+    changes: Arc<AtomicU64>,
 }
 
 impl Engine {
@@ -254,7 +270,20 @@ impl Engine {
             tables: DashMap::new(),
             dense: DashMap::new(),
             ownership,
+            changes: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// A counter of the changes made to this engine's tables, dense tensors and rows
+    /// (pushes, imports, erasures, creations, drops, restores), bumped after each change:
+    /// read before a snapshot, it tells later whether anything changed since.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
+    }
+
+    /// Counts a change made to the engine as a whole.
+    fn changed(&self) {
+        self.changes.fetch_add(1, Ordering::Release);
     }
 
     /// The node's traffic accounting (client locations and the rate window).
@@ -302,6 +331,7 @@ impl Engine {
         let gpu_budget = self.gpu_budget.lock().clone();
         let table = self.build_table(spec, &gpu_budget)?;
         entry.insert(Arc::new(table));
+        self.changed();
         Ok(())
     }
 
@@ -328,6 +358,7 @@ impl Engine {
             spec,
             tier,
             traffic: TableTraffic::new(self.config.num_slots),
+            changes: self.changes.clone(),
             _gpu: gpu,
         })
     }
@@ -336,7 +367,7 @@ impl Engine {
     pub fn drop_table(&self, name: &str) -> Result<(), EngineError> {
         self.tables
             .remove(name)
-            .map(|_| ())
+            .map(|_| self.changed())
             .ok_or_else(|| EngineError::TableNotFound { name: name.into() })
     }
 
@@ -410,6 +441,7 @@ impl Engine {
             return Err(EngineError::DenseExists { name: spec.name });
         }
         entry.insert(Arc::new(DenseTensor::new(spec, &self.budget)?));
+        self.changed();
         Ok(())
     }
 
@@ -417,7 +449,7 @@ impl Engine {
     pub fn drop_dense(&self, name: &str) -> Result<(), EngineError> {
         self.dense
             .remove(name)
-            .map(|_| ())
+            .map(|_| self.changed())
             .ok_or_else(|| EngineError::DenseNotFound { name: name.into() })
     }
 
@@ -445,7 +477,9 @@ impl Engine {
     pub fn push_dense(&self, name: &str, grad: &[f32]) -> Result<u64, EngineError> {
         let tensor = self.dense(name)?;
         validate::check_finite(grad)?;
-        tensor.push(grad)
+        let applied = tensor.push(grad)?;
+        self.changed();
+        Ok(applied)
     }
 
     /// Copies every table and dense tensor out at one instant: all tables are frozen
@@ -499,6 +533,7 @@ impl Engine {
         for d in dense {
             self.dense.insert(d.spec().name.clone(), Arc::new(d));
         }
+        self.changed();
         Ok(())
     }
 }

@@ -12,8 +12,9 @@ use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
 use super::leading::AutoRebalanceLoop;
-use super::{leading, serve, RoleError};
+use super::{durability, leading, serve, RoleError};
 use crate::connections::{bounded_incoming, ConnectionLimits};
+use crate::data_dir::DataDirLock;
 use crate::etcd::election::{Election, ElectionConfig, ElectionError};
 use crate::etcd::store::EtcdMetaStore;
 use crate::metrics::Metrics;
@@ -54,6 +55,9 @@ pub struct CoordinatorRoleConfig {
     pub topology: Topology,
     /// Automatic topology rebalancing (`--auto-rebalance`; off: `None`).
     pub auto_rebalance: Option<AutoRebalanceLoop>,
+    /// Checkpoint the cluster this often when a node reported changes (`None`: only on
+    /// request).
+    pub checkpoint_interval: Option<Duration>,
 }
 
 /// Where in etcd the cluster lives.
@@ -89,6 +93,11 @@ pub async fn run_coordinator(
         advertise_address: address.clone(),
         keep_checkpoints: config.keep_checkpoints,
         topology: config.topology.clone(),
+    };
+    // The record lives in the data dir only without etcd; with etcd the dir holds nothing.
+    let _lock = match &config.etcd {
+        None => Some(DataDirLock::acquire(&config.data_dir)?),
+        Some(_) => None,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (health_reporter, health) = serve::health(&[COORDINATOR_SERVICE]).await;
@@ -253,5 +262,8 @@ fn start_leading(
         config.auto_rebalance.clone(),
         stop,
     );
+    if let Some(interval) = config.checkpoint_interval {
+        durability::start_periodic(&coordinator, interval, stop);
+    }
     slot.lead(coordinator);
 }

@@ -2,6 +2,7 @@
 
 use thiserror::Error;
 
+use crate::data_dir::DataDirLockError;
 use crate::shard_node::ShardNodeError;
 use strata_cluster::CoordinatorError;
 
@@ -14,6 +15,15 @@ pub enum RoleError {
     /// The shard server's data dir could not be opened.
     #[error("shard server: {0}")]
     Shard(#[from] ShardNodeError),
+    /// The data dir is in use by another process, or cannot be locked.
+    #[error(transparent)]
+    DataDir(#[from] DataDirLockError),
+    /// The data dir's incarnation id could not be read or written.
+    #[error(transparent)]
+    Incarnation(#[from] crate::incarnation::IncarnationError),
+    /// The coordinator refused this node for good (it came back without its data).
+    #[error("registration refused: {0}")]
+    Refused(String),
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
