@@ -21,9 +21,10 @@ use crate::data_dir::DataDirLock;
 use crate::incarnation::incarnation;
 use crate::local_nodes::LocalNodes;
 use crate::metrics::Metrics;
+use crate::roles::durability::{self, Drained};
 use crate::roles::local::{self, open_node};
 use crate::roles::membership::{LinkError, Membership};
-use crate::roles::{durability, leading, serve, RoleError};
+use crate::roles::{leading, serve, RoleError};
 use crate::service::{parameter_routes, CoordinatorService, ParameterService};
 use crate::shard_node::ShardNodeError;
 use crate::transport::server_builder;
@@ -58,6 +59,8 @@ pub struct DevConfig {
     pub connections: ConnectionLimits,
     /// Write a checkpoint on exit when something changed since the newest one.
     pub checkpoint_on_exit: bool,
+    /// How long connections get to drain after the shutdown signal.
+    pub drain_timeout: Duration,
     /// Checkpoint the cluster this often when something changed (`None`: only on request).
     pub checkpoint_interval: Option<Duration>,
 }
@@ -167,7 +170,8 @@ pub async fn run_dev(
     let metrics_task = serve::metrics(metrics_listener, metrics, engine, &stop_rx);
 
     tracing::info!(%address, "strata-server dev serving");
-    let result = server_builder()
+    let (shutdown, signalled) = durability::watch_shutdown(shutdown);
+    let serving = server_builder()
         .add_service(health)
         .add_service(serve::reflection_v1()?)
         .add_service(serve::reflection_v1alpha()?)
@@ -176,11 +180,14 @@ pub async fn run_dev(
         .serve_with_incoming_shutdown(
             bounded_incoming(listener, config.connections, connections),
             shutdown,
-        )
-        .await;
+        );
+    let drained = durability::drain_bounded(serving, signalled, config.drain_timeout).await;
     let _ = stop_tx.send(true);
     serve::finish_metrics(metrics_task).await;
-    result?;
+    match drained {
+        Drained::Finished(result) => result?,
+        Drained::TimedOut => node.stop_serving(),
+    }
     if config.checkpoint_on_exit {
         durability::save_dev_on_exit(&coordinator, &node).await?;
     }

@@ -242,6 +242,10 @@ struct NodeArgs {
     /// in flight drained) when something changed since the newest checkpoint.
     #[arg(long)]
     no_checkpoint_on_exit: bool,
+    /// After SIGTERM or SIGINT, how long requests in flight and open connections get before
+    /// the node stops serving on its own, writes its exit checkpoint and exits (e.g. 30s).
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    drain_timeout: Duration,
     /// Slots of the cluster (a shard's must match the coordinator's).
     #[arg(long, default_value_t = DEFAULT_NUM_SLOTS)]
     num_slots: u32,
@@ -370,6 +374,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         accept_data_loss: args.node.accept_data_loss,
         connections: args.connections.limits(),
         checkpoint_on_exit: !args.node.no_checkpoint_on_exit,
+        drain_timeout: args.node.drain_timeout,
         checkpoint_interval: args.checkpoint_interval,
     };
     // Tests and scripts read the bound addresses from these lines.
@@ -516,6 +521,7 @@ async fn shard(args: ShardArgs) -> anyhow::Result<()> {
         accept_data_loss: args.node.accept_data_loss,
         connections: args.connections.limits(),
         checkpoint_on_exit: !args.node.no_checkpoint_on_exit,
+        drain_timeout: args.node.drain_timeout,
     };
     announce("shard", &listener, &metrics_listener)?;
     run_shard(config, listener, metrics_listener, shutdown_signal())

@@ -168,6 +168,7 @@ pub struct ShardNode {
     durability: tokio::sync::Mutex<()>,
     shard_ranges: Mutex<Vec<(u32, u32)>>,
     maps: Mutex<()>,
+    stopped: std::sync::atomic::AtomicBool,
     incoming: Arc<Incoming>,
     counters: Arc<MigrationCounters>,
     background: Background,
@@ -228,6 +229,7 @@ impl ShardNode {
             durability: tokio::sync::Mutex::new(()),
             shard_ranges: Mutex::new(Vec::new()),
             maps: Mutex::new(()),
+            stopped: std::sync::atomic::AtomicBool::new(false),
             incoming: Arc::new(Incoming::new()),
             counters: Arc::new(MigrationCounters::default()),
             background: Background::start(migration_nice).map_err(|e| {
@@ -306,7 +308,7 @@ impl ShardNode {
         let _one = self.maps.lock();
         let id = self.node_id();
         let ownership = self.engine.ownership();
-        if id.is_empty() {
+        if id.is_empty() || self.stopped.load(Ordering::Acquire) {
             return Ok(());
         }
         let ranges: Vec<(u32, u32)> = map
@@ -528,6 +530,16 @@ impl ShardNode {
         .map_err(|e| ShardNodeError::Task(e.to_string()))??;
         *self.last_checkpoint.lock() = Some(info.clone());
         Ok(info)
+    }
+
+    /// Stops serving for good, at the current epoch: waits for the requests already admitted,
+    /// then refuses every later one (as a node that owns no slot) and ignores later maps.
+    /// For an exit whose connections did not drain in time.
+    pub fn stop_serving(&self) {
+        let _one = self.maps.lock();
+        self.stopped.store(true, Ordering::Release);
+        let ownership = self.engine.ownership();
+        ownership.update(ownership.epoch(), Some(&[]));
     }
 
     /// Whether the tables, dense tensors or rows changed since the newest checkpoint written

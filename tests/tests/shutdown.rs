@@ -199,6 +199,38 @@ async fn no_checkpoint_on_exit_rolls_back_to_the_last_checkpoint() {
 }
 
 #[tokio::test]
+async fn a_client_that_never_closes_its_connection_does_not_keep_the_exit_checkpoint_out() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = DevServer::start(dir.path(), &["--drain-timeout", "1s"]).expect("start");
+    let client = server.client().await.expect("client");
+    client
+        .create_table(table_spec("e", 1, "sgd", 1.0))
+        .await
+        .expect("create");
+    client.push("e", &[7], &[3.0]).await.expect("push");
+    // An HTTP/2 connection whose client then never reads nor closes (a stalled process).
+    let mut stuck = std::net::TcpStream::connect(&server.address).expect("connect");
+    stuck
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .expect("preface and SETTINGS");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let signalled = Instant::now();
+    signal(server.pid(), "TERM").expect("SIGTERM");
+    let status = wait_exit(|| server.exit_status(), "the dev server").await;
+    assert!(status.success(), "exit after SIGTERM: {status}");
+    assert!(
+        signalled.elapsed() >= Duration::from_millis(900),
+        "it did not wait for the open connection"
+    );
+    drop(stuck);
+
+    let server = DevServer::start(dir.path(), &[]).expect("restart");
+    let client = server.client().await.expect("client again");
+    assert_eq!(client.pull("e", &[7]).await.expect("pull"), vec![-3.0]);
+}
+
+#[tokio::test]
 async fn checkpoint_interval_checkpoints_changes_without_a_command_and_skips_no_change() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = DevServer::start(dir.path(), &["--checkpoint-interval", "1s"]).expect("start");

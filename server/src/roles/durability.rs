@@ -1,15 +1,69 @@
 //! Checkpoints a process writes on its own, each skipped when nothing changed since the
-//! newest one: on exit (SIGTERM or SIGINT, once requests in flight drained) and every
-//! `--checkpoint-interval` (the cluster checkpoint of `checkpoint create`).
+//! newest one: on exit (SIGTERM or SIGINT, once requests in flight drained, or after the
+//! drain timeout) and every `--checkpoint-interval` (the cluster checkpoint of
+//! `checkpoint create`).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use super::{serve, RoleError};
 use crate::shard_node::ShardNode;
 use strata_cluster::cluster::ClusterCoordinator;
+
+/// How serving ended after the shutdown signal.
+#[derive(Debug)]
+pub enum Drained<T> {
+    /// Every connection closed: the server's own result.
+    Finished(T),
+    /// Connections were still open when the drain timeout passed.
+    TimedOut,
+}
+
+/// Wraps a shutdown future: the receiver resolves once it did.
+pub fn watch_shutdown(
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> (
+    impl Future<Output = ()> + Send + 'static,
+    oneshot::Receiver<()>,
+) {
+    let (fired, signalled) = oneshot::channel();
+    let wrapped = async move {
+        shutdown.await;
+        let _ = fired.send(());
+    };
+    (wrapped, signalled)
+}
+
+/// Awaits `serving` until it ends, or until `timeout` after `signalled` resolved: a client
+/// that neither finishes nor closes its connection must not keep the exit checkpoint from
+/// being written before the process is killed. On a timeout `serving` is dropped (no
+/// connection is accepted any more, nor a request started after the signal); the caller
+/// stops the node before it checkpoints.
+pub async fn drain_bounded<T>(
+    serving: impl Future<Output = T>,
+    signalled: oneshot::Receiver<()>,
+    timeout: Duration,
+) -> Drained<T> {
+    let deadline = async {
+        if signalled.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(timeout).await;
+    };
+    tokio::select! {
+        r = serving => Drained::Finished(r),
+        () = deadline => {
+            tracing::warn!(
+                ?timeout,
+                "connections still open after the drain timeout: the node stops serving and exits"
+            );
+            Drained::TimedOut
+        }
+    }
+}
 
 /// Writes the node's own checkpoint before a shard server exits, unless nothing changed
 /// since its newest one; logs what was saved.

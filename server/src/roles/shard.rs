@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use super::durability::{self, Drained};
 use super::local::open_node;
 use super::membership::{self, Membership};
-use super::{durability, serve, RoleError};
+use super::{serve, RoleError};
 use crate::connections::{bounded_incoming, ConnectionLimits};
 use crate::data_dir::DataDirLock;
 use crate::incarnation::incarnation;
@@ -52,6 +53,8 @@ pub struct ShardRoleConfig {
     pub connections: ConnectionLimits,
     /// Write a checkpoint on exit when something changed since the newest one.
     pub checkpoint_on_exit: bool,
+    /// How long connections get to drain after the shutdown signal.
+    pub drain_timeout: Duration,
 }
 
 /// Runs a shard server on already-bound listeners until `shutdown` resolves.
@@ -103,6 +106,7 @@ pub async fn run_shard(
         }
     };
     tracing::info!(%address, "strata-server shard serving");
+    let (shutdown, signalled) = durability::watch_shutdown(shutdown);
     let serving = serve_node(
         node.clone(),
         listener,
@@ -111,13 +115,16 @@ pub async fn run_shard(
         config.connections,
         shutdown,
     );
-    let result = tokio::select! {
-        r = serving => r,
+    let drained = tokio::select! {
+        d = durability::drain_bounded(serving, signalled, config.drain_timeout) => d,
         refusal = refused => return Err(RoleError::Refused(refusal.to_string())),
     };
     // Heartbeats end first: no map arrives while the exit checkpoint is written.
     let _ = stop_tx.send(true);
-    result?;
+    match drained {
+        Drained::Finished(result) => result?,
+        Drained::TimedOut => node.stop_serving(),
+    }
     if config.checkpoint_on_exit {
         durability::save_node_on_exit(&node).await?;
     }
