@@ -269,9 +269,19 @@ async fn one_shard_cluster(
     root: &Path,
     shard_extra: &[&str],
 ) -> (CoordinatorProcess, ShardProcess, Client) {
-    let coordinator =
-        CoordinatorProcess::start("127.0.0.1:0", &root.join("coordinator"), &["--shards", "2"])
-            .expect("coordinator");
+    one_shard_cluster_with(root, &[], shard_extra).await
+}
+
+/// [`one_shard_cluster`] with `coordinator_extra` flags for the coordinator.
+async fn one_shard_cluster_with(
+    root: &Path,
+    coordinator_extra: &[&str],
+    shard_extra: &[&str],
+) -> (CoordinatorProcess, ShardProcess, Client) {
+    let mut flags = vec!["--shards", "2"];
+    flags.extend_from_slice(coordinator_extra);
+    let coordinator = CoordinatorProcess::start("127.0.0.1:0", &root.join("coordinator"), &flags)
+        .expect("coordinator");
     let shard = ShardProcess::start(coordinator.address(), &root.join("shard"), shard_extra)
         .expect("shard");
     wait_status(coordinator.address(), SETTLE_DEADLINE, "settled", |s| {
@@ -322,6 +332,33 @@ async fn sigterm_of_a_shard_server_under_pushes_keeps_every_acknowledged_push() 
         .expect("client");
     client.refresh_map().await.expect("map");
     check_rows(&client, &seen).await;
+}
+
+#[tokio::test]
+async fn the_coordinator_checkpoints_the_cluster_every_interval_when_a_node_changed() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (_coordinator, _shard, client) = one_shard_cluster_with(
+        root.path(),
+        &["--checkpoint-interval", "1s"],
+        &["--heartbeat-interval", "200ms"],
+    )
+    .await;
+    client.push("e", &[1, 2], &[4.0; 2]).await.expect("push");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let listed = client.list_checkpoints().await.expect("list");
+        if listed
+            .first()
+            .is_some_and(|c| c.rows == 2 && c.state == "ok")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no periodic checkpoint: {listed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]
