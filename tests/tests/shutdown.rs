@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use strata_client::Client;
 use strata_tests::chaos::faults::signal;
 use strata_tests::cluster::{
-    settled, wait_status, CoordinatorProcess, ShardProcess, SETTLE_DEADLINE,
+    settled, wait_status, Cluster, CoordinatorProcess, ShardProcess, SETTLE_DEADLINE,
 };
 use strata_tests::{binary, cli, table_spec, DevServer};
 
@@ -79,11 +79,21 @@ async fn push_until_error(client: Arc<Client>, p: u64) -> Pushed {
 
 /// Starts the pushers, lets them push for a while, SIGTERMs `pid`, and returns what each saw.
 async fn push_then_terminate(client: Client, pid: u32) -> Vec<Pushed> {
+    let pushing = tokio::time::sleep(Duration::from_millis(1_500));
+    push_then_terminate_when(client, pid, pushing).await
+}
+
+/// As [`push_then_terminate`], with the SIGTERM once `ready` resolved.
+async fn push_then_terminate_when(
+    client: Client,
+    pid: u32,
+    ready: impl std::future::Future<Output = ()>,
+) -> Vec<Pushed> {
     let client = Arc::new(client);
     let pushers: Vec<_> = (0..PUSHERS)
         .map(|p| tokio::spawn(push_until_error(client.clone(), p)))
         .collect();
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    ready.await;
     signal(pid, "TERM").expect("SIGTERM");
     let mut seen = Vec::new();
     for p in pushers {
@@ -332,6 +342,76 @@ async fn sigterm_of_a_shard_server_under_pushes_keeps_every_acknowledged_push() 
         .expect("client");
     client.refresh_map().await.expect("map");
     check_rows(&client, &seen).await;
+}
+
+#[tokio::test]
+async fn sigterm_of_a_shard_server_moving_shards_out_keeps_every_acknowledged_push() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let cluster = Cluster::start(root.path(), 2, &["--shards", "4"])
+        .await
+        .expect("cluster");
+    let client = cluster.client().await.expect("client");
+    client
+        .create_table(table_spec("e", 1, "sgd", 1.0))
+        .await
+        .expect("create");
+    // Rows for the moves to copy, slowly (throttled below).
+    let bulk: Vec<u64> = (100_000..160_000).collect();
+    client
+        .push("e", &bulk, &vec![1.0; bulk.len()])
+        .await
+        .expect("bulk push");
+    let status = client.status().await.expect("status");
+    let victim = status.nodes[0].node.clone().expect("node").id;
+    let process = cluster.process_of(&status, &victim).expect("its process");
+    let plan = client.plan_rebalance(&victim).await.expect("drain plan");
+    client
+        .apply_plan(strata_proto::v1::ApplyPlanRequest {
+            plan_json: plan.plan_json,
+            max_bytes_per_s: 256 << 10,
+            max_parallel: 1,
+        })
+        .await
+        .expect("apply");
+    let mut cluster = cluster;
+    let pid = cluster.shards[process].0.pid();
+    let coordinator = cluster.coordinator.address().to_string();
+    let copying = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        wait_status(&coordinator, SETTLE_DEADLINE, "copying", |s| {
+            s.migrations
+                .iter()
+                .any(|m| m.from == victim && m.state == "copying" && m.rows_copied > 0)
+        })
+        .await
+        .expect("a move out of the victim under way");
+    };
+    let seen = push_then_terminate_when(client, pid, copying).await;
+    let status = wait_exit(|| cluster.shards[process].0.exit_status(), "the source").await;
+    assert!(status.success(), "exit after SIGTERM: {status}");
+
+    let data = root.path().join(format!("shard-{process}"));
+    let back = ShardProcess::start(cluster.coordinator.address(), &data, &[]).expect("restart");
+    let address = back.address().to_string();
+    wait_status(
+        cluster.coordinator.address(),
+        SETTLE_DEADLINE,
+        "back",
+        |s| {
+            s.nodes.iter().all(|n| {
+                n.node.as_ref().is_some_and(|x| x.state == "up") && n.applied_epoch == s.epoch
+            }) && s
+                .nodes
+                .iter()
+                .any(|n| n.node.as_ref().is_some_and(|x| x.address == address))
+        },
+    )
+    .await
+    .expect("the source is back");
+    let client = cluster.client().await.expect("client again");
+    check_rows(&client, &seen).await;
+    let rows = client.pull("e", &bulk).await.expect("pull the moved rows");
+    assert!(rows.iter().all(|&v| v == -1.0), "a moved row changed");
 }
 
 #[tokio::test]
