@@ -17,7 +17,6 @@ use tokio::net::TcpListener;
 use strata_proto::v1::coordinator_server::CoordinatorServer;
 
 use crate::connections::{bounded_incoming, ConnectionLimits};
-use crate::data_dir::DataDirLock;
 use crate::incarnation::incarnation;
 use crate::local_nodes::LocalNodes;
 use crate::metrics::Metrics;
@@ -105,7 +104,6 @@ pub async fn run_dev(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DevError> {
     let address = listener.local_addr()?.to_string();
-    let _lock = DataDirLock::acquire(&config.data_dir).map_err(RoleError::from)?;
     let engine = Arc::new(Engine::new(config.engine.clone()));
     let node = open_node(
         &config.data_dir,

@@ -14,6 +14,7 @@ use strata_cluster::topology::Topology;
 use strata_engine::{EngineConfig, DEFAULT_GPU_MEMORY_BUDGET, DEFAULT_MAX_BATCH_ROWS};
 use strata_server::args::{parse_duration, parse_labels};
 use strata_server::connections::{ConnectionLimits, DEFAULT_MAX_CONNECTIONS};
+use strata_server::data_dir::DataDirLock;
 use strata_server::dev::{run_dev, DevConfig};
 use strata_server::roles::leading::AutoRebalanceLoop;
 use strata_server::roles::{
@@ -352,7 +353,14 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
+/// Locks `dir` for this process's lifetime (before binding anything, so a second server on
+/// it exits before it prints an address).
+fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<DataDirLock> {
+    Ok(DataDirLock::acquire(dir)?)
+}
+
 async fn dev(args: DevArgs) -> anyhow::Result<()> {
+    let _lock = lock_data_dir(&args.data_dir)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -449,6 +457,11 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("topology file {}", path.display()))?
         }
     };
+    // The record lives in the data dir only without etcd; with etcd the dir holds nothing.
+    let _lock = match &args.etcd {
+        None => Some(lock_data_dir(&args.data_dir)?),
+        Some(_) => None,
+    };
     let listener = bind(args.listen, "gRPC").await?;
     let metrics_listener = bind_metrics(args.metrics_listen).await?;
     if !(args.max_imbalance.is_finite() && args.max_imbalance >= 1.0) {
@@ -497,6 +510,7 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
 }
 
 async fn shard(args: ShardArgs) -> anyhow::Result<()> {
+    let _lock = lock_data_dir(&args.data_dir)?;
     let listener = bind(args.listen, "gRPC").await?;
     let metrics_listener = bind_metrics(args.metrics_listen).await?;
     let coordinators: Vec<String> = args

@@ -14,7 +14,6 @@ use tonic_health::ServingStatus;
 use super::leading::AutoRebalanceLoop;
 use super::{durability, leading, serve, RoleError};
 use crate::connections::{bounded_incoming, ConnectionLimits};
-use crate::data_dir::DataDirLock;
 use crate::etcd::election::{Election, ElectionConfig, ElectionError};
 use crate::etcd::store::EtcdMetaStore;
 use crate::metrics::Metrics;
@@ -93,11 +92,6 @@ pub async fn run_coordinator(
         advertise_address: address.clone(),
         keep_checkpoints: config.keep_checkpoints,
         topology: config.topology.clone(),
-    };
-    // The record lives in the data dir only without etcd; with etcd the dir holds nothing.
-    let _lock = match &config.etcd {
-        None => Some(DataDirLock::acquire(&config.data_dir)?),
-        Some(_) => None,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (health_reporter, health) = serve::health(&[COORDINATOR_SERVICE]).await;

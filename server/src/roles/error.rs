@@ -2,7 +2,6 @@
 
 use thiserror::Error;
 
-use crate::data_dir::DataDirLockError;
 use crate::shard_node::ShardNodeError;
 use strata_cluster::CoordinatorError;
 
@@ -15,9 +14,6 @@ pub enum RoleError {
     /// The shard server's data dir could not be opened.
     #[error("shard server: {0}")]
     Shard(#[from] ShardNodeError),
-    /// The data dir is in use by another process, or cannot be locked.
-    #[error(transparent)]
-    DataDir(#[from] DataDirLockError),
     /// The data dir's incarnation id could not be read or written.
     #[error(transparent)]
     Incarnation(#[from] crate::incarnation::IncarnationError),

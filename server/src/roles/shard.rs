@@ -14,7 +14,6 @@ use super::local::open_node;
 use super::membership::{self, Membership};
 use super::{serve, RoleError};
 use crate::connections::{bounded_incoming, ConnectionLimits};
-use crate::data_dir::DataDirLock;
 use crate::incarnation::incarnation;
 use crate::metrics::Metrics;
 use crate::service::{
@@ -68,7 +67,6 @@ pub async fn run_shard(
         Some(a) => a.clone(),
         None => listener.local_addr()?.to_string(),
     };
-    let _lock = DataDirLock::acquire(&config.data_dir)?;
     let engine = Arc::new(Engine::new(config.engine.clone()));
     let node = open_node(
         &config.data_dir,
