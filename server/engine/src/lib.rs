@@ -7,7 +7,8 @@
 //! writes partially.
 //!
 //! Module map:
-//! - the crate root: [`Engine`] (tables and dense tensors by name) and [`Table`].
+//! - the crate root: [`Engine`] (tables and dense tensors by name, and a counter of their
+//!   changes that tells whether a checkpoint is due) and [`Table`].
 //! - [`checkpoint`]: consistent on-disk snapshots with manifest and checksums.
 //! - `dense`: dense tensors and their optimizer state.
 //! - `ownership`: which slots the node serves at which epoch, and migration captures.
@@ -535,5 +536,56 @@ impl Engine {
         }
         self.changed();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod change_tests {
+    use super::*;
+    use strata_storage::optimizer::{OptimizerConfig, OptimizerKind};
+    use strata_storage::spec::InitializerConfig;
+
+    fn spec(name: &str) -> TableSpec {
+        TableSpec {
+            name: name.to_owned(),
+            dim: 2,
+            optimizer: OptimizerConfig::new(OptimizerKind::Sgd { lr: 1.0 }),
+            initializer: InitializerConfig::Zeros,
+            seed: 1,
+            tier: TierKind::Host,
+        }
+    }
+
+    /// Asserts the counter moved since `last`, and returns its value.
+    fn counted(engine: &Engine, last: u64, what: &str) -> u64 {
+        let now = engine.changes();
+        assert!(now > last, "{what} was not counted");
+        now
+    }
+
+    #[test]
+    fn every_change_counts_and_reads_do_not() {
+        let engine = Engine::new(EngineConfig::default());
+        let mut last = engine.changes();
+        engine.create_table(spec("e")).expect("create");
+        last = counted(&engine, last, "create");
+        engine.push("e", &[1, 2], &[1.0; 4]).expect("push");
+        last = counted(&engine, last, "push");
+        let snap = engine.snapshot().expect("snapshot");
+        let mut out = [0f32; 4];
+        engine.pull("e", &[1, 3], &mut out).expect("pull");
+        assert_eq!(engine.changes(), last, "a snapshot or a pull is no change");
+        engine
+            .table("e")
+            .expect("table")
+            .erase_slots(&[(0, engine.ownership().num_slots())])
+            .expect("erase");
+        last = counted(&engine, last, "erase");
+        engine.restore(&snap).expect("restore");
+        last = counted(&engine, last, "restore");
+        engine.drop_table("e").expect("drop");
+        last = counted(&engine, last, "drop");
+        assert!(engine.push("e", &[1], &[1.0; 2]).is_err());
+        assert_eq!(engine.changes(), last, "a refused push is no change");
     }
 }
