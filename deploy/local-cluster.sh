@@ -81,12 +81,27 @@ add)
     echo "shard-$i joined; move shards to it with: strata --coordinator $coordinator rebalance --apply"
     ;;
 stop)
+    # SIGTERM: each server drains its requests and writes a checkpoint of what changed
+    # before it exits; wait for that (bounded), so a start right after finds the data dirs
+    # free.
     for pidfile in "$dir"/pids/*.pid; do
         [ -e "$pidfile" ] || continue
         if alive "$pidfile"; then
-            kill "$(cat "$pidfile")" && echo "stopped $(basename "$pidfile" .pid)"
+            kill "$(cat "$pidfile")"
         fi
-        rm -f "$pidfile"
+    done
+    for pidfile in "$dir"/pids/*.pid; do
+        [ -e "$pidfile" ] || continue
+        for _ in $(seq 1 1200); do
+            alive "$pidfile" || break
+            sleep 0.1
+        done
+        if alive "$pidfile"; then
+            echo "$(basename "$pidfile" .pid) still running after 120 s (pid $(cat "$pidfile"))" >&2
+        else
+            echo "stopped $(basename "$pidfile" .pid)"
+            rm -f "$pidfile"
+        fi
     done
     ;;
 status)

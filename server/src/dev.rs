@@ -17,8 +17,10 @@ use tokio::net::TcpListener;
 use strata_proto::v1::coordinator_server::CoordinatorServer;
 
 use crate::connections::{bounded_incoming, ConnectionLimits};
+use crate::incarnation::incarnation;
 use crate::local_nodes::LocalNodes;
 use crate::metrics::Metrics;
+use crate::roles::durability::{self, Drained};
 use crate::roles::local::{self, open_node};
 use crate::roles::membership::{LinkError, Membership};
 use crate::roles::{leading, serve, RoleError};
@@ -54,6 +56,12 @@ pub struct DevConfig {
     pub accept_data_loss: bool,
     /// Connections open at once and the HTTP/2 handshake deadline.
     pub connections: ConnectionLimits,
+    /// Write a checkpoint on exit when something changed since the newest one.
+    pub checkpoint_on_exit: bool,
+    /// How long connections get to drain after the shutdown signal.
+    pub drain_timeout: Duration,
+    /// Checkpoint the cluster this often when something changed (`None`: only on request).
+    pub checkpoint_interval: Option<Duration>,
 }
 
 /// Why a dev node stopped.
@@ -135,26 +143,33 @@ pub async fn run_dev(
         memory_budget: config.engine.memory_budget,
         data_dir: config.data_dir.clone(),
         interval: HEARTBEAT_INTERVAL,
+        incarnation: incarnation(&config.data_dir).map_err(RoleError::from)?,
+        accept_data_loss: config.accept_data_loss,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     local::join(&node, me, &coordinator, &stop_rx)
         .await
         .map_err(|e: LinkError| DevError::Register(e.to_string()))?;
     leading::start(&coordinator, HEARTBEAT_TIMEOUT, None, &stop_rx);
+    if let Some(interval) = config.checkpoint_interval {
+        durability::start_periodic(&coordinator, interval, &stop_rx);
+    }
 
     let (_health_reporter, health) =
         serve::health(&["strata.v1.Parameter", "strata.v1.Coordinator"]).await;
     let max = config.max_message_bytes;
     let metrics = Arc::new(Metrics::new().with_migrations(node.migration_counters().clone()));
     let parameter = parameter_routes(ParameterService::new(engine.clone(), metrics.clone()), max);
-    let coordinator_svc = CoordinatorServer::new(CoordinatorService::in_process_only(coordinator))
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max);
+    let coordinator_svc =
+        CoordinatorServer::new(CoordinatorService::in_process_only(coordinator.clone()))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max);
     let connections = metrics.connections.clone();
     let metrics_task = serve::metrics(metrics_listener, metrics, engine, &stop_rx);
 
     tracing::info!(%address, "strata-server dev serving");
-    let result = server_builder()
+    let (shutdown, signalled) = durability::watch_shutdown(shutdown);
+    let serving = server_builder()
         .add_service(health)
         .add_service(serve::reflection_v1()?)
         .add_service(serve::reflection_v1alpha()?)
@@ -163,10 +178,16 @@ pub async fn run_dev(
         .serve_with_incoming_shutdown(
             bounded_incoming(listener, config.connections, connections),
             shutdown,
-        )
-        .await;
+        );
+    let drained = durability::drain_bounded(serving, signalled, config.drain_timeout).await;
     let _ = stop_tx.send(true);
     serve::finish_metrics(metrics_task).await;
-    result?;
+    match drained {
+        Drained::Finished(result) => result?,
+        Drained::TimedOut => node.stop_serving(),
+    }
+    if config.checkpoint_on_exit {
+        durability::save_dev_on_exit(&coordinator, &node).await?;
+    }
     Ok(())
 }

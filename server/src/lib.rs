@@ -10,6 +10,8 @@
 //! - [`service`]: the gRPC services (Parameter, Coordinator, ShardControl), wire ↔ domain
 //!   conversions, errors → status codes in one place.
 //! - [`shard_node`]: a shard node's state: engine, checkpoints, node id, applied map.
+//! - [`data_dir`]: the lock that gives one process a data dir.
+//! - [`incarnation`]: the random id that tells a node's data dir from an empty or foreign one.
 //! - [`local_nodes`]: the coordinator's calls to shard nodes in its own process.
 //! - [`migration`]: the transport of live moves of slot ranges between shard servers.
 //! - [`roles`]: the `coordinator` and `shard` process runners, membership, leading loops,
@@ -29,8 +31,10 @@ compile_error!("strata's packed payloads assume a little-endian host");
 pub mod allocator;
 pub mod args;
 pub mod connections;
+pub mod data_dir;
 pub mod dev;
 pub mod etcd;
+pub mod incarnation;
 pub mod local_nodes;
 pub mod metrics;
 mod metrics_http;

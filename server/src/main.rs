@@ -15,6 +15,7 @@ use strata_engine::wal::{WalConfig, WalSync};
 use strata_engine::{EngineConfig, DEFAULT_GPU_MEMORY_BUDGET, DEFAULT_MAX_BATCH_ROWS};
 use strata_server::args::{parse_duration, parse_labels};
 use strata_server::connections::{ConnectionLimits, DEFAULT_MAX_CONNECTIONS};
+use strata_server::data_dir::DataDirLock;
 use strata_server::dev::{run_dev, DevConfig};
 use strata_server::roles::leading::AutoRebalanceLoop;
 use strata_server::roles::{
@@ -115,6 +116,10 @@ struct CoordinatorArgs {
     /// Topology plans (automatic ones): a move must pay for its bytes within this time.
     #[arg(long, value_parser = parse_duration, default_value = "10m")]
     payback: Duration,
+    /// Checkpoint the cluster this often (e.g. 30s, 5m) when a node reported changes since
+    /// its newest checkpoint; default: only on request.
+    #[arg(long, value_parser = parse_duration)]
+    checkpoint_interval: Option<Duration>,
     #[command(flatten)]
     connections: ConnectionArgs,
 }
@@ -230,10 +235,19 @@ struct NodeArgs {
     /// Checkpoints to keep on disk (corrupt ones are never deleted by retention).
     #[arg(long, default_value_t = 3)]
     keep_checkpoints: usize,
-    /// Start with empty tables when the data dir holds checkpoints and none verifies
+    /// Start with empty tables when the data dir holds checkpoints and none verifies, and
+    /// (shard) register when the coordinator knows this node id with another data dir
     /// (without it such a node refuses to start rather than serve fresh rows over them).
     #[arg(long)]
     accept_data_loss: bool,
+    /// Exit without the checkpoint otherwise written on SIGTERM or SIGINT (after requests
+    /// in flight drained) when something changed since the newest checkpoint.
+    #[arg(long)]
+    no_checkpoint_on_exit: bool,
+    /// After SIGTERM or SIGINT, how long requests in flight and open connections get before
+    /// the node stops serving on its own, writes its exit checkpoint and exits (e.g. 30s).
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    drain_timeout: Duration,
     /// Slots of the cluster (a shard's must match the coordinator's).
     #[arg(long, default_value_t = DEFAULT_NUM_SLOTS)]
     num_slots: u32,
@@ -318,6 +332,10 @@ struct DevArgs {
     /// Nice value of the threads that move rows in live migrations (0..=19).
     #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(i32).range(0..=19))]
     migration_nice: i32,
+    /// Checkpoint this often (e.g. 30s, 5m) when something changed since the newest
+    /// checkpoint; default: only on request.
+    #[arg(long, value_parser = parse_duration)]
+    checkpoint_interval: Option<Duration>,
     #[command(flatten)]
     connections: ConnectionArgs,
     #[command(flatten)]
@@ -360,7 +378,14 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
+/// Locks `dir` for this process's lifetime (before binding anything, so a second server on
+/// it exits before it prints an address).
+fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<DataDirLock> {
+    Ok(DataDirLock::acquire(dir)?)
+}
+
 async fn dev(args: DevArgs) -> anyhow::Result<()> {
+    let _lock = lock_data_dir(&args.data_dir)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -381,6 +406,9 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         migration_nice: args.migration_nice,
         accept_data_loss: args.node.accept_data_loss,
         connections: args.connections.limits(),
+        checkpoint_on_exit: !args.node.no_checkpoint_on_exit,
+        drain_timeout: args.node.drain_timeout,
+        checkpoint_interval: args.checkpoint_interval,
     };
     // Tests and scripts read the bound addresses from these lines.
     println!("strata-server dev listening on {}", listener.local_addr()?);
@@ -454,6 +482,11 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("topology file {}", path.display()))?
         }
     };
+    // The record lives in the data dir only without etcd; with etcd the dir holds nothing.
+    let _lock = match &args.etcd {
+        None => Some(lock_data_dir(&args.data_dir)?),
+        Some(_) => None,
+    };
     let listener = bind(args.listen, "gRPC").await?;
     let metrics_listener = bind_metrics(args.metrics_listen).await?;
     if !(args.max_imbalance.is_finite() && args.max_imbalance >= 1.0) {
@@ -493,6 +526,7 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         }),
         keep_checkpoints: args.keep_checkpoints.max(1),
         connections: args.connections.limits(),
+        checkpoint_interval: args.checkpoint_interval,
     };
     announce("coordinator", &listener, &metrics_listener)?;
     run_coordinator(config, listener, metrics_listener, shutdown_signal())
@@ -501,6 +535,7 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
 }
 
 async fn shard(args: ShardArgs) -> anyhow::Result<()> {
+    let _lock = lock_data_dir(&args.data_dir)?;
     let listener = bind(args.listen, "gRPC").await?;
     let metrics_listener = bind_metrics(args.metrics_listen).await?;
     let coordinators: Vec<String> = args
@@ -524,6 +559,8 @@ async fn shard(args: ShardArgs) -> anyhow::Result<()> {
         migration_nice: args.migration_nice,
         accept_data_loss: args.node.accept_data_loss,
         connections: args.connections.limits(),
+        checkpoint_on_exit: !args.node.no_checkpoint_on_exit,
+        drain_timeout: args.node.drain_timeout,
     };
     announce("shard", &listener, &metrics_listener)?;
     run_shard(config, listener, metrics_listener, shutdown_signal())

@@ -226,9 +226,11 @@ pub struct ShardNode {
     catalog_version: AtomicU64,
     catalog: Mutex<()>,
     last_checkpoint: Mutex<Option<CheckpointInfo>>,
+    saved_changes: AtomicU64,
     durability: tokio::sync::Mutex<()>,
     shard_ranges: Mutex<Vec<(u32, u32)>>,
     maps: Mutex<()>,
+    stopped: std::sync::atomic::AtomicBool,
     incoming: Arc<Incoming>,
     counters: Arc<MigrationCounters>,
     background: Background,
@@ -289,7 +291,10 @@ impl ShardNode {
         let last_checkpoint = match latest {
             Some((info, snap)) => {
                 engine.restore(&snap)?;
-                tracing::info!(id = %info.id, rows = info.rows, "restored checkpoint");
+                tracing::info!(
+                    dir = %data_dir.display(), id = %info.id, epoch = info.epoch,
+                    tables = info.tables, rows = info.rows, "restored checkpoint"
+                );
                 Some(info)
             }
             None => {
@@ -305,10 +310,14 @@ impl ShardNode {
                         dir = %checkpoints.root().display(), ?corrupt,
                         "every checkpoint fails verification; starting with empty tables as --accept-data-loss asks (the corrupt checkpoints are kept)"
                     );
+                } else {
+                    tracing::info!(dir = %data_dir.display(), "no checkpoint in the data dir: starting with empty tables");
                 }
                 None
             }
         };
+        // Read before the log is replayed: replayed changes are not in a checkpoint yet.
+        let saved_changes = engine.changes();
         if let Some(config) = engine.config().wal {
             open_wal(&engine, &wal_dir, config, base_id, base_lsn)?;
         }
@@ -320,9 +329,11 @@ impl ShardNode {
             catalog_version: AtomicU64::new(0),
             catalog: Mutex::new(()),
             last_checkpoint: Mutex::new(last_checkpoint),
+            saved_changes: AtomicU64::new(saved_changes),
             durability: tokio::sync::Mutex::new(()),
             shard_ranges: Mutex::new(Vec::new()),
             maps: Mutex::new(()),
+            stopped: std::sync::atomic::AtomicBool::new(false),
             incoming: Arc::new(Incoming::new()),
             counters: Arc::new(MigrationCounters::default()),
             background: Background::start(migration_nice).map_err(|e| {
@@ -401,7 +412,7 @@ impl ShardNode {
         let _one = self.maps.lock();
         let id = self.node_id();
         let ownership = self.engine.ownership();
-        if id.is_empty() {
+        if id.is_empty() || self.stopped.load(Ordering::Acquire) {
             return Ok(());
         }
         let ranges: Vec<(u32, u32)> = map
@@ -540,6 +551,7 @@ impl ShardNode {
                     push_bytes_per_s: r.push_bytes_per_s,
                 })
                 .collect(),
+            unsaved_changes: self.has_unsaved_changes(),
         }
     }
 
@@ -618,6 +630,8 @@ impl ShardNode {
             let (info, snap): (CheckpointInfo, NodeSnapshot) =
                 this.checkpoints.load_with_info(&id)?;
             this.engine.restore_checkpoint(&info.id, &snap)?;
+            this.saved_changes
+                .store(this.engine.changes(), Ordering::Release);
             tracing::info!(id = %info.id, rows = info.rows, "restored checkpoint on request");
             Ok::<_, ShardNodeError>(info)
         })
@@ -625,6 +639,41 @@ impl ShardNode {
         .map_err(|e| ShardNodeError::Task(e.to_string()))??;
         *self.last_checkpoint.lock() = Some(info.clone());
         Ok(info)
+    }
+
+    /// Stops serving for good, at the current epoch: waits for the requests already admitted,
+    /// then refuses every later one (as a node that owns no slot) and ignores later maps.
+    /// For an exit whose connections did not drain in time.
+    pub fn stop_serving(&self) {
+        let _one = self.maps.lock();
+        self.stopped.store(true, Ordering::Release);
+        let ownership = self.engine.ownership();
+        ownership.update(ownership.epoch(), Some(&[]));
+    }
+
+    /// Whether the tables, dense tensors or rows changed since the newest checkpoint written
+    /// or restored (or since the start, without one).
+    pub fn has_unsaved_changes(&self) -> bool {
+        self.engine.changes() != self.saved_changes.load(Ordering::Acquire)
+    }
+
+    /// Writes a checkpoint at the node's current epoch unless nothing changed since the
+    /// newest one (`None`); a map applied meanwhile is retried at its epoch.
+    pub async fn checkpoint_if_changed(
+        self: &Arc<Self>,
+    ) -> Result<Option<CheckpointInfo>, ShardNodeError> {
+        const TRIES: usize = 3;
+        let mut tries = 0;
+        loop {
+            if !self.has_unsaved_changes() {
+                return Ok(None);
+            }
+            tries += 1;
+            match self.checkpoint(self.epoch()).await {
+                Err(ShardNodeError::WrongEpoch { .. }) if tries < TRIES => continue,
+                r => return r.map(Some),
+            }
+        }
     }
 
     /// Writes a checkpoint of everything this node holds, taken at map epoch `epoch`.
@@ -642,6 +691,9 @@ impl ShardNode {
                     current,
                 });
             }
+            // Read before the snapshot: a change counted after this is either in the
+            // snapshot or still unsaved, never taken for saved when it is not.
+            let changes = this.engine.changes();
             let snap = this.engine.snapshot()?;
             if snap.epoch != epoch {
                 return Err(ShardNodeError::WrongEpoch {
@@ -657,6 +709,7 @@ impl ShardNode {
                     lsn: snap.wal_lsn,
                 })?;
             }
+            this.saved_changes.store(changes, Ordering::Release);
             this.checkpoints.prune(this.keep_checkpoints)?;
             Ok(info)
         })

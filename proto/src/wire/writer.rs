@@ -146,6 +146,7 @@ mod tests {
             client_id: String::new(),
             seq: 0,
             acked_below: 0,
+            resend_after_ms: 0,
         };
         let mut w = MessageWriter::new();
         w.string(1, &req.table)

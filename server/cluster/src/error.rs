@@ -91,6 +91,25 @@ pub enum CoordinatorError {
     /// A node's registration is malformed or over a limit.
     #[error("registration refused: {0}")]
     BadRegistration(String),
+    /// A node registers under a known id with another data dir than the one that held its
+    /// shards' rows (wiped, replaced, or another node's): serving would replace trained rows
+    /// with fresh ones.
+    #[error(
+        "node {node} registers with data dir incarnation {} but held the rows of shards {shards:?} \
+         with incarnation {known}: its data dir is empty or not its own. Start it with its own \
+         data dir, or with --accept-data-loss to serve those shards with fresh rows",
+        if .incarnation.is_empty() { "(none)" } else { .incarnation.as_str() }
+    )]
+    ForeignDataDir {
+        /// Node id.
+        node: String,
+        /// Shards it is primary of.
+        shards: Vec<u32>,
+        /// Incarnation the record holds.
+        known: String,
+        /// Incarnation it registered with ("" when it sent none).
+        incarnation: String,
+    },
     /// No node with that id is registered.
     #[error("unknown node {id:?}: register first")]
     UnknownNode {

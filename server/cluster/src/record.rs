@@ -34,6 +34,14 @@ pub struct NodeRecord {
     /// Being drained (or drained): receives no shards.
     #[serde(default)]
     pub draining: bool,
+    /// The incarnation id of the node's data dir it last registered with ("" in records
+    /// written before incarnations were kept: the next registration's is taken).
+    #[serde(default)]
+    pub incarnation: String,
+    /// Set once the node reported rows: its shards then hold trained data, and a node
+    /// coming back under this id without that data dir is refused.
+    #[serde(default)]
+    pub held_rows: bool,
 }
 
 /// What the coordinator must not forget across restarts.

@@ -112,6 +112,8 @@ pub struct HeartbeatReport {
     pub pull_rows_per_s: f64,
     /// Rows pushed per second over the node's traffic window.
     pub push_rows_per_s: f64,
+    /// Whether it holds changes its newest checkpoint lacks.
+    pub unsaved_changes: bool,
 }
 
 /// Data-path bytes per second of one table's slot range from clients at one location.

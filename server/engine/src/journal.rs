@@ -6,6 +6,7 @@
 //! takes the exclusive side while it freezes the tables and cuts the log: a change is then
 //! either applied and logged before the cut, or neither.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::{RwLock, RwLockWriteGuard};
@@ -18,6 +19,8 @@ use crate::wal::{Record, Wal};
 pub(crate) struct Journal {
     wal: OnceLock<Arc<Wal>>,
     gate: RwLock<()>,
+    /// Changes made so far (see [`Journal::changes`]).
+    changes: AtomicU64,
 }
 
 impl Journal {
@@ -36,6 +39,17 @@ impl Journal {
         self.wal.set(wal).map_err(|_| EngineError::WalWrite {
             reason: "a write-ahead log is already attached".into(),
         })
+    }
+
+    /// A counter of the changes made (bumped after each): read before a snapshot, it tells
+    /// later whether anything changed since.
+    pub(crate) fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
+    }
+
+    /// Counts a change made outside [`Journal::change`] (a restore).
+    pub(crate) fn changed(&self) {
+        self.changes.fetch_add(1, Ordering::Release);
     }
 
     /// Holds every change off (a snapshot's cut).
@@ -64,6 +78,7 @@ impl Journal {
     ) -> Result<(T, Option<u64>), EngineError> {
         let _shared = self.gate.read();
         let out = change()?;
+        self.changed();
         let lsn = match (self.wal.get(), record(&out)) {
             (Some(wal), Some(record)) => match wal.append(&record) {
                 Ok(lsn) => Some(lsn),

@@ -372,6 +372,13 @@ impl Engine {
         }
     }
 
+    /// A counter of the changes made to this engine's tables, dense tensors and rows
+    /// (pushes, imports, erasures, creations, drops, restores), bumped after each change:
+    /// read before a snapshot, it tells later whether anything changed since.
+    pub fn changes(&self) -> u64 {
+        self.journal.changes()
+    }
+
     /// The pushes applied per client (exactly-once delivery).
     pub fn sessions(&self) -> &Sessions {
         &self.sessions
@@ -730,6 +737,7 @@ impl Engine {
         for d in dense {
             self.dense.insert(d.spec().name.clone(), Arc::new(d));
         }
+        self.journal.changed();
         Ok(())
     }
 }
@@ -738,5 +746,56 @@ impl Engine {
 fn wal_error(e: WalError) -> EngineError {
     EngineError::WalWrite {
         reason: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod change_tests {
+    use super::*;
+    use strata_storage::optimizer::{OptimizerConfig, OptimizerKind};
+    use strata_storage::spec::InitializerConfig;
+
+    fn spec(name: &str) -> TableSpec {
+        TableSpec {
+            name: name.to_owned(),
+            dim: 2,
+            optimizer: OptimizerConfig::new(OptimizerKind::Sgd { lr: 1.0 }),
+            initializer: InitializerConfig::Zeros,
+            seed: 1,
+            tier: TierKind::Host,
+        }
+    }
+
+    /// Asserts the counter moved since `last`, and returns its value.
+    fn counted(engine: &Engine, last: u64, what: &str) -> u64 {
+        let now = engine.changes();
+        assert!(now > last, "{what} was not counted");
+        now
+    }
+
+    #[test]
+    fn every_change_counts_and_reads_do_not() {
+        let engine = Engine::new(EngineConfig::default());
+        let mut last = engine.changes();
+        engine.create_table(spec("e")).expect("create");
+        last = counted(&engine, last, "create");
+        engine.push("e", &[1, 2], &[1.0; 4]).expect("push");
+        last = counted(&engine, last, "push");
+        let snap = engine.snapshot().expect("snapshot");
+        let mut out = [0f32; 4];
+        engine.pull("e", &[1, 3], &mut out).expect("pull");
+        assert_eq!(engine.changes(), last, "a snapshot or a pull is no change");
+        engine
+            .table("e")
+            .expect("table")
+            .erase_slots(&[(0, engine.ownership().num_slots())])
+            .expect("erase");
+        last = counted(&engine, last, "erase");
+        engine.restore(&snap).expect("restore");
+        last = counted(&engine, last, "restore");
+        engine.drop_table("e").expect("drop");
+        last = counted(&engine, last, "drop");
+        assert!(engine.push("e", &[1], &[1.0; 2]).is_err());
+        assert_eq!(engine.changes(), last, "a refused push is no change");
     }
 }

@@ -12,7 +12,7 @@ use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
 use super::leading::AutoRebalanceLoop;
-use super::{leading, serve, RoleError};
+use super::{durability, leading, serve, RoleError};
 use crate::connections::{bounded_incoming, ConnectionLimits};
 use crate::etcd::election::{Election, ElectionConfig, ElectionError};
 use crate::etcd::store::EtcdMetaStore;
@@ -54,6 +54,9 @@ pub struct CoordinatorRoleConfig {
     pub topology: Topology,
     /// Automatic topology rebalancing (`--auto-rebalance`; off: `None`).
     pub auto_rebalance: Option<AutoRebalanceLoop>,
+    /// Checkpoint the cluster this often when a node reported changes (`None`: only on
+    /// request).
+    pub checkpoint_interval: Option<Duration>,
 }
 
 /// Where in etcd the cluster lives.
@@ -253,5 +256,8 @@ fn start_leading(
         config.auto_rebalance.clone(),
         stop,
     );
+    if let Some(interval) = config.checkpoint_interval {
+        durability::start_periodic(&coordinator, interval, stop);
+    }
     slot.lead(coordinator);
 }

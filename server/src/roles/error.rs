@@ -14,6 +14,12 @@ pub enum RoleError {
     /// The shard server's data dir could not be opened.
     #[error("shard server: {0}")]
     Shard(#[from] ShardNodeError),
+    /// The data dir's incarnation id could not be read or written.
+    #[error(transparent)]
+    Incarnation(#[from] crate::incarnation::IncarnationError),
+    /// The coordinator refused this node for good (it came back without its data).
+    #[error("registration refused: {0}")]
+    Refused(String),
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),

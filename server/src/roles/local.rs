@@ -19,6 +19,7 @@ use strata_proto::v1::coordinator_server::CoordinatorServer;
 use super::membership::{self, InProcessLink, LinkError, Membership};
 use super::{serve, RoleError};
 use crate::connections::ConnectionLimits;
+use crate::incarnation::incarnation;
 use crate::local_nodes::LocalNodes;
 use crate::service::CoordinatorService;
 use crate::shard_node::{stored_node_id, ShardNode};
@@ -154,6 +155,8 @@ impl LocalShard {
             memory_budget: config.engine.memory_budget,
             data_dir: config.data_dir.clone(),
             interval: config.heartbeat_interval,
+            incarnation: incarnation(&config.data_dir)?,
+            accept_data_loss: false,
         };
         join(&node, me, coordinator, &stop_rx)
             .await

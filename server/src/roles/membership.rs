@@ -44,6 +44,10 @@ pub struct Membership {
     pub data_dir: PathBuf,
     /// Time between heartbeats.
     pub interval: Duration,
+    /// Incarnation id of the data dir (see [`crate::incarnation`]).
+    pub incarnation: String,
+    /// Register even when the coordinator knows this node with another data dir.
+    pub accept_data_loss: bool,
 }
 
 /// Why a call to the coordinator failed.
@@ -53,13 +57,16 @@ pub enum LinkError {
     UnknownNode,
     /// The call failed (unreachable, not leading, refused); retried later.
     Failed(String),
+    /// The coordinator refused the registration for good (the node came back without the
+    /// data of its shards): retrying cannot help.
+    Refused(String),
 }
 
 impl std::fmt::Display for LinkError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::UnknownNode => write!(f, "the coordinator does not know this node"),
-            Self::Failed(message) => f.write_str(message),
+            Self::Failed(message) | Self::Refused(message) => f.write_str(message),
         }
     }
 }
@@ -86,6 +93,7 @@ pub struct InProcessLink(pub Arc<ClusterCoordinator>);
 fn link_error(e: CoordinatorError) -> LinkError {
     match e {
         CoordinatorError::UnknownNode { .. } => LinkError::UnknownNode,
+        e @ CoordinatorError::ForeignDataDir { .. } => LinkError::Refused(e.to_string()),
         e => LinkError::Failed(e.to_string()),
     }
 }
@@ -200,9 +208,15 @@ impl CoordinatorLink for GrpcLink {
                 labels: reg.labels.into_iter().collect(),
                 memory_budget: reg.memory_budget,
                 node_id: reg.node_id,
+                incarnation: reg.incarnation,
+                accept_data_loss: reg.accept_data_loss,
             };
             let resp = match self.client().register_node(request).await {
                 Ok(r) => r.into_inner(),
+                // The only refusal of a well-formed registration that no retry mends.
+                Err(status) if status.code() == Code::FailedPrecondition => {
+                    return Err(LinkError::Refused(status.message().to_string()))
+                }
                 Err(status) => return Err(self.failed(status)),
             };
             let (Some(map), Some(catalog)) = (resp.map.as_ref(), resp.catalog.as_ref()) else {
@@ -249,6 +263,8 @@ pub async fn join(
             address: me.address.clone(),
             labels: me.labels.clone(),
             memory_budget: me.memory_budget,
+            incarnation: me.incarnation.clone(),
+            accept_data_loss: me.accept_data_loss,
         })
         .await?;
     if node.node_id() != id {
@@ -262,21 +278,22 @@ pub async fn join(
     Ok(())
 }
 
-/// Heartbeats (registering first unless `registered`) until `stop` turns true.
+/// Heartbeats (registering first unless `registered`) until `stop` turns true; ends early
+/// with the refusal when the coordinator refuses the node for good.
 pub async fn run(
     node: Arc<ShardNode>,
     me: Membership,
     mut link: Box<dyn CoordinatorLink>,
     mut registered: bool,
     stop: tokio::sync::watch::Receiver<bool>,
-) {
+) -> Result<(), LinkError> {
     let stopped = super::serve::stopped(&stop);
     tokio::pin!(stopped);
     let mut backoff = Duration::from_millis(100);
     let mut ticker = tokio::time::interval(me.interval);
     loop {
         tokio::select! {
-            _ = &mut stopped => return,
+            _ = &mut stopped => return Ok(()),
             _ = ticker.tick() => {}
         }
         if !registered {
@@ -284,6 +301,10 @@ pub async fn run(
                 Ok(()) => {
                     registered = true;
                     backoff = Duration::from_millis(100);
+                }
+                Err(error @ LinkError::Refused(_)) => {
+                    tracing::error!(coordinator = %link.describe(), %error, "registration refused");
+                    return Err(error);
                 }
                 Err(error) => {
                     tracing::warn!(coordinator = %link.describe(), %error, "registration failed; retrying");

@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use super::durability::{self, Drained};
 use super::local::open_node;
 use super::membership::{self, Membership};
 use super::{serve, RoleError};
 use crate::connections::{bounded_incoming, ConnectionLimits};
+use crate::incarnation::incarnation;
 use crate::metrics::Metrics;
 use crate::service::{
     parameter_routes, shard_control_routes, ParameterService, ShardControlService,
@@ -48,6 +50,10 @@ pub struct ShardRoleConfig {
     pub accept_data_loss: bool,
     /// Connections open at once and the HTTP/2 handshake deadline.
     pub connections: ConnectionLimits,
+    /// Write a checkpoint on exit when something changed since the newest one.
+    pub checkpoint_on_exit: bool,
+    /// How long connections get to drain after the shutdown signal.
+    pub drain_timeout: Duration,
 }
 
 /// Runs a shard server on already-bound listeners until `shutdown` resolves.
@@ -79,26 +85,48 @@ pub async fn run_shard(
         memory_budget: config.engine.memory_budget,
         data_dir: config.data_dir.clone(),
         interval: config.heartbeat_interval,
+        incarnation: incarnation(&config.data_dir)?,
+        accept_data_loss: config.accept_data_loss,
     };
-    tokio::spawn(membership::run(
+    let heartbeats = tokio::spawn(membership::run(
         node.clone(),
         me,
         Box::new(link),
         false,
         stop_rx,
     ));
+    // A refused registration ends the process: the node never serves fresh rows in place
+    // of the trained rows its shards held.
+    let refused = async {
+        match heartbeats.await {
+            Ok(Err(refusal)) => refusal,
+            _ => std::future::pending().await,
+        }
+    };
     tracing::info!(%address, "strata-server shard serving");
-    let result = serve_node(
-        node,
+    let (shutdown, signalled) = durability::watch_shutdown(shutdown);
+    let serving = serve_node(
+        node.clone(),
         listener,
         metrics_listener,
         config.max_message_bytes,
         config.connections,
         shutdown,
-    )
-    .await;
+    );
+    let drained = tokio::select! {
+        d = durability::drain_bounded(serving, signalled, config.drain_timeout) => d,
+        refusal = refused => return Err(RoleError::Refused(refusal.to_string())),
+    };
+    // Heartbeats end first: no map arrives while the exit checkpoint is written.
     let _ = stop_tx.send(true);
-    result
+    match drained {
+        Drained::Finished(result) => result?,
+        Drained::TimedOut => node.stop_serving(),
+    }
+    if config.checkpoint_on_exit {
+        durability::save_node_on_exit(&node).await?;
+    }
+    Ok(())
 }
 
 /// Serves a shard node's Parameter and ShardControl services (with health, reflection and

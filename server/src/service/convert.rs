@@ -455,6 +455,7 @@ pub fn report_to_pb(r: &HeartbeatReport) -> pb::HeartbeatRequest {
             .collect(),
         pull_rows_per_s: r.pull_rows_per_s,
         push_rows_per_s: r.push_rows_per_s,
+        unsaved_changes: r.unsaved_changes,
     }
 }
 
@@ -515,6 +516,7 @@ pub fn report_from_pb(req: pb::HeartbeatRequest) -> HeartbeatReport {
             .collect(),
         pull_rows_per_s: rate(req.pull_rows_per_s),
         push_rows_per_s: rate(req.push_rows_per_s),
+        unsaved_changes: req.unsaved_changes,
     }
 }
 

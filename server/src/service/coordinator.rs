@@ -321,6 +321,8 @@ impl Coordinator for CoordinatorService {
                 address: req.address,
                 labels: req.labels.into_iter().collect(),
                 memory_budget: req.memory_budget,
+                incarnation: req.incarnation,
+                accept_data_loss: req.accept_data_loss,
             })
             .map_err(from_coordinator)?;
         Ok(Response::new(pb::RegisterNodeResponse {

@@ -116,7 +116,9 @@ pub fn from_coordinator(err: CoordinatorError) -> Status {
         }
         CoordinatorError::CheckpointPartMissing { .. } => Status::not_found(err.to_string()),
         CoordinatorError::CheckpointPartCorrupt { .. } => Status::data_loss(err.to_string()),
-        CoordinatorError::NotRestorable { .. } => Status::failed_precondition(err.to_string()),
+        CoordinatorError::NotRestorable { .. } | CoordinatorError::ForeignDataDir { .. } => {
+            Status::failed_precondition(err.to_string())
+        }
         CoordinatorError::EpochChanged { .. } => Status::aborted(err.to_string()),
         CoordinatorError::PlanRunning { .. }
         | CoordinatorError::StalePlan(_)

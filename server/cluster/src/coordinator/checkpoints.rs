@@ -119,6 +119,7 @@ impl ClusterCoordinator {
             nodes.insert(id.clone(), info.id.clone());
             if let Some(l) = self.state.lock().1.get_mut(id) {
                 l.last_checkpoint = Some(info);
+                l.unsaved_changes = false;
             }
         }
         let mut guard = self.state.lock();
@@ -158,6 +159,26 @@ impl ClusterCoordinator {
         self.store.save_record(&next)?;
         guard.0 = next;
         Ok(checkpoint)
+    }
+
+    /// Checkpoints the cluster as [`ClusterCoordinator::checkpoint`] does, unless no node
+    /// holding shards has reported changes since its newest checkpoint (`None`): the
+    /// periodic checkpoint (`--checkpoint-interval`).
+    pub async fn checkpoint_if_changed(
+        &self,
+    ) -> Result<Option<ClusterCheckpoint>, CoordinatorError> {
+        let changed = {
+            let guard = self.state.lock();
+            let (record, live) = &*guard;
+            record.nodes.iter().any(|n| {
+                !shards_of(record, &n.id).is_empty()
+                    && live.get(&n.id).is_none_or(|l| l.unsaved_changes)
+            })
+        };
+        if !changed {
+            return Ok(None);
+        }
+        self.checkpoint().await.map(Some)
     }
 
     /// The cluster checkpoints, newest first, each with what its nodes say of their parts

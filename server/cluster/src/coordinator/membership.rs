@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::ClusterCoordinator;
 use crate::cluster_map::{ClusterMap, NodeEntry};
 use crate::placement::{spread_across, Candidate};
-use crate::record::{catalog_of, known_attempts, Catalog, ClusterRecord, NodeRecord};
+use crate::record::{catalog_of, known_attempts, shards_of, Catalog, ClusterRecord, NodeRecord};
 use crate::report::{HeartbeatReport, NodeCheckpoint, RangeLoad, TableUsage, TrafficSample};
 use crate::CoordinatorError;
 
@@ -38,6 +38,8 @@ pub struct NodeLive {
     pub pull_rows_per_s: f64,
     /// Rows pushed per second.
     pub push_rows_per_s: f64,
+    /// Whether it holds changes its newest checkpoint lacks (true until it says otherwise).
+    pub unsaved_changes: bool,
 }
 
 impl NodeLive {
@@ -56,6 +58,7 @@ impl NodeLive {
             traffic: Vec::new(),
             pull_rows_per_s: 0.0,
             push_rows_per_s: 0.0,
+            unsaved_changes: true,
         }
     }
 }
@@ -71,6 +74,11 @@ pub struct Registration {
     pub labels: BTreeMap<String, String>,
     /// Host memory budget in bytes.
     pub memory_budget: u64,
+    /// Incarnation id of its data dir (empty: it sent none).
+    pub incarnation: String,
+    /// Take this registration even when the node comes back without the data of its
+    /// shards (they are then served with fresh rows).
+    pub accept_data_loss: bool,
 }
 
 /// The answer to a heartbeat: what the node lacks.
@@ -102,12 +110,20 @@ impl ClusterCoordinator {
         } else {
             reg.node_id.clone()
         };
+        let known = next.nodes.iter().find(|n| n.id == id);
+        let same_data = known.is_none_or(|n| !n.held_rows || n.incarnation == reg.incarnation);
+        let held_rows = known.is_some_and(|n| n.held_rows) && same_data;
+        if let Some(n) = known.filter(|_| !same_data) {
+            refuse_foreign_data(record, n, &reg)?;
+        }
         let node = NodeRecord {
             id: id.clone(),
             address: reg.address,
             labels: reg.labels,
             memory_budget: reg.memory_budget,
             draining: false,
+            incarnation: reg.incarnation,
+            held_rows,
         };
         match next.nodes.iter_mut().find(|n| n.id == id) {
             Some(n) => {
@@ -190,6 +206,7 @@ impl ClusterCoordinator {
         entry.traffic = hb.traffic;
         entry.pull_rows_per_s = hb.pull_rows_per_s;
         entry.push_rows_per_s = hb.push_rows_per_s;
+        entry.unsaved_changes = hb.unsaved_changes;
         entry.applied_epoch = hb.epoch;
         entry.catalog_version = hb.catalog_version;
         if hb.last_checkpoint.is_some() {
@@ -197,15 +214,18 @@ impl ClusterCoordinator {
         }
         let moved = !hb.address.is_empty() && record.nodes[node_index].address != hb.address;
         let freeze = !record.placement_frozen && entry.rows > 0;
-        if freeze && !(came_back || moved) {
+        let first_rows = !record.nodes[node_index].held_rows && entry.rows > 0;
+        if (freeze || first_rows) && !(came_back || moved) {
             let mut next = record.clone();
-            next.placement_frozen = true;
+            next.placement_frozen |= freeze;
+            next.nodes[node_index].held_rows |= first_rows;
             self.store.save_record(&next)?;
             *record = next;
         }
         if came_back || moved {
             let mut next = record.clone();
             next.placement_frozen |= freeze;
+            next.nodes[node_index].held_rows |= first_rows;
             if moved {
                 next.nodes[node_index].address = hb.address;
             }
@@ -250,6 +270,32 @@ impl ClusterCoordinator {
         }
         Ok(changed)
     }
+}
+
+/// Refuses node `known` coming back with another data dir (`reg`'s incarnation) while it
+/// is primary of shards, unless it accepts the loss of their rows.
+fn refuse_foreign_data(
+    record: &ClusterRecord,
+    known: &NodeRecord,
+    reg: &Registration,
+) -> Result<(), CoordinatorError> {
+    let shards = shards_of(record, &known.id);
+    if shards.is_empty() || known.incarnation.is_empty() {
+        return Ok(());
+    }
+    if reg.accept_data_loss {
+        tracing::error!(
+            node = %known.id, ?shards, known = %known.incarnation, incarnation = %reg.incarnation,
+            "node came back without the data dir that held its shards' rows; registering it as --accept-data-loss asks: those shards start with fresh rows"
+        );
+        return Ok(());
+    }
+    Err(CoordinatorError::ForeignDataDir {
+        node: known.id.clone(),
+        shards,
+        known: known.incarnation.clone(),
+        incarnation: reg.incarnation.clone(),
+    })
 }
 
 /// The map of `record` with each node up or down as `live` says.
@@ -388,6 +434,55 @@ mod tests {
             }),
             Err(CoordinatorError::UnknownNode { .. })
         ));
+    }
+
+    #[test]
+    fn a_node_back_with_another_data_dir_is_refused_unless_it_accepts_the_loss() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = open(dir.path(), Duration::from_secs(60));
+        let with = |incarnation: &str, accept_data_loss: bool| Registration {
+            incarnation: incarnation.into(),
+            accept_data_loss,
+            ..reg("n", "h:1")
+        };
+        c.register(with("aaaa", false)).expect("first");
+        // Before it reports rows, another data dir is nothing lost.
+        c.register(with("bbbb", false)).expect("no rows yet");
+        let rows = HeartbeatReport {
+            node_id: "n".into(),
+            tables: vec![TableUsage {
+                name: "e".into(),
+                rows: 3,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        c.heartbeat(rows.clone()).expect("heartbeat");
+        c.register(with("bbbb", false))
+            .expect("same data dir again");
+        drop(c);
+
+        // The record keeps the incarnation across a coordinator restart.
+        let c = open(dir.path(), Duration::from_secs(60));
+        for foreign in ["cccc", ""] {
+            let err = c.register(with(foreign, false)).expect_err("refused");
+            let text = err.to_string();
+            assert!(
+                matches!(err, CoordinatorError::ForeignDataDir { .. }),
+                "{text}"
+            );
+            assert!(
+                text.contains("node n") && text.contains("[0, 1, 2"),
+                "{text}"
+            );
+        }
+        c.register(with("cccc", true))
+            .expect("accepted with the loss");
+        // Now the new data dir is the node's: it registers again without the flag.
+        c.register(with("cccc", false))
+            .expect("its own data dir now");
+        c.heartbeat(rows).expect("heartbeat");
+        assert!(c.register(with("dddd", false)).is_err());
     }
 
     #[test]
