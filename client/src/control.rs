@@ -15,8 +15,8 @@ use strata_proto::v1::coordinator_client::CoordinatorClient;
 use tonic::transport::Channel;
 use tonic::Status;
 
-use crate::retry::{classify, Call, Retry};
-use crate::routing::{channel, MAX_MESSAGE_BYTES};
+use crate::retry::{classify, connect_failure, Call, ConnectFailure, Retry};
+use crate::routing::{channel_within, MAX_MESSAGE_BYTES};
 use crate::ClientError;
 
 /// How long a control-plane call keeps looking for a leader (covers a lease expiry).
@@ -25,6 +25,8 @@ pub const LEADER_SEARCH: Duration = Duration::from_secs(20);
 /// Known coordinators and the one calls go to.
 pub(crate) struct Control {
     state: RwLock<State>,
+    /// How long opening a connection, and the first contact, may take.
+    connect_timeout: Duration,
 }
 
 struct State {
@@ -33,26 +35,31 @@ struct State {
     client: CoordinatorClient<Channel>,
 }
 
-fn client(address: &str) -> Result<CoordinatorClient<Channel>, ClientError> {
-    Ok(CoordinatorClient::new(channel(address)?)
+fn client(address: &str, timeout: Duration) -> Result<CoordinatorClient<Channel>, ClientError> {
+    Ok(CoordinatorClient::new(channel_within(address, timeout)?)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES))
 }
 
 impl Control {
-    /// Coordinators at `addresses` (at least one); calls start with the first.
-    pub(crate) fn new(addresses: Vec<String>) -> Result<Self, ClientError> {
+    /// Coordinators at `addresses` (at least one); calls start with the first. Opening a
+    /// connection gives up after `connect_timeout`.
+    pub(crate) fn new(
+        addresses: Vec<String>,
+        connect_timeout: Duration,
+    ) -> Result<Self, ClientError> {
         let first = addresses.first().ok_or_else(|| ClientError::BadAddress {
             address: String::new(),
             reason: "no coordinator address".into(),
         })?;
-        let client = client(first)?;
+        let client = client(first, connect_timeout)?;
         Ok(Self {
             state: RwLock::new(State {
                 addresses,
                 current: 0,
                 client,
             }),
+            connect_timeout,
         })
     }
 
@@ -85,7 +92,7 @@ impl Control {
             },
             _ => (s.current + 1) % s.addresses.len(),
         };
-        let Ok(next) = client(&s.addresses[target]) else {
+        let Ok(next) = client(&s.addresses[target], self.connect_timeout) else {
             return;
         };
         s.current = target;
@@ -104,7 +111,61 @@ impl Control {
         F: Fn(CoordinatorClient<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
-        let deadline = Instant::now() + LEADER_SEARCH;
+        self.search(call, LEADER_SEARCH, send)
+            .await
+            .map_err(|(address, status)| ClientError::rpc(rpc, "coordinator", &address, &status))
+    }
+
+    /// The first call of a client: as [`Control::call`], but the search for a coordinator
+    /// that answers ends after the connect timeout, and a failure says what was found at
+    /// the address (nothing listening, no answer, not gRPC).
+    pub(crate) async fn first_call<T, F, Fut>(
+        &self,
+        rpc: &'static str,
+        call: Call,
+        send: F,
+    ) -> Result<T, ClientError>
+    where
+        F: Fn(CoordinatorClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let timeout = self.connect_timeout;
+        let timed_out = || ClientError::ConnectTimeout {
+            address: self.address(),
+            timeout,
+        };
+        let searched = tokio::time::timeout(timeout, self.search(call, timeout, send)).await;
+        let (address, status) = match searched {
+            Ok(Ok(answer)) => return Ok(answer),
+            Ok(Err(failed)) => failed,
+            Err(_) => return Err(timed_out()),
+        };
+        if let Some(failure) = connect_failure(&status) {
+            return Err(match failure {
+                ConnectFailure::Refused => ClientError::ConnectionRefused { address },
+                ConnectFailure::TimedOut => ClientError::ConnectTimeout { address, timeout },
+                ConnectFailure::Other(reason) => ClientError::Unreachable { address, reason },
+            });
+        }
+        if let Some(detail) = not_grpc(&status) {
+            return Err(ClientError::NotGrpc { address, detail });
+        }
+        Err(ClientError::rpc(rpc, "coordinator", &address, &status))
+    }
+
+    /// Sends until an answer, a failure that sending again would not fix, or `within`
+    /// has passed; a failure comes with the address that gave it.
+    async fn search<T, F, Fut>(
+        &self,
+        call: Call,
+        within: Duration,
+        send: F,
+    ) -> Result<T, (String, Status)>
+    where
+        F: Fn(CoordinatorClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let deadline = Instant::now() + within;
         let mut pause = Duration::from_millis(50);
         loop {
             let address = self.address();
@@ -117,14 +178,25 @@ impl Control {
                 Retry::RefreshMap | Retry::Ambiguous | Retry::Fatal => false,
             };
             if !retry || Instant::now() + pause > deadline {
-                return Err(ClientError::rpc(rpc, "coordinator", &address, &status));
+                return Err((address, status));
             }
-            tracing::debug!(%address, rpc, message = %status.message(), "coordinator not leading; trying another");
+            tracing::debug!(%address, message = %status.message(), "coordinator not leading; trying another");
             self.follow(&address, &status);
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(500));
         }
     }
+}
+
+/// What a non-gRPC server answered, if `status` is tonic's account of an HTTP response
+/// without a gRPC status (an HTTP server such as a metrics port). Only used to word an
+/// error: tonic gives no typed mark of this case, so its fixed message is matched here and
+/// nowhere else, and no retry decision depends on it.
+fn not_grpc(status: &Status) -> Option<String> {
+    let message = status.message();
+    message
+        .starts_with("grpc-status header missing")
+        .then(|| message.replace("grpc-status header missing, mapped from ", "answered with "))
 }
 
 /// The leader a standby named, if any.

@@ -1,72 +1,107 @@
 //! `strata status` and `strata checkpoint ...`.
 
+use std::collections::BTreeMap;
+
 use clap::Subcommand;
 use strata_client::v1 as pb;
 use strata_client::Client;
+
+use super::confirm::{confirm, YesArgs};
+use super::output::{print_json, OutputArgs};
+use super::units;
 
 /// Checkpoint commands.
 #[derive(Subcommand)]
 pub enum CheckpointCommand {
     /// Take a consistent checkpoint of every table and dense tensor.
+    #[command(
+        after_help = "Examples:\n  strata checkpoint create\n  strata checkpoint create -o json | jq -r .id"
+    )]
     Create {
-        /// Print one JSON object.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
-    /// List checkpoints, newest first, with their verification state.
+    /// List checkpoints, newest first, with their age and verification state.
+    #[command(
+        after_help = "Examples:\n  strata checkpoint list\n  strata checkpoint list -o json | jq -r '.checkpoints[0].id'"
+    )]
     List {
-        /// Print one JSON object.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
-    /// Replace all tables and dense tensors with a checkpoint.
+    /// Replace all tables and dense tensors with a checkpoint (asks first; --yes to skip).
+    #[command(
+        after_help = "Examples:\n  strata checkpoint restore cluster-00000001          # asks [y/N] on a terminal\n  strata checkpoint restore cluster-00000001 --yes    # scripts"
+    )]
     Restore {
         /// Checkpoint id (see `strata checkpoint list`).
         id: String,
+        #[command(flatten)]
+        yes: YesArgs,
+        #[command(flatten)]
+        out: OutputArgs,
     },
 }
 
-fn checkpoint_json(c: &pb::CheckpointInfo) -> serde_json::Value {
+fn checkpoint_json(c: &pb::CheckpointInfo, now: u64) -> serde_json::Value {
     serde_json::json!({
-        "id": c.id, "created_unix_ms": c.created_unix_ms, "bytes": c.bytes,
+        "id": c.id, "created_unix_ms": c.created_unix_ms,
+        "age_ms": now.saturating_sub(c.created_unix_ms), "bytes": c.bytes,
         "tables": c.tables, "rows": c.rows, "state": c.state,
     })
 }
 
 /// Runs a checkpoint command.
 pub async fn checkpoint(client: &Client, cmd: CheckpointCommand) -> anyhow::Result<()> {
+    let now = units::now_ms();
     match cmd {
-        CheckpointCommand::Create { json } => {
+        CheckpointCommand::Create { out } => {
             let c = client.checkpoint().await?;
-            if json {
-                println!("{}", checkpoint_json(&c));
+            if out.json() {
+                print_json(&checkpoint_json(&c, now));
                 return Ok(());
             }
             println!(
-                "checkpoint {} written: {} tables, {} rows, {} bytes",
-                c.id, c.tables, c.rows, c.bytes
+                "checkpoint {} written: {} tables, {} rows, {}",
+                c.id,
+                c.tables,
+                c.rows,
+                units::bytes(c.bytes)
             );
         }
-        CheckpointCommand::List { json } => {
+        CheckpointCommand::List { out } => {
             let list = client.list_checkpoints().await?;
-            if json {
-                let all: Vec<_> = list.iter().map(checkpoint_json).collect();
-                println!("{}", serde_json::json!({ "checkpoints": all }));
-            } else {
+            if out.json() {
+                let all: Vec<_> = list.iter().map(|c| checkpoint_json(c, now)).collect();
+                print_json(&serde_json::json!({ "checkpoints": all }));
+                return Ok(());
+            }
+            println!(
+                "{:<20} {:>10} {:>8} {:>12} {:>12}  STATE",
+                "ID", "CREATED", "TABLES", "ROWS", "SIZE"
+            );
+            for c in &list {
                 println!(
-                    "{:<20} {:>15} {:>8} {:>12} {:>14}  STATE",
-                    "ID", "CREATED_MS", "TABLES", "ROWS", "BYTES"
+                    "{:<20} {:>10} {:>8} {:>12} {:>12}  {}",
+                    c.id,
+                    units::ago(c.created_unix_ms, now),
+                    c.tables,
+                    c.rows,
+                    units::bytes(c.bytes),
+                    c.state
                 );
-                for c in &list {
-                    println!(
-                        "{:<20} {:>15} {:>8} {:>12} {:>14}  {}",
-                        c.id, c.created_unix_ms, c.tables, c.rows, c.bytes, c.state
-                    );
-                }
             }
         }
-        CheckpointCommand::Restore { id } => {
+        CheckpointCommand::Restore { id, yes, out } => {
+            confirm(
+                yes.yes,
+                &format!("restore checkpoint {id}, replacing every table and dense tensor"),
+            )?;
             let c = client.restore(&id).await?;
+            if out.json() {
+                print_json(&serde_json::json!({ "restored": checkpoint_json(&c, now) }));
+                return Ok(());
+            }
             println!(
                 "restored checkpoint {}: {} tables, {} rows",
                 c.id, c.tables, c.rows
@@ -74,14 +109,6 @@ pub async fn checkpoint(client: &Client, cmd: CheckpointCommand) -> anyhow::Resu
         }
     }
     Ok(())
-}
-
-/// Milliseconds since the Unix epoch.
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Age in ms of a node's newest checkpoint, if it has one.
@@ -92,143 +119,244 @@ fn checkpoint_age_ms(n: &pb::NodeStatus, now: u64) -> Option<u64> {
         .map(|c| now.saturating_sub(c.created_unix_ms))
 }
 
-/// Prints the cluster at a glance.
-pub async fn status(client: &Client, json: bool) -> anyhow::Result<()> {
-    let s = client.status().await?;
-    let now = now_ms();
+/// A node's memory budget, `None` when unlimited or not reported.
+fn budget(n: &pb::NodeStatus) -> Option<u64> {
+    Some(n.memory_budget).filter(|&b| b != 0 && b != u64::MAX)
+}
+
+/// A node's labels, sorted by key.
+fn sorted_labels(node: &pb::NodeInfo) -> BTreeMap<&str, &str> {
+    node.labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+/// A node's state for people: `up`, `down`, `draining`, `down,draining`.
+fn node_state(n: &pb::NodeStatus) -> String {
+    let state = n.node.as_ref().map_or("unknown", |x| x.state.as_str());
+    if n.draining {
+        if state == "up" {
+            "draining".into()
+        } else {
+            format!("{state},draining")
+        }
+    } else {
+        state.into()
+    }
+}
+
+/// `strata status -o json`: sentinels are `null` (no budget, no checkpoint).
+fn status_json(s: &pb::StatusResponse, now: u64) -> serde_json::Value {
     let node_age = |id: &str| {
         s.nodes
             .iter()
             .find(|n| n.node.as_ref().is_some_and(|x| x.id == id))
             .and_then(|n| checkpoint_age_ms(n, now))
     };
-    if json {
-        let nodes: Vec<_> = s
-            .nodes
-            .iter()
-            .map(|n| {
-                let node = n.node.clone().unwrap_or_default();
-                serde_json::json!({
-                    "id": node.id, "address": node.address, "labels": node.labels,
-                    "state": node.state, "shards": n.shards, "rows": n.rows, "bytes": n.bytes,
-                    "memory_budget": n.memory_budget, "applied_epoch": n.applied_epoch,
-                    "last_heartbeat_ms_ago": n.last_heartbeat_ms_ago, "draining": n.draining,
-                    "pull_rows_per_s": n.pull_rows_per_s, "push_rows_per_s": n.push_rows_per_s,
-                    "last_checkpoint": n.last_checkpoint.as_ref().map(|c| c.id.clone()),
-                    "checkpoint_age_ms": checkpoint_age_ms(n, now),
-                })
+    let nodes: Vec<_> = s
+        .nodes
+        .iter()
+        .map(|n| {
+            let node = n.node.clone().unwrap_or_default();
+            serde_json::json!({
+                "id": node.id, "address": node.address, "labels": sorted_labels(&node),
+                "state": node.state, "shards": n.shards, "rows": n.rows, "bytes": n.bytes,
+                "memory_used": n.bytes, "memory_budget": budget(n),
+                "applied_epoch": n.applied_epoch,
+                "last_heartbeat_ms_ago": n.last_heartbeat_ms_ago, "draining": n.draining,
+                "pull_rows_per_s": n.pull_rows_per_s, "push_rows_per_s": n.push_rows_per_s,
+                "last_checkpoint": n.last_checkpoint.as_ref().map(|c| c.id.clone()),
+                "checkpoint_age_ms": checkpoint_age_ms(n, now),
             })
-            .collect();
-        let tables: Vec<_> = s
-            .tables
-            .iter()
-            .map(|t| {
-                let spec = t.spec.clone().unwrap_or_default();
-                let tiers: Vec<_> = t
-                    .tiers
-                    .iter()
-                    .map(
-                        |u| serde_json::json!({ "tier": u.tier, "rows": u.rows, "bytes": u.bytes }),
-                    )
-                    .collect();
-                let cache = t.cache.as_ref().map(|c| {
-                    serde_json::json!({
-                        "hits": c.hits, "misses": c.misses, "hit_rate": hit_rate(c),
-                        "admissions": c.admissions, "evictions": c.evictions,
-                        "device_ms": c.device_ns as f64 / 1e6,
-                    })
-                });
+        })
+        .collect();
+    let tables: Vec<_> = s
+        .tables
+        .iter()
+        .map(|t| {
+            let spec = t.spec.clone().unwrap_or_default();
+            let tiers: Vec<_> = t
+                .tiers
+                .iter()
+                .map(|u| serde_json::json!({ "tier": u.tier, "rows": u.rows, "bytes": u.bytes }))
+                .collect();
+            let cache = t.cache.as_ref().map(|c| {
                 serde_json::json!({
-                    "name": spec.name, "dim": spec.dim, "rows": t.rows, "bytes": t.bytes,
-                    "tiers": tiers, "cache": cache,
+                    "hits": c.hits, "misses": c.misses, "hit_rate": hit_rate(c),
+                    "admissions": c.admissions, "evictions": c.evictions,
+                    "device_ms": c.device_ns as f64 / 1e6,
                 })
+            });
+            serde_json::json!({
+                "name": spec.name, "dim": spec.dim, "rows": t.rows, "bytes": t.bytes,
+                "tiers": tiers, "cache": cache,
             })
-            .collect();
-        let shards: Vec<_> = s
-            .shards
-            .iter()
-            .map(|sh| {
-                serde_json::json!({
-                    "id": sh.id, "slots": [sh.slot_start, sh.slot_end],
-                    "primary": sh.primary, "replicas": sh.replicas,
-                    "rows": sh.rows, "bytes": sh.bytes,
-                    "checkpoint_age_ms": node_age(&sh.primary),
-                })
+        })
+        .collect();
+    let dense: Vec<_> = s
+        .dense
+        .iter()
+        .map(|d| {
+            let spec = d.spec.clone().unwrap_or_default();
+            serde_json::json!({
+                "name": spec.name, "shape": spec.shape,
+                "optimizer": spec.optimizer.map(|o| o.kind).unwrap_or_default(),
             })
-            .collect();
-        let migrations = super::reshard::plan_json(&s);
-        let out = serde_json::json!({
-            "epoch": s.epoch, "leader": s.leader, "nodes": nodes, "tables": tables,
-            "shards": shards, "last_checkpoint": s.last_checkpoint,
-            "plan": migrations["plan"], "migrations": migrations["migrations"],
-        });
-        println!("{out}");
+        })
+        .collect();
+    let shards: Vec<_> = s
+        .shards
+        .iter()
+        .map(|sh| {
+            serde_json::json!({
+                "id": sh.id, "slots": [sh.slot_start, sh.slot_end],
+                "primary": sh.primary, "replicas": sh.replicas,
+                "rows": sh.rows, "bytes": sh.bytes,
+                "checkpoint_age_ms": node_age(&sh.primary),
+            })
+        })
+        .collect();
+    let migrations = super::reshard::plan_json(s);
+    let last_checkpoint = Some(s.last_checkpoint.clone()).filter(|c| !c.is_empty());
+    serde_json::json!({
+        "epoch": s.epoch, "leader": s.leader, "nodes": nodes, "tables": tables,
+        "dense": dense, "shards": shards, "last_checkpoint": last_checkpoint,
+        "plan": migrations["plan"], "migrations": migrations["migrations"],
+    })
+}
+
+/// Prints the cluster at a glance.
+pub async fn status(client: &Client, out: OutputArgs) -> anyhow::Result<()> {
+    let s = client.status().await?;
+    let now = units::now_ms();
+    if out.json() {
+        print_json(&status_json(&s, now));
         return Ok(());
     }
+    let last = if s.last_checkpoint.is_empty() {
+        "none"
+    } else {
+        &s.last_checkpoint
+    };
     println!(
-        "epoch {}   leader {}   last checkpoint {}",
-        s.epoch,
-        s.leader,
-        if s.last_checkpoint.is_empty() {
-            "none"
-        } else {
-            &s.last_checkpoint
-        }
+        "epoch {}   leader {}   last checkpoint {last}",
+        s.epoch, s.leader
     );
-    println!("\nNODES (by zone and rack)");
-    let mut nodes: Vec<_> = s.nodes.iter().collect();
-    let place = |n: &&strata_proto::v1::NodeStatus, key: &str| {
+    print_nodes(&s, now);
+    print_tables(&s);
+    println!("\nSHARDS ({})", s.shards.len());
+    println!(
+        "  {:>5}  {:<14} {:<12} {:>12} {:>12}",
+        "SHARD", "SLOTS", "PRIMARY", "ROWS", "SIZE"
+    );
+    for sh in &s.shards {
+        println!(
+            "  {:>5}  {:<14} {:<12} {:>12} {:>12}",
+            sh.id,
+            format!("[{}, {})", sh.slot_start, sh.slot_end),
+            sh.primary,
+            sh.rows,
+            units::bytes(sh.bytes)
+        );
+    }
+    println!("\nMIGRATIONS");
+    super::reshard::print_plan(&s);
+    Ok(())
+}
+
+/// The NODES section: one line per node, sorted by zone, rack and id, with headers.
+fn print_nodes(s: &pb::StatusResponse, now: u64) {
+    let place = |n: &pb::NodeStatus, key: &str| {
         n.node
             .as_ref()
             .and_then(|x| x.labels.get(key).cloned())
             .unwrap_or_else(|| "-".into())
     };
+    let mut nodes: Vec<&pb::NodeStatus> = s.nodes.iter().collect();
     nodes.sort_by_key(|n| {
         let id = n.node.as_ref().map(|x| x.id.clone()).unwrap_or_default();
         (place(n, "zone"), place(n, "rack"), id)
     });
-    let mut group = None;
+    println!("\nNODES ({})", nodes.len());
+    println!(
+        "  {:<6} {:<6} {:<10} {:<22} {:<14} {:>6} {:>12} {:>23} {:>9} {:>9} {:>10}  LABELS",
+        "ZONE",
+        "RACK",
+        "NODE",
+        "ADDRESS",
+        "STATE",
+        "SHARDS",
+        "ROWS",
+        "MEMORY USED/BUDGET",
+        "PULL/s",
+        "PUSH/s",
+        "CHECKPOINT"
+    );
     for n in nodes {
-        let here = (place(&n, "zone"), place(&n, "rack"));
-        if group.as_ref() != Some(&here) {
-            println!("  zone {}  rack {}", here.0, here.1);
-            group = Some(here);
-        }
         let node = n.node.clone().unwrap_or_default();
-        let labels: Vec<String> = node
-            .labels
+        let labels: Vec<String> = sorted_labels(&node)
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        let age = checkpoint_age_ms(n, now)
-            .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
+        let memory = format!(
+            "{} / {}",
+            units::bytes(n.bytes),
+            budget(n).map_or_else(|| "unlimited".to_string(), units::bytes)
+        );
+        let checkpoint = checkpoint_age_ms(n, now)
+            .map(|ms| units::ago(now.saturating_sub(ms), now))
             .unwrap_or_else(|| "never".into());
         println!(
-            "    {:<10} {:<22} {:<5} shards {:>3}  rows {:>12}  bytes {:>14}  pull {:>9.0}/s  push {:>9.0}/s  checkpoint {:>8}  {}",
+            "  {:<6} {:<6} {:<10} {:<22} {:<14} {:>6} {:>12} {:>23} {:>9.0} {:>9.0} {:>10}  {}",
+            place(n, "zone"),
+            place(n, "rack"),
             node.id,
             node.address,
-            node.state,
+            node_state(n),
             n.shards,
             n.rows,
-            n.bytes,
+            memory,
             n.pull_rows_per_s,
             n.push_rows_per_s,
-            age,
-            labels.join(",")
+            checkpoint,
+            if labels.is_empty() {
+                "-".to_string()
+            } else {
+                labels.join(",")
+            }
         );
     }
-    println!("\nTABLES");
+}
+
+/// The TABLES and DENSE sections, with headers and sizes in binary units.
+fn print_tables(s: &pb::StatusResponse) {
+    println!("\nTABLES ({})", s.tables.len());
+    println!(
+        "  {:<24} {:>5} {:>10} {:>6} {:>12} {:>12}",
+        "TABLE", "DIM", "OPTIMIZER", "TIER", "ROWS", "SIZE"
+    );
     for t in &s.tables {
         let spec = t.spec.clone().unwrap_or_default();
         println!(
-            "  {:<24} dim {:>5}  rows {:>12}  bytes {:>14}",
-            spec.name, spec.dim, t.rows, t.bytes
+            "  {:<24} {:>5} {:>10} {:>6} {:>12} {:>12}",
+            spec.name,
+            spec.dim,
+            spec.optimizer.as_ref().map_or("", |o| o.kind.as_str()),
+            spec.tier,
+            t.rows,
+            units::bytes(t.bytes)
         );
         if t.tiers.len() > 1 {
             for u in &t.tiers {
                 println!(
-                    "    {:<22} {:>11}  rows {:>12}  bytes {:>14}",
-                    "", u.tier, u.rows, u.bytes
+                    "  {:<24} {:>5} {:>10} {:>6} {:>12} {:>12}",
+                    "",
+                    "",
+                    "",
+                    u.tier,
+                    u.rows,
+                    units::bytes(u.bytes)
                 );
             }
         }
@@ -244,23 +372,28 @@ pub async fn status(client: &Client, json: bool) -> anyhow::Result<()> {
             );
         }
     }
-    println!("\nSHARDS {}", s.shards.len());
-    for sh in &s.shards {
+    if s.dense.is_empty() {
+        return;
+    }
+    println!("\nDENSE ({})", s.dense.len());
+    println!("  {:<24} {:<16} {:>10}", "DENSE", "SHAPE", "OPTIMIZER");
+    for d in &s.dense {
+        let spec = d.spec.clone().unwrap_or_default();
+        let dims: Vec<String> = spec.shape.iter().map(u32::to_string).collect();
         println!(
-            "  {:>4}  slots [{:>5}, {:>5})  primary {:<10} rows {:>12}  bytes {:>14}",
-            sh.id, sh.slot_start, sh.slot_end, sh.primary, sh.rows, sh.bytes
+            "  {:<24} {:<16} {:>10}",
+            spec.name,
+            dims.join("x"),
+            spec.optimizer.as_ref().map_or("", |o| o.kind.as_str())
         );
     }
-    println!("\nMIGRATIONS");
-    super::reshard::print_plan(&s);
-    Ok(())
 }
 
 /// `strata status --traffic`: bytes per second per table, shard, node and client location
 /// over the nodes' traffic windows.
-pub async fn traffic(client: &Client, json: bool) -> anyhow::Result<()> {
+pub async fn traffic(client: &Client, out: OutputArgs) -> anyhow::Result<()> {
     let s = client.status().await?;
-    if json {
+    if out.json() {
         let rows: Vec<_> = s
             .traffic
             .iter()
@@ -272,7 +405,7 @@ pub async fn traffic(client: &Client, json: bool) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        println!("{}", serde_json::json!({ "traffic": rows }));
+        print_json(&serde_json::json!({ "traffic": rows }));
         return Ok(());
     }
     println!(
