@@ -21,7 +21,10 @@ fn assert_parses(args: &[&str]) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
     assert!(stderr.contains("invalid address"), "{args:?}: {stderr}");
-    assert!(!stderr.contains("unexpected argument"), "{args:?}: {stderr}");
+    assert!(
+        !stderr.contains("unexpected argument"),
+        "{args:?}: {stderr}"
+    );
 }
 
 #[test]

@@ -396,7 +396,10 @@ fn every_result_prints_as_text_or_json_alone_on_stdout() {
     assert!(stdout(&out).contains("written"), "{}", stdout(&out));
     let out = cli(addr, &["checkpoint", "list"]);
     let text = stdout(&out);
-    assert!(text.contains("CREATED") && text.contains("ago"), "{text}");
+    assert!(
+        text.contains("CREATED") && (text.contains(" ago") || text.contains("just now")),
+        "ages, not raw milliseconds: {text}"
+    );
     assert!(!text.contains("CREATED_MS"), "{text}");
     // An unknown format is a usage error.
     assert_exit(&cli(addr, &["status", "-o", "yaml"]), exit::USAGE);
@@ -492,4 +495,43 @@ fn help_has_examples_and_completions_need_no_server() {
         assert!(stdout(&out).contains(needle), "{shell}: {}", stdout(&out));
     }
     assert_exit(&strata(&["completion", "tcsh"]), exit::USAGE);
+}
+
+#[test]
+fn server_logs_carry_no_colour_codes_when_not_at_a_terminal() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("server.log");
+    let mut child = Command::new(binary("strata-server"))
+        .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env_remove("NO_COLOR")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("spawn strata-server");
+    let stdout = child.stdout.take().expect("stdout");
+    // Ends when the server prints its address, or when it exits (stdout closes).
+    let listening = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("listening on"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut text = String::new();
+    while Instant::now() < deadline {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("serving") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(listening, "the server started: {text}");
+    assert!(text.contains("INFO"), "some log lines: {text}");
+    assert!(
+        !text.contains('\x1b'),
+        "no escape codes in a log file: {text:?}"
+    );
 }
