@@ -15,7 +15,9 @@ use strata_proto::v1::coordinator_client::CoordinatorClient;
 use tonic::transport::Channel;
 use tonic::Status;
 
-use crate::retry::{classify, connect_failure, Call, ConnectFailure, Retry};
+use crate::retry::{
+    answered as answered_by_server, classify, connect_failure, Call, ConnectFailure, Retry,
+};
 use crate::routing::{channel_within, MAX_MESSAGE_BYTES};
 use crate::ClientError;
 
@@ -111,14 +113,21 @@ impl Control {
         F: Fn(CoordinatorClient<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
-        self.search(call, LEADER_SEARCH, send)
-            .await
-            .map_err(|(address, status)| ClientError::rpc(rpc, "coordinator", &address, &status))
+        match self.search(call, None, send).await {
+            Ok(answer) => Ok(answer),
+            Err(Failed::Status(address, status)) => {
+                Err(ClientError::rpc(rpc, "coordinator", &address, &status))
+            }
+            Err(Failed::NoAnswer(address)) => Err(ClientError::ConnectTimeout {
+                address,
+                timeout: LEADER_SEARCH,
+            }),
+        }
     }
 
-    /// The first call of a client: as [`Control::call`], but the search for a coordinator
-    /// that answers ends after the connect timeout, and a failure says what was found at
-    /// the address (nothing listening, no answer, not gRPC).
+    /// The first call of a client: as [`Control::call`], but until some coordinator answers
+    /// (even a standby), the search ends after the connect timeout, and a failure says what
+    /// was found at the address (nothing listening, no answer, not gRPC).
     pub(crate) async fn first_call<T, F, Fut>(
         &self,
         rpc: &'static str,
@@ -130,15 +139,12 @@ impl Control {
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         let timeout = self.connect_timeout;
-        let timed_out = || ClientError::ConnectTimeout {
-            address: self.address(),
-            timeout,
-        };
-        let searched = tokio::time::timeout(timeout, self.search(call, timeout, send)).await;
-        let (address, status) = match searched {
-            Ok(Ok(answer)) => return Ok(answer),
-            Ok(Err(failed)) => failed,
-            Err(_) => return Err(timed_out()),
+        let (address, status) = match self.search(call, Some(timeout), send).await {
+            Ok(answer) => return Ok(answer),
+            Err(Failed::Status(address, status)) => (address, status),
+            Err(Failed::NoAnswer(address)) => {
+                return Err(ClientError::ConnectTimeout { address, timeout })
+            }
         };
         if let Some(failure) = connect_failure(&status) {
             return Err(match failure {
@@ -150,35 +156,62 @@ impl Control {
         if let Some(detail) = not_grpc(&status) {
             return Err(ClientError::NotGrpc { address, detail });
         }
+        if !answered_by_server(&status) && status.code() == tonic::Code::Internal {
+            // The transport's own protocol error on a connection that opened: whatever
+            // listens there does not speak HTTP/2.
+            return Err(ClientError::NotGrpc {
+                address,
+                detail: status.message().to_string(),
+            });
+        }
         Err(ClientError::rpc(rpc, "coordinator", &address, &status))
     }
 
-    /// Sends until an answer, a failure that sending again would not fix, or `within`
-    /// has passed; a failure comes with the address that gave it.
+    /// Sends until an answer, a failure that sending again would not fix, or the search
+    /// time has passed: [`LEADER_SEARCH`], or with `connect` the connect timeout until a
+    /// coordinator first answers (each attempt bounded by it too, for a port that accepts
+    /// connections and never answers), then [`LEADER_SEARCH`] from the start.
     async fn search<T, F, Fut>(
         &self,
         call: Call,
-        within: Duration,
+        connect: Option<Duration>,
         send: F,
-    ) -> Result<T, (String, Status)>
+    ) -> Result<T, Failed>
     where
         F: Fn(CoordinatorClient<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
-        let deadline = Instant::now() + within;
+        let began = Instant::now();
+        let mut deadline = began + connect.unwrap_or(LEADER_SEARCH);
+        let mut answered = connect.is_none();
         let mut pause = Duration::from_millis(50);
         loop {
             let address = self.address();
-            let status = match send(self.client()).await {
+            let attempt = send(self.client());
+            let result = if answered {
+                attempt.await
+            } else {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(left, attempt).await {
+                    Ok(result) => result,
+                    Err(_) => return Err(Failed::NoAnswer(address)),
+                }
+            };
+            let status = match result {
                 Ok(resp) => return Ok(resp.into_inner()),
                 Err(status) => status,
             };
+            if !answered && answered_by_server(&status) {
+                // A coordinator answered: from now on, the usual search for the leader.
+                answered = true;
+                deadline = began + LEADER_SEARCH;
+            }
             let retry = match classify(&status, call) {
                 Retry::Reroute | Retry::NeverSent | Retry::Resend => true,
                 Retry::RefreshMap | Retry::Ambiguous | Retry::Fatal => false,
             };
             if !retry || Instant::now() + pause > deadline {
-                return Err((address, status));
+                return Err(Failed::Status(address, status));
             }
             tracing::debug!(%address, message = %status.message(), "coordinator not leading; trying another");
             self.follow(&address, &status);
@@ -186,6 +219,14 @@ impl Control {
             pause = (pause * 2).min(Duration::from_millis(500));
         }
     }
+}
+
+/// How a search for the leader ended without an answer.
+enum Failed {
+    /// The last failure, and the address that gave it.
+    Status(String, Status),
+    /// Nothing answered at the address within the connect timeout.
+    NoAnswer(String),
 }
 
 /// What a non-gRPC server answered, if `status` is tonic's account of an HTTP response

@@ -54,10 +54,10 @@ pub enum ClientError {
         reason: String,
     },
     /// Something answered at the address, but not in gRPC (an HTTP server such as a
-    /// `--metrics-listen` port).
+    /// `--metrics-listen` port, or another protocol altogether).
     #[error(
-        "{address} does not speak gRPC ({detail}): it looks like a metrics or other HTTP \
-         port; give the coordinator's --listen address"
+        "{address} does not speak gRPC ({detail}): give a strata coordinator's --listen \
+         address (a --metrics-listen port looks like this: it answers HTTP only)"
     )]
     NotGrpc {
         /// Address tried.

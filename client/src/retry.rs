@@ -84,6 +84,12 @@ pub(crate) enum ConnectFailure {
     Other(String),
 }
 
+/// Whether a server answered with `status` (rather than the transport failing to reach
+/// one, or losing the connection).
+pub(crate) fn answered(status: &Status) -> bool {
+    Origin::of(status) == Origin::Answer
+}
+
 /// Why the connection behind `status` failed, when the transport could not open it
 /// (`None` for a status answered by a server or failed after connecting).
 pub(crate) fn connect_failure(status: &Status) -> Option<ConnectFailure> {

@@ -535,3 +535,34 @@ fn server_logs_carry_no_colour_codes_when_not_at_a_terminal() {
         "no escape codes in a log file: {text:?}"
     );
 }
+
+#[test]
+fn a_port_speaking_another_protocol_is_named_as_not_grpc() {
+    // Answers every connection with a line of another protocol, then closes it (bounded:
+    // stops after 5 s).
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("address").to_string();
+    listener.set_nonblocking(true).expect("nonblocking");
+    let server = std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < end {
+            match listener.accept() {
+                Ok((mut socket, _)) => {
+                    let _ = socket.write_all(b"SSH-2.0-OpenSSH_9.2\r\n");
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    });
+    let began = Instant::now();
+    let out = strata(&["--coordinator", &address, "status"]);
+    let took = began.elapsed();
+    assert_exit(&out, exit::UNAVAILABLE);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("{address} does not speak gRPC")),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(4), "took {took:?}");
+    server.join().expect("server thread");
+}
