@@ -249,3 +249,70 @@ fn leader_hint(status: &Status) -> Option<String> {
         .filter(|h| !h.is_empty())
         .map(String::from)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use tokio::net::TcpListener;
+
+    use crate::{Client, ClientError, ClientOptions};
+
+    fn options(timeout: Duration) -> ClientOptions {
+        ClientOptions {
+            labels: None,
+            connect_timeout: timeout,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_first_contact_is_named_within_the_connect_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address").to_string();
+        drop(listener);
+        let began = Instant::now();
+        let err = Client::connect_with(&address, options(Duration::from_millis(300)))
+            .await
+            .err()
+            .expect("nothing listens");
+        assert!(
+            matches!(&err, ClientError::ConnectionRefused { address: a } if *a == address),
+            "{err:?}"
+        );
+        assert!(
+            began.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            began.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_port_that_never_answers_times_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address").to_string();
+        let began = Instant::now();
+        let err = Client::connect_with(&address, options(Duration::from_millis(300)))
+            .await
+            .err()
+            .expect("nothing answers");
+        assert!(
+            matches!(&err, ClientError::ConnectTimeout { timeout, .. } if *timeout == Duration::from_millis(300)),
+            "{err:?}"
+        );
+        assert!(
+            began.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            began.elapsed()
+        );
+        drop(listener);
+    }
+
+    #[tokio::test]
+    async fn an_address_without_a_port_is_refused_before_dialing() {
+        let err = Client::connect_with("127.0.0.1", options(Duration::from_secs(1)))
+            .await
+            .err()
+            .expect("no port");
+        assert!(matches!(err, ClientError::BadAddress { .. }), "{err:?}");
+    }
+}
