@@ -400,15 +400,32 @@ pub fn print_plan(status: &pb::StatusResponse) {
         println!("no plan has run");
         return;
     };
+    // Totals from the moves themselves, so that the header agrees with the lines below.
+    let (copied, total) = if status.migrations.is_empty() {
+        (p.bytes_done, p.bytes_total)
+    } else {
+        moved_bytes(&status.migrations)
+    };
+    let elapsed = match (p.started_unix_ms, p.finished_unix_ms) {
+        (0, _) => String::new(),
+        (start, 0) => format!(
+            ", {} elapsed",
+            super::units::duration_ms(super::units::now_ms().saturating_sub(start))
+        ),
+        (start, end) => format!(
+            ", took {}",
+            super::units::duration_ms(end.saturating_sub(start))
+        ),
+    };
     println!(
-        "plan {} ({}): {}, {}/{} moves, {} of {}{}",
+        "plan {} ({}): {}, {}/{} moves, {} of {}{elapsed}{}",
         p.id,
         p.kind,
         p.state,
         p.moves_done,
         p.moves_total,
-        human(p.bytes_done),
-        human(p.bytes_total),
+        human(copied),
+        human(total),
         if p.error.is_empty() {
             String::new()
         } else {
@@ -416,26 +433,70 @@ pub fn print_plan(status: &pb::StatusResponse) {
         }
     );
     for m in &status.migrations {
+        // A rate and an ETA only mean something while a move copies.
+        let (rate, eta) = if m.state == "copying" || m.state == "handoff" {
+            (
+                format!("{}/s", human(m.bytes_per_s as u64)),
+                format!("eta {:.1}s", m.eta_s),
+            )
+        } else {
+            ("-".to_string(), String::new())
+        };
         println!(
-            "  {:<16} slots {:>5}..{:<5} {} -> {}  {:<9} {:>10}/{:<10} {:>10}/s eta {:>5.1}s {}",
+            "  {:<16} slots {:>5}..{:<5} {} -> {}  {:<9} {:>10}/{:<10} {:>12} {:<10} {}",
             m.id,
             m.slot_start,
             m.slot_end,
             m.from,
             m.to,
             m.state,
-            human(m.bytes_copied),
+            human(if m.state == "done" {
+                m.bytes_total
+            } else {
+                m.bytes_copied
+            }),
             human(m.bytes_total),
-            human(m.bytes_per_s as u64),
-            m.eta_s,
+            rate,
+            eta,
             m.error
         );
     }
 }
 
+/// Bytes copied and bytes to copy over `moves` (a finished move counts whole).
+fn moved_bytes(moves: &[pb::MigrationStatus]) -> (u64, u64) {
+    moves.iter().fold((0, 0), |(copied, total), m| {
+        let done = if m.state == "done" {
+            m.bytes_total
+        } else {
+            m.bytes_copied.min(m.bytes_total)
+        };
+        (
+            copied.saturating_add(done),
+            total.saturating_add(m.bytes_total),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plan_totals_come_from_the_moves() {
+        let mv = |state: &str, copied: u64, total: u64| pb::MigrationStatus {
+            state: state.into(),
+            bytes_copied: copied,
+            bytes_total: total,
+            ..Default::default()
+        };
+        let moves = [
+            mv("done", 0, 100),
+            mv("copying", 30, 50),
+            mv("pending", 0, 20),
+        ];
+        assert_eq!(moved_bytes(&moves), (130, 170));
+    }
 
     #[test]
     fn sizes_parse_with_units() {
