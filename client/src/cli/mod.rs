@@ -1,15 +1,17 @@
 //! Command-line parsing and dispatch.
 //!
-//! Modules, one concern each: `table`, `data`, `ops`, `reshard` (the commands); `output`
+//! Modules, one concern each: `status`, `table`, `data`, `checkpoint`, `reshard` (the
+//! commands); `output`
 //! (`-o text|json`); `confirm` (`[y/N]` and `--yes`); `exit` (exit statuses, mapped in one
 //! place); `units` (sizes and ages for people).
 
+mod checkpoint;
 mod confirm;
 mod data;
 mod exit;
-mod ops;
 mod output;
 mod reshard;
+mod status;
 mod table;
 mod units;
 
@@ -99,7 +101,7 @@ enum Command {
     Push(data::PushArgs),
     /// Create, list and restore checkpoints.
     #[command(subcommand)]
-    Checkpoint(ops::CheckpointCommand),
+    Checkpoint(checkpoint::CheckpointCommand),
     /// Resize the shard count while serving (live migration).
     #[command(subcommand)]
     Shards(reshard::ShardsCommand),
@@ -137,13 +139,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let client = Client::connect_with(&cli.coordinator, options).await?;
     match cli.command {
-        Command::Status { out, traffic: true } => ops::traffic(&client, out).await,
-        Command::Status { out, .. } => ops::status(&client, out).await,
+        Command::Status { out, traffic: true } => status::traffic(&client, out).await,
+        Command::Status { out, .. } => status::status(&client, out).await,
         Command::Table(cmd) => table::run_table(&client, cmd).await,
         Command::Dense(cmd) => table::run_dense(&client, cmd).await,
         Command::Pull(args) => data::pull(&client, args).await,
         Command::Push(args) => data::push(&client, args).await,
-        Command::Checkpoint(cmd) => ops::checkpoint(&client, cmd).await,
+        Command::Checkpoint(cmd) => checkpoint::checkpoint(&client, cmd).await,
         Command::Shards(cmd) => reshard::shards(&client, cmd).await,
         Command::Rebalance(args) => reshard::rebalance(&client, args).await,
         Command::Node(cmd) => reshard::node(&client, cmd).await,
