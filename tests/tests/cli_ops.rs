@@ -169,16 +169,22 @@ fn exit_statuses_tell_failures_apart() {
         &cli(addr, &["table", "drop", "nope", "--yes"]),
         exit::NOT_FOUND,
     );
-    // Invalid argument: 3 values do not fill rows of dim 2.
+    // Invalid argument: 3 values do not fill a row of dim 2, said in the user's terms.
     let out = cli(
         addr,
         &["push", "--table", "t", "--ids", "1", "--grads", "1,2,3"],
     );
+    assert_exit(&out, exit::INVALID_ARGUMENT);
     assert!(
-        matches!(out.status.code(), Some(exit::INVALID_ARGUMENT)),
+        stderr(&out).contains("--grads holds 3 numbers but 1 id(s) × dim 2 of table t need 2"),
         "{}",
         stderr(&out)
     );
+    let out = cli(
+        addr,
+        &["push", "--table", "t", "--ids", "1,2", "--grads", "1,2"],
+    );
+    assert_exit(&out, exit::INVALID_ARGUMENT);
     // Usage: clap's own errors, empty list items, out-of-range dims.
     assert_exit(&cli(addr, &["pull", "--table", "t"]), exit::USAGE);
     let out = cli(addr, &["pull", "--table", "t", "--ids", "1,,2"]);

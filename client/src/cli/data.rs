@@ -108,6 +108,35 @@ fn grads_text(args: &PushArgs) -> anyhow::Result<String> {
     }
 }
 
+/// Refuses gradients that do not fill `ids` rows of the table's dim, saying so in the
+/// user's terms (the server would only see a byte count). An unknown table is left to the
+/// push, which names it.
+async fn check_row_width(
+    client: &Client,
+    table: &str,
+    ids: usize,
+    values: usize,
+) -> anyhow::Result<()> {
+    let tables = client.list_tables().await?;
+    let Some(dim) = tables
+        .tables
+        .iter()
+        .filter_map(|t| t.spec.as_ref())
+        .find(|spec| spec.name == table)
+        .map(|spec| spec.dim as usize)
+    else {
+        return Ok(());
+    };
+    if ids.saturating_mul(dim) != values {
+        return Err(CliError::Invalid(format!(
+            "--grads holds {values} numbers but {ids} id(s) × dim {dim} of table {table} need {}",
+            ids.saturating_mul(dim)
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 /// Pushes gradients and reports how many rows were applied.
 pub async fn push(client: &Client, args: PushArgs) -> anyhow::Result<()> {
     let ids = ids(&args.ids)?;
@@ -120,6 +149,7 @@ pub async fn push(client: &Client, args: PushArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
+    check_row_width(client, &args.table, ids.len(), grads.len()).await?;
     let applied = client.push(&args.table, &ids, &grads).await?;
     if args.out.json() {
         print_json(&serde_json::json!({ "table": args.table, "applied": applied }));

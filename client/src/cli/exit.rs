@@ -67,6 +67,9 @@ pub enum CliError {
     /// A destructive command was not confirmed.
     #[error("{0}")]
     NotConfirmed(String),
+    /// The request does not fit what it addresses (e.g. gradients for another row width).
+    #[error("{0}")]
+    Invalid(String),
     /// The command would change nothing (e.g. a resize to the current shard count).
     #[error("{0}")]
     NoOp(String),
@@ -118,6 +121,7 @@ impl Exit {
                 return match e {
                     CliError::Usage(_) => Exit::Usage,
                     CliError::NotConfirmed(_) => Exit::NotConfirmed,
+                    CliError::Invalid(_) => Exit::InvalidArgument,
                     CliError::NoOp(_) => Exit::Conflict,
                     CliError::Interrupted(_) => Exit::Interrupted,
                 };
