@@ -339,3 +339,54 @@ fn hit_rate(c: &strata_proto::v1::CacheUsage) -> f64 {
         c.hits as f64 / lookups as f64
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(state: &str, draining: bool, budget: u64) -> pb::NodeStatus {
+        pb::NodeStatus {
+            node: Some(pb::NodeInfo {
+                id: "node-1".into(),
+                state: state.into(),
+                labels: [("zone", "z1"), ("rack", "r1"), ("host", "h1")]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                ..Default::default()
+            }),
+            draining,
+            memory_budget: budget,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn draining_and_down_nodes_are_marked() {
+        assert_eq!(node_state(&node("up", false, 0)), "up");
+        assert_eq!(node_state(&node("up", true, 0)), "draining");
+        assert_eq!(node_state(&node("down", false, 0)), "down");
+        assert_eq!(node_state(&node("down", true, 0)), "down,draining");
+    }
+
+    #[test]
+    fn unlimited_budgets_are_null_and_labels_sorted() {
+        assert_eq!(budget(&node("up", false, u64::MAX)), None);
+        assert_eq!(budget(&node("up", false, 0)), None);
+        assert_eq!(budget(&node("up", false, 1 << 30)), Some(1 << 30));
+        let n = node("up", false, u64::MAX);
+        let keys: Vec<&str> = sorted_labels(n.node.as_ref().expect("node"))
+            .keys()
+            .copied()
+            .collect();
+        assert_eq!(keys, ["host", "rack", "zone"]);
+        let status = pb::StatusResponse {
+            nodes: vec![n],
+            ..Default::default()
+        };
+        let v = status_json(&status, 0);
+        assert!(v["nodes"][0]["memory_budget"].is_null(), "{v}");
+        assert!(v["last_checkpoint"].is_null(), "{v}");
+        assert_eq!(v["nodes"][0]["labels"]["zone"], "z1");
+    }
+}
