@@ -572,3 +572,41 @@ fn a_port_speaking_another_protocol_is_named_as_not_grpc() {
     assert!(took < Duration::from_secs(4), "took {took:?}");
     server.join().expect("server thread");
 }
+
+#[test]
+fn numbers_are_read_before_connecting() {
+    // No coordinator at all: a typo in the numbers is still reported as the typo.
+    let address = closed_address();
+    let out = strata(&[
+        "--coordinator",
+        &address,
+        "pull",
+        "--table",
+        "t",
+        "--ids",
+        "1,,2",
+    ]);
+    assert_exit(&out, exit::USAGE);
+    assert!(
+        stderr(&out).contains("--ids: empty item"),
+        "{}",
+        stderr(&out)
+    );
+    let out = strata(&[
+        "--coordinator",
+        &address,
+        "push",
+        "--table",
+        "t",
+        "--ids",
+        "1",
+        "--grads",
+        "1,x",
+    ]);
+    assert_exit(&out, exit::USAGE);
+    assert!(
+        stderr(&out).contains("cannot read \"x\""),
+        "{}",
+        stderr(&out)
+    );
+}

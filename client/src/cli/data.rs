@@ -1,11 +1,12 @@
 //! `strata pull` and `strata push`.
 
+use std::future::Future;
 use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use strata_client::Client;
+use strata_client::{Client, ClientError};
 
 use super::exit::CliError;
 use super::output::{print_json, OutputArgs};
@@ -68,9 +69,13 @@ fn ids(text: &str) -> anyhow::Result<Vec<u64>> {
     Ok(ids)
 }
 
-/// Pulls rows and prints them.
-pub async fn pull(client: &Client, args: PullArgs) -> anyhow::Result<()> {
+/// Pulls rows and prints them; `connect` is awaited once the ids are read.
+pub async fn pull(
+    connect: impl Future<Output = Result<Client, ClientError>>,
+    args: PullArgs,
+) -> anyhow::Result<()> {
     let ids = ids(&args.ids)?;
+    let client = connect.await?;
     let values = client.pull(&args.table, &ids).await?;
     let dim = values.len() / ids.len();
     let rows: Vec<&[f32]> = values.chunks(dim.max(1)).collect();
@@ -137,8 +142,12 @@ async fn check_row_width(
     Ok(())
 }
 
-/// Pushes gradients and reports how many rows were applied.
-pub async fn push(client: &Client, args: PushArgs) -> anyhow::Result<()> {
+/// Pushes gradients and reports how many rows were applied; `connect` is awaited once the
+/// ids and gradients are read.
+pub async fn push(
+    connect: impl Future<Output = Result<Client, ClientError>>,
+    args: PushArgs,
+) -> anyhow::Result<()> {
     let ids = ids(&args.ids)?;
     let grads: Vec<f32> = parse_list("--grads", &grads_text(&args)?)?;
     if grads.is_empty() || !grads.len().is_multiple_of(ids.len()) {
@@ -149,7 +158,8 @@ pub async fn push(client: &Client, args: PushArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
-    check_row_width(client, &args.table, ids.len(), grads.len()).await?;
+    let client = connect.await?;
+    check_row_width(&client, &args.table, ids.len(), grads.len()).await?;
     let applied = client.push(&args.table, &ids, &grads).await?;
     if args.out.json() {
         print_json(&serde_json::json!({ "table": args.table, "applied": applied }));

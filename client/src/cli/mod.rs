@@ -137,20 +137,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         labels: cli.labels,
         connect_timeout: cli.connect_timeout,
     };
-    let client = Client::connect_with(&cli.coordinator, options).await?;
-    match cli.command {
+    // Lazy until awaited: the data commands read their numbers first, so a typo is
+    // reported as such even when no coordinator is reachable.
+    let connect = Client::connect_with(&cli.coordinator, options);
+    let command = match cli.command {
+        Command::Pull(args) => return data::pull(connect, args).await,
+        Command::Push(args) => return data::push(connect, args).await,
+        other => other,
+    };
+    let client = connect.await?;
+    match command {
         Command::Status { out, traffic: true } => status::traffic(&client, out).await,
         Command::Status { out, .. } => status::status(&client, out).await,
         Command::Table(cmd) => table::run_table(&client, cmd).await,
         Command::Dense(cmd) => table::run_dense(&client, cmd).await,
-        Command::Pull(args) => data::pull(&client, args).await,
-        Command::Push(args) => data::push(&client, args).await,
         Command::Checkpoint(cmd) => checkpoint::checkpoint(&client, cmd).await,
         Command::Shards(cmd) => reshard::shards(&client, cmd).await,
         Command::Rebalance(args) => reshard::rebalance(&client, args).await,
         Command::Node(cmd) => reshard::node(&client, cmd).await,
         Command::Migration(cmd) => reshard::migration(&client, cmd).await,
-        Command::Completion { .. } => Ok(()),
+        Command::Pull(_) | Command::Push(_) | Command::Completion { .. } => Ok(()),
     }
 }
 
