@@ -92,3 +92,23 @@ fn negative_numbers_are_values() {
     // It parsed, then the address was refused before dialing.
     assert!(stderr.contains("no port"), "{stderr}");
 }
+
+#[test]
+fn sim_json_is_alone_on_stdout() {
+    let out = Command::new(env!("CARGO_BIN_EXE_strata-bench"))
+        .args(["sim", "--nodes", "40", "--racks", "8", "--zones", "2"])
+        .args(["--shards", "400", "--json"])
+        .output()
+        .expect("running strata-bench sim");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "only the JSON object on stdout:\n{stdout}");
+    let v: serde_json::Value = serde_json::from_str(lines[0]).expect("one JSON object");
+    assert!(v.is_object(), "{v}");
+    assert!(
+        !stderr.trim().is_empty(),
+        "the report for people goes to stderr"
+    );
+}
