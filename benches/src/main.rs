@@ -31,6 +31,14 @@ struct Args {
     /// Coordinator address of the strata cluster.
     #[arg(long, env = "STRATA_COORDINATOR", default_value = "127.0.0.1:7070")]
     coordinator: String,
+    /// Give up connecting to the coordinator after this long (e.g. 500ms, 3s).
+    #[arg(
+        long,
+        env = "STRATA_CONNECT_TIMEOUT",
+        default_value = "3s",
+        value_parser = strata_client::numbers::parse_duration
+    )]
+    connect_timeout: Duration,
     /// System under test: strata, inproc, or redis://HOST:PORT.
     #[arg(long, default_value = "strata")]
     target: String,
@@ -63,16 +71,24 @@ struct Args {
     #[arg(long, default_value = "adagrad")]
     optimizer: String,
     /// Adagrad learning rate.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, allow_negative_numbers = true)]
     lr: f32,
     /// Adagrad initial accumulator.
-    #[arg(long = "init-acc", default_value_t = 0.1)]
+    #[arg(
+        long = "init-acc",
+        default_value_t = 0.1,
+        allow_negative_numbers = true
+    )]
     init_acc: f32,
     /// New rows are uniform in [-init-scale, init-scale).
     #[arg(long = "init-scale", default_value_t = 0.01)]
     init_scale: f64,
     /// Gradients are N(0,1) × grad-scale.
-    #[arg(long = "grad-scale", default_value_t = 0.01)]
+    #[arg(
+        long = "grad-scale",
+        default_value_t = 0.01,
+        allow_negative_numbers = true
+    )]
     grad_scale: f64,
     /// Run seed.
     #[arg(long, default_value_t = 1)]
@@ -83,7 +99,8 @@ struct Args {
     /// Table name (also the Redis key prefix).
     #[arg(long, default_value = "w1")]
     table: String,
-    /// Print one JSON object as the last line of stdout.
+    /// Print one JSON object on stdout, and nothing else there (the summary for people
+    /// goes to stderr).
     #[arg(long)]
     json: bool,
     /// Write `unix_ms steps rows` every 100 ms to this file (throughput of any window).
@@ -144,7 +161,8 @@ struct SimArgs {
     /// Seconds within which a move must pay for its bytes.
     #[arg(long, default_value_t = 600.0)]
     payback: f64,
-    /// Print one JSON object as the last line of stdout.
+    /// Print one JSON object on stdout, and nothing else there (the report for people
+    /// goes to stderr).
     #[arg(long)]
     json: bool,
 }
@@ -168,9 +186,11 @@ fn run_sim(a: &SimArgs) -> anyhow::Result<()> {
         ..SimConfig::default()
     };
     let report = sim::run(&cfg)?;
-    println!("{}", report.human());
     if a.json {
+        eprintln!("{}", report.human());
         println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("{}", report.human());
     }
     Ok(())
 }
@@ -213,8 +233,14 @@ fn main() -> anyhow::Result<()> {
     // Refuse bad workload parameters before touching any table.
     strata_bench::zipf::Zipf::new(a.keys, a.zipf)?;
     let mut spec = TargetSpec::parse(&a.target, &a.coordinator)?;
-    if let TargetSpec::Strata { labels, .. } = &mut spec {
+    if let TargetSpec::Strata {
+        labels,
+        connect_timeout,
+        ..
+    } = &mut spec
+    {
         labels.clone_from(&a.labels);
+        *connect_timeout = a.connect_timeout;
     }
     if a.memory_reserve.is_some() && !matches!(spec, TargetSpec::Inproc) {
         bail!("--memory-reserve applies to --target inproc; give a server its own");
@@ -303,9 +329,11 @@ fn main() -> anyhow::Result<()> {
         },
         &result,
     );
-    println!("{}", summary.human());
     if a.json {
+        eprintln!("{}", summary.human());
         println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        println!("{}", summary.human());
     }
     Ok(())
 }

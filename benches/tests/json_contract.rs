@@ -52,3 +52,63 @@ fn bad_flags_fail_cleanly() {
         assert!(!out.stderr.is_empty(), "{args:?} should say why");
     }
 }
+
+#[test]
+fn an_unreachable_coordinator_fails_within_the_connect_timeout() {
+    let address = format!("127.0.0.1:{}", common::free_port());
+    let began = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_strata-bench"))
+        .args(["--coordinator", &address, "--connect-timeout", "500ms"])
+        .args(["--duration", "1", "--warmup", "0", "--json"])
+        .env_remove("STRATA_CONNECT_TIMEOUT")
+        .output()
+        .expect("running strata-bench");
+    let took = began.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("connection refused at {address}")),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "nothing on stdout when it fails");
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+}
+
+#[test]
+fn negative_numbers_are_values() {
+    let out = Command::new(env!("CARGO_BIN_EXE_strata-bench"))
+        .args([
+            "--coordinator",
+            "127.0.0.1",
+            "--lr",
+            "-0.05",
+            "--grad-scale",
+            "-1",
+        ])
+        .output()
+        .expect("running strata-bench");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("unexpected argument"), "{stderr}");
+    // It parsed, then the address was refused before dialing.
+    assert!(stderr.contains("no port"), "{stderr}");
+}
+
+#[test]
+fn sim_json_is_alone_on_stdout() {
+    let out = Command::new(env!("CARGO_BIN_EXE_strata-bench"))
+        .args(["sim", "--nodes", "40", "--racks", "8", "--zones", "2"])
+        .args(["--shards", "400", "--json"])
+        .output()
+        .expect("running strata-bench sim");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "only the JSON object on stdout:\n{stdout}");
+    let v: serde_json::Value = serde_json::from_str(lines[0]).expect("one JSON object");
+    assert!(v.is_object(), "{v}");
+    assert!(
+        !stderr.trim().is_empty(),
+        "the report for people goes to stderr"
+    );
+}

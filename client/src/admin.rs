@@ -85,6 +85,17 @@ pub(crate) async fn send<R: AdminRpc>(
         .await
 }
 
+/// As [`send`], for a client's first call: bounded by the connect timeout, with errors that
+/// say what was found at the address.
+pub(crate) async fn send_first<R: AdminRpc>(
+    control: &Control,
+    request: R,
+) -> Result<R::Response, ClientError> {
+    control
+        .first_call(R::NAME, request.call(), |c| request.clone().send(c))
+        .await
+}
+
 impl Client {
     /// Sends `request` to the leading coordinator (see [`send`]).
     pub(crate) async fn admin<R: AdminRpc>(&self, request: R) -> Result<R::Response, ClientError> {

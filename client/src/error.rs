@@ -1,5 +1,7 @@
 //! Errors of the client, with the node and shard they concern.
 
+use std::time::Duration;
+
 use thiserror::Error;
 use tonic::{Code, Status};
 
@@ -22,6 +24,46 @@ pub enum ClientError {
         address: String,
         /// Why it is invalid.
         reason: String,
+    },
+    /// Nothing listens at a coordinator's address (the connection was refused).
+    #[error(
+        "connection refused at {address} — is a strata coordinator running there? \
+         (`strata-server dev` starts one)"
+    )]
+    ConnectionRefused {
+        /// Address tried.
+        address: String,
+    },
+    /// No coordinator answered within the connect timeout.
+    #[error(
+        "no answer from {address} within {timeout:?} (the connect timeout): is the host \
+         reachable, the port open and a strata coordinator running there?"
+    )]
+    ConnectTimeout {
+        /// Address tried.
+        address: String,
+        /// The connect timeout.
+        timeout: Duration,
+    },
+    /// The connection to a coordinator failed for another reason (no route, bad host name).
+    #[error("cannot connect to {address}: {reason}")]
+    Unreachable {
+        /// Address tried.
+        address: String,
+        /// The transport's reason.
+        reason: String,
+    },
+    /// Something answered at the address, but not in gRPC (an HTTP server such as a
+    /// `--metrics-listen` port, or another protocol altogether).
+    #[error(
+        "{address} does not speak gRPC ({detail}): give a strata coordinator's --listen \
+         address (a --metrics-listen port looks like this: it answers HTTP only)"
+    )]
+    NotGrpc {
+        /// Address tried.
+        address: String,
+        /// What was answered.
+        detail: String,
     },
     /// A caller-side argument is wrong (lengths, buffer sizes).
     #[error("invalid argument: {0}")]

@@ -127,7 +127,7 @@ mod tests {
             ("size-fraction", "1.5G"),
             ("size-bytes", "1000000"),
             ("ids", "1,2,3"),
-            ("ids-spaces", "7 8\n9,, 10"),
+            ("ids-spaces", "7 8\n9, 10"),
             ("grads", "0.5,-1e-3,2"),
             ("shape", "4,3"),
             ("init-uniform", "uniform:0.01"),

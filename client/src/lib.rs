@@ -8,7 +8,9 @@
 //! - `retry`: what a failed call tells the caller to do next, from typed facts only.
 //! - `admin`: control-plane calls through one generic helper.
 //! - `control`: the leader-following connection to the coordinators.
-//! - `location`: where the client runs ([`ClientOptions`], `STRATA_LABELS`).
+//! - `location`: where the client runs and how long it waits to connect
+//!   ([`ClientOptions`], `STRATA_LABELS`).
+//! - [`address`]: addresses checked before anything is dialed.
 //! - `error`: [`ClientError`].
 //! - [`routing`], [`batch`]: the slot → node table, dedup and split of a
 //!   batch (packed payloads are `strata_proto::wire::payload`).
@@ -23,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod address;
 mod admin;
 pub mod batch;
 mod control;
@@ -48,7 +51,7 @@ use tonic::transport::Channel;
 
 use self::control::Control;
 pub use self::error::ClientError;
-pub use self::location::{location_header, ClientOptions, LABELS_ENV};
+pub use self::location::{location_header, ClientOptions, DEFAULT_CONNECT_TIMEOUT, LABELS_ENV};
 use self::routing::Routing;
 pub use strata_proto::v1;
 
@@ -81,6 +84,9 @@ struct RefreshOutcome {
 impl Client {
     /// Connects to the comma-separated coordinator `addresses`, finds the leader among
     /// them (following a standby's `strata-leader` hint) and fetches the cluster map.
+    /// Addresses are checked first ([`address::validate_address`]); the connect fails after
+    /// the options' connect timeout (3 s by default) with an error that says what was found
+    /// at the address.
     /// Each `connect` opens its own connections. The client's location comes from the
     /// `STRATA_LABELS` environment variable when set ([`ClientOptions::from_env`]).
     pub async fn connect(addresses: &str) -> Result<Self, ClientError> {
@@ -108,8 +114,11 @@ impl Client {
                 reason: "empty".into(),
             });
         }
-        let control = Control::new(candidates)?;
-        let map = admin::send(&control, v1::GetClusterMapRequest {}).await?;
+        for candidate in &candidates {
+            address::validate_address(candidate)?;
+        }
+        let control = Control::new(candidates, options.connect_timeout)?;
+        let map = admin::send_first(&control, v1::GetClusterMapRequest {}).await?;
         let routing = Routing::from_map(&map, None)?;
         Ok(Self {
             inner: Arc::new(Inner {

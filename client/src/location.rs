@@ -2,6 +2,7 @@
 //! call as `strata-client-labels` so shard servers count traffic by location.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use http::HeaderValue;
 
@@ -13,12 +14,27 @@ pub const LABELS_ENV: &str = "STRATA_LABELS";
 /// Longest normalized label string a server accepts.
 const MAX_LOCATION_BYTES: usize = 256;
 
+/// How long a client waits for a coordinator to answer its first call, by default.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Options of [`crate::Client::connect_with`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// Where the client runs, as `key=value` pairs joined by commas (e.g. `zone=z1,rack=r1`);
     /// `None` or empty: unlabelled.
     pub labels: Option<String>,
+    /// How long opening a connection to a coordinator, and the first call, may take before
+    /// the connect fails ([`DEFAULT_CONNECT_TIMEOUT`] by default).
+    pub connect_timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            labels: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+        }
+    }
 }
 
 impl ClientOptions {
@@ -26,6 +42,7 @@ impl ClientOptions {
     pub fn from_env() -> Self {
         Self {
             labels: std::env::var(LABELS_ENV).ok(),
+            ..Self::default()
         }
     }
 }

@@ -73,6 +73,45 @@ impl Origin {
     }
 }
 
+/// Why a connection could not be opened, for messages that name the fix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ConnectFailure {
+    /// Nothing listens at the address.
+    Refused,
+    /// The connect timeout expired.
+    TimedOut,
+    /// Another failure of the connection process, with the transport's words.
+    Other(String),
+}
+
+/// Whether a server answered with `status` (rather than the transport failing to reach
+/// one, or losing the connection).
+pub(crate) fn answered(status: &Status) -> bool {
+    Origin::of(status) == Origin::Answer
+}
+
+/// Why the connection behind `status` failed, when the transport could not open it
+/// (`None` for a status answered by a server or failed after connecting).
+pub(crate) fn connect_failure(status: &Status) -> Option<ConnectFailure> {
+    if Origin::of(status) != Origin::Connect {
+        return None;
+    }
+    let mut source = StdError::source(status);
+    let mut innermost = status.message().to_string();
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            match io.kind() {
+                io::ErrorKind::ConnectionRefused => return Some(ConnectFailure::Refused),
+                io::ErrorKind::TimedOut => return Some(ConnectFailure::TimedOut),
+                _ => {}
+            }
+        }
+        innermost = e.to_string();
+        source = e.source();
+    }
+    Some(ConnectFailure::Other(innermost))
+}
+
 /// I/O error kinds a socket reports only while connecting.
 fn is_connect_kind(kind: io::ErrorKind) -> bool {
     matches!(

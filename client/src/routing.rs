@@ -1,5 +1,7 @@
 //! Slot → shard → node routing from the cluster map, with one channel per node.
 
+use std::time::Duration;
+
 use strata_proto::transport;
 use strata_proto::v1 as pb;
 use strata_proto::v1::parameter_client::ParameterClient;
@@ -45,11 +47,22 @@ const NO_NODE: u16 = u16::MAX;
 
 /// A channel to `address` with strata's HTTP/2 settings (connects lazily).
 pub fn channel(address: &str) -> Result<Channel, ClientError> {
-    let endpoint = transport::endpoint(address).map_err(|e| ClientError::BadAddress {
+    Ok(endpoint(address)?.connect_lazy())
+}
+
+/// As [`channel`], opening a connection gives up after `connect_timeout`.
+pub fn channel_within(address: &str, connect_timeout: Duration) -> Result<Channel, ClientError> {
+    Ok(endpoint(address)?
+        .connect_timeout(connect_timeout)
+        .connect_lazy())
+}
+
+/// The endpoint of `address` with strata's HTTP/2 settings.
+fn endpoint(address: &str) -> Result<tonic::transport::Endpoint, ClientError> {
+    transport::endpoint(address).map_err(|e| ClientError::BadAddress {
         address: address.into(),
         reason: e.to_string(),
-    })?;
-    Ok(endpoint.connect_lazy())
+    })
 }
 
 impl Routing {

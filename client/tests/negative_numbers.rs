@@ -14,13 +14,17 @@ fn strata(args: &[&str]) -> Output {
         .expect("run strata")
 }
 
-/// Asserts that `args` parsed: the failure is the client's (exit 1, the address named),
-/// not clap's (exit 2, usage).
+/// Asserts that `args` parsed: the failure is the client's refusal of the address (a usage
+/// error too, exit 2, but one that names the address), not clap's.
 fn assert_parses(args: &[&str]) {
     let out = strata(args);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
     assert!(stderr.contains("invalid address"), "{args:?}: {stderr}");
+    assert!(
+        !stderr.contains("unexpected argument"),
+        "{args:?}: {stderr}"
+    );
 }
 
 #[test]

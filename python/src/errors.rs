@@ -16,6 +16,10 @@ fn class_and_code(error: &ClientError) -> (&'static str, &'static str) {
         }
         ClientError::Ambiguous { .. } => ("AmbiguousPush", "UNKNOWN"),
         ClientError::Connect { .. }
+        | ClientError::ConnectionRefused { .. }
+        | ClientError::ConnectTimeout { .. }
+        | ClientError::Unreachable { .. }
+        | ClientError::NotGrpc { .. }
         | ClientError::NodeUnavailable { .. }
         | ClientError::Unassigned { .. }
         | ClientError::RoutingUnsettled { .. } => ("Unavailable", "UNAVAILABLE"),

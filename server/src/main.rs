@@ -1,6 +1,7 @@
 //! `strata-server`: the strata server binary (roles: `dev`, `coordinator`, `shard`).
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -356,6 +357,9 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal: never in log files or pipes, nor under
+        // NO_COLOR (https://no-color.org).
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .init();
     if !allocator_tuned {
         tracing::warn!(

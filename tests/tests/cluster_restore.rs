@@ -55,7 +55,7 @@ async fn restore_puts_every_node_back_to_one_checkpoint_and_layout() {
     assert_eq!(resized.shards.len(), 12);
     assert_ne!(client.pull("e", &ids).await.expect("pull"), at_checkpoint);
 
-    let out = cli(&address, &["checkpoint", "restore", &id]);
+    let out = cli(&address, &["checkpoint", "restore", &id, "--yes"]);
     assert!(
         out.status.success(),
         "{}",
@@ -88,7 +88,7 @@ async fn restore_puts_every_node_back_to_one_checkpoint_and_layout() {
         .await
         .expect("push");
     let once = client.pull("e", &ids).await.expect("pull");
-    let out = cli(&address, &["checkpoint", "restore", &id]);
+    let out = cli(&address, &["checkpoint", "restore", &id, "--yes"]);
     assert!(out.status.success(), "{out:?}");
     client
         .push("e", &ids, &vec![0.5; ids.len() * 4])
@@ -139,7 +139,7 @@ async fn restore_names_the_node_that_lacks_its_part_and_changes_nothing() {
         "{listed}"
     );
 
-    let out = cli(&address, &["checkpoint", "restore", &id]);
+    let out = cli(&address, &["checkpoint", "restore", &id, "--yes"]);
     assert!(!out.status.success(), "restore must be refused");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

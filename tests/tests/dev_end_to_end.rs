@@ -128,7 +128,7 @@ async fn cli_walkthrough_with_json_forms() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("zeros, uniform:A or normal:STD"));
 
-    let out = cli(&addr, &["table", "drop", "clicks"]);
+    let out = cli(&addr, &["table", "drop", "clicks", "--yes"]);
     assert!(out.status.success());
     let out = cli(&addr, &["table", "list", "--json"]);
     assert_eq!(last_json(&out)["tables"], serde_json::json!([]));

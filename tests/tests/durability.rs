@@ -161,7 +161,10 @@ async fn corrupt_checkpoint_is_reported_and_the_previous_one_loaded() {
     assert_eq!(states[1], "ok");
     let err = client.restore(&bad.id).await.expect_err("corrupt restore");
     assert_eq!(err.code(), Some(tonic::Code::DataLoss), "{err}");
-    let out = cli(&server.address, &["checkpoint", "restore", &good.id]);
+    let out = cli(
+        &server.address,
+        &["checkpoint", "restore", &good.id, "--yes"],
+    );
     assert!(
         out.status.success(),
         "{}",

@@ -70,6 +70,7 @@ async fn topology_rebalance_moves_a_racks_shards_home_and_loses_nothing() {
         &address,
         ClientOptions {
             labels: Some("zone=z1,rack=r1".into()),
+            ..ClientOptions::default()
         },
     )
     .await

@@ -40,6 +40,7 @@ async fn status_shows_each_trainers_bytes_under_its_location() {
         let address = address.clone();
         let options = ClientOptions {
             labels: Some(labels.to_string()),
+            ..ClientOptions::default()
         };
         async move {
             Client::connect_with(&address, options)

@@ -80,6 +80,8 @@ pub enum TargetSpec {
         coordinator: String,
         /// Where the trainers run (`key=value,...`; `None`: `STRATA_LABELS` or unlabelled).
         labels: Option<String>,
+        /// How long connecting to the coordinator may take.
+        connect_timeout: std::time::Duration,
     },
     /// strata's engine linked into this process.
     Inproc,
@@ -97,6 +99,7 @@ impl TargetSpec {
             "strata" => Ok(Self::Strata {
                 coordinator: coordinator.to_string(),
                 labels: None,
+                connect_timeout: strata_client::DEFAULT_CONNECT_TIMEOUT,
             }),
             "inproc" => Ok(Self::Inproc),
             t => match t.strip_prefix("redis://") {
@@ -177,11 +180,18 @@ pub async fn setup(
         TargetSpec::Strata {
             coordinator,
             labels,
+            connect_timeout,
         } => {
-            strata::prepare(coordinator, params).await?;
+            strata::prepare(coordinator, *connect_timeout, params).await?;
             for _ in 0..trainers {
                 out.push(AnyTarget::Strata(
-                    strata::StrataTarget::connect(coordinator, labels.clone(), params).await?,
+                    strata::StrataTarget::connect(
+                        coordinator,
+                        labels.clone(),
+                        *connect_timeout,
+                        params,
+                    )
+                    .await?,
                 ));
             }
         }
@@ -217,6 +227,7 @@ mod tests {
             Some(TargetSpec::Strata {
                 coordinator: "h:1".into(),
                 labels: None,
+                connect_timeout: strata_client::DEFAULT_CONNECT_TIMEOUT,
             })
         );
         assert_eq!(

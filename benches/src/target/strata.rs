@@ -1,5 +1,7 @@
 //! strata over the network through `strata-client`: one client (own connections) per trainer.
 
+use std::time::Duration;
+
 use strata_client::{Client, ClientOptions};
 use strata_proto::v1 as pb;
 
@@ -32,8 +34,16 @@ fn client_err(e: strata_client::ClientError) -> TargetError {
 }
 
 /// Drop the benchmark table if it exists, then create it.
-pub async fn prepare(coordinator: &str, p: &TableParams) -> Result<(), TargetError> {
-    let client = Client::connect(coordinator)
+pub async fn prepare(
+    coordinator: &str,
+    connect_timeout: Duration,
+    p: &TableParams,
+) -> Result<(), TargetError> {
+    let options = ClientOptions {
+        connect_timeout,
+        ..ClientOptions::from_env()
+    };
+    let client = Client::connect_with(coordinator, options)
         .await
         .map_err(|e| TargetError::Setup(format!("connecting to {coordinator}: {e}")))?;
     // Absent is fine; any other failure shows again in create_table.
@@ -58,9 +68,11 @@ impl StrataTarget {
     pub async fn connect(
         coordinator: &str,
         labels: Option<String>,
+        connect_timeout: Duration,
         p: &TableParams,
     ) -> Result<Self, TargetError> {
         let mut options = ClientOptions::from_env();
+        options.connect_timeout = connect_timeout;
         if labels.is_some() {
             options.labels = labels;
         }

@@ -103,13 +103,20 @@ pub fn run_json(args: &[&str]) -> serde_json::Value {
         "strata-bench {args:?} failed: {}\n{stdout}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        out.stderr.is_empty(),
-        "stderr not silent with --json: {}",
-        String::from_utf8_lossy(&out.stderr)
+    // With --json, stdout holds the one JSON object and nothing else (`| jq` works); the
+    // summary for people goes to stderr.
+    let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "stdout holds only the JSON object:\n{stdout}"
     );
-    let last = stdout.lines().last().expect("some output");
-    serde_json::from_str(last).expect("the last line is one JSON object")
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("against") || stderr.contains("sim"),
+        "the human summary goes to stderr: {stderr}"
+    );
+    serde_json::from_str(lines[0]).expect("stdout is one JSON object")
 }
 
 /// Field `f` of `v` as a number; panics naming it when it is missing or not a number.

@@ -1,18 +1,53 @@
 //! Command-line parsing and dispatch.
+//!
+//! Modules, one concern each: `status`, `table`, `data`, `checkpoint`, `reshard` (the
+//! commands); `output`
+//! (`-o text|json`); `confirm` (`[y/N]` and `--yes`); `exit` (exit statuses, mapped in one
+//! place); `units` (sizes and ages for people).
 
+mod checkpoint;
+mod confirm;
 mod data;
-mod ops;
+mod exit;
+mod output;
 mod reshard;
+mod status;
 mod table;
+mod units;
 
-use clap::{Parser, Subcommand};
+use std::time::Duration;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use clap_complete::Shell;
+use strata_client::numbers::parse_duration;
 use strata_client::{Client, ClientOptions};
 
-/// strata: operate and inspect a strata cluster.
+pub use self::exit::Exit;
+use self::exit::EXIT_STATUSES;
+use self::output::OutputArgs;
+
+/// The examples and exit statuses under `strata --help`.
+const AFTER_HELP: &str = "\
+Examples:
+  strata-server dev &                          # a one-process cluster on 127.0.0.1:7070
+  strata table create clicks --dim 8 --optimizer adagrad --lr 0.05
+  strata pull --table clicks --ids 1,2,3 -o json
+  strata push --table clicks --ids 1 --grads -0.5,0.25,0,0,0,0,0,0.1
+  strata status
+  strata --coordinator 10.0.0.5:7070 --connect-timeout 1s status -o json
+  strata completion bash > /etc/bash_completion.d/strata
+";
+
+/// Operate and inspect a strata cluster: tables, rows, dense tensors, shards, checkpoints.
 #[derive(Parser)]
-#[command(name = "strata", version, about, long_about = None)]
+#[command(
+    name = "strata",
+    version,
+    about = "Operate and inspect a strata cluster: tables, rows, dense tensors, shards, checkpoints.",
+    after_help = format!("{AFTER_HELP}\n{EXIT_STATUSES}"),
+)]
 pub struct Cli {
-    /// Coordinator address(es), comma-separated.
+    /// Coordinator address(es) as host:port, comma-separated.
     #[arg(
         long,
         global = true,
@@ -24,6 +59,15 @@ pub struct Cli {
     /// and pushes so shard servers count traffic by location.
     #[arg(long, global = true, env = "STRATA_LABELS")]
     labels: Option<String>,
+    /// Give up connecting to the coordinator after this long (e.g. 500ms, 3s).
+    #[arg(
+        long,
+        global = true,
+        env = "STRATA_CONNECT_TIMEOUT",
+        default_value = "3s",
+        value_parser = parse_duration
+    )]
+    connect_timeout: Duration,
     #[command(subcommand)]
     command: Command,
 }
@@ -31,10 +75,12 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// The cluster at a glance: nodes, shards, tables, rows and bytes.
+    #[command(
+        after_help = "Examples:\n  strata status\n  strata status -o json | jq '.nodes[] | {id, state}'\n  strata status --traffic"
+    )]
     Status {
-        /// Print one JSON object.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: OutputArgs,
         /// Print data-path traffic per table, shard, node and client location instead.
         #[arg(long)]
         traffic: bool,
@@ -46,16 +92,23 @@ enum Command {
     #[command(subcommand)]
     Dense(table::DenseCommand),
     /// Pull rows (missing rows are created), for debugging.
+    #[command(
+        after_help = "Examples:\n  strata pull --table clicks --ids 1,2,3\n  strata pull --table clicks --ids 1,2,3 -o json"
+    )]
     Pull(data::PullArgs),
     /// Push gradients, for debugging. Exit status 0 means acknowledged.
+    #[command(after_help = data::PUSH_EXAMPLES)]
     Push(data::PushArgs),
     /// Create, list and restore checkpoints.
     #[command(subcommand)]
-    Checkpoint(ops::CheckpointCommand),
+    Checkpoint(checkpoint::CheckpointCommand),
     /// Resize the shard count while serving (live migration).
     #[command(subcommand)]
     Shards(reshard::ShardsCommand),
     /// Plan (and with --apply start) moves that even out bytes per memory budget.
+    #[command(
+        after_help = "Examples:\n  strata rebalance                                  # dry run: prints the plan\n  strata rebalance --apply --yes\n  strata rebalance --objective topology -o json"
+    )]
     Rebalance(reshard::RebalanceArgs),
     /// Drain a node: move all its shards away.
     #[command(subcommand)]
@@ -63,27 +116,47 @@ enum Command {
     /// Follow or cancel the running plan.
     #[command(subcommand)]
     Migration(reshard::MigrationCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Examples:\n  strata completion bash > ~/.local/share/bash-completion/completions/strata\n  strata completion zsh > \"${fpath[1]}/_strata\"\n  strata completion fish > ~/.config/fish/completions/strata.fish"
+    )]
+    Completion {
+        /// The shell.
+        shell: Shell,
+    },
 }
 
 /// Runs one command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let options = ClientOptions { labels: cli.labels };
-    let client = Client::connect_with(&cli.coordinator, options).await?;
-    match cli.command {
-        Command::Status {
-            json,
-            traffic: true,
-        } => ops::traffic(&client, json).await,
-        Command::Status { json, .. } => ops::status(&client, json).await,
+    if let Command::Completion { shell } = cli.command {
+        let mut command = Cli::command();
+        clap_complete::generate(shell, &mut command, "strata", &mut std::io::stdout());
+        return Ok(());
+    }
+    let options = ClientOptions {
+        labels: cli.labels,
+        connect_timeout: cli.connect_timeout,
+    };
+    // Lazy until awaited: the data commands read their numbers first, so a typo is
+    // reported as such even when no coordinator is reachable.
+    let connect = Client::connect_with(&cli.coordinator, options);
+    let command = match cli.command {
+        Command::Pull(args) => return data::pull(connect, args).await,
+        Command::Push(args) => return data::push(connect, args).await,
+        other => other,
+    };
+    let client = connect.await?;
+    match command {
+        Command::Status { out, traffic: true } => status::traffic(&client, out).await,
+        Command::Status { out, .. } => status::status(&client, out).await,
         Command::Table(cmd) => table::run_table(&client, cmd).await,
         Command::Dense(cmd) => table::run_dense(&client, cmd).await,
-        Command::Pull(args) => data::pull(&client, args).await,
-        Command::Push(args) => data::push(&client, args).await,
-        Command::Checkpoint(cmd) => ops::checkpoint(&client, cmd).await,
+        Command::Checkpoint(cmd) => checkpoint::checkpoint(&client, cmd).await,
         Command::Shards(cmd) => reshard::shards(&client, cmd).await,
         Command::Rebalance(args) => reshard::rebalance(&client, args).await,
         Command::Node(cmd) => reshard::node(&client, cmd).await,
         Command::Migration(cmd) => reshard::migration(&client, cmd).await,
+        Command::Pull(_) | Command::Push(_) | Command::Completion { .. } => Ok(()),
     }
 }
 
@@ -93,4 +166,14 @@ where
     T::Err: std::fmt::Display,
 {
     Ok(strata_client::numbers::parse_list(what, text)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

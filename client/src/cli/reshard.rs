@@ -1,7 +1,7 @@
 //! `strata shards resize`, `strata rebalance`, `strata node drain`, `strata migration ...`:
 //! print the plan, ask, start it, follow it with a progress bar.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -10,11 +10,15 @@ use strata_client::numbers::parse_size;
 use strata_client::v1 as pb;
 use strata_client::Client;
 
+use super::confirm::confirm;
+use super::exit::CliError;
+use super::output::{print_json, OutputArgs};
+
 /// How a plan is run once confirmed.
 #[derive(Args, Clone, Copy)]
 pub struct RunArgs {
-    /// Start without asking.
-    #[arg(long)]
+    /// Start without asking (needed when stdin is not a terminal, as in scripts).
+    #[arg(long, short = 'y')]
     yes: bool,
     /// Throttle of each move in bytes per second (0: unthrottled). Accepts 200M, 1G, ...
     #[arg(long, default_value = "0", value_parser = parse_size)]
@@ -31,6 +35,9 @@ pub struct RunArgs {
 #[derive(Subcommand)]
 pub enum ShardsCommand {
     /// Split or merge shards to `--count` while serving; moves only the rows that must move.
+    #[command(
+        after_help = "Examples:\n  strata shards resize --count 8                       # shows the plan, asks [y/N]\n  strata shards resize --count 8 --yes --max-bytes-per-s 200M\n  strata shards resize --count 8 --yes --no-wait"
+    )]
     Resize {
         /// Shards after the resize.
         #[arg(long)]
@@ -44,6 +51,9 @@ pub enum ShardsCommand {
 #[derive(Subcommand)]
 pub enum NodeCommand {
     /// Move every shard off NODE (it then receives none and can be stopped).
+    #[command(
+        after_help = "Examples:\n  strata node drain node-2              # shows the plan, asks [y/N]\n  strata node drain node-2 --yes --parallel 4"
+    )]
     Drain {
         /// Node id (see `strata status`).
         node: String,
@@ -56,12 +66,15 @@ pub enum NodeCommand {
 #[derive(Subcommand)]
 pub enum MigrationCommand {
     /// The running (or last) plan and its moves.
+    #[command(
+        after_help = "Examples:\n  strata migration status\n  strata migration status -o json | jq .plan.state"
+    )]
     Status {
-        /// Print one JSON object.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Stop the running plan: moves in flight roll back, pending ones are dropped.
+    #[command(after_help = "Examples:\n  strata migration cancel")]
     Cancel,
 }
 
@@ -81,9 +94,8 @@ pub struct RebalanceArgs {
     /// Topology objective: a move must pay for its bytes within this time (e.g. 10m, 600s).
     #[arg(long, value_parser = parse_seconds)]
     payback: Option<f64>,
-    /// Print the plan as one JSON object.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    out: OutputArgs,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -111,6 +123,13 @@ fn parse_seconds(text: &str) -> Result<f64, String> {
 /// Runs `strata shards ...`.
 pub async fn shards(client: &Client, cmd: ShardsCommand) -> anyhow::Result<()> {
     let ShardsCommand::Resize { count, run } = cmd;
+    let current = client.status().await?.shards.len();
+    if usize::try_from(count).is_ok_and(|c| c == current) {
+        return Err(CliError::NoOp(format!(
+            "the cluster already has {current} shards: nothing to resize (no plan started, epoch unchanged)"
+        ))
+        .into());
+    }
     let plan = client
         .resize_shards(pb::ResizeShardsRequest {
             count,
@@ -122,9 +141,7 @@ pub async fn shards(client: &Client, cmd: ShardsCommand) -> anyhow::Result<()> {
     print!("{}", plan.plan_text);
     if plan.plan_json.is_empty() {
         // A one-node cluster: nothing moves, the resize is a metadata change.
-        if !confirm(run.yes, "resize")? {
-            return Ok(());
-        }
+        confirm(run.yes, &format!("resize to {count} shards"))?;
         let done = client
             .resize_shards(pb::ResizeShardsRequest {
                 count,
@@ -149,13 +166,14 @@ pub async fn rebalance(client: &Client, args: RebalanceArgs) -> anyhow::Result<(
             ..Default::default()
         })
         .await?;
-    if args.json {
-        println!("{}", rebalance_json(&args.objective, &plan)?);
+    let json = args.out.json();
+    if json {
+        print_json(&rebalance_json(&args.objective, &plan)?);
     } else {
         print!("{}", plan.plan_text);
     }
     if !args.apply {
-        if args.json {
+        if json {
             return Ok(());
         }
         println!("(dry run: add --apply to start it)");
@@ -214,10 +232,10 @@ pub async fn node(client: &Client, cmd: NodeCommand) -> anyhow::Result<()> {
 /// Runs `strata migration ...`.
 pub async fn migration(client: &Client, cmd: MigrationCommand) -> anyhow::Result<()> {
     match cmd {
-        MigrationCommand::Status { json } => {
+        MigrationCommand::Status { out } => {
             let status = client.status().await?;
-            if json {
-                println!("{}", plan_json(&status));
+            if out.json() {
+                print_json(&plan_json(&status));
             } else {
                 print_plan(&status);
             }
@@ -238,9 +256,7 @@ pub async fn migration(client: &Client, cmd: MigrationCommand) -> anyhow::Result
 /// Asks for confirmation, then starts the plan and follows it.
 async fn start(client: &Client, plan_json: &str, run: RunArgs) -> anyhow::Result<()> {
     serde_json::from_str::<serde_json::Value>(plan_json).context("reading the plan")?;
-    if !confirm(run.yes, "start this plan")? {
-        return Ok(());
-    }
+    confirm(run.yes, "start this plan")?;
     let started = client
         .apply_plan(pb::ApplyPlanRequest {
             plan_json: plan_json.to_string(),
@@ -255,7 +271,17 @@ async fn start(client: &Client, plan_json: &str, run: RunArgs) -> anyhow::Result
     if run.no_wait {
         return Ok(());
     }
-    let end = follow(client, &started.plan_id, true).await?;
+    let end = tokio::select! {
+        end = follow(client, &started.plan_id, true) => end?,
+        _ = tokio::signal::ctrl_c() => {
+            return Err(CliError::Interrupted(format!(
+                "interrupted: plan {} keeps running on the coordinator; \
+                 `strata migration status` shows it, `strata migration cancel` stops it",
+                started.plan_id
+            ))
+            .into())
+        }
+    };
     match end.state.as_str() {
         "done" => {
             println!("plan {} done: {} moves", end.id, end.moves_total);
@@ -263,25 +289,6 @@ async fn start(client: &Client, plan_json: &str, run: RunArgs) -> anyhow::Result
         }
         state => bail!("plan {} {state}: {}", end.id, end.error),
     }
-}
-
-/// Asks "Proceed? [y/N]" on a terminal; `--yes` skips it; no terminal and no `--yes` refuses.
-fn confirm(yes: bool, what: &str) -> anyhow::Result<bool> {
-    if yes {
-        return Ok(true);
-    }
-    if !std::io::stdin().is_terminal() {
-        bail!("refusing to {what} without confirmation: pass --yes");
-    }
-    print!("{what}? [y/N] ");
-    std::io::stdout().flush()?;
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    let ok = matches!(line.trim(), "y" | "Y" | "yes");
-    if !ok {
-        println!("not started");
-    }
-    Ok(ok)
 }
 
 /// Polls the plan until it is no longer running; draws a progress bar on a terminal.
@@ -313,7 +320,7 @@ async fn follow(client: &Client, id: &str, bar: bool) -> anyhow::Result<pb::Plan
     }
 }
 
-/// `[#####.....] 3/8 moves  1.2 GiB/2.0 GiB  850 MiB/s  eta 1s`
+/// `[#####.....] 3/8 moves  1.2 GiB/2.0 GiB  850 MiB/s  elapsed 4s`
 fn progress_line(plan: &pb::PlanStatus, moves: &[pb::MigrationStatus], began: Instant) -> String {
     let total: u64 = moves.iter().map(|m| m.bytes_total.max(1)).sum();
     let copied: u64 = moves
@@ -336,7 +343,7 @@ fn progress_line(plan: &pb::PlanStatus, moves: &[pb::MigrationStatus], began: In
     let width = 30;
     let filled = ((frac * width as f64) as usize).min(width);
     format!(
-        "[{}{}] {}/{} moves  {}/{}  {}/s  {:.0}s",
+        "[{}{}] {}/{} moves  {}/{}  {}/s  elapsed {:.0}s",
         "#".repeat(filled),
         ".".repeat(width - filled),
         plan.moves_done,
@@ -393,15 +400,32 @@ pub fn print_plan(status: &pb::StatusResponse) {
         println!("no plan has run");
         return;
     };
+    // Totals from the moves themselves, so that the header agrees with the lines below.
+    let (copied, total) = if status.migrations.is_empty() {
+        (p.bytes_done, p.bytes_total)
+    } else {
+        moved_bytes(&status.migrations)
+    };
+    let elapsed = match (p.started_unix_ms, p.finished_unix_ms) {
+        (0, _) => String::new(),
+        (start, 0) => format!(
+            ", {} elapsed",
+            super::units::duration_ms(super::units::now_ms().saturating_sub(start))
+        ),
+        (start, end) => format!(
+            ", took {}",
+            super::units::duration_ms(end.saturating_sub(start))
+        ),
+    };
     println!(
-        "plan {} ({}): {}, {}/{} moves, {} of {}{}",
+        "plan {} ({}): {}, {}/{} moves, {} of {}{elapsed}{}",
         p.id,
         p.kind,
         p.state,
         p.moves_done,
         p.moves_total,
-        human(p.bytes_done),
-        human(p.bytes_total),
+        human(copied),
+        human(total),
         if p.error.is_empty() {
             String::new()
         } else {
@@ -409,26 +433,70 @@ pub fn print_plan(status: &pb::StatusResponse) {
         }
     );
     for m in &status.migrations {
+        // A rate and an ETA only mean something while a move copies.
+        let (rate, eta) = if m.state == "copying" || m.state == "handoff" {
+            (
+                format!("{}/s", human(m.bytes_per_s as u64)),
+                format!("eta {:.1}s", m.eta_s),
+            )
+        } else {
+            ("-".to_string(), String::new())
+        };
         println!(
-            "  {:<16} slots {:>5}..{:<5} {} -> {}  {:<9} {:>10}/{:<10} {:>10}/s eta {:>5.1}s {}",
+            "  {:<16} slots {:>5}..{:<5} {} -> {}  {:<9} {:>10}/{:<10} {:>12} {:<10} {}",
             m.id,
             m.slot_start,
             m.slot_end,
             m.from,
             m.to,
             m.state,
-            human(m.bytes_copied),
+            human(if m.state == "done" {
+                m.bytes_total
+            } else {
+                m.bytes_copied
+            }),
             human(m.bytes_total),
-            human(m.bytes_per_s as u64),
-            m.eta_s,
+            rate,
+            eta,
             m.error
         );
     }
 }
 
+/// Bytes copied and bytes to copy over `moves` (a finished move counts whole).
+fn moved_bytes(moves: &[pb::MigrationStatus]) -> (u64, u64) {
+    moves.iter().fold((0, 0), |(copied, total), m| {
+        let done = if m.state == "done" {
+            m.bytes_total
+        } else {
+            m.bytes_copied.min(m.bytes_total)
+        };
+        (
+            copied.saturating_add(done),
+            total.saturating_add(m.bytes_total),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plan_totals_come_from_the_moves() {
+        let mv = |state: &str, copied: u64, total: u64| pb::MigrationStatus {
+            state: state.into(),
+            bytes_copied: copied,
+            bytes_total: total,
+            ..Default::default()
+        };
+        let moves = [
+            mv("done", 0, 100),
+            mv("copying", 30, 50),
+            mv("pending", 0, 20),
+        ];
+        assert_eq!(moved_bytes(&moves), (130, 170));
+    }
 
     #[test]
     fn sizes_parse_with_units() {

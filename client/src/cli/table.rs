@@ -5,23 +5,39 @@ use strata_client::spec::parse_initializer;
 use strata_client::v1 as pb;
 use strata_client::Client;
 
+use super::confirm::{confirm, YesArgs};
+use super::exit::CliError;
+use super::output::{print_json, OutputArgs};
 use super::parse_list;
+use super::units;
 
 /// Table commands.
 #[derive(Subcommand)]
 pub enum TableCommand {
     /// Create a table.
+    #[command(
+        after_help = "Examples:\n  strata table create clicks --dim 8\n  strata table create emb --dim 64 --optimizer adagrad --lr 0.05 --init normal:0.01\n  strata table create emb --dim 64 --optimizer adam --lr 1e-3 --tier gpu -o json"
+    )]
     Create(CreateTableArgs),
     /// List tables with their rows and bytes.
+    #[command(
+        after_help = "Examples:\n  strata table list\n  strata table list -o json | jq -r '.tables[].name'"
+    )]
     List {
-        /// Print one JSON object.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
-    /// Drop a table and its rows.
+    /// Drop a table and its rows (asks first; --yes to skip the question).
+    #[command(
+        after_help = "Examples:\n  strata table drop clicks          # asks [y/N] on a terminal\n  strata table drop clicks --yes    # scripts"
+    )]
     Drop {
         /// Table name.
         name: String,
+        #[command(flatten)]
+        yes: YesArgs,
+        #[command(flatten)]
+        out: OutputArgs,
     },
 }
 
@@ -29,6 +45,9 @@ pub enum TableCommand {
 #[derive(Subcommand)]
 pub enum DenseCommand {
     /// Create a dense tensor.
+    #[command(
+        after_help = "Examples:\n  strata dense create mlp.w1 --shape 256,128 --optimizer adam --lr 1e-3 --init normal:0.02\n  strata dense create bias --shape 8 -o json"
+    )]
     Create {
         /// Tensor name.
         name: String,
@@ -43,24 +62,45 @@ pub enum DenseCommand {
         /// Initializer seed.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        #[command(flatten)]
+        out: OutputArgs,
     },
-    /// Print a dense tensor's values.
+    /// List dense tensors with their shapes and optimizers.
+    #[command(after_help = "Examples:\n  strata dense list\n  strata dense list -o json")]
+    List {
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Print a dense tensor's values (text: one line per row of the last dimension).
+    #[command(
+        after_help = "Examples:\n  strata dense pull bias\n  strata dense pull mlp.w1 -o json | jq '.shape'"
+    )]
     Pull {
         /// Tensor name.
         name: String,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Apply a gradient (all values, comma-separated).
+    #[command(after_help = "Examples:\n  strata dense push bias --grads -0.5,0.5,0,0,0,0,0,1")]
     Push {
         /// Tensor name.
         name: String,
-        /// Gradient values (may start with `-`).
+        /// Gradient values, comma-separated (negative numbers welcome: `--grads -1,2`).
         #[arg(long, allow_hyphen_values = true)]
         grads: String,
+        #[command(flatten)]
+        out: OutputArgs,
     },
-    /// Drop a dense tensor.
+    /// Drop a dense tensor (asks first; --yes to skip the question).
+    #[command(after_help = "Examples:\n  strata dense drop bias --yes")]
     Drop {
         /// Tensor name.
         name: String,
+        #[command(flatten)]
+        yes: YesArgs,
+        #[command(flatten)]
+        out: OutputArgs,
     },
 }
 
@@ -135,7 +175,7 @@ pub struct CreateTableArgs {
     /// Table name.
     name: String,
     /// Row width (1..=4096).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
     dim: u32,
     #[command(flatten)]
     optimizer: OptimizerArgs,
@@ -148,11 +188,22 @@ pub struct CreateTableArgs {
     /// Tier of hot rows: host or gpu.
     #[arg(long, default_value = "host")]
     tier: String,
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
 /// Parses `zeros`, `uniform:A`, `normal:STD` (the flag named in the error).
 fn parse_init(text: &str) -> anyhow::Result<pb::InitializerSpec> {
-    parse_initializer(text).map_err(|e| anyhow::anyhow!("--init {e}"))
+    parse_initializer(text).map_err(|e| CliError::Usage(format!("--init {e}")).into())
+}
+
+/// The JSON of a table: its spec and what it holds.
+fn table_json(spec: &pb::TableSpec, rows: u64, bytes: u64) -> serde_json::Value {
+    serde_json::json!({
+        "name": spec.name, "dim": spec.dim, "rows": rows, "bytes": bytes,
+        "optimizer": spec.optimizer.as_ref().map(|o| o.kind.clone()).unwrap_or_default(),
+        "tier": spec.tier,
+    })
 }
 
 /// Runs a table command.
@@ -168,6 +219,10 @@ pub async fn run_table(client: &Client, cmd: TableCommand) -> anyhow::Result<()>
                 tier: a.tier,
             };
             let spec = client.create_table(spec).await?;
+            if a.out.json() {
+                print_json(&serde_json::json!({ "created": table_json(&spec, 0, 0) }));
+                return Ok(());
+            }
             println!(
                 "created table {} (dim {}, optimizer {}, tier {})",
                 spec.name,
@@ -176,46 +231,65 @@ pub async fn run_table(client: &Client, cmd: TableCommand) -> anyhow::Result<()>
                 spec.tier
             );
         }
-        TableCommand::List { json } => {
+        TableCommand::List { out } => {
             let list = client.list_tables().await?;
-            if json {
+            if out.json() {
                 let tables: Vec<_> = list
                     .tables
                     .iter()
-                    .map(|t| {
-                        let spec = t.spec.clone().unwrap_or_default();
-                        serde_json::json!({
-                            "name": spec.name, "dim": spec.dim, "rows": t.rows, "bytes": t.bytes,
-                            "optimizer": spec.optimizer.map(|o| o.kind).unwrap_or_default(),
-                            "tier": spec.tier,
-                        })
-                    })
+                    .map(|t| table_json(&t.spec.clone().unwrap_or_default(), t.rows, t.bytes))
                     .collect();
-                println!("{}", serde_json::json!({ "tables": tables }));
-            } else {
+                print_json(&serde_json::json!({ "tables": tables }));
+                return Ok(());
+            }
+            println!(
+                "{:<24} {:>6} {:>10} {:>6} {:>14} {:>12}",
+                "TABLE", "DIM", "OPTIMIZER", "TIER", "ROWS", "SIZE"
+            );
+            for t in &list.tables {
+                let spec = t.spec.clone().unwrap_or_default();
                 println!(
-                    "{:<24} {:>6} {:>10} {:>14} {:>14}",
-                    "TABLE", "DIM", "OPTIMIZER", "ROWS", "BYTES"
+                    "{:<24} {:>6} {:>10} {:>6} {:>14} {:>12}",
+                    spec.name,
+                    spec.dim,
+                    spec.optimizer.map(|o| o.kind).unwrap_or_default(),
+                    spec.tier,
+                    t.rows,
+                    units::bytes(t.bytes)
                 );
-                for t in &list.tables {
-                    let spec = t.spec.clone().unwrap_or_default();
-                    println!(
-                        "{:<24} {:>6} {:>10} {:>14} {:>14}",
-                        spec.name,
-                        spec.dim,
-                        spec.optimizer.map(|o| o.kind).unwrap_or_default(),
-                        t.rows,
-                        t.bytes
-                    );
-                }
             }
         }
-        TableCommand::Drop { name } => {
+        TableCommand::Drop { name, yes, out } => {
+            confirm(yes.yes, &format!("drop table {name} and all its rows"))?;
             client.drop_table(&name).await?;
-            println!("dropped table {name}");
+            if out.json() {
+                print_json(&serde_json::json!({ "dropped": name, "kind": "table" }));
+            } else {
+                println!("dropped table {name}");
+            }
         }
     }
     Ok(())
+}
+
+/// The JSON of a dense tensor's spec.
+fn dense_json(spec: &pb::DenseSpec) -> serde_json::Value {
+    serde_json::json!({
+        "name": spec.name, "shape": spec.shape,
+        "optimizer": spec.optimizer.as_ref().map(|o| o.kind.clone()).unwrap_or_default(),
+    })
+}
+
+/// Prints a dense tensor's values as text: a header line, then one line per row of the
+/// last dimension.
+fn print_dense_text(name: &str, shape: &[u32], values: &[f32]) {
+    let dims: Vec<String> = shape.iter().map(u32::to_string).collect();
+    println!("dense tensor {name} shape [{}]", dims.join(", "));
+    let width = shape.last().map_or(values.len(), |&d| d as usize).max(1);
+    for row in values.chunks(width) {
+        let row: Vec<String> = row.iter().map(|v| format!("{v}")).collect();
+        println!("{}", row.join(","));
+    }
 }
 
 /// Runs a dense command.
@@ -227,6 +301,7 @@ pub async fn run_dense(client: &Client, cmd: DenseCommand) -> anyhow::Result<()>
             optimizer,
             init,
             seed,
+            out,
         } => {
             let spec = pb::DenseSpec {
                 name: name.clone(),
@@ -235,24 +310,69 @@ pub async fn run_dense(client: &Client, cmd: DenseCommand) -> anyhow::Result<()>
                 initializer: Some(parse_init(&init)?),
                 seed,
             };
-            client.create_dense(spec).await?;
-            println!("created dense tensor {name}");
+            client.create_dense(spec.clone()).await?;
+            if out.json() {
+                print_json(&serde_json::json!({ "created": dense_json(&spec) }));
+            } else {
+                println!("created dense tensor {name}");
+            }
         }
-        DenseCommand::Pull { name } => {
-            let (values, shape) = client.pull_dense(&name).await?;
+        DenseCommand::List { out } => {
+            let list = client.list_tables().await?;
+            let specs: Vec<pb::DenseSpec> = list
+                .dense
+                .into_iter()
+                .map(|d| d.spec.unwrap_or_default())
+                .collect();
+            if out.json() {
+                let all: Vec<_> = specs.iter().map(dense_json).collect();
+                print_json(&serde_json::json!({ "dense": all }));
+                return Ok(());
+            }
             println!(
-                "{}",
-                serde_json::json!({ "name": name, "shape": shape, "values": values })
+                "{:<24} {:<16} {:>10} {:>12}",
+                "DENSE", "SHAPE", "OPTIMIZER", "SIZE"
             );
+            for spec in &specs {
+                let dims: Vec<String> = spec.shape.iter().map(u32::to_string).collect();
+                let floats: u64 = spec.shape.iter().map(|&d| u64::from(d)).product();
+                println!(
+                    "{:<24} {:<16} {:>10} {:>12}",
+                    spec.name,
+                    dims.join("x"),
+                    spec.optimizer
+                        .as_ref()
+                        .map(|o| o.kind.as_str())
+                        .unwrap_or(""),
+                    units::bytes(floats.saturating_mul(4))
+                );
+            }
         }
-        DenseCommand::Push { name, grads } => {
+        DenseCommand::Pull { name, out } => {
+            let (values, shape) = client.pull_dense(&name).await?;
+            if out.json() {
+                print_json(&serde_json::json!({ "name": name, "shape": shape, "values": values }));
+            } else {
+                print_dense_text(&name, &shape, &values);
+            }
+        }
+        DenseCommand::Push { name, grads, out } => {
             let grads: Vec<f32> = parse_list("--grads", &grads)?;
             client.push_dense(&name, &grads).await?;
-            println!("applied gradient to {name}");
+            if out.json() {
+                print_json(&serde_json::json!({ "name": name, "applied": grads.len() }));
+            } else {
+                println!("applied gradient to {name}");
+            }
         }
-        DenseCommand::Drop { name } => {
+        DenseCommand::Drop { name, yes, out } => {
+            confirm(yes.yes, &format!("drop dense tensor {name}"))?;
             client.drop_dense(&name).await?;
-            println!("dropped dense tensor {name}");
+            if out.json() {
+                print_json(&serde_json::json!({ "dropped": name, "kind": "dense" }));
+            } else {
+                println!("dropped dense tensor {name}");
+            }
         }
     }
     Ok(())

@@ -25,9 +25,11 @@ pub enum Seen {
 /// What `err` is, as README documents it.
 pub fn seen(err: &ClientError) -> Seen {
     match err {
-        ClientError::NodeUnavailable { .. } | ClientError::Connect { .. } => {
-            Seen::Code(Code::Unavailable)
-        }
+        ClientError::NodeUnavailable { .. }
+        | ClientError::Connect { .. }
+        | ClientError::ConnectionRefused { .. }
+        | ClientError::ConnectTimeout { .. }
+        | ClientError::Unreachable { .. } => Seen::Code(Code::Unavailable),
         ClientError::Ambiguous { .. } => Seen::Ambiguous,
         ClientError::Rpc { code, .. } => Seen::Code(*code),
         other => Seen::Undocumented(other.to_string()),

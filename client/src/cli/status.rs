@@ -1,0 +1,392 @@
+//! `strata status` (nodes, tables, dense tensors, shards, the plan) and `strata status
+//! --traffic`.
+
+use std::collections::BTreeMap;
+
+use strata_client::v1 as pb;
+use strata_client::Client;
+
+use super::output::{print_json, OutputArgs};
+use super::units;
+
+/// Age in ms of a node's newest checkpoint, if it has one.
+fn checkpoint_age_ms(n: &pb::NodeStatus, now: u64) -> Option<u64> {
+    n.last_checkpoint
+        .as_ref()
+        .filter(|c| c.created_unix_ms > 0)
+        .map(|c| now.saturating_sub(c.created_unix_ms))
+}
+
+/// A node's memory budget, `None` when unlimited or not reported.
+fn budget(n: &pb::NodeStatus) -> Option<u64> {
+    Some(n.memory_budget).filter(|&b| b != 0 && b != u64::MAX)
+}
+
+/// A node's labels, sorted by key.
+fn sorted_labels(node: &pb::NodeInfo) -> BTreeMap<&str, &str> {
+    node.labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+/// A node's state for people: `up`, `down`, `draining`, `down,draining`.
+fn node_state(n: &pb::NodeStatus) -> String {
+    let state = n.node.as_ref().map_or("unknown", |x| x.state.as_str());
+    if n.draining {
+        if state == "up" {
+            "draining".into()
+        } else {
+            format!("{state},draining")
+        }
+    } else {
+        state.into()
+    }
+}
+
+/// `strata status -o json`: sentinels are `null` (no budget, no checkpoint).
+fn status_json(s: &pb::StatusResponse, now: u64) -> serde_json::Value {
+    let node_age = |id: &str| {
+        s.nodes
+            .iter()
+            .find(|n| n.node.as_ref().is_some_and(|x| x.id == id))
+            .and_then(|n| checkpoint_age_ms(n, now))
+    };
+    let nodes: Vec<_> = s
+        .nodes
+        .iter()
+        .map(|n| {
+            let node = n.node.clone().unwrap_or_default();
+            serde_json::json!({
+                "id": node.id, "address": node.address, "labels": sorted_labels(&node),
+                "state": node.state, "shards": n.shards, "rows": n.rows, "bytes": n.bytes,
+                "memory_used": n.bytes, "memory_budget": budget(n),
+                "applied_epoch": n.applied_epoch,
+                "last_heartbeat_ms_ago": n.last_heartbeat_ms_ago, "draining": n.draining,
+                "pull_rows_per_s": n.pull_rows_per_s, "push_rows_per_s": n.push_rows_per_s,
+                "last_checkpoint": n.last_checkpoint.as_ref().map(|c| c.id.clone()),
+                "checkpoint_age_ms": checkpoint_age_ms(n, now),
+            })
+        })
+        .collect();
+    let tables: Vec<_> = s
+        .tables
+        .iter()
+        .map(|t| {
+            let spec = t.spec.clone().unwrap_or_default();
+            let tiers: Vec<_> = t
+                .tiers
+                .iter()
+                .map(|u| serde_json::json!({ "tier": u.tier, "rows": u.rows, "bytes": u.bytes }))
+                .collect();
+            let cache = t.cache.as_ref().map(|c| {
+                serde_json::json!({
+                    "hits": c.hits, "misses": c.misses, "hit_rate": hit_rate(c),
+                    "admissions": c.admissions, "evictions": c.evictions,
+                    "device_ms": c.device_ns as f64 / 1e6,
+                })
+            });
+            serde_json::json!({
+                "name": spec.name, "dim": spec.dim, "rows": t.rows, "bytes": t.bytes,
+                "tiers": tiers, "cache": cache,
+            })
+        })
+        .collect();
+    let dense: Vec<_> = s
+        .dense
+        .iter()
+        .map(|d| {
+            let spec = d.spec.clone().unwrap_or_default();
+            serde_json::json!({
+                "name": spec.name, "shape": spec.shape,
+                "optimizer": spec.optimizer.map(|o| o.kind).unwrap_or_default(),
+            })
+        })
+        .collect();
+    let shards: Vec<_> = s
+        .shards
+        .iter()
+        .map(|sh| {
+            serde_json::json!({
+                "id": sh.id, "slots": [sh.slot_start, sh.slot_end],
+                "primary": sh.primary, "replicas": sh.replicas,
+                "rows": sh.rows, "bytes": sh.bytes,
+                "checkpoint_age_ms": node_age(&sh.primary),
+            })
+        })
+        .collect();
+    let migrations = super::reshard::plan_json(s);
+    let last_checkpoint = Some(s.last_checkpoint.clone()).filter(|c| !c.is_empty());
+    serde_json::json!({
+        "epoch": s.epoch, "leader": s.leader, "nodes": nodes, "tables": tables,
+        "dense": dense, "shards": shards, "last_checkpoint": last_checkpoint,
+        "plan": migrations["plan"], "migrations": migrations["migrations"],
+    })
+}
+
+/// Prints the cluster at a glance.
+pub async fn status(client: &Client, out: OutputArgs) -> anyhow::Result<()> {
+    let s = client.status().await?;
+    let now = units::now_ms();
+    if out.json() {
+        print_json(&status_json(&s, now));
+        return Ok(());
+    }
+    let last = if s.last_checkpoint.is_empty() {
+        "none"
+    } else {
+        &s.last_checkpoint
+    };
+    println!(
+        "epoch {}   leader {}   last checkpoint {last}",
+        s.epoch, s.leader
+    );
+    print_nodes(&s, now);
+    print_tables(&s);
+    println!("\nSHARDS ({})", s.shards.len());
+    println!(
+        "  {:>5}  {:<14} {:<12} {:>12} {:>12}",
+        "SHARD", "SLOTS", "PRIMARY", "ROWS", "SIZE"
+    );
+    for sh in &s.shards {
+        println!(
+            "  {:>5}  {:<14} {:<12} {:>12} {:>12}",
+            sh.id,
+            format!("[{}, {})", sh.slot_start, sh.slot_end),
+            sh.primary,
+            sh.rows,
+            units::bytes(sh.bytes)
+        );
+    }
+    println!("\nMIGRATIONS");
+    super::reshard::print_plan(&s);
+    Ok(())
+}
+
+/// The NODES section: one line per node, sorted by zone, rack and id, with headers.
+fn print_nodes(s: &pb::StatusResponse, now: u64) {
+    let place = |n: &pb::NodeStatus, key: &str| {
+        n.node
+            .as_ref()
+            .and_then(|x| x.labels.get(key).cloned())
+            .unwrap_or_else(|| "-".into())
+    };
+    let mut nodes: Vec<&pb::NodeStatus> = s.nodes.iter().collect();
+    nodes.sort_by_key(|n| {
+        let id = n.node.as_ref().map(|x| x.id.clone()).unwrap_or_default();
+        (place(n, "zone"), place(n, "rack"), id)
+    });
+    println!("\nNODES ({})", nodes.len());
+    println!(
+        "  {:<6} {:<6} {:<10} {:<22} {:<14} {:>6} {:>12} {:>23} {:>9} {:>9} {:>10}  LABELS",
+        "ZONE",
+        "RACK",
+        "NODE",
+        "ADDRESS",
+        "STATE",
+        "SHARDS",
+        "ROWS",
+        "MEMORY USED/BUDGET",
+        "PULL/s",
+        "PUSH/s",
+        "CHECKPOINT"
+    );
+    for n in nodes {
+        let node = n.node.clone().unwrap_or_default();
+        let labels: Vec<String> = sorted_labels(&node)
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let memory = format!(
+            "{} / {}",
+            units::bytes(n.bytes),
+            budget(n).map_or_else(|| "unlimited".to_string(), units::bytes)
+        );
+        let checkpoint = checkpoint_age_ms(n, now)
+            .map(|ms| units::ago(now.saturating_sub(ms), now))
+            .unwrap_or_else(|| "never".into());
+        println!(
+            "  {:<6} {:<6} {:<10} {:<22} {:<14} {:>6} {:>12} {:>23} {:>9.0} {:>9.0} {:>10}  {}",
+            place(n, "zone"),
+            place(n, "rack"),
+            node.id,
+            node.address,
+            node_state(n),
+            n.shards,
+            n.rows,
+            memory,
+            n.pull_rows_per_s,
+            n.push_rows_per_s,
+            checkpoint,
+            if labels.is_empty() {
+                "-".to_string()
+            } else {
+                labels.join(",")
+            }
+        );
+    }
+}
+
+/// The TABLES and DENSE sections, with headers and sizes in binary units.
+fn print_tables(s: &pb::StatusResponse) {
+    println!("\nTABLES ({})", s.tables.len());
+    println!(
+        "  {:<24} {:>5} {:>10} {:>6} {:>12} {:>12}",
+        "TABLE", "DIM", "OPTIMIZER", "TIER", "ROWS", "SIZE"
+    );
+    for t in &s.tables {
+        let spec = t.spec.clone().unwrap_or_default();
+        println!(
+            "  {:<24} {:>5} {:>10} {:>6} {:>12} {:>12}",
+            spec.name,
+            spec.dim,
+            spec.optimizer.as_ref().map_or("", |o| o.kind.as_str()),
+            spec.tier,
+            t.rows,
+            units::bytes(t.bytes)
+        );
+        if t.tiers.len() > 1 {
+            for u in &t.tiers {
+                println!(
+                    "  {:<24} {:>5} {:>10} {:>6} {:>12} {:>12}",
+                    "",
+                    "",
+                    "",
+                    u.tier,
+                    u.rows,
+                    units::bytes(u.bytes)
+                );
+            }
+        }
+        if let Some(c) = &t.cache {
+            println!(
+                "    cache: hit rate {:.1}% ({} hits, {} misses)  admissions {}  evictions {}  device time {:.1} ms",
+                100.0 * hit_rate(c),
+                c.hits,
+                c.misses,
+                c.admissions,
+                c.evictions,
+                c.device_ns as f64 / 1e6
+            );
+        }
+    }
+    if s.dense.is_empty() {
+        return;
+    }
+    println!("\nDENSE ({})", s.dense.len());
+    println!("  {:<24} {:<16} {:>10}", "DENSE", "SHAPE", "OPTIMIZER");
+    for d in &s.dense {
+        let spec = d.spec.clone().unwrap_or_default();
+        let dims: Vec<String> = spec.shape.iter().map(u32::to_string).collect();
+        println!(
+            "  {:<24} {:<16} {:>10}",
+            spec.name,
+            dims.join("x"),
+            spec.optimizer.as_ref().map_or("", |o| o.kind.as_str())
+        );
+    }
+}
+
+/// `strata status --traffic`: bytes per second per table, shard, node and client location
+/// over the nodes' traffic windows.
+pub async fn traffic(client: &Client, out: OutputArgs) -> anyhow::Result<()> {
+    let s = client.status().await?;
+    if out.json() {
+        let rows: Vec<_> = s
+            .traffic
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "table": t.table, "shard": t.shard, "slots": [t.slot_start, t.slot_end],
+                    "node": t.node, "location": t.location,
+                    "pull_bytes_per_s": t.pull_bytes_per_s, "push_bytes_per_s": t.push_bytes_per_s,
+                })
+            })
+            .collect();
+        print_json(&serde_json::json!({ "traffic": rows }));
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:>5} {:<13} {:<10} {:<28} {:>14} {:>14}",
+        "TABLE", "SHARD", "SLOTS", "NODE", "LOCATION", "PULL B/s", "PUSH B/s"
+    );
+    for t in &s.traffic {
+        let location = if t.location.is_empty() {
+            "(unlabelled)"
+        } else {
+            &t.location
+        };
+        println!(
+            "{:<24} {:>5} {:<13} {:<10} {:<28} {:>14.0} {:>14.0}",
+            t.table,
+            t.shard,
+            format!("[{}, {})", t.slot_start, t.slot_end),
+            t.node,
+            location,
+            t.pull_bytes_per_s,
+            t.push_bytes_per_s
+        );
+    }
+    Ok(())
+}
+
+/// Hits over lookups of a caching tier (0 before the first lookup).
+fn hit_rate(c: &strata_proto::v1::CacheUsage) -> f64 {
+    let lookups = c.hits.saturating_add(c.misses);
+    if lookups == 0 {
+        0.0
+    } else {
+        c.hits as f64 / lookups as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(state: &str, draining: bool, budget: u64) -> pb::NodeStatus {
+        pb::NodeStatus {
+            node: Some(pb::NodeInfo {
+                id: "node-1".into(),
+                state: state.into(),
+                labels: [("zone", "z1"), ("rack", "r1"), ("host", "h1")]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                ..Default::default()
+            }),
+            draining,
+            memory_budget: budget,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn draining_and_down_nodes_are_marked() {
+        assert_eq!(node_state(&node("up", false, 0)), "up");
+        assert_eq!(node_state(&node("up", true, 0)), "draining");
+        assert_eq!(node_state(&node("down", false, 0)), "down");
+        assert_eq!(node_state(&node("down", true, 0)), "down,draining");
+    }
+
+    #[test]
+    fn unlimited_budgets_are_null_and_labels_sorted() {
+        assert_eq!(budget(&node("up", false, u64::MAX)), None);
+        assert_eq!(budget(&node("up", false, 0)), None);
+        assert_eq!(budget(&node("up", false, 1 << 30)), Some(1 << 30));
+        let n = node("up", false, u64::MAX);
+        let keys: Vec<&str> = sorted_labels(n.node.as_ref().expect("node"))
+            .keys()
+            .copied()
+            .collect();
+        assert_eq!(keys, ["host", "rack", "zone"]);
+        let status = pb::StatusResponse {
+            nodes: vec![n],
+            ..Default::default()
+        };
+        let v = status_json(&status, 0);
+        assert!(v["nodes"][0]["memory_budget"].is_null(), "{v}");
+        assert!(v["last_checkpoint"].is_null(), "{v}");
+        assert_eq!(v["nodes"][0]["labels"]["zone"], "z1");
+    }
+}
