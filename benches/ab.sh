@@ -3,20 +3,25 @@
 # one build and drives it with that build's `strata-bench`; runs alternate A, B, B, A, ... so
 # drift of the machine falls on both sides. Prints every run, the medians, and B ÷ A.
 #
-# usage: benches/ab.sh --a DIR_A --b DIR_B [--runs N] [strata-bench flags...]
+# usage: benches/ab.sh --a DIR_A --b DIR_B [--a-server "FLAGS"] [--b-server "FLAGS"]
+#                      [--runs N] [strata-bench flags...]
 #   DIR_x holds the release binaries strata-server and strata-bench of build x, e.g.
 #   benches/ab.sh --a /tmp/base/target/release --b target/release --runs 4 --duration 20 --warmup 5
+#   --x-server adds flags to side x's `strata-server dev` (one build, two settings):
+#   benches/ab.sh --a target/release --b target/release --b-server "--wal" --duration 20
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=benches/lib.sh
 source "$ROOT/benches/lib.sh"
 
-A= B= RUNS=4
+A= B= RUNS=4 A_SERVER= B_SERVER=
 while [[ $# -gt 0 ]]; do
     case "$1" in
     --a) A=${2:?--a needs a directory}; shift 2 ;;
     --b) B=${2:?--b needs a directory}; shift 2 ;;
+    --a-server) A_SERVER=${2?--a-server needs flags}; shift 2 ;;
+    --b-server) B_SERVER=${2?--b-server needs flags}; shift 2 ;;
     --runs) RUNS=${2:?--runs needs a number}; shift 2 ;;
     *) break ;;
     esac
@@ -35,12 +40,15 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# run_once LABEL DIR: one W1 run against a fresh dev server of the build in DIR.
+# run_once LABEL DIR SERVER_FLAGS: one W1 run against a fresh dev server of the build in DIR.
 run_once() {
     local label=$1 dir=$2 port
+    local -a extra
+    read -r -a extra <<<"$3"
     port=$(free_port)
     rm -rf "$TMP/data"
-    "$dir/strata-server" dev --listen "127.0.0.1:$port" --data-dir "$TMP/data" >"$TMP/server.log" 2>&1 &
+    "$dir/strata-server" dev --listen "127.0.0.1:$port" --data-dir "$TMP/data" "${extra[@]}" \
+        >"$TMP/server.log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 1 300); do
         (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
@@ -56,7 +64,11 @@ run_once() {
 
 for run in $(seq 1 "$RUNS"); do
     log "run $run/$RUNS"
-    if ((run % 2)); then run_once a "$A"; run_once b "$B"; else run_once b "$B"; run_once a "$A"; fi
+    if ((run % 2)); then
+        run_once a "$A" "$A_SERVER"; run_once b "$B" "$B_SERVER"
+    else
+        run_once b "$B" "$B_SERVER"; run_once a "$A" "$A_SERVER"
+    fi
 done
 
 field() { sed -E "s/.*\"$2\":([-0-9.eE+]+).*/\1/" "$1"; }
@@ -64,8 +76,8 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]
 
 echo
 echo "W1 A/B, $RUNS fresh-server runs each, alternated ($(nproc) cores, $(date -u +%Y-%m-%d)); flags: ${FLAGS[*]:-(defaults)}"
-echo "A: $A"
-echo "B: $B"
+echo "A: $A ${A_SERVER}"
+echo "B: $B ${B_SERVER}"
 printf '%-6s %-40s %10s %10s\n' build "steps/s per run" median p99_ms
 for x in a b; do
     printf '%-6s %-40s %10.1f %10.2f\n' "$x" "$(field "$TMP/$x.jsonl" steps_per_s | awk '{ printf "%.0f ", $1 }')" \

@@ -73,8 +73,10 @@ impl PushSequence {
 
     /// Numbers the next push.
     pub(crate) fn ticket(&self) -> Ticket<'_> {
-        let seq = self.next.fetch_add(1, Ordering::Relaxed);
+        // Numbered under the lock: a number handed out but not yet outstanding would let a
+        // concurrent push report a floor above it, and the node would take it as settled.
         let mut outstanding = self.outstanding.lock();
+        let seq = self.next.fetch_add(1, Ordering::Relaxed);
         outstanding.insert(seq);
         let acked_below = outstanding.first().copied().unwrap_or(seq);
         Ticket {
@@ -231,5 +233,28 @@ mod tests {
         drop(c);
         let d = s.ticket();
         assert_eq!((d.seq, d.acked_below), (4, 4));
+    }
+
+    #[test]
+    fn no_floor_passes_a_number_still_to_be_sent() {
+        // Nothing is settled while the tickets are held, so every floor must be 1: a floor
+        // above a number handed out to another thread but not yet outstanding would tell
+        // the node to take that push as settled.
+        let s = std::sync::Arc::new(PushSequence::new());
+        let all_taken = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (s, all_taken) = (s.clone(), all_taken.clone());
+                std::thread::spawn(move || {
+                    let held: Vec<Ticket<'_>> = (0..2000).map(|_| s.ticket()).collect();
+                    let highest = held.iter().map(|t| t.acked_below).max();
+                    all_taken.wait();
+                    highest
+                })
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().expect("thread"), Some(1));
+        }
     }
 }

@@ -154,6 +154,14 @@ pub enum EngineError {
         /// The push's sequence number.
         seq: u64,
     },
+    /// A copy of a numbered push the client had already declared settled (late).
+    #[error("push {seq} of client {client:?} arrived after the client declared it settled")]
+    PushSettled {
+        /// The client.
+        client: String,
+        /// The push's sequence number.
+        seq: u64,
+    },
     /// A client id is too long.
     #[error("client id of {len} bytes is longer than {max}")]
     BadClientId {

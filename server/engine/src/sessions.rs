@@ -127,9 +127,13 @@ impl Sessions {
         let mut w = entry.lock();
         w.last_seen = Some(Instant::now());
         w.raise_floor(origin.acked_below.min(origin.seq));
-        if origin.seq < w.acked_below {
-            // The client has moved past it: its outcome was settled without this copy.
-            return Ok(Admit::Repeat { rows: 0, lsn: None });
+        if origin.seq < w.acked_below && !w.applied.contains_key(&origin.seq) {
+            // The client said this number was settled: a copy arriving now is late (nobody
+            // waits for its answer) and is refused, never applied nor acknowledged.
+            return Err(EngineError::PushSettled {
+                client: origin.client.to_string(),
+                seq: origin.seq,
+            });
         }
         if let Some(&(rows, lsn)) = w.applied.get(&origin.seq) {
             return Ok(Admit::Repeat { rows, lsn });
@@ -282,10 +286,10 @@ mod tests {
         let snap = s.snapshot();
         assert_eq!(snap[0].acked_below, 4);
         assert_eq!(snap[0].applied, vec![(4, 1), (5, 1)]);
-        assert_eq!(
+        assert!(matches!(
             s.begin(origin(2, 1)),
-            Ok(Admit::Repeat { rows: 0, lsn: None })
-        );
+            Err(EngineError::PushSettled { seq: 2, .. })
+        ));
     }
 
     #[test]
