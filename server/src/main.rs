@@ -301,7 +301,7 @@ impl NodeArgs {
                 sync: self.wal_sync,
                 ..WalConfig::default()
             }),
-            session_expiry: self.client_expiry,
+            client_expiry: self.client_expiry,
         }
     }
 

@@ -518,7 +518,7 @@ impl ShardNode {
     /// range, the epoch and catalog it applied, its newest checkpoint, its migrations.
     /// `address` is where clients reach it now (empty: unchanged).
     pub fn report(&self, address: &str) -> HeartbeatReport {
-        let forgotten = self.engine.expire_sessions();
+        let forgotten = self.engine.expire_clients();
         if forgotten > 0 {
             tracing::info!(clients = forgotten, "forgot idle clients' push numbers");
         }

@@ -263,7 +263,7 @@ mod tests {
             created_unix_ms: 1_700_000_000_000,
             epoch: 3,
             wal_lsn: 0,
-            sessions: Vec::new(),
+            ledger: Vec::new(),
             tables: vec![manifest::TableEntry {
                 spec: table.spec.clone(),
                 row_floats: 3,

@@ -12,6 +12,7 @@
 //! - `dense`: dense tensors and their optimizer state.
 //! - `ownership`: which slots the node serves at which epoch, and migration captures.
 //! - `gpu`: the GPU budget and device of `--tier gpu` tables.
+//! - [`ledger`]: the pushes applied per client, for exactly-once delivery.
 //! - [`wal`]: the write-ahead log of the node's changes; `journal`: how the engine records
 //!   them there and cuts the log at a snapshot.
 //! - `validate`: checks of request values (finite gradients).
@@ -27,8 +28,8 @@ mod error;
 pub mod fuzz_entry;
 mod gpu;
 mod journal;
+pub mod ledger;
 mod ownership;
-pub mod sessions;
 pub mod traffic;
 mod validate;
 pub mod wal;
@@ -51,7 +52,7 @@ use strata_storage::{CacheStats, ExportCursor, MemoryBudget, Tier, TierBreakdown
 
 use self::gpu::GpuReservation;
 use self::journal::Journal;
-use self::sessions::{Admit, Sessions};
+use self::ledger::{Admit, PushLedger};
 use self::traffic::{Direction, TableTraffic, Traffic, TrafficReport};
 use self::wal::{Origin, Record, Wal, WalBase, WalError};
 
@@ -93,7 +94,7 @@ pub struct EngineConfig {
     /// checkpoint live in memory only).
     pub wal: Option<wal::WalConfig>,
     /// Time after which a client that pushed nothing is forgotten by exactly-once delivery.
-    pub session_expiry: Duration,
+    pub client_expiry: Duration,
 }
 
 /// Default window of traffic rates.
@@ -123,7 +124,7 @@ impl Default for EngineConfig {
             row_memory: Arc::new(RowMemory::default()),
             traffic_window: DEFAULT_TRAFFIC_WINDOW,
             wal: None,
-            session_expiry: sessions::DEFAULT_SESSION_EXPIRY,
+            client_expiry: ledger::DEFAULT_CLIENT_EXPIRY,
         }
     }
 }
@@ -134,7 +135,7 @@ pub struct Table {
     tier: Box<dyn Tier>,
     traffic: TableTraffic,
     journal: Arc<Journal>,
-    sessions: Arc<Sessions>,
+    ledger: Arc<PushLedger>,
     _gpu: Option<GpuReservation>,
 }
 
@@ -212,12 +213,12 @@ impl Table {
             return Ok(Pushed { rows, lsn });
         }
         let (outcome, lsn) = self.journal.change_with(
-            || match self.sessions.begin(origin)? {
+            || match self.ledger.begin(origin)? {
                 Admit::Repeat { rows, lsn } => Ok(Outcome::Repeat(rows, lsn)),
                 Admit::Apply => match self.tier.push(ids, grads) {
                     Ok(rows) => Ok(Outcome::Applied(rows)),
                     Err(e) => {
-                        self.sessions.finish(origin, None);
+                        self.ledger.finish(origin, None);
                         Err(e.into())
                     }
                 },
@@ -225,7 +226,7 @@ impl Table {
             |out| matches!(out, Outcome::Applied(_)).then(record),
             |out, lsn| {
                 if let Outcome::Applied(rows) = out {
-                    self.sessions.finish(origin, Some((*rows, lsn)));
+                    self.ledger.finish(origin, Some((*rows, lsn)));
                 }
             },
         )?;
@@ -348,7 +349,7 @@ pub struct Engine {
     ownership: Ownership,
     traffic: Arc<Traffic>,
     journal: Arc<Journal>,
-    sessions: Arc<Sessions>,
+    ledger: Arc<PushLedger>,
 }
 
 impl Engine {
@@ -358,7 +359,7 @@ impl Engine {
         let ownership = Ownership::all(config.num_slots);
         let gpu_budget = Mutex::new(Arc::new(MemoryBudget::new(config.gpu_memory_budget)));
         let traffic = Traffic::new(config.traffic_window);
-        let expiry = config.session_expiry;
+        let expiry = config.client_expiry;
         Self {
             traffic,
             config,
@@ -368,7 +369,7 @@ impl Engine {
             dense: DashMap::new(),
             ownership,
             journal: Journal::new(),
-            sessions: Arc::new(Sessions::new(expiry)),
+            ledger: Arc::new(PushLedger::new(expiry)),
         }
     }
 
@@ -380,19 +381,19 @@ impl Engine {
     }
 
     /// The pushes applied per client (exactly-once delivery).
-    pub fn sessions(&self) -> &Sessions {
-        &self.sessions
+    pub fn ledger(&self) -> &PushLedger {
+        &self.ledger
     }
 
     /// Forgets clients idle for longer than the expiry; returns how many.
-    pub fn expire_sessions(&self) -> usize {
-        self.sessions.expire(Instant::now())
+    pub fn expire_clients(&self) -> usize {
+        self.ledger.expire(Instant::now())
     }
 
     /// Records every later change in `wal` (after the log was replayed into this engine).
     pub fn attach_wal(&self, wal: Arc<Wal>) -> Result<(), EngineError> {
         self.journal.attach(wal)?;
-        self.sessions.set_durable();
+        self.ledger.set_durable();
         Ok(())
     }
 
@@ -510,7 +511,7 @@ impl Engine {
             tier,
             traffic: TableTraffic::new(self.config.num_slots),
             journal: self.journal.clone(),
-            sessions: self.sessions.clone(),
+            ledger: self.ledger.clone(),
             _gpu: gpu,
         })
     }
@@ -670,7 +671,7 @@ impl Engine {
             Some(wal) => wal.cut().map_err(wal_error)?,
             None => 0,
         };
-        let sessions = self.sessions.snapshot();
+        let ledger = self.ledger.snapshot();
         drop(cut);
         let tables = tables
             .iter()
@@ -687,7 +688,7 @@ impl Engine {
         Ok(NodeSnapshot {
             epoch: self.ownership.epoch(),
             wal_lsn,
-            sessions,
+            ledger,
             tables: tables?,
             dense,
         })
@@ -732,7 +733,7 @@ impl Engine {
         for t in tables {
             self.tables.insert(t.spec.name.clone(), Arc::new(t));
         }
-        self.sessions.restore(&snap.sessions);
+        self.ledger.restore(&snap.ledger);
         self.dense.clear();
         for d in dense {
             self.dense.insert(d.spec().name.clone(), Arc::new(d));

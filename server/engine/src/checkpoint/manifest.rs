@@ -89,7 +89,7 @@ pub(crate) struct Manifest {
     pub wal_lsn: u64,
     /// The pushes applied per client (exactly-once delivery).
     #[serde(default)]
-    pub sessions: Vec<crate::sessions::ClientSession>,
+    pub ledger: Vec<crate::ledger::ClientPushes>,
     /// Tables, in snapshot order.
     pub tables: Vec<TableEntry>,
     /// Dense tensors, in snapshot order.

@@ -48,5 +48,5 @@ pub struct NodeSnapshot {
     /// Dense tensors.
     pub dense: Vec<DenseSnapshot>,
     /// The pushes applied per client, for exactly-once delivery.
-    pub sessions: Vec<crate::sessions::ClientSession>,
+    pub ledger: Vec<crate::ledger::ClientPushes>,
 }

@@ -287,7 +287,7 @@ impl CheckpointStore {
             created_unix_ms: now_unix_ms(),
             epoch: snap.epoch,
             wal_lsn: snap.wal_lsn,
-            sessions: snap.sessions.clone(),
+            ledger: snap.ledger.clone(),
             tables,
             dense,
         };
@@ -369,7 +369,7 @@ impl CheckpointStore {
         let mut snap = NodeSnapshot {
             epoch: m.epoch,
             wal_lsn: m.wal_lsn,
-            sessions: if load { m.sessions.clone() } else { Vec::new() },
+            ledger: if load { m.ledger.clone() } else { Vec::new() },
             tables: Vec::with_capacity(if load { m.tables.len() } else { 0 }),
             dense: Vec::with_capacity(if load { m.dense.len() } else { 0 }),
         };

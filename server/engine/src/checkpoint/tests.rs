@@ -48,7 +48,7 @@ fn sample(epoch: u64) -> NodeSnapshot {
     NodeSnapshot {
         epoch,
         wal_lsn: 3,
-        sessions: vec![crate::sessions::ClientSession {
+        ledger: vec![crate::ledger::ClientPushes {
             client: "trainer-1".into(),
             acked_below: 4,
             applied: vec![(4, 10), (6, 2)],
@@ -430,7 +430,7 @@ fn checkpoint_large_round_trip() {
     let snap = NodeSnapshot {
         epoch: 5,
         wal_lsn: 0,
-        sessions: Vec::new(),
+        ledger: Vec::new(),
         tables: vec![TableSnapshot {
             spec: table_spec("big", 64),
             row_floats: RF,

@@ -4,9 +4,9 @@
 //!
 //! A client's window shrinks as the client reports its floor (`acked_below`: every push
 //! below it has an outcome the client knows) and is bounded ([`MAX_WINDOW`]); an idle
-//! client is forgotten after the expiry. Sessions are part of a node's snapshot and are
-//! rebuilt by replaying the write-ahead log, so they survive restarts with the rows they
-//! describe.
+//! client is forgotten after the expiry. The ledger is part of a node's snapshot and is
+//! rebuilt by replaying the write-ahead log, so it survives restarts with the rows it
+//! describes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,14 +24,14 @@ use crate::wal::Origin;
 pub const MAX_WINDOW: usize = 1 << 16;
 
 /// Default time after which a client that sent nothing is forgotten.
-pub const DEFAULT_SESSION_EXPIRY: Duration = Duration::from_secs(3600);
+pub const DEFAULT_CLIENT_EXPIRY: Duration = Duration::from_secs(3600);
 
 /// Longest client id accepted.
 pub const MAX_CLIENT_ID_BYTES: usize = 128;
 
 /// One client's remembered pushes, as a snapshot holds them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClientSession {
+pub struct ClientPushes {
     /// The client's id.
     pub client: String,
     /// Every seq below it has a known outcome.
@@ -72,7 +72,7 @@ impl Window {
 }
 
 /// The numbered pushes of every client of a node.
-pub struct Sessions {
+pub struct PushLedger {
     clients: DashMap<Box<str>, Mutex<Window>>,
     expiry: Duration,
     /// When this process began remembering pushes.
@@ -81,7 +81,7 @@ pub struct Sessions {
     durable: AtomicBool,
 }
 
-impl Sessions {
+impl PushLedger {
     /// No client yet; idle clients are forgotten after `expiry`.
     pub fn new(expiry: Duration) -> Self {
         Self {
@@ -158,7 +158,7 @@ impl Sessions {
         Ok(Admit::Apply)
     }
 
-    /// Ends a push [`Sessions::begin`] admitted: applied with `rows` (and log record
+    /// Ends a push [`PushLedger::begin`] admitted: applied with `rows` (and log record
     /// `lsn`), or refused (`None`: a later copy may be applied).
     pub(crate) fn finish(&self, origin: Origin<'_>, applied: Option<(u64, Option<u64>)>) {
         let Some(entry) = self.clients.get(origin.client) else {
@@ -189,13 +189,13 @@ impl Sessions {
     }
 
     /// Every client's applied pushes, sorted by client (pushes in flight are not applied).
-    pub fn snapshot(&self) -> Vec<ClientSession> {
-        let mut all: Vec<ClientSession> = self
+    pub fn snapshot(&self) -> Vec<ClientPushes> {
+        let mut all: Vec<ClientPushes> = self
             .clients
             .iter()
             .map(|e| {
                 let w = e.value().lock();
-                ClientSession {
+                ClientPushes {
                     client: e.key().to_string(),
                     acked_below: w.acked_below,
                     applied: w.applied.iter().map(|(&s, &(rows, _))| (s, rows)).collect(),
@@ -207,10 +207,10 @@ impl Sessions {
     }
 
     /// Replaces every client's window with the snapshot's.
-    pub fn restore(&self, sessions: &[ClientSession]) {
+    pub fn restore(&self, ledger: &[ClientPushes]) {
         self.clients.clear();
         let now = Instant::now();
-        for s in sessions {
+        for s in ledger {
             let w = Window {
                 acked_below: s.acked_below,
                 applied: s
@@ -241,7 +241,7 @@ mod tests {
 
     #[test]
     fn a_push_is_applied_once_and_answered_again() {
-        let s = Sessions::new(DEFAULT_SESSION_EXPIRY);
+        let s = PushLedger::new(DEFAULT_CLIENT_EXPIRY);
         assert_eq!(s.begin(origin(1, 1)), Ok(Admit::Apply));
         assert!(matches!(
             s.begin(origin(1, 1)),
@@ -268,7 +268,7 @@ mod tests {
 
     #[test]
     fn a_refused_push_may_be_applied_later() {
-        let s = Sessions::new(DEFAULT_SESSION_EXPIRY);
+        let s = PushLedger::new(DEFAULT_CLIENT_EXPIRY);
         assert_eq!(s.begin(origin(1, 1)), Ok(Admit::Apply));
         s.finish(origin(1, 1), None);
         assert_eq!(s.begin(origin(1, 1)), Ok(Admit::Apply));
@@ -276,7 +276,7 @@ mod tests {
 
     #[test]
     fn the_floor_forgets_settled_pushes_and_ignores_late_copies() {
-        let s = Sessions::new(DEFAULT_SESSION_EXPIRY);
+        let s = PushLedger::new(DEFAULT_CLIENT_EXPIRY);
         for seq in 1..=4 {
             assert_eq!(s.begin(origin(seq, 1)), Ok(Admit::Apply));
             s.finish(origin(seq, 1), Some((1, None)));
@@ -294,7 +294,7 @@ mod tests {
 
     #[test]
     fn the_window_is_bounded() {
-        let s = Sessions::new(DEFAULT_SESSION_EXPIRY);
+        let s = PushLedger::new(DEFAULT_CLIENT_EXPIRY);
         for seq in 1..=(MAX_WINDOW as u64 + 10) {
             assert_eq!(s.begin(origin(seq, 0)), Ok(Admit::Apply));
             s.finish(origin(seq, 0), Some((1, None)));
@@ -306,11 +306,11 @@ mod tests {
 
     #[test]
     fn snapshots_restore_and_idle_clients_expire() {
-        let s = Sessions::new(Duration::from_millis(1));
+        let s = PushLedger::new(Duration::from_millis(1));
         assert_eq!(s.begin(origin(1, 1)), Ok(Admit::Apply));
         s.finish(origin(1, 1), Some((3, None)));
         let snap = s.snapshot();
-        let t = Sessions::new(DEFAULT_SESSION_EXPIRY);
+        let t = PushLedger::new(DEFAULT_CLIENT_EXPIRY);
         t.restore(&snap);
         assert_eq!(t.snapshot(), snap);
         assert!(matches!(
@@ -323,7 +323,7 @@ mod tests {
 
     #[test]
     fn a_copy_older_than_a_node_without_a_log_is_refused() {
-        let s = Sessions::new(DEFAULT_SESSION_EXPIRY);
+        let s = PushLedger::new(DEFAULT_CLIENT_EXPIRY);
         let copy = Origin {
             resend_after_ms: 3_600_000,
             ..origin(1, 1)
@@ -347,7 +347,7 @@ mod tests {
 
     #[test]
     fn overlong_client_ids_are_refused() {
-        let s = Sessions::new(DEFAULT_SESSION_EXPIRY);
+        let s = PushLedger::new(DEFAULT_CLIENT_EXPIRY);
         let long = "x".repeat(MAX_CLIENT_ID_BYTES + 1);
         let o = Origin {
             client: &long,
