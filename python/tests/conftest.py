@@ -1,4 +1,4 @@
-"""Fixtures: a real ``strata-server dev`` process on an ephemeral port for the session.
+"""Fixtures: a real ``strata-server dev`` process on an ephemeral port, shared by the whole test run.
 
 The binary is ``$STRATA_SERVER`` if set, else ``strata-server`` in
 ``${CARGO_TARGET_DIR:-<repo>/target}/debug`` (then ``release``); build it with
@@ -79,7 +79,7 @@ class DevServer:
 
 @pytest.fixture(scope="session")
 def server():
-    """One dev server for the whole session (tests use tables of their own)."""
+    """One dev server for the whole test run (tests use tables of their own)."""
     with tempfile.TemporaryDirectory(prefix="strata-pytest-") as data_dir:
         s = DevServer(data_dir)
         try:
