@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use crate::durable_file;
+
 /// File in the data dir that holds the incarnation id.
 pub const INCARNATION_FILE: &str = "incarnation";
 
@@ -38,16 +40,7 @@ pub fn incarnation(data_dir: &Path) -> Result<String, IncarnationError> {
         Err(e) => return Err(err(e)),
     }
     let id = random_id().map_err(err)?;
-    let tmp = data_dir.join(format!("{INCARNATION_FILE}.tmp"));
-    fs::create_dir_all(data_dir).map_err(err)?;
-    fs::write(&tmp, format!("{id}\n")).map_err(err)?;
-    fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(err)?;
-    fs::rename(&tmp, &path).map_err(err)?;
-    fs::File::open(data_dir)
-        .and_then(|d| d.sync_all())
-        .map_err(err)?;
+    durable_file::write(data_dir, INCARNATION_FILE, &format!("{id}\n")).map_err(err)?;
     tracing::info!(dir = %data_dir.display(), incarnation = %id, "new data dir: incarnation id written");
     Ok(id)
 }

@@ -11,6 +11,7 @@
 //!   conversions, errors → status codes in one place.
 //! - [`shard_node`]: a shard node's state: engine, checkpoints, node id, applied map.
 //! - [`data_dir`]: the lock that gives one process a data dir.
+//! - [`durable_file`]: small data-dir files written whole (temp file, fsync, rename).
 //! - [`incarnation`]: the random id that tells a node's data dir from an empty or foreign one.
 //! - [`local_nodes`]: the coordinator's calls to shard nodes in its own process.
 //! - [`migration`]: the transport of live moves of slot ranges between shard servers.
@@ -33,6 +34,7 @@ pub mod args;
 pub mod connections;
 pub mod data_dir;
 pub mod dev;
+pub mod durable_file;
 pub mod etcd;
 pub mod incarnation;
 pub mod local_nodes;

@@ -15,6 +15,7 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::durable_file;
 use crate::migration::background::Background;
 use crate::migration::destination::Incoming;
 use crate::migration::{self, source, MigrationCounters, MigrationError};
@@ -171,19 +172,12 @@ pub fn stored_node_id(data_dir: &Path) -> Result<Option<String>, ShardNodeError>
 
 /// Stores `id` in `data_dir` (temp file, fsync, rename).
 pub fn store_node_id(data_dir: &Path, id: &str) -> Result<(), ShardNodeError> {
-    let path = data_dir.join(NODE_ID_FILE);
-    let tmp = data_dir.join(format!("{NODE_ID_FILE}.tmp"));
-    let err = |source| ShardNodeError::NodeId {
-        path: path.clone(),
-        source,
-    };
-    fs::create_dir_all(data_dir).map_err(err)?;
-    fs::write(&tmp, format!("{id}\n")).map_err(err)?;
-    fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(err)?;
-    fs::rename(&tmp, &path).map_err(err)?;
-    Ok(())
+    durable_file::write(data_dir, NODE_ID_FILE, &format!("{id}\n")).map_err(|source| {
+        ShardNodeError::NodeId {
+            path: data_dir.join(NODE_ID_FILE),
+            source,
+        }
+    })
 }
 
 /// Opens the node's write-ahead log, replays what it holds after the restored checkpoint
