@@ -147,4 +147,27 @@ impl ClientError {
             _ => None,
         }
     }
+
+    /// The gRPC code this failure stands for, answered or not: the server's code; for a
+    /// request refused before it was sent, `INVALID_ARGUMENT`; for a node or coordinator
+    /// that could not be reached or routing that did not settle, `UNAVAILABLE`; for a push
+    /// of unknown outcome, `UNKNOWN`; for an unusable map, `INTERNAL`.
+    pub fn status_code(&self) -> Code {
+        match self {
+            ClientError::Rpc { code, .. } => *code,
+            ClientError::InvalidArgument(_) | ClientError::BadAddress { .. } => {
+                Code::InvalidArgument
+            }
+            ClientError::Ambiguous { .. } => Code::Unknown,
+            ClientError::Connect { .. }
+            | ClientError::ConnectionRefused { .. }
+            | ClientError::ConnectTimeout { .. }
+            | ClientError::Unreachable { .. }
+            | ClientError::NotGrpc { .. }
+            | ClientError::NodeUnavailable { .. }
+            | ClientError::Unassigned { .. }
+            | ClientError::RoutingUnsettled { .. } => Code::Unavailable,
+            ClientError::BadMap(_) => Code::Internal,
+        }
+    }
 }

@@ -9,21 +9,10 @@ use tonic::Code;
 
 /// The `strata.errors` class and code name for `error`.
 fn class_and_code(error: &ClientError) -> (&'static str, &'static str) {
+    let code = error.status_code();
     match error {
-        ClientError::Rpc { code, .. } => (class_of_code(*code), code_name(*code)),
-        ClientError::InvalidArgument(_) | ClientError::BadAddress { .. } => {
-            ("InvalidArgument", "INVALID_ARGUMENT")
-        }
-        ClientError::Ambiguous { .. } => ("AmbiguousPush", "UNKNOWN"),
-        ClientError::Connect { .. }
-        | ClientError::ConnectionRefused { .. }
-        | ClientError::ConnectTimeout { .. }
-        | ClientError::Unreachable { .. }
-        | ClientError::NotGrpc { .. }
-        | ClientError::NodeUnavailable { .. }
-        | ClientError::Unassigned { .. }
-        | ClientError::RoutingUnsettled { .. } => ("Unavailable", "UNAVAILABLE"),
-        ClientError::BadMap(_) => ("StrataError", "INTERNAL"),
+        ClientError::Ambiguous { .. } => ("AmbiguousPush", code_name(code)),
+        _ => (class_of_code(code), code_name(code)),
     }
 }
 

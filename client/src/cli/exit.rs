@@ -98,19 +98,9 @@ impl Exit {
     /// The status of a client error.
     fn of_client(error: &ClientError) -> Self {
         match error {
-            ClientError::Rpc { code, .. } => Exit::of_code(*code),
             ClientError::BadAddress { .. } => Exit::Usage,
-            ClientError::InvalidArgument(_) => Exit::InvalidArgument,
             ClientError::Ambiguous { .. } => Exit::Unknown,
-            ClientError::Connect { .. }
-            | ClientError::ConnectionRefused { .. }
-            | ClientError::ConnectTimeout { .. }
-            | ClientError::Unreachable { .. }
-            | ClientError::NotGrpc { .. }
-            | ClientError::NodeUnavailable { .. }
-            | ClientError::Unassigned { .. }
-            | ClientError::RoutingUnsettled { .. } => Exit::Unavailable,
-            ClientError::BadMap(_) => Exit::Internal,
+            other => Exit::of_code(other.status_code()),
         }
     }
 
