@@ -463,7 +463,7 @@ impl Wal {
         fs::rename(&tmp, &path).map_err(|e| WalError::io("rename", &path, e))?;
         segment::fsync_dir(&self.dir)?;
         let open = self.shared.writer.lock().path.clone();
-        Segments::list(&self.dir)?.delete_before(base.lsn, &open)
+        Segments::list(&self.dir)?.delete_before(&self.dir, base.lsn, &open)
     }
 
     /// Forces every record written so far to the disk (before a clean exit).

@@ -147,8 +147,9 @@ impl Segments {
         Ok(next)
     }
 
-    /// Deletes the segments whose every record is below `lsn`, never `open`.
-    pub(super) fn delete_before(&self, lsn: u64, open: &Path) -> Result<(), WalError> {
+    /// Deletes the segments (of log directory `dir`) whose every record is below `lsn`,
+    /// never `open`.
+    pub(super) fn delete_before(&self, dir: &Path, lsn: u64, open: &Path) -> Result<(), WalError> {
         let mut deleted = false;
         for pair in self.files.windows(2) {
             let ((_, path), (next_first, _)) = (&pair[0], &pair[1]);
@@ -157,12 +158,8 @@ impl Segments {
                 deleted = true;
             }
         }
-        if let Some((_, dir)) = self.files.first() {
-            if deleted {
-                if let Some(dir) = dir.parent() {
-                    fsync_dir(dir)?;
-                }
-            }
+        if deleted {
+            fsync_dir(dir)?;
         }
         Ok(())
     }
