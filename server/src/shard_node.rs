@@ -247,11 +247,12 @@ impl ShardNode {
         if engine.config().wal.is_none() && wal::has_segments(&wal_dir)? {
             return Err(ShardNodeError::WalNotEnabled { dir: wal_dir });
         }
-        let base = match engine.config().wal {
+        let mut base = match engine.config().wal {
             Some(_) => wal::read_base(&wal_dir)?,
             None => None,
         };
-        let latest = match base.as_ref().and_then(|b| b.checkpoint.as_deref()) {
+        let base_checkpoint = base.as_ref().and_then(|b| b.checkpoint.clone());
+        let latest = match base_checkpoint.as_deref() {
             Some(id) => match checkpoints.load_with_info(id) {
                 Ok(loaded) => Some(loaded),
                 Err(e) if accept_data_loss => {
@@ -264,6 +265,7 @@ impl ShardNode {
                         path: wal_dir.clone(),
                         source,
                     })?;
+                    base = None;
                     checkpoints.load_latest_good()?
                 }
                 Err(e) => {
@@ -277,7 +279,7 @@ impl ShardNode {
             None => checkpoints.load_latest_good()?,
         };
         let base_lsn = match (&base, &latest) {
-            (Some(b), _) if wal_dir.exists() => b.lsn,
+            (Some(b), _) => b.lsn,
             (_, Some((_, snap))) => snap.wal_lsn,
             _ => 0,
         };
