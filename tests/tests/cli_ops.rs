@@ -193,6 +193,35 @@ fn exit_statuses_tell_failures_apart() {
     let out = cli(addr, &["table", "create", "big", "--dim", "99999999999999"]);
     assert_exit(&out, exit::USAGE);
     assert!(stderr(&out).contains("1..=4096"), "{}", stderr(&out));
+    // Invalid argument: a hyperparameter the table's optimizer does not take.
+    let out = cli(
+        addr,
+        &[
+            "table",
+            "create",
+            "a",
+            "--dim",
+            "2",
+            "--optimizer",
+            "adagrad",
+            "--beta1",
+            "0.5",
+        ],
+    );
+    assert_exit(&out, exit::INVALID_ARGUMENT);
+    assert!(
+        stderr(&out).contains("beta1 does not apply to optimizer adagrad"),
+        "{}",
+        stderr(&out)
+    );
+    // Conflict, said plainly: a dev server's only node has nowhere to drain to.
+    let out = cli(addr, &["node", "drain", "node-1", "--yes"]);
+    assert_exit(&out, exit::CONFLICT);
+    assert!(
+        stderr(&out).contains("a dev server has only its own node"),
+        "{}",
+        stderr(&out)
+    );
     // The documented table of statuses.
     let help = stdout(&strata(&["--help"]));
     for line in [

@@ -35,7 +35,7 @@ pub enum Exit {
     /// 10: a destructive command was not confirmed (answered no, or no terminal and no
     /// `--yes`).
     NotConfirmed = 10,
-    /// 11: the server does not implement this operation (e.g. a plan on a `dev` server).
+    /// 11: the server does not implement this operation (an older server without the rpc).
     Unsupported = 11,
     /// 130: interrupted (Ctrl-C) while following a plan, which keeps running.
     Interrupted = 130,

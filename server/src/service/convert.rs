@@ -29,6 +29,51 @@ pub enum ConvertError {
         /// The accepted values.
         expected: &'static str,
     },
+    /// A hyperparameter was given for an optimizer that has no such parameter.
+    #[error("{field} does not apply to optimizer {optimizer} (it takes {takes})")]
+    NotForOptimizer {
+        /// The hyperparameter.
+        field: &'static str,
+        /// The optimizer named.
+        optimizer: &'static str,
+        /// The hyperparameters that optimizer takes.
+        takes: &'static str,
+    },
+}
+
+/// The optimizer-specific hyperparameters of `s` that are set, by name.
+fn set_hyperparameters(s: &pb::OptimizerSpec) -> impl Iterator<Item = &'static str> {
+    [
+        ("lr", s.lr.is_some()),
+        ("initial_accumulator", s.initial_accumulator.is_some()),
+        ("epsilon", s.epsilon.is_some()),
+        ("beta1", s.beta1.is_some()),
+        ("beta2", s.beta2.is_some()),
+        ("lr_power", s.lr_power.is_some()),
+        ("l1", s.l1.is_some()),
+        ("l2", s.l2.is_some()),
+        ("beta", s.beta.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, set)| set.then_some(name))
+}
+
+/// Refuses a hyperparameter of `s` that `optimizer` does not take (a `--beta1` on an
+/// Adagrad table would otherwise be silently ignored).
+fn check_hyperparameters(
+    s: &pb::OptimizerSpec,
+    optimizer: &'static str,
+    takes: &'static str,
+) -> Result<(), ConvertError> {
+    let accepted: Vec<&str> = takes.split(", ").collect();
+    match set_hyperparameters(s).find(|name| !accepted.contains(name)) {
+        Some(field) => Err(ConvertError::NotForOptimizer {
+            field,
+            optimizer,
+            takes,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Domain optimizer from its wire form, with the documented defaults for unset fields.
@@ -40,6 +85,16 @@ pub fn optimizer_from_pb(
         ..Default::default()
     };
     let s = spec.unwrap_or(&default);
+    let (optimizer, takes) = match s.kind.as_str() {
+        "" | "sgd" => ("sgd", "lr"),
+        "adagrad" => ("adagrad", "lr, initial_accumulator, epsilon"),
+        "adam" => ("adam", "lr, beta1, beta2, epsilon"),
+        "ftrl" => ("ftrl", "lr, lr_power, l1, l2, beta, initial_accumulator"),
+        _ => ("", ""),
+    };
+    if !optimizer.is_empty() {
+        check_hyperparameters(s, optimizer, takes)?;
+    }
     let kind = match s.kind.as_str() {
         "" | "sgd" => OptimizerKind::Sgd {
             lr: s.lr.unwrap_or(0.01),
@@ -578,6 +633,45 @@ mod tests {
             }
         );
         assert_eq!(table_spec_from_pb(Some(&table_spec_to_pb(&spec))), Ok(spec));
+    }
+
+    #[test]
+    fn a_hyperparameter_of_another_optimizer_is_refused() {
+        let beta1_on_adagrad = pb::OptimizerSpec {
+            kind: "adagrad".into(),
+            beta1: Some(0.5),
+            ..Default::default()
+        };
+        let err = optimizer_from_pb(Some(&beta1_on_adagrad)).expect_err("beta1 on adagrad");
+        assert_eq!(
+            err.to_string(),
+            "beta1 does not apply to optimizer adagrad (it takes lr, initial_accumulator, epsilon)"
+        );
+        let l1_on_sgd = pb::OptimizerSpec {
+            kind: String::new(),
+            l1: Some(0.1),
+            ..Default::default()
+        };
+        assert!(matches!(
+            optimizer_from_pb(Some(&l1_on_sgd)),
+            Err(ConvertError::NotForOptimizer {
+                field: "l1",
+                optimizer: "sgd",
+                ..
+            })
+        ));
+        // Every optimizer accepts its own parameters, as its wire form carries them.
+        for kind in ["sgd", "adagrad", "adam", "ftrl"] {
+            let own = pb::OptimizerSpec {
+                kind: kind.into(),
+                ..Default::default()
+            };
+            let config = optimizer_from_pb(Some(&own)).expect("defaults");
+            assert_eq!(
+                optimizer_from_pb(Some(&optimizer_to_pb(&config))),
+                Ok(config)
+            );
+        }
     }
 
     #[test]

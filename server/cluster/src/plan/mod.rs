@@ -118,7 +118,9 @@ pub struct Plan {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum PlanError {
     /// No accepting node can take the shards that must move.
-    #[error("no accepting node can take the shards")]
+    #[error(
+        "no node can take the shards: every other node is down or draining, or there is none (a dev server has only its own node)"
+    )]
     NoNodes,
     /// A node named by the request or the current layout is not in the node list.
     #[error("unknown node {node:?}")]
