@@ -47,10 +47,16 @@ fn contiguous<'a, T: numpy::Element>(
 #[pymethods]
 impl NativeClient {
     /// Connects to the comma-separated coordinator addresses and fetches the cluster map;
-    /// `labels` (`key=value,...`) says where the client runs (`None`: `STRATA_LABELS`).
+    /// `labels` (`key=value,...`) says where the client runs (`None`: `STRATA_LABELS`);
+    /// `connect_timeout` (seconds, `None`: 3) bounds the wait for a coordinator to answer.
     #[new]
-    #[pyo3(signature = (addresses, labels=None))]
-    fn new(py: Python<'_>, addresses: &str, labels: Option<String>) -> PyResult<Self> {
+    #[pyo3(signature = (addresses, labels=None, connect_timeout=None))]
+    fn new(
+        py: Python<'_>,
+        addresses: &str,
+        labels: Option<String>,
+        connect_timeout: Option<f64>,
+    ) -> PyResult<Self> {
         let runtime = runtime::shared().map_err(|e| {
             errors::raise(
                 py,
@@ -63,6 +69,19 @@ impl NativeClient {
         let mut options = ClientOptions::from_env();
         if labels.is_some() {
             options.labels = labels;
+        }
+        if let Some(seconds) = connect_timeout {
+            options.connect_timeout = std::time::Duration::try_from_secs_f64(seconds)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    errors::invalid(
+                        py,
+                        format!(
+                            "connect_timeout must be a positive number of seconds, not {seconds}"
+                        ),
+                    )
+                })?;
         }
         let client = py
             .detach(|| runtime.block_on(Client::connect_with(&addresses, options)))

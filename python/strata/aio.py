@@ -23,18 +23,39 @@ class AsyncClient:
     """:class:`strata.Client` with awaitable methods of the same names and arguments.
 
     ``AsyncClient(addr)`` connects at once (blocking); ``await AsyncClient.connect(addr)``
-    connects without blocking the event loop. ``max_workers`` bounds the calls in flight.
+    connects without blocking the event loop. ``max_workers`` bounds the calls in flight;
+    ``labels`` and ``connect_timeout`` are :class:`strata.Client`'s.
     """
 
-    def __init__(self, addr: str = "127.0.0.1:7070", *, max_workers: int = 4, _client=None):
-        self.client = _client if _client is not None else Client(addr)
+    def __init__(
+        self,
+        addr: str = "127.0.0.1:7070",
+        *,
+        max_workers: int = 4,
+        labels: Optional[str] = None,
+        connect_timeout: Optional[float] = None,
+        _client=None,
+    ):
+        self.client = (
+            _client
+            if _client is not None
+            else Client(addr, labels=labels, connect_timeout=connect_timeout)
+        )
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="strata")
 
     @classmethod
-    async def connect(cls, addr: str = "127.0.0.1:7070", *, max_workers: int = 4) -> "AsyncClient":
+    async def connect(
+        cls,
+        addr: str = "127.0.0.1:7070",
+        *,
+        max_workers: int = 4,
+        labels: Optional[str] = None,
+        connect_timeout: Optional[float] = None,
+    ) -> "AsyncClient":
         """Connects without blocking the running event loop."""
         loop = asyncio.get_running_loop()
-        client = await loop.run_in_executor(None, Client, addr)
+        connect = functools.partial(Client, addr, labels=labels, connect_timeout=connect_timeout)
+        client = await loop.run_in_executor(None, connect)
         return cls(addr, max_workers=max_workers, _client=client)
 
     async def _run(self, fn, *args, **kwargs):

@@ -44,21 +44,31 @@ class Client:
     it connects again on first use. ``labels`` says where the client runs (e.g.
     ``"zone=z1,rack=r1"``; default: the ``STRATA_LABELS`` environment variable): shard servers
     count its traffic by that location, which topology-aware placement reads.
+    ``connect_timeout`` (seconds, default 3) bounds the wait for a coordinator to answer;
+    an unreachable one raises :class:`strata.Unavailable` naming the address.
     """
 
-    def __init__(self, addr: str = "127.0.0.1:7070", *, labels: Optional[str] = None):
+    def __init__(
+        self,
+        addr: str = "127.0.0.1:7070",
+        *,
+        labels: Optional[str] = None,
+        connect_timeout: Optional[float] = None,
+    ):
         self.addr = addr
         self.labels = labels
+        self.connect_timeout = connect_timeout
         self._dims: Dict[str, int] = {}
         self._pid = os.getpid()
-        self._native_client = _native.NativeClient(addr, labels)
+        self._native_client = _native.NativeClient(addr, labels, connect_timeout)
 
     def __getstate__(self):
-        return {"addr": self.addr, "labels": self.labels}
+        return {"addr": self.addr, "labels": self.labels, "connect_timeout": self.connect_timeout}
 
     def __setstate__(self, state):
         self.addr = state["addr"]
         self.labels = state.get("labels")
+        self.connect_timeout = state.get("connect_timeout")
         self._dims = {}
         self._pid = None
         self._native_client = None
@@ -70,7 +80,7 @@ class Client:
     def _native(self) -> "_native.NativeClient":
         """The native client of this process (connected again after fork or unpickling)."""
         if self._pid != os.getpid() or self._native_client is None:
-            self._native_client = _native.NativeClient(self.addr, self.labels)
+            self._native_client = _native.NativeClient(self.addr, self.labels, self.connect_timeout)
             self._pid = os.getpid()
         return self._native_client
 

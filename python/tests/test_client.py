@@ -253,3 +253,26 @@ def test_labels_name_where_the_client_runs(addr, table_name):
         strata.Client(addr, labels="rack")
     with pytest.raises(strata.InvalidArgument, match="twice"):
         strata.Client(addr, labels="rack=r1,rack=r2")
+
+
+def test_connect_timeout_bounds_the_wait_for_a_silent_coordinator():
+    import socket
+    import time
+
+    # A socket that accepts connections (the kernel's backlog) but never answers.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    address = "127.0.0.1:%d" % silent.getsockname()[1]
+    try:
+        began = time.monotonic()
+        with pytest.raises(strata.Unavailable) as e:
+            strata.Client(address, connect_timeout=0.5)
+        took = time.monotonic() - began
+        assert took < 3, f"took {took:.1f} s"
+        assert address in str(e.value)
+    finally:
+        silent.close()
+    for bad in (0, -1, float("nan")):
+        with pytest.raises(strata.InvalidArgument, match="connect_timeout"):
+            strata.Client(address, connect_timeout=bad)
