@@ -13,7 +13,7 @@ use strata_cluster::coordinator::AutoRebalance;
 use strata_cluster::plan::TopologyParams;
 use strata_cluster::topology::Topology;
 use strata_engine::wal::{WalConfig, WalSync};
-use strata_engine::{EngineConfig, DEFAULT_GPU_MEMORY_BUDGET, DEFAULT_MAX_BATCH_ROWS};
+use strata_engine::{EngineConfig, DEFAULT_MAX_BATCH_ROWS};
 use strata_server::args::{parse_duration, parse_labels};
 use strata_server::connections::{ConnectionLimits, DEFAULT_MAX_CONNECTIONS};
 use strata_server::data_dir::DataDirLock;
@@ -23,9 +23,15 @@ use strata_server::roles::{
     run_coordinator, run_shard, CoordinatorRoleConfig, EtcdSettings, ShardRoleConfig,
 };
 use strata_server::size::parse_size;
-use strata_server::transport::DEFAULT_MAX_MESSAGE_BYTES;
-use strata_storage::host::{RowMemory, RowMemoryConfig, DEFAULT_MEMORY_RESERVE_BYTES};
+use strata_storage::host::{RowMemory, RowMemoryConfig};
 use strata_storage::slot::DEFAULT_NUM_SLOTS;
+
+/// `--max-message-size`'s default as `--help` shows it (`DEFAULT_MAX_MESSAGE_BYTES`).
+const DEFAULT_MAX_MESSAGE_SIZE: &str = "256MiB";
+/// `--gpu-memory-budget`'s default as `--help` shows it (`DEFAULT_GPU_MEMORY_BUDGET`).
+const DEFAULT_GPU_MEMORY_BUDGET_SIZE: &str = "1GiB";
+/// `--memory-reserve`'s default as `--help` shows it (`DEFAULT_MEMORY_RESERVE_BYTES`).
+const DEFAULT_MEMORY_RESERVE_SIZE: &str = "256MiB";
 
 #[derive(Parser)]
 #[command(
@@ -80,7 +86,7 @@ struct CoordinatorArgs {
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
     /// Largest gRPC message (e.g. 256MiB).
-    #[arg(long, value_parser = parse_size, default_value_t = DEFAULT_MAX_MESSAGE_BYTES as u64)]
+    #[arg(long, value_parser = parse_size, default_value = DEFAULT_MAX_MESSAGE_SIZE)]
     max_message_size: u64,
     /// Slots of a new cluster.
     #[arg(long, default_value_t = DEFAULT_NUM_SLOTS)]
@@ -194,7 +200,7 @@ impl ConnectionArgs {
 #[derive(clap::Args)]
 struct GpuArgs {
     /// Device memory for the hash tables of `--tier gpu` tables (e.g. 16GiB).
-    #[arg(long, value_parser = parse_size, default_value_t = DEFAULT_GPU_MEMORY_BUDGET)]
+    #[arg(long, value_parser = parse_size, default_value = DEFAULT_GPU_MEMORY_BUDGET_SIZE)]
     gpu_memory_budget: u64,
     /// CUDA device ordinal of `--tier gpu` tables.
     #[arg(long, default_value_t = 0)]
@@ -217,8 +223,8 @@ struct NodeArgs {
     /// a background thread as rows take it: new rows and shards moved in are written at
     /// memory speed, not at the rate the OS and hypervisor hand out fresh pages, and land in
     /// huge pages. Chunks freed later refill it instead of going back to the OS. It is held
-    /// on top of the rows (and of `--memory-budget`); 0 keeps none. Default: 256 MiB.
-    #[arg(long, value_parser = parse_size, default_value_t = DEFAULT_MEMORY_RESERVE_BYTES)]
+    /// on top of the rows (and of `--memory-budget`); 0 keeps none.
+    #[arg(long, value_parser = parse_size, default_value = DEFAULT_MEMORY_RESERVE_SIZE)]
     memory_reserve: u64,
     /// Ask for transparent huge pages for the row memory reserve, large id index tables and
     /// the heap (fewer TLB misses per row a request touches; the heap's needs one
@@ -231,7 +237,7 @@ struct NodeArgs {
     #[arg(long, default_value_t = DEFAULT_MAX_BATCH_ROWS)]
     max_batch_rows: usize,
     /// Largest gRPC message (e.g. 256MiB).
-    #[arg(long, value_parser = parse_size, default_value_t = DEFAULT_MAX_MESSAGE_BYTES as u64)]
+    #[arg(long, value_parser = parse_size, default_value = DEFAULT_MAX_MESSAGE_SIZE)]
     max_message_size: u64,
     /// Checkpoints to keep on disk (corrupt ones are never deleted by retention).
     #[arg(long, default_value_t = 3)]
@@ -570,4 +576,28 @@ async fn shard(args: ShardArgs) -> anyhow::Result<()> {
     run_shard(config, listener, metrics_listener, shutdown_signal())
         .await
         .context("strata-server shard")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_engine::DEFAULT_GPU_MEMORY_BUDGET;
+    use strata_server::transport::DEFAULT_MAX_MESSAGE_BYTES;
+    use strata_storage::host::DEFAULT_MEMORY_RESERVE_BYTES;
+
+    #[test]
+    fn sizes_shown_in_help_are_the_library_defaults() {
+        assert_eq!(
+            parse_size(DEFAULT_MAX_MESSAGE_SIZE).ok(),
+            Some(DEFAULT_MAX_MESSAGE_BYTES as u64)
+        );
+        assert_eq!(
+            parse_size(DEFAULT_GPU_MEMORY_BUDGET_SIZE).ok(),
+            Some(DEFAULT_GPU_MEMORY_BUDGET)
+        );
+        assert_eq!(
+            parse_size(DEFAULT_MEMORY_RESERVE_SIZE).ok(),
+            Some(DEFAULT_MEMORY_RESERVE_BYTES)
+        );
+    }
 }
