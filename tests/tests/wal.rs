@@ -2,7 +2,8 @@
 //! SIGKILL comes back with every acknowledged change (pushes, dense pushes, a table created
 //! after the last checkpoint), whatever the sync setting; a cut last record is cut off; a
 //! checkpoint deletes the log it covers; a data dir with a log refuses a start without
-//! `--wal`.
+//! `--wal`; a log whose base checkpoint is lost refuses a start unless `--accept-data-loss`
+//! drops it and starts from the newest good checkpoint.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -40,6 +41,36 @@ fn segments(data_dir: &Path) -> Vec<String> {
         .unwrap_or_default();
     names.sort();
     names
+}
+
+/// Starts a dev server on `data_dir` with `flags` that must refuse to start: waits (bounded)
+/// for it to exit with a failure and returns its stderr.
+fn refused_start(data_dir: &Path, flags: &[&str]) -> String {
+    let mut child = Command::new(binary("strata-server"))
+        .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args(flags)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("strata-server {flags:?} still runs after 30 s; it should refuse to start");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .expect("read");
+    assert!(!status.success(), "{stderr}");
+    stderr
 }
 
 /// Pushes from `TRAINERS` concurrent tasks to `table` (a checkpoint taken by the first task
@@ -211,26 +242,7 @@ async fn a_data_dir_with_a_log_is_refused_without_wal() {
     client.push("emb", &[1], &[1.0; DIM]).await.expect("push");
     server.kill();
 
-    let mut child = Command::new(binary("strata-server"))
-        .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(std::time::Instant::now() < deadline, "still running");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
-        .expect("read");
-    assert!(!status.success());
+    let stderr = refused_start(dir.path(), &[]);
     assert!(stderr.contains("start with --wal"), "{stderr}");
 
     // With --wal it comes back with the push.
@@ -240,4 +252,63 @@ async fn a_data_dir_with_a_log_is_refused_without_wal() {
         client.pull("emb", &[1]).await.expect("pull"),
         vec![-1.0; DIM]
     );
+}
+
+#[tokio::test]
+async fn a_lost_base_checkpoint_is_refused_unless_data_loss_is_accepted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flags = ["--wal", "--wal-sync", "always"];
+    let mut server = DevServer::start(dir.path(), &flags).expect("start");
+    let client = server.client().await.expect("client");
+    client
+        .create_table(table_spec("emb", DIM as u32, "sgd", 1.0))
+        .await
+        .expect("create");
+    client.push("emb", &[1], &[1.0; DIM]).await.expect("push");
+    let first = client.checkpoint().await.expect("first checkpoint");
+    let as_of_first = client.pull("emb", &[1]).await.expect("pull");
+    client.push("emb", &[1], &[1.0; DIM]).await.expect("push");
+    client.checkpoint().await.expect("second checkpoint");
+    client
+        .push("emb", &[1], &[1.0; DIM])
+        .await
+        .expect("push after");
+    server.kill();
+
+    // The log's base is the node's newest checkpoint: remove it.
+    let base = fs::read_to_string(dir.path().join("wal").join("BASE")).expect("BASE");
+    let checkpoints = dir.path().join("checkpoints");
+    let mut parts: Vec<String> = fs::read_dir(&checkpoints)
+        .expect("checkpoints")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("ckpt-"))
+        .collect();
+    parts.sort();
+    let newest = parts.last().expect("a checkpoint").clone();
+    assert!(base.contains(&newest), "BASE {base:?} names {newest}");
+    fs::remove_dir_all(checkpoints.join(&newest)).expect("remove the base");
+
+    let stderr = refused_start(dir.path(), &flags);
+    assert!(
+        stderr.contains(&format!("applies on checkpoint {newest}"))
+            && stderr.contains("--accept-data-loss"),
+        "{stderr}"
+    );
+
+    // Accepting the loss: the node starts from the older checkpoint, the log dropped.
+    let mut accepting = flags.to_vec();
+    accepting.push("--accept-data-loss");
+    let server = DevServer::start(dir.path(), &accepting).expect("start accepting loss");
+    let client = server.client().await.expect("client");
+    assert_eq!(
+        client.pull("emb", &[1]).await.expect("pull"),
+        as_of_first,
+        "rows as of {}",
+        first.id
+    );
+    drop(server);
+    // The next start needs no flag: the dropped log's base is not looked for again.
+    let server = DevServer::start(dir.path(), &flags).expect("start again");
+    let client = server.client().await.expect("client");
+    assert_eq!(client.pull("emb", &[1]).await.expect("pull"), as_of_first);
 }
