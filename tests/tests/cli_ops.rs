@@ -436,6 +436,56 @@ fn every_result_prints_as_text_or_json_alone_on_stdout() {
         "ages, not raw milliseconds: {text}"
     );
     assert!(!text.contains("CREATED_MS"), "{text}");
+    // Wide: the same rows with the table's initializer, seed and hyperparameters; JSON
+    // carries them whatever the format.
+    let out = cli(
+        addr,
+        &[
+            "table",
+            "create",
+            "f",
+            "--dim",
+            "2",
+            "--optimizer",
+            "ftrl",
+            "--l1",
+            "0.5",
+            "--init",
+            "normal:0.02",
+            "--seed",
+            "7",
+        ],
+    );
+    assert_exit(&out, 0);
+    let out = cli(addr, &["table", "list", "-o", "wide"]);
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    let header = text.lines().next().unwrap_or_default();
+    assert!(
+        header.contains("INIT") && header.contains("HYPERPARAMETERS"),
+        "{text}"
+    );
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("f "))
+        .unwrap_or_default();
+    assert!(row.contains("normal:0.02") && row.contains(" 7 "), "{text}");
+    assert!(
+        row.contains("l1=0.5") && row.contains("lr_power=-0.5"),
+        "{text}"
+    );
+    let narrow = stdout(&cli(addr, &["table", "list"]));
+    assert!(!narrow.contains("HYPERPARAMETERS"), "{narrow}");
+    let v = json_only(&["table", "list", "-o", "json"]);
+    let f = v["tables"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == "f"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(f["hyperparameters"]["l1"], serde_json::json!(0.5), "{v}");
+    assert_eq!(f["init"], "normal:0.02", "{v}");
+    let out = cli(addr, &["dense", "list", "-o", "wide"]);
+    assert!(stdout(&out).contains("HYPERPARAMETERS"), "{}", stdout(&out));
     // An unknown format is a usage error.
     assert_exit(&cli(addr, &["status", "-o", "yaml"]), exit::USAGE);
 }

@@ -1,6 +1,7 @@
 //! The one output convention of every command that prints a result: `-o text` (for people,
-//! the default) or `-o json` (one JSON object alone on stdout, for scripts); `--json` is
-//! the same as `-o json`.
+//! the default), `-o wide` (text with more columns where a command has them: hyperparameters,
+//! initializers, node identities) or `-o json` (one JSON object alone on stdout, for
+//! scripts); `--json` is the same as `-o json`.
 
 use clap::{Args, ValueEnum};
 
@@ -9,6 +10,8 @@ use clap::{Args, ValueEnum};
 pub enum Format {
     /// Lines and tables for people.
     Text,
+    /// Text with more columns, where the command has them.
+    Wide,
     /// One JSON object on stdout.
     Json,
 }
@@ -16,7 +19,8 @@ pub enum Format {
 /// The `-o` / `--json` flags of a command.
 #[derive(Args, Clone, Copy, Debug)]
 pub struct OutputArgs {
-    /// Output format: text for people, json for scripts (one object alone on stdout).
+    /// Output format: text for people, wide (text with more columns), json for scripts (one
+    /// object alone on stdout).
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
     output: Format,
     /// Same as `-o json`.
@@ -28,6 +32,11 @@ impl OutputArgs {
     /// Whether to print JSON.
     pub fn json(&self) -> bool {
         self.json || self.output == Format::Json
+    }
+
+    /// Whether text gets the wider columns.
+    pub fn wide(&self) -> bool {
+        !self.json() && self.output == Format::Wide
     }
 }
 

@@ -203,6 +203,9 @@ fn table_json(spec: &pb::TableSpec, rows: u64, bytes: u64) -> serde_json::Value 
         "name": spec.name, "dim": spec.dim, "rows": rows, "bytes": bytes,
         "optimizer": spec.optimizer.as_ref().map(|o| o.kind.clone()).unwrap_or_default(),
         "tier": spec.tier,
+        "init": initializer_text(spec.initializer.as_ref()),
+        "seed": spec.seed,
+        "hyperparameters": hyperparameters_json(spec.optimizer.as_ref()),
     })
 }
 
@@ -242,21 +245,38 @@ pub async fn run_table(client: &Client, cmd: TableCommand) -> anyhow::Result<()>
                 print_json(&serde_json::json!({ "tables": tables }));
                 return Ok(());
             }
-            println!(
+            let wide = out.wide();
+            print!(
                 "{:<24} {:>6} {:>10} {:>6} {:>14} {:>12}",
                 "TABLE", "DIM", "OPTIMIZER", "TIER", "ROWS", "SIZE"
             );
+            if wide {
+                print!("  {:<16} {:>6}  HYPERPARAMETERS", "INIT", "SEED");
+            }
+            println!();
             for t in &list.tables {
                 let spec = t.spec.clone().unwrap_or_default();
-                println!(
+                print!(
                     "{:<24} {:>6} {:>10} {:>6} {:>14} {:>12}",
                     spec.name,
                     spec.dim,
-                    spec.optimizer.map(|o| o.kind).unwrap_or_default(),
+                    spec.optimizer
+                        .as_ref()
+                        .map(|o| o.kind.as_str())
+                        .unwrap_or_default(),
                     spec.tier,
                     t.rows,
                     units::bytes(t.bytes)
                 );
+                if wide {
+                    print!(
+                        "  {:<16} {:>6}  {}",
+                        initializer_text(spec.initializer.as_ref()),
+                        spec.seed,
+                        hyperparameters_text(spec.optimizer.as_ref())
+                    );
+                }
+                println!();
             }
         }
         TableCommand::Drop { name, yes, out } => {
@@ -272,11 +292,82 @@ pub async fn run_table(client: &Client, cmd: TableCommand) -> anyhow::Result<()>
     Ok(())
 }
 
+/// An initializer as `table create --init` takes it (`uniform:0.01`, `zeros`).
+fn initializer_text(init: Option<&pb::InitializerSpec>) -> String {
+    match init {
+        None => "-".into(),
+        Some(i) if i.kind == "zeros" || i.kind.is_empty() => "zeros".into(),
+        Some(i) => format!("{}:{}", i.kind, i.scale),
+    }
+}
+
+/// The hyperparameters an optimizer was created with, by name (those the server set).
+fn hyperparameters(optimizer: Option<&pb::OptimizerSpec>) -> Vec<(&'static str, f32)> {
+    let Some(o) = optimizer else {
+        return Vec::new();
+    };
+    [
+        ("lr", o.lr),
+        ("initial_accumulator", o.initial_accumulator),
+        ("epsilon", o.epsilon),
+        ("beta1", o.beta1),
+        ("beta2", o.beta2),
+        ("lr_power", o.lr_power),
+        ("l1", o.l1),
+        ("l2", o.l2),
+        ("beta", o.beta),
+        ("weight_decay", o.weight_decay),
+        ("clip_value", o.clip_value),
+        ("clip_norm", o.clip_norm),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.map(|v| (name, v)))
+    .collect()
+}
+
+/// The hyperparameters as `name=value` pairs (`-` if none).
+fn hyperparameters_text(optimizer: Option<&pb::OptimizerSpec>) -> String {
+    let pairs: Vec<String> = hyperparameters(optimizer)
+        .into_iter()
+        .map(|(name, v)| format!("{name}={}", number_text(v)))
+        .collect();
+    if pairs.is_empty() {
+        "-".into()
+    } else {
+        pairs.join(" ")
+    }
+}
+
+/// The hyperparameters as a JSON object.
+fn hyperparameters_json(optimizer: Option<&pb::OptimizerSpec>) -> serde_json::Value {
+    hyperparameters(optimizer)
+        .into_iter()
+        // Through the shortest text of the f32, so 0.001 stays 0.001 rather than its f64 widening.
+        .map(|(name, v)| {
+            let shortest = format!("{v}").parse::<f64>().unwrap_or(f64::from(v));
+            (name.to_string(), serde_json::json!(shortest))
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// A hyperparameter as people write it: `0.05`, `1e-8`.
+fn number_text(v: f32) -> String {
+    if v != 0.0 && !(1e-3..1e6).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
 /// The JSON of a dense tensor's spec.
 fn dense_json(spec: &pb::DenseSpec) -> serde_json::Value {
     serde_json::json!({
         "name": spec.name, "shape": spec.shape,
         "optimizer": spec.optimizer.as_ref().map(|o| o.kind.clone()).unwrap_or_default(),
+        "init": initializer_text(spec.initializer.as_ref()),
+        "seed": spec.seed,
+        "hyperparameters": hyperparameters_json(spec.optimizer.as_ref()),
     })
 }
 
@@ -329,14 +420,19 @@ pub async fn run_dense(client: &Client, cmd: DenseCommand) -> anyhow::Result<()>
                 print_json(&serde_json::json!({ "dense": all }));
                 return Ok(());
             }
-            println!(
+            let wide = out.wide();
+            print!(
                 "{:<24} {:<16} {:>10} {:>12}",
                 "DENSE", "SHAPE", "OPTIMIZER", "SIZE"
             );
+            if wide {
+                print!("  {:<16} {:>6}  HYPERPARAMETERS", "INIT", "SEED");
+            }
+            println!();
             for spec in &specs {
                 let dims: Vec<String> = spec.shape.iter().map(u32::to_string).collect();
                 let floats: u64 = spec.shape.iter().map(|&d| u64::from(d)).product();
-                println!(
+                print!(
                     "{:<24} {:<16} {:>10} {:>12}",
                     spec.name,
                     dims.join("x"),
@@ -346,6 +442,15 @@ pub async fn run_dense(client: &Client, cmd: DenseCommand) -> anyhow::Result<()>
                         .unwrap_or(""),
                     units::bytes(floats.saturating_mul(4))
                 );
+                if wide {
+                    print!(
+                        "  {:<16} {:>6}  {}",
+                        initializer_text(spec.initializer.as_ref()),
+                        spec.seed,
+                        hyperparameters_text(spec.optimizer.as_ref())
+                    );
+                }
+                println!();
             }
         }
         DenseCommand::Pull { name, out } => {
