@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 
 use strata_proto::v1::coordinator_server::CoordinatorServer;
 
+use crate::advertise::{advertised_address, Advertise};
 use crate::connections::{bounded_incoming, ConnectionLimits};
 use crate::incarnation::incarnation;
 use crate::local_nodes::LocalNodes;
@@ -44,6 +45,9 @@ pub struct DevConfig {
     pub data_dir: PathBuf,
     /// Shards of a new cluster.
     pub shards: u32,
+    /// Address clients reach this server at, in the cluster map for its node and given as
+    /// the coordinator's (default: the bound one; required when that is unspecified).
+    pub advertise_address: Option<Advertise>,
     /// Engine settings (slots, memory budget, batch limit).
     pub engine: EngineConfig,
     /// Largest gRPC message in bytes.
@@ -103,7 +107,8 @@ pub async fn run_dev(
     metrics_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DevError> {
-    let address = listener.local_addr()?.to_string();
+    let address = advertised_address(listener.local_addr()?, config.advertise_address.as_ref())
+        .map_err(RoleError::from)?;
     let engine = Arc::new(Engine::new(config.engine.clone()));
     let node = open_node(
         &config.data_dir,

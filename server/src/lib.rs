@@ -24,11 +24,13 @@
 //! - [`transport`]: tuned HTTP/2 settings of the servers.
 //! - [`connections`]: the cap on open connections and the HTTP/2 handshake deadline.
 //! - [`size`], [`args`]: byte sizes, durations and labels on the command line.
+//! - [`advertise`]: the address a server gives out for itself, never an unspecified one.
 //! - [`allocator`]: glibc allocator settings for the binaries.
 
 #[cfg(target_endian = "big")]
 compile_error!("strata's packed payloads assume a little-endian host");
 
+pub mod advertise;
 pub mod allocator;
 pub mod args;
 pub mod connections;

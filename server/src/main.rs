@@ -14,6 +14,7 @@ use strata_cluster::plan::TopologyParams;
 use strata_cluster::topology::Topology;
 use strata_engine::wal::{WalConfig, WalSync};
 use strata_engine::{EngineConfig, DEFAULT_MAX_BATCH_ROWS};
+use strata_server::advertise::{advertised_address, Advertise};
 use strata_server::args::{parse_duration, parse_labels};
 use strata_server::connections::{ConnectionLimits, DEFAULT_MAX_CONNECTIONS};
 use strata_server::data_dir::DataDirLock;
@@ -70,9 +71,10 @@ struct CoordinatorArgs {
     /// gRPC listen address (port 0 picks a free port; the bound address is printed).
     #[arg(long, default_value = "127.0.0.1:7070")]
     listen: SocketAddr,
-    /// Address shard servers and clients use (default: the bound address).
+    /// Address shard servers and clients use: HOST:PORT, or HOST with the bound port
+    /// (default: the bound address; required when listening on 0.0.0.0 or [::]).
     #[arg(long)]
-    advertise: Option<String>,
+    advertise: Option<Advertise>,
     /// Directory for the cluster record.
     #[arg(long, default_value = "strata-coordinator")]
     data_dir: PathBuf,
@@ -147,9 +149,10 @@ struct ShardArgs {
     /// gRPC listen address (port 0 picks a free port; the bound address is printed).
     #[arg(long, default_value = "127.0.0.1:7071")]
     listen: SocketAddr,
-    /// Address clients and the coordinator use (default: the bound address).
+    /// Address clients and the coordinator use: HOST:PORT, or HOST with the bound port
+    /// (default: the bound address; required when listening on 0.0.0.0 or [::]).
     #[arg(long)]
-    advertise: Option<String>,
+    advertise: Option<Advertise>,
     /// Directory for the node id and checkpoints.
     #[arg(long, default_value = "strata-shard")]
     data_dir: PathBuf,
@@ -327,6 +330,11 @@ struct DevArgs {
     /// gRPC listen address (port 0 picks a free port; the bound address is printed).
     #[arg(long, default_value = "127.0.0.1:7070")]
     listen: SocketAddr,
+    /// Address clients dial, written in the cluster map for this server's node and given
+    /// as the coordinator's: HOST:PORT, or HOST with the bound port (default: the bound
+    /// address; required when listening on 0.0.0.0 or [::]).
+    #[arg(long)]
+    advertise: Option<Advertise>,
     /// Number of shards of a new cluster.
     #[arg(long, default_value_t = 8)]
     shards: u32,
@@ -394,7 +402,14 @@ fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<DataDirLock> {
     Ok(DataDirLock::acquire(dir)?)
 }
 
+/// Refuses, before anything is bound, a listen address that gives clients nothing to dial.
+fn check_advertise(listen: SocketAddr, advertise: Option<&Advertise>) -> anyhow::Result<()> {
+    advertised_address(listen, advertise)?;
+    Ok(())
+}
+
 async fn dev(args: DevArgs) -> anyhow::Result<()> {
+    check_advertise(args.listen, args.advertise.as_ref())?;
     let _lock = lock_data_dir(&args.data_dir)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -410,6 +425,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let config = DevConfig {
         data_dir: args.data_dir,
         shards: args.shards,
+        advertise_address: args.advertise,
         engine: args.node.engine_config(listener.local_addr()?.to_string()),
         max_message_bytes: args.node.max_message_bytes(),
         keep_checkpoints: args.node.keep_checkpoints(),
@@ -492,6 +508,7 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("topology file {}", path.display()))?
         }
     };
+    check_advertise(args.listen, args.advertise.as_ref())?;
     // The record lives in the data dir only without etcd; with etcd the dir holds nothing.
     let _lock = match &args.etcd {
         None => Some(lock_data_dir(&args.data_dir)?),
@@ -545,6 +562,7 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
 }
 
 async fn shard(args: ShardArgs) -> anyhow::Result<()> {
+    check_advertise(args.listen, args.advertise.as_ref())?;
     let _lock = lock_data_dir(&args.data_dir)?;
     let listener = bind(args.listen, "gRPC").await?;
     let metrics_listener = bind_metrics(args.metrics_listen).await?;

@@ -13,6 +13,7 @@ use tonic_health::ServingStatus;
 
 use super::leading::AutoRebalanceLoop;
 use super::{durability, leading, serve, RoleError};
+use crate::advertise::{advertised_address, Advertise};
 use crate::connections::{bounded_incoming, ConnectionLimits};
 use crate::etcd::election::{Election, ElectionConfig, ElectionError};
 use crate::etcd::store::EtcdMetaStore;
@@ -43,7 +44,7 @@ pub struct CoordinatorRoleConfig {
     /// Largest gRPC message in bytes.
     pub max_message_bytes: usize,
     /// Address shard servers and clients reach this coordinator at (default: the bound one).
-    pub advertise_address: Option<String>,
+    pub advertise_address: Option<Advertise>,
     /// Keep the record in etcd and elect a leader there (default: a file in the data dir).
     pub etcd: Option<EtcdSettings>,
     /// Cluster checkpoints to keep in the record.
@@ -80,10 +81,7 @@ pub async fn run_coordinator(
     metrics_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RoleError> {
-    let address = match &config.advertise_address {
-        Some(a) => a.clone(),
-        None => listener.local_addr()?.to_string(),
-    };
+    let address = advertised_address(listener.local_addr()?, config.advertise_address.as_ref())?;
     let cluster_config = ClusterConfig {
         data_dir: config.data_dir.clone(),
         shards: config.shards,

@@ -14,6 +14,9 @@ pub enum RoleError {
     /// The shard server's data dir could not be opened.
     #[error("shard server: {0}")]
     Shard(#[from] ShardNodeError),
+    /// The address to give out is missing (`--advertise`) or undialable.
+    #[error(transparent)]
+    Advertise(#[from] crate::advertise::AdvertiseError),
     /// The data dir's incarnation id could not be read or written.
     #[error(transparent)]
     Incarnation(#[from] crate::incarnation::IncarnationError),

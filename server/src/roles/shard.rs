@@ -13,6 +13,7 @@ use super::durability::{self, Drained};
 use super::local::open_node;
 use super::membership::{self, Membership};
 use super::{serve, RoleError};
+use crate::advertise::{advertised_address, Advertise};
 use crate::connections::{bounded_incoming, ConnectionLimits};
 use crate::incarnation::incarnation;
 use crate::metrics::Metrics;
@@ -35,7 +36,7 @@ pub struct ShardRoleConfig {
     /// Node id to use when the data dir has none (default: the coordinator assigns one).
     pub node_id: Option<String>,
     /// Address clients reach this node at (default: the bound one).
-    pub advertise_address: Option<String>,
+    pub advertise_address: Option<Advertise>,
     /// Engine settings.
     pub engine: EngineConfig,
     /// Largest gRPC message in bytes.
@@ -63,10 +64,7 @@ pub async fn run_shard(
     metrics_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RoleError> {
-    let address = match &config.advertise_address {
-        Some(a) => a.clone(),
-        None => listener.local_addr()?.to_string(),
-    };
+    let address = advertised_address(listener.local_addr()?, config.advertise_address.as_ref())?;
     let engine = Arc::new(Engine::new(config.engine.clone()));
     let node = open_node(
         &config.data_dir,
