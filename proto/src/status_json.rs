@@ -207,6 +207,10 @@ mod tests {
         assert_eq!(v["nodes"][0]["checkpoint_age_ms"], 60_000);
         assert_eq!(v["nodes"][0]["last_checkpoint"], "ckpt-1");
         assert_eq!(v["shards"][0]["checkpoint_age_ms"], 60_000);
-        assert_eq!(checkpoint_age_ms(&n, 500), Some(0), "a clock behind reads 0");
+        assert_eq!(
+            checkpoint_age_ms(&n, 500),
+            Some(0),
+            "a clock behind reads 0"
+        );
     }
 }

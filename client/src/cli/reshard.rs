@@ -370,7 +370,6 @@ pub fn human(bytes: u64) -> String {
     }
 }
 
-
 /// The plan and its moves as text.
 pub fn print_plan(status: &pb::StatusResponse) {
     let Some(p) = &status.plan else {
