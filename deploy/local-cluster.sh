@@ -3,7 +3,8 @@
 # and N shard servers on 127.0.0.1, each with its own data dir and log under $STRATA_CLUSTER_DIR
 # (default ./strata-local-cluster).
 #
-#   deploy/local-cluster.sh start 3     # coordinator on :7070, shards on :7101.. (metrics :9100..)
+#   deploy/local-cluster.sh start 3     # coordinator on :7070, shards on :7101.. (metrics :9100..),
+#                                       # status page on http://127.0.0.1:8080/
 #   deploy/local-cluster.sh add         # one more shard server (then: strata rebalance --apply)
 #   deploy/local-cluster.sh status      # process state and `strata status`
 #   deploy/local-cluster.sh stop
@@ -17,6 +18,7 @@ dir="${STRATA_CLUSTER_DIR:-$PWD/strata-local-cluster}"
 coord_port="${STRATA_COORDINATOR_PORT:-7070}"
 shard_base="${STRATA_SHARD_BASE_PORT:-7100}"
 metrics_base="${STRATA_METRICS_BASE_PORT:-9100}"
+page_port="${STRATA_STATUS_PAGE_PORT:-8080}"
 coordinator="127.0.0.1:${coord_port}"
 
 find_bin() {
@@ -66,11 +68,12 @@ start)
     mkdir -p "$dir/coordinator" "$dir/logs" "$dir/pids"
     start_one coordinator "$dir/logs/coordinator.log" "$dir/pids/coordinator.pid" \
         "$server" coordinator --listen "$coordinator" --data-dir "$dir/coordinator" \
-        --metrics-listen "127.0.0.1:${metrics_base}"
+        --metrics-listen "127.0.0.1:${metrics_base}" --http-listen "127.0.0.1:${page_port}"
     for i in $(seq 1 "$count"); do
         start_shard "$server" "$i"
     done
     wait_ready
+    echo "status page: http://127.0.0.1:${page_port}/"
     ;;
 add)
     server="$(find_bin strata-server)"
