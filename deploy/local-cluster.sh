@@ -16,6 +16,7 @@
 #   STRATA_SHARD_BASE_PORT    shard-N listens on base+N (default 7100; 0: free ports)
 #   STRATA_METRICS_BASE_PORT  coordinator metrics on base, shard-N on base+N (default 9100;
 #                             0: free ports)
+#   STRATA_STATUS_PAGE_PORT   the coordinator's status page (default 8080; 0: a free port)
 #   STRATA_BIN                dir of strata-server and strata (default target/debug, then
 #                             target/release, then PATH)
 set -euo pipefail
@@ -41,6 +42,8 @@ Environment:
   STRATA_SHARD_BASE_PORT    shard-N listens on base+N (default 7100; 0: each a free port)
   STRATA_METRICS_BASE_PORT  /metrics: coordinator on base, shard-N on base+N (default 9100;
                             0: each a free port; the logs name the bound addresses)
+  STRATA_STATUS_PAGE_PORT   the coordinator's status page, http://127.0.0.1:PORT/
+                            (default 8080; 0: a free port, named in the coordinator's log)
   STRATA_BIN                dir holding strata-server and strata (default: target/debug,
                             then target/release, then PATH)
 EOF
@@ -51,8 +54,9 @@ dir="${STRATA_CLUSTER_DIR:-$PWD/strata-local-cluster}"
 coord_port="${STRATA_COORDINATOR_PORT:-7070}"
 shard_base="${STRATA_SHARD_BASE_PORT:-7100}"
 metrics_base="${STRATA_METRICS_BASE_PORT:-9100}"
+page_port="${STRATA_STATUS_PAGE_PORT:-8080}"
 
-for v in "$coord_port" "$shard_base" "$metrics_base"; do
+for v in "$coord_port" "$shard_base" "$metrics_base" "$page_port"; do
     case "$v" in
     '' | *[!0-9]*) echo "port $v is not a number (STRATA_*_PORT)" >&2; exit 2 ;;
     esac
@@ -210,9 +214,11 @@ start)
     if ! alive "$dir/pids/coordinator.pid"; then
         start_one coordinator "$dir/logs/coordinator.log" "$dir/pids/coordinator.pid" \
             "$server" coordinator --listen "127.0.0.1:${coord_port}" --data-dir "$dir/coordinator" \
-            --metrics-listen "127.0.0.1:${metrics_base}"
+            --metrics-listen "127.0.0.1:${metrics_base}" --http-listen "127.0.0.1:${page_port}"
         address="$(listening_address "$dir/logs/coordinator.log" coordinator)"
         echo "$address" >"$dir/coordinator.address"
+        page="$(grep -m1 "^status page listening on " "$dir/logs/coordinator.log" 2>/dev/null || true)"
+        [ -z "$page" ] || echo "status page: http://${page##* }/"
     fi
     names=()
     for i in $(seq 1 "$count"); do

@@ -2,7 +2,8 @@
 # Installs the system packages strata's tests and benchmarks use (Debian/Ubuntu), if missing:
 # redis-server (the Redis comparison target), iperf3 (loopback bandwidth in benchmarks),
 # etcd-server (the etcd metadata-store tests), protobuf-compiler (etcd-client's build) and
-# shellcheck (CI lints deploy/local-cluster.sh with it).
+# shellcheck (CI lints deploy/local-cluster.sh with it); chromium (the status page test
+# drives it headless).
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
@@ -10,6 +11,7 @@ command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then
     echo "system packages present"
     exit 0

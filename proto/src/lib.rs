@@ -8,6 +8,8 @@
 //! - [`transport`]: HTTP/2 settings, message limits, status metadata keys and the endpoint
 //!   builder, shared by servers and clients.
 //! - [`wire`]: the hand-framed codec of the row payload methods.
+//! - [`status_json`]: the JSON form of the `Status` reply (`strata status -o json`, a
+//!   server's `/api/status`).
 //! - `fuzz_entry` (hidden): the body of the `wire_decode` fuzz target, shared with its tests.
 
 /// The `strata.v1` package: messages, clients and servers.
@@ -26,6 +28,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 pub mod routing;
 
 pub mod codec;
+pub mod status_json;
 pub mod transport;
 pub mod wire;
 

@@ -105,6 +105,7 @@ pub async fn run_dev(
     config: DevConfig,
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
+    status_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DevError> {
     let address = advertised_address(listener.local_addr()?, config.advertise_address.as_ref())
@@ -171,6 +172,8 @@ pub async fn run_dev(
             .max_encoding_message_size(max);
     let connections = metrics.connections.clone();
     let metrics_task = serve::metrics(metrics_listener, metrics, engine, &stop_rx);
+    let page = Arc::new(CoordinatorService::in_process_only(coordinator.clone()));
+    let page_task = serve::status_page(status_listener, page, &stop_rx);
 
     tracing::info!(%address, "strata-server dev serving");
     let (shutdown, signalled) = durability::watch_shutdown(shutdown);
@@ -187,6 +190,7 @@ pub async fn run_dev(
     let drained = durability::drain_bounded(serving, signalled, config.drain_timeout).await;
     let _ = stop_tx.send(true);
     serve::finish_metrics(metrics_task).await;
+    serve::finish_http("status page", page_task).await;
     match drained {
         Drained::Finished(result) => result?,
         Drained::TimedOut => node.stop_serving(),

@@ -21,6 +21,7 @@
 //! - [`etcd`]: the cluster record in etcd and the election of the leading coordinator.
 //! - [`dev`]: the all-in-one `strata-server dev` runner (coordinator + one node).
 //! - [`metrics`]: Prometheus families in an explicit registry.
+//! - [`status_page`]: the live status page and `/api/status` on `--http-listen`.
 //! - [`transport`]: tuned HTTP/2 settings of the servers.
 //! - [`connections`]: the cap on open connections and the HTTP/2 handshake deadline.
 //! - [`size`], [`args`]: byte sizes, durations and labels on the command line.
@@ -47,4 +48,5 @@ pub mod roles;
 pub mod service;
 pub mod shard_node;
 pub mod size;
+pub mod status_page;
 pub mod transport;

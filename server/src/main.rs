@@ -87,6 +87,10 @@ struct CoordinatorArgs {
     /// Prometheus `/metrics` listen address.
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
+    /// Serve the read-only status page (`/`) and its JSON (`/api/status`, as `strata status
+    /// -o json`) on this address (port 0 picks a free port; the bound address is printed).
+    #[arg(long)]
+    http_listen: Option<SocketAddr>,
     /// Largest gRPC message (e.g. 256MiB).
     #[arg(long, value_parser = parse_size, default_value = DEFAULT_MAX_MESSAGE_SIZE)]
     max_message_size: u64,
@@ -344,6 +348,10 @@ struct DevArgs {
     /// Prometheus `/metrics` listen address.
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
+    /// Serve the read-only status page (`/`) and its JSON (`/api/status`, as `strata status
+    /// -o json`) on this address (port 0 picks a free port; the bound address is printed).
+    #[arg(long)]
+    http_listen: Option<SocketAddr>,
     /// Nice value of the threads that move rows in live migrations (0..=19).
     #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(i32).range(0..=19))]
     migration_nice: i32,
@@ -414,14 +422,8 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    let metrics_listener = match args.metrics_listen {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding metrics {addr}"))?,
-        ),
-        None => None,
-    };
+    let metrics_listener = bind_optional(args.metrics_listen, "metrics").await?;
+    let status_listener = bind_optional(args.http_listen, "status page").await?;
     let config = DevConfig {
         data_dir: args.data_dir,
         shards: args.shards,
@@ -437,13 +439,16 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         checkpoint_interval: args.checkpoint_interval,
     };
     // Tests and scripts read the bound addresses from these lines.
-    println!("strata-server dev listening on {}", listener.local_addr()?);
-    if let Some(m) = &metrics_listener {
-        println!("metrics listening on {}", m.local_addr()?);
-    }
-    run_dev(config, listener, metrics_listener, shutdown_signal())
-        .await
-        .context("strata-server dev")
+    announce("dev", &listener, &metrics_listener, &status_listener)?;
+    run_dev(
+        config,
+        listener,
+        metrics_listener,
+        status_listener,
+        shutdown_signal(),
+    )
+    .await
+    .context("strata-server dev")
 }
 
 /// Resolves on Ctrl-C or SIGTERM: the server stops accepting and drains in-flight requests.
@@ -475,18 +480,24 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::TcpLis
         .with_context(|| format!("binding {what} {addr}"))
 }
 
-async fn bind_metrics(addr: Option<SocketAddr>) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+/// Binds `addr` (the listener of `what`) when given.
+async fn bind_optional(
+    addr: Option<SocketAddr>,
+    what: &str,
+) -> anyhow::Result<Option<tokio::net::TcpListener>> {
     match addr {
-        Some(addr) => Ok(Some(bind(addr, "metrics").await?)),
+        Some(addr) => Ok(Some(bind(addr, what).await?)),
         None => Ok(None),
     }
 }
 
-/// Prints the bound addresses tests and scripts read.
+/// Prints the bound addresses tests and scripts read: gRPC first, then `/metrics` and the
+/// status page when served.
 fn announce(
     role: &str,
     listener: &tokio::net::TcpListener,
     metrics: &Option<tokio::net::TcpListener>,
+    status_page: &Option<tokio::net::TcpListener>,
 ) -> anyhow::Result<()> {
     println!(
         "strata-server {role} listening on {}",
@@ -494,6 +505,9 @@ fn announce(
     );
     if let Some(m) = metrics {
         println!("metrics listening on {}", m.local_addr()?);
+    }
+    if let Some(p) = status_page {
+        println!("status page listening on {}", p.local_addr()?);
     }
     Ok(())
 }
@@ -515,7 +529,8 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         Some(_) => None,
     };
     let listener = bind(args.listen, "gRPC").await?;
-    let metrics_listener = bind_metrics(args.metrics_listen).await?;
+    let metrics_listener = bind_optional(args.metrics_listen, "metrics").await?;
+    let status_listener = bind_optional(args.http_listen, "status page").await?;
     if !(args.max_imbalance.is_finite() && args.max_imbalance >= 1.0) {
         anyhow::bail!(
             "--max-imbalance {} must be a number >= 1",
@@ -555,17 +570,28 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         connections: args.connections.limits(),
         checkpoint_interval: args.checkpoint_interval,
     };
-    announce("coordinator", &listener, &metrics_listener)?;
-    run_coordinator(config, listener, metrics_listener, shutdown_signal())
-        .await
-        .context("strata-server coordinator")
+    announce(
+        "coordinator",
+        &listener,
+        &metrics_listener,
+        &status_listener,
+    )?;
+    run_coordinator(
+        config,
+        listener,
+        metrics_listener,
+        status_listener,
+        shutdown_signal(),
+    )
+    .await
+    .context("strata-server coordinator")
 }
 
 async fn shard(args: ShardArgs) -> anyhow::Result<()> {
     check_advertise(args.listen, args.advertise.as_ref())?;
     let _lock = lock_data_dir(&args.data_dir)?;
     let listener = bind(args.listen, "gRPC").await?;
-    let metrics_listener = bind_metrics(args.metrics_listen).await?;
+    let metrics_listener = bind_optional(args.metrics_listen, "metrics").await?;
     let coordinators: Vec<String> = args
         .coordinator
         .split(',')
@@ -590,7 +616,7 @@ async fn shard(args: ShardArgs) -> anyhow::Result<()> {
         checkpoint_on_exit: !args.node.no_checkpoint_on_exit,
         drain_timeout: args.node.drain_timeout,
     };
-    announce("shard", &listener, &metrics_listener)?;
+    announce("shard", &listener, &metrics_listener, &None)?;
     run_shard(config, listener, metrics_listener, shutdown_signal())
         .await
         .context("strata-server shard")

@@ -15,6 +15,8 @@ use crate::{binary, stderr_to};
 
 /// How long a process may take to print its address.
 const START_DEADLINE: Duration = Duration::from_secs(60);
+/// The line a server prints with its status page address (`--http-listen`).
+pub const STATUS_PAGE_LINE: &str = "status page listening on ";
 /// How long a cluster may take to settle (nodes registered, maps applied).
 pub const SETTLE_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -23,14 +25,16 @@ pub struct RoleProcess {
     child: Child,
     /// gRPC address (`127.0.0.1:PORT`).
     pub address: String,
+    /// Status page address, when asked for with `--http-listen`.
+    pub http_address: Option<String>,
     /// Data dir of the process.
     pub data_dir: PathBuf,
 }
 
 impl RoleProcess {
     /// Starts `strata-server ROLE --listen LISTEN --data-dir DIR EXTRA...` and waits for
-    /// its `strata-server ROLE listening on ADDR` line; stderr is appended to `log` when
-    /// given.
+    /// its `strata-server ROLE listening on ADDR` line (and its `status page listening on
+    /// ADDR` line with `--http-listen`); stderr is appended to `log` when given.
     fn start(
         role: &str,
         listen: &str,
@@ -61,28 +65,34 @@ impl RoleProcess {
             }
         });
         let prefix = format!("strata-server {role} listening on ");
+        let wants_page = extra.contains(&"--http-listen");
         let deadline = Instant::now() + START_DEADLINE;
-        loop {
+        let (mut address, mut http_address) = (None, None);
+        while address.is_none() || (wants_page && http_address.is_none()) {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
                     if let Some(a) = line.strip_prefix(&prefix) {
-                        return Ok(Self {
-                            child,
-                            address: a.trim().to_string(),
-                            data_dir: data_dir.to_path_buf(),
-                        });
+                        address = Some(a.trim().to_string());
+                    } else if let Some(a) = line.strip_prefix(STATUS_PAGE_LINE) {
+                        http_address = Some(a.trim().to_string());
                     }
                 }
                 Err(_) => {
                     let _ = child.kill();
                     let _ = child.wait();
                     bail!(
-                        "strata-server {role} did not report its address within {START_DEADLINE:?}"
+                        "strata-server {role} did not report its addresses within {START_DEADLINE:?}"
                     );
                 }
             }
         }
+        Ok(Self {
+            child,
+            address: address.context("address")?,
+            http_address,
+            data_dir: data_dir.to_path_buf(),
+        })
     }
 
     /// Kills the process with SIGKILL and waits for it.

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+pub mod browser;
 pub mod chaos;
 pub mod cluster;
 pub mod etcd;
@@ -45,6 +46,8 @@ pub struct DevServer {
     pub address: String,
     /// Metrics address, when asked for.
     pub metrics_address: Option<String>,
+    /// Status page address, when asked for with `--http-listen`.
+    pub http_address: Option<String>,
     /// Data dir of the process.
     pub data_dir: PathBuf,
 }
@@ -88,8 +91,13 @@ impl DevServer {
         let deadline = Instant::now() + START_DEADLINE;
         let mut address = None;
         let mut metrics_address = None;
+        let mut http_address = None;
         let wants_metrics = extra.contains(&"--metrics-listen");
-        while address.is_none() || (wants_metrics && metrics_address.is_none()) {
+        let wants_page = extra.contains(&"--http-listen");
+        while address.is_none()
+            || (wants_metrics && metrics_address.is_none())
+            || (wants_page && http_address.is_none())
+        {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = match rx.recv_timeout(left) {
                 Ok(line) => line,
@@ -102,6 +110,8 @@ impl DevServer {
                 address = Some(a.trim().to_string());
             } else if let Some(a) = line.strip_prefix("metrics listening on ") {
                 metrics_address = Some(a.trim().to_string());
+            } else if let Some(a) = line.strip_prefix(cluster::STATUS_PAGE_LINE) {
+                http_address = Some(a.trim().to_string());
             }
         }
         let address = address.context("address")?;
@@ -109,6 +119,7 @@ impl DevServer {
             child,
             address,
             metrics_address,
+            http_address,
             data_dir: data_dir.to_path_buf(),
         })
     }

@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 use strata_client::numbers::parse_size;
 use strata_client::v1 as pb;
 use strata_client::Client;
+use strata_proto::status_json::plan_json;
 
 use super::confirm::confirm;
 use super::exit::CliError;
@@ -367,31 +368,6 @@ pub fn human(bytes: u64) -> String {
     } else {
         format!("{bytes} B")
     }
-}
-
-/// The plan and its moves as JSON (for `status --json` and `migration status --json`).
-pub fn plan_json(status: &pb::StatusResponse) -> serde_json::Value {
-    let plan = status.plan.as_ref().map(|p| {
-        serde_json::json!({
-            "id": p.id, "kind": p.kind, "state": p.state, "moves_total": p.moves_total,
-            "moves_done": p.moves_done, "bytes_total": p.bytes_total,
-            "bytes_done": p.bytes_done, "error": p.error,
-            "started_unix_ms": p.started_unix_ms, "finished_unix_ms": p.finished_unix_ms,
-        })
-    });
-    let moves: Vec<_> = status
-        .migrations
-        .iter()
-        .map(|m| {
-            serde_json::json!({
-                "id": m.id, "slots": [m.slot_start, m.slot_end], "from": m.from, "to": m.to,
-                "state": m.state, "rows_copied": m.rows_copied, "bytes_copied": m.bytes_copied,
-                "rows_total": m.rows_total, "bytes_total": m.bytes_total,
-                "bytes_per_s": m.bytes_per_s, "eta_s": m.eta_s, "error": m.error,
-            })
-        })
-        .collect();
-    serde_json::json!({ "plan": plan, "migrations": moves })
 }
 
 /// The plan and its moves as text.

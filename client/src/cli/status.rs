@@ -1,34 +1,14 @@
 //! `strata status` (nodes, tables, dense tensors, shards, the plan) and `strata status
 //! --traffic`.
 
-use std::collections::BTreeMap;
-
 use strata_client::v1 as pb;
 use strata_client::Client;
+use strata_proto::status_json::{
+    checkpoint_age_ms, hit_rate, memory_budget, sorted_labels, status_json,
+};
 
 use super::output::{print_json, OutputArgs};
 use super::units;
-
-/// Age in ms of a node's newest checkpoint, if it has one.
-fn checkpoint_age_ms(n: &pb::NodeStatus, now: u64) -> Option<u64> {
-    n.last_checkpoint
-        .as_ref()
-        .filter(|c| c.created_unix_ms > 0)
-        .map(|c| now.saturating_sub(c.created_unix_ms))
-}
-
-/// A node's memory budget, `None` when unlimited or not reported.
-fn budget(n: &pb::NodeStatus) -> Option<u64> {
-    Some(n.memory_budget).filter(|&b| b != 0 && b != u64::MAX)
-}
-
-/// A node's labels, sorted by key.
-fn sorted_labels(node: &pb::NodeInfo) -> BTreeMap<&str, &str> {
-    node.labels
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect()
-}
 
 /// A node's state for people: `up`, `down`, `draining`, `down,draining`.
 fn node_state(n: &pb::NodeStatus) -> String {
@@ -42,86 +22,6 @@ fn node_state(n: &pb::NodeStatus) -> String {
     } else {
         state.into()
     }
-}
-
-/// `strata status -o json`: sentinels are `null` (no budget, no checkpoint).
-fn status_json(s: &pb::StatusResponse, now: u64) -> serde_json::Value {
-    let node_age = |id: &str| {
-        s.nodes
-            .iter()
-            .find(|n| n.node.as_ref().is_some_and(|x| x.id == id))
-            .and_then(|n| checkpoint_age_ms(n, now))
-    };
-    let nodes: Vec<_> = s
-        .nodes
-        .iter()
-        .map(|n| {
-            let node = n.node.clone().unwrap_or_default();
-            serde_json::json!({
-                "id": node.id, "address": node.address, "labels": sorted_labels(&node),
-                "state": node.state, "shards": n.shards, "rows": n.rows, "bytes": n.bytes,
-                "memory_used": n.bytes, "memory_budget": budget(n),
-                "applied_epoch": n.applied_epoch,
-                "last_heartbeat_ms_ago": n.last_heartbeat_ms_ago, "draining": n.draining,
-                "pull_rows_per_s": n.pull_rows_per_s, "push_rows_per_s": n.push_rows_per_s,
-                "last_checkpoint": n.last_checkpoint.as_ref().map(|c| c.id.clone()),
-                "checkpoint_age_ms": checkpoint_age_ms(n, now),
-            })
-        })
-        .collect();
-    let tables: Vec<_> = s
-        .tables
-        .iter()
-        .map(|t| {
-            let spec = t.spec.clone().unwrap_or_default();
-            let tiers: Vec<_> = t
-                .tiers
-                .iter()
-                .map(|u| serde_json::json!({ "tier": u.tier, "rows": u.rows, "bytes": u.bytes }))
-                .collect();
-            let cache = t.cache.as_ref().map(|c| {
-                serde_json::json!({
-                    "hits": c.hits, "misses": c.misses, "hit_rate": hit_rate(c),
-                    "admissions": c.admissions, "evictions": c.evictions,
-                    "device_ms": c.device_ns as f64 / 1e6,
-                })
-            });
-            serde_json::json!({
-                "name": spec.name, "dim": spec.dim, "rows": t.rows, "bytes": t.bytes,
-                "tiers": tiers, "cache": cache,
-            })
-        })
-        .collect();
-    let dense: Vec<_> = s
-        .dense
-        .iter()
-        .map(|d| {
-            let spec = d.spec.clone().unwrap_or_default();
-            serde_json::json!({
-                "name": spec.name, "shape": spec.shape,
-                "optimizer": spec.optimizer.map(|o| o.kind).unwrap_or_default(),
-            })
-        })
-        .collect();
-    let shards: Vec<_> = s
-        .shards
-        .iter()
-        .map(|sh| {
-            serde_json::json!({
-                "id": sh.id, "slots": [sh.slot_start, sh.slot_end],
-                "primary": sh.primary, "replicas": sh.replicas,
-                "rows": sh.rows, "bytes": sh.bytes,
-                "checkpoint_age_ms": node_age(&sh.primary),
-            })
-        })
-        .collect();
-    let migrations = super::reshard::plan_json(s);
-    let last_checkpoint = Some(s.last_checkpoint.clone()).filter(|c| !c.is_empty());
-    serde_json::json!({
-        "epoch": s.epoch, "leader": s.leader, "nodes": nodes, "tables": tables,
-        "dense": dense, "shards": shards, "last_checkpoint": last_checkpoint,
-        "plan": migrations["plan"], "migrations": migrations["migrations"],
-    })
 }
 
 /// Prints the cluster at a glance.
@@ -200,7 +100,7 @@ fn print_nodes(s: &pb::StatusResponse, now: u64) {
         let memory = format!(
             "{} / {}",
             units::bytes(n.bytes),
-            budget(n).map_or_else(|| "unlimited".to_string(), units::bytes)
+            memory_budget(n).map_or_else(|| "unlimited".to_string(), units::bytes)
         );
         let checkpoint = checkpoint_age_ms(n, now)
             .map(|ms| units::ago(now.saturating_sub(ms), now))
@@ -330,16 +230,6 @@ pub async fn traffic(client: &Client, out: OutputArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Hits over lookups of a caching tier (0 before the first lookup).
-fn hit_rate(c: &strata_proto::v1::CacheUsage) -> f64 {
-    let lookups = c.hits.saturating_add(c.misses);
-    if lookups == 0 {
-        0.0
-    } else {
-        c.hits as f64 / lookups as f64
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,26 +257,5 @@ mod tests {
         assert_eq!(node_state(&node("up", true, 0)), "draining");
         assert_eq!(node_state(&node("down", false, 0)), "down");
         assert_eq!(node_state(&node("down", true, 0)), "down,draining");
-    }
-
-    #[test]
-    fn unlimited_budgets_are_null_and_labels_sorted() {
-        assert_eq!(budget(&node("up", false, u64::MAX)), None);
-        assert_eq!(budget(&node("up", false, 0)), None);
-        assert_eq!(budget(&node("up", false, 1 << 30)), Some(1 << 30));
-        let n = node("up", false, u64::MAX);
-        let keys: Vec<&str> = sorted_labels(n.node.as_ref().expect("node"))
-            .keys()
-            .copied()
-            .collect();
-        assert_eq!(keys, ["host", "rack", "zone"]);
-        let status = pb::StatusResponse {
-            nodes: vec![n],
-            ..Default::default()
-        };
-        let v = status_json(&status, 0);
-        assert!(v["nodes"][0]["memory_budget"].is_null(), "{v}");
-        assert!(v["last_checkpoint"].is_null(), "{v}");
-        assert_eq!(v["nodes"][0]["labels"]["zone"], "z1");
     }
 }

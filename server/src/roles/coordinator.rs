@@ -71,7 +71,8 @@ pub struct EtcdSettings {
     pub lease_ttl: Duration,
 }
 
-/// Runs a coordinator on already-bound listeners until `shutdown` resolves.
+/// Runs a coordinator on already-bound listeners (gRPC, and `/metrics` and the status page
+/// when given) until `shutdown` resolves.
 ///
 /// With etcd it serves at once as a standby (refusing with the leader's address),
 /// campaigns, and leads once elected; it stops with an error when its lease is lost.
@@ -79,6 +80,7 @@ pub async fn run_coordinator(
     config: CoordinatorRoleConfig,
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
+    status_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RoleError> {
     let address = advertised_address(listener.local_addr()?, config.advertise_address.as_ref())?;
@@ -123,6 +125,8 @@ pub async fn run_coordinator(
     let engine = Arc::new(Engine::new(EngineConfig::default()));
     let connections = metrics.connections.clone();
     let metrics_task = serve::metrics(metrics_listener, metrics, engine, &stop_rx);
+    let page = Arc::new(CoordinatorService::with_slot(slot.clone()));
+    let page_task = serve::status_page(status_listener, page, &stop_rx);
 
     tracing::info!(%address, etcd = config.etcd.is_some(), "strata-server coordinator serving");
     let serve = server_builder()
@@ -170,6 +174,7 @@ pub async fn run_coordinator(
         election.resign().await;
     }
     serve::finish_metrics(metrics_task).await;
+    serve::finish_http("status page", page_task).await;
     outcome?;
     served?;
     Ok(())

@@ -1,4 +1,5 @@
-//! What every role serves besides its own services: health, reflection, `/metrics`.
+//! What every role serves besides its own services: health, reflection, `/metrics`, and
+//! (on the roles with a coordinator) the status page.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use tonic_health::ServingStatus;
 
 use super::RoleError;
 use crate::metrics::Metrics;
+use crate::service::CoordinatorService;
 use strata_engine::Engine;
 
 /// A health service reporting `services` (and the server as a whole) as serving.
@@ -75,11 +77,31 @@ pub fn metrics(
     })
 }
 
+/// Serves the status page of `service` until `stop` turns true.
+pub fn status_page(
+    listener: Option<TcpListener>,
+    service: Arc<CoordinatorService>,
+    stop: &watch::Receiver<bool>,
+) -> Option<JoinHandle<std::io::Result<()>>> {
+    listener.map(|l| {
+        tokio::spawn(crate::status_page::serve_status_page(
+            l,
+            service,
+            stopped(stop),
+        ))
+    })
+}
+
 /// Waits for the metrics server after the gRPC server stopped.
 pub async fn finish_metrics(task: Option<JoinHandle<std::io::Result<()>>>) {
+    finish_http("metrics server", task).await;
+}
+
+/// Waits for an HTTP server (`what`) after the gRPC server stopped.
+pub async fn finish_http(what: &str, task: Option<JoinHandle<std::io::Result<()>>>) {
     if let Some(task) = task {
         if let Ok(Err(e)) = task.await {
-            tracing::warn!(error = %e, "metrics server stopped with an error");
+            tracing::warn!(error = %e, "{what} stopped with an error");
         }
     }
 }

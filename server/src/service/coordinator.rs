@@ -72,6 +72,65 @@ impl CoordinatorService {
         self.slot.get()
     }
 
+    /// The `Status` reply: what the rpc answers and what the status page shows.
+    pub async fn status_reply(&self) -> Result<pb::StatusResponse, Status> {
+        self.coordinator()?.refresh_reports().await;
+        // The plan first: a plan seen ended comes with the map it ended with (or newer).
+        let plan = self.coordinator()?.plan_status();
+        let (record, live) = self.coordinator()?.snapshot();
+        let map = map_to_pb(&self.coordinator()?.cluster_map());
+        let nodes = map
+            .nodes
+            .iter()
+            .map(|n| {
+                let l = live.get(&n.id);
+                let budget = record
+                    .nodes
+                    .iter()
+                    .find(|r| r.id == n.id)
+                    .map_or(0, |r| r.memory_budget);
+                pb::NodeStatus {
+                    node: Some(n.clone()),
+                    shards: shards_of(&record, &n.id).len() as u32,
+                    rows: l.map_or(0, |l| l.rows),
+                    bytes: l.map_or(0, |l| l.bytes),
+                    memory_budget: budget,
+                    pull_rows_per_s: l.map_or(0.0, |l| l.pull_rows_per_s),
+                    push_rows_per_s: l.map_or(0.0, |l| l.push_rows_per_s),
+                    applied_epoch: l.map_or(0, |l| l.applied_epoch),
+                    last_checkpoint: l
+                        .and_then(|l| l.last_checkpoint.as_ref())
+                        .map(checkpoint_to_pb),
+                    last_heartbeat_ms_ago: l
+                        .map_or(0, |l| l.last_seen.elapsed().as_millis() as u64),
+                    draining: record.nodes.iter().any(|r| r.id == n.id && r.draining),
+                }
+            })
+            .collect();
+        Ok(pb::StatusResponse {
+            epoch: map.epoch,
+            leader: self.coordinator()?.address().to_string(),
+            nodes,
+            tables: table_infos(&record, &live),
+            shards: shard_infos(&record, &live, map.shards),
+            dense: dense_infos(&record),
+            last_checkpoint: record
+                .checkpoints
+                .last()
+                .map(|c| c.id.clone())
+                .unwrap_or_default(),
+            plan: plan.as_ref().map(|(p, _)| plan_status_to_pb(p)),
+            migrations: plan
+                .as_ref()
+                .map(|(p, live)| migrations_to_pb(p, live))
+                .unwrap_or_default(),
+            traffic: traffic_by_shard(&record.shards, &live)
+                .iter()
+                .map(shard_traffic_to_pb)
+                .collect(),
+        })
+    }
+
     /// `PlanRebalance` with the topology objective: the plan, its table with the predicted
     /// figures, and those figures as JSON.
     fn plan_by_topology(
@@ -441,61 +500,7 @@ impl Coordinator for CoordinatorService {
         &self,
         _: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
-        self.coordinator()?.refresh_reports().await;
-        // The plan first: a plan seen ended comes with the map it ended with (or newer).
-        let plan = self.coordinator()?.plan_status();
-        let (record, live) = self.coordinator()?.snapshot();
-        let map = map_to_pb(&self.coordinator()?.cluster_map());
-        let nodes = map
-            .nodes
-            .iter()
-            .map(|n| {
-                let l = live.get(&n.id);
-                let budget = record
-                    .nodes
-                    .iter()
-                    .find(|r| r.id == n.id)
-                    .map_or(0, |r| r.memory_budget);
-                pb::NodeStatus {
-                    node: Some(n.clone()),
-                    shards: shards_of(&record, &n.id).len() as u32,
-                    rows: l.map_or(0, |l| l.rows),
-                    bytes: l.map_or(0, |l| l.bytes),
-                    memory_budget: budget,
-                    pull_rows_per_s: l.map_or(0.0, |l| l.pull_rows_per_s),
-                    push_rows_per_s: l.map_or(0.0, |l| l.push_rows_per_s),
-                    applied_epoch: l.map_or(0, |l| l.applied_epoch),
-                    last_checkpoint: l
-                        .and_then(|l| l.last_checkpoint.as_ref())
-                        .map(checkpoint_to_pb),
-                    last_heartbeat_ms_ago: l
-                        .map_or(0, |l| l.last_seen.elapsed().as_millis() as u64),
-                    draining: record.nodes.iter().any(|r| r.id == n.id && r.draining),
-                }
-            })
-            .collect();
-        Ok(Response::new(pb::StatusResponse {
-            epoch: map.epoch,
-            leader: self.coordinator()?.address().to_string(),
-            nodes,
-            tables: table_infos(&record, &live),
-            shards: shard_infos(&record, &live, map.shards),
-            dense: dense_infos(&record),
-            last_checkpoint: record
-                .checkpoints
-                .last()
-                .map(|c| c.id.clone())
-                .unwrap_or_default(),
-            plan: plan.as_ref().map(|(p, _)| plan_status_to_pb(p)),
-            migrations: plan
-                .as_ref()
-                .map(|(p, live)| migrations_to_pb(p, live))
-                .unwrap_or_default(),
-            traffic: traffic_by_shard(&record.shards, &live)
-                .iter()
-                .map(shard_traffic_to_pb)
-                .collect(),
-        }))
+        self.status_reply().await.map(Response::new)
     }
 
     async fn checkpoint(
