@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs the system packages strata's tests and benchmarks use (Debian/Ubuntu), if missing:
 # redis-server (the Redis comparison target), iperf3 (loopback bandwidth in benchmarks),
-# etcd-server (the etcd metadata-store tests) and protobuf-compiler (etcd-client's build).
+# etcd-server (the etcd metadata-store tests), protobuf-compiler (etcd-client's build) and
+# prometheus (its promtool checks the servers' /metrics text).
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -eq 0 ]; then
     echo "system packages present"
     exit 0
