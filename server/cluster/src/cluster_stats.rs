@@ -133,7 +133,11 @@ pub fn cluster_stats(
                 id: p.id.clone(),
                 running: p.state == PlanState::Running,
                 moves_total: p.moves.len() as u64,
-                moves_done: p.moves.iter().filter(|m| m.state == MoveState::Done).count() as u64,
+                moves_done: p
+                    .moves
+                    .iter()
+                    .filter(|m| m.state == MoveState::Done)
+                    .count() as u64,
                 bytes_total: p.plan.bytes,
                 bytes_copied: copied.fold(0u64, u64::saturating_add),
             }
@@ -314,9 +318,15 @@ mod tests {
                 "n1".to_string(),
                 live(true, vec![usage("a", &[("host", 10, 100), ("gpu", 2, 20)])]),
             ),
-            ("n2".to_string(), live(true, vec![usage("a", &[("host", 5, 50)])])),
+            (
+                "n2".to_string(),
+                live(true, vec![usage("a", &[("host", 5, 50)])]),
+            ),
             // Down and draining: down. Its last report still counts.
-            ("n3".to_string(), live(false, vec![usage("a", &[("host", 1, 10)])])),
+            (
+                "n3".to_string(),
+                live(false, vec![usage("a", &[("host", 1, 10)])]),
+            ),
         ]);
         let running = HashMap::from([(
             "plan-1-m2".to_string(),
@@ -329,7 +339,11 @@ mod tests {
         let stats = cluster_stats(&record, &lives, &running);
 
         assert_eq!(stats.epoch, 7);
-        let states: Vec<_> = stats.nodes.iter().map(|n| (n.id.as_str(), n.state, n.shards)).collect();
+        let states: Vec<_> = stats
+            .nodes
+            .iter()
+            .map(|n| (n.id.as_str(), n.state, n.shards))
+            .collect();
         assert_eq!(
             states,
             vec![
