@@ -23,14 +23,16 @@ pub struct RoleProcess {
     child: Child,
     /// gRPC address (`127.0.0.1:PORT`).
     pub address: String,
+    /// `/metrics` address, when started with `--metrics-listen`.
+    pub metrics_address: Option<String>,
     /// Data dir of the process.
     pub data_dir: PathBuf,
 }
 
 impl RoleProcess {
     /// Starts `strata-server ROLE --listen LISTEN --data-dir DIR EXTRA...` and waits for
-    /// its `strata-server ROLE listening on ADDR` line; stderr is appended to `log` when
-    /// given.
+    /// its `strata-server ROLE listening on ADDR` line (and, with `--metrics-listen`, its
+    /// `metrics listening on ADDR` line); stderr is appended to `log` when given.
     fn start(
         role: &str,
         listen: &str,
@@ -61,17 +63,28 @@ impl RoleProcess {
             }
         });
         let prefix = format!("strata-server {role} listening on ");
+        let wants_metrics = extra.contains(&"--metrics-listen");
         let deadline = Instant::now() + START_DEADLINE;
+        let (mut address, mut metrics_address) = (None, None);
         loop {
+            if let Some(address) = address
+                .as_ref()
+                .filter(|_| !wants_metrics || metrics_address.is_some())
+            {
+                return Ok(Self {
+                    child,
+                    address: String::clone(address),
+                    metrics_address,
+                    data_dir: data_dir.to_path_buf(),
+                });
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
                     if let Some(a) = line.strip_prefix(&prefix) {
-                        return Ok(Self {
-                            child,
-                            address: a.trim().to_string(),
-                            data_dir: data_dir.to_path_buf(),
-                        });
+                        address = Some(a.trim().to_string());
+                    } else if let Some(a) = line.strip_prefix("metrics listening on ") {
+                        metrics_address = Some(a.trim().to_string());
                     }
                 }
                 Err(_) => {
