@@ -77,7 +77,8 @@ impl Collector for ClusterCollector {
         let coordinator = self.slot.current();
         GaugeFamily {
             name: "coordinator_leader",
-            help: "1 when this coordinator leads the cluster (always without etcd), 0 on a standby",
+            help:
+                "1 when this coordinator leads the cluster (always without etcd), 0 on a standby.",
             unit: None,
             samples: vec![(vec![], f64::from(u8::from(coordinator.is_some())))],
         }
@@ -104,7 +105,7 @@ fn cluster_families(stats: &ClusterStats, now_ms: u64) -> Vec<GaugeFamily<'stati
     let mut families = vec![
         GaugeFamily {
             name: "cluster_nodes",
-            help: "Registered shard servers by state (a silent node is down, draining or not)",
+            help: "Registered shard servers by state (a silent node is down, draining or not).",
             unit: None,
             samples: NodeState::ALL
                 .iter()
@@ -113,13 +114,13 @@ fn cluster_families(stats: &ClusterStats, now_ms: u64) -> Vec<GaugeFamily<'stati
         },
         GaugeFamily {
             name: "cluster_map_epoch",
-            help: "Epoch of the cluster map",
+            help: "Epoch of the cluster map.",
             unit: None,
             samples: vec![(vec![], stats.epoch as f64)],
         },
         GaugeFamily {
             name: "cluster_node_shards",
-            help: "Shards each registered node is primary of",
+            help: "Shards each registered node is primary of.",
             unit: None,
             samples: stats
                 .nodes
@@ -129,7 +130,7 @@ fn cluster_families(stats: &ClusterStats, now_ms: u64) -> Vec<GaugeFamily<'stati
         },
         GaugeFamily {
             name: "cluster_table_rows",
-            help: "Rows per table and tier, summed over the nodes' last reports",
+            help: "Rows per table and tier, summed over the nodes' last reports.",
             unit: None,
             samples: stats
                 .tables
@@ -139,7 +140,7 @@ fn cluster_families(stats: &ClusterStats, now_ms: u64) -> Vec<GaugeFamily<'stati
         },
         GaugeFamily {
             name: "cluster_table",
-            help: "Bytes per table and tier, summed over the nodes' last reports",
+            help: "Bytes per table and tier, summed over the nodes' last reports.",
             unit: Some(Unit::Bytes),
             samples: stats
                 .tables
@@ -149,7 +150,7 @@ fn cluster_families(stats: &ClusterStats, now_ms: u64) -> Vec<GaugeFamily<'stati
         },
         GaugeFamily {
             name: "cluster_plan_running",
-            help: "1 while a plan (resize, rebalance, drain) is moving shards",
+            help: "1 while a plan (resize, rebalance, drain) is moving shards.",
             unit: None,
             samples: vec![(
                 vec![],
@@ -158,25 +159,25 @@ fn cluster_families(stats: &ClusterStats, now_ms: u64) -> Vec<GaugeFamily<'stati
         },
         GaugeFamily {
             name: "cluster_plan_moves",
-            help: "Moves of the running or last plan",
+            help: "Moves of the running or last plan.",
             unit: None,
             samples: plan_series(|p| p.moves_total),
         },
         GaugeFamily {
             name: "cluster_plan_moves_done",
-            help: "Moves of the running or last plan that are committed",
+            help: "Moves of the running or last plan that are committed.",
             unit: None,
             samples: plan_series(|p| p.moves_done),
         },
         GaugeFamily {
             name: "cluster_plan",
-            help: "Bytes the running or last plan moves in all",
+            help: "Bytes the running or last plan moves in all.",
             unit: Some(Unit::Bytes),
             samples: plan_series(|p| p.bytes_total),
         },
         GaugeFamily {
             name: "cluster_plan_copied",
-            help: "Bytes the running or last plan has copied so far",
+            help: "Bytes the running or last plan has copied so far.",
             unit: Some(Unit::Bytes),
             samples: plan_series(|p| p.bytes_copied),
         },
@@ -184,7 +185,7 @@ fn cluster_families(stats: &ClusterStats, now_ms: u64) -> Vec<GaugeFamily<'stati
     if let Some(created) = stats.newest_checkpoint_unix_ms {
         families.push(GaugeFamily {
             name: "cluster_checkpoint_age",
-            help: "Seconds since the newest cluster checkpoint was written",
+            help: "Seconds since the newest cluster checkpoint was written.",
             unit: Some(Unit::Seconds),
             samples: vec![(vec![], now_ms.saturating_sub(created) as f64 / 1000.0)],
         });

@@ -96,6 +96,8 @@ pub struct NodeFamilies {
     pub table_bytes: Family<TableLabels, Gauge>,
     /// Host memory budget in use.
     pub memory_used_bytes: Gauge,
+    /// Host memory budget (`--memory-budget`).
+    pub memory_budget_bytes: Gauge,
     /// Row memory faulted in and held ready for new rows (`--memory-reserve`).
     pub memory_reserve_bytes: Gauge,
     /// Row memory chunks new rows took from the reserve.
@@ -208,6 +210,7 @@ impl Metrics {
             table_rows: Family::default(),
             table_bytes: Family::default(),
             memory_used_bytes: Gauge::default(),
+            memory_budget_bytes: Gauge::default(),
             memory_reserve_bytes: Gauge::default(),
             memory_reserve_taken: Counter::default(),
             memory_reserve_missed: Counter::default(),
@@ -245,6 +248,12 @@ impl Metrics {
             "Host memory budget in use",
             Unit::Bytes,
             node.memory_used_bytes.clone(),
+        );
+        r.register_with_unit(
+            "memory_budget",
+            "Host memory budget of the node's rows (--memory-budget; 0: unlimited)",
+            Unit::Bytes,
+            node.memory_budget_bytes.clone(),
         );
         r.register_with_unit(
             "memory_reserve",
@@ -512,6 +521,14 @@ impl NodeFamilies {
             }
         }
         self.memory_used_bytes.set(engine.budget().used() as i64);
+        // An unlimited budget (u64::MAX) reads 0.
+        let limit = engine.budget().limit();
+        self.memory_budget_bytes.set(
+            i64::try_from(limit)
+                .ok()
+                .filter(|_| limit != u64::MAX)
+                .unwrap_or(0),
+        );
         let reserve = engine.row_memory().reserve();
         self.memory_reserve_bytes.set(reserve.bytes() as i64);
         // The reserve's totals are monotonic; renders are serialized, so the counters
@@ -623,6 +640,7 @@ mod tests {
             "# TYPE strata_rpc_duration_seconds histogram\n",
             "strata_rpc_errors_total{rpc=\"Pull\",code=\"NotFound\"} 1\n",
             "# TYPE strata_memory_used_bytes gauge\n",
+            "# TYPE strata_memory_budget_bytes gauge\n",
             "# TYPE process_cpu_seconds_total counter\n",
             "# TYPE process_resident_memory_bytes gauge\n",
         ] {

@@ -131,7 +131,7 @@ impl Collector for ProcessCollector {
         if let Some(v) = s.cpu_seconds {
             let counter = ConstCounter::new(v);
             let name = "process_cpu";
-            let help = "Total user and system CPU time spent in seconds";
+            let help = "Total user and system CPU time spent in seconds.";
             counter.encode(encoder.encode_descriptor(
                 name,
                 help,
@@ -142,37 +142,37 @@ impl Collector for ProcessCollector {
         let gauges: [(&str, &str, Option<Unit>, Option<f64>); 6] = [
             (
                 "process_resident_memory",
-                "Resident memory size in bytes",
+                "Resident memory size in bytes.",
                 Some(Unit::Bytes),
                 s.resident_bytes.map(|v| v as f64),
             ),
             (
                 "process_virtual_memory",
-                "Virtual memory size in bytes",
+                "Virtual memory size in bytes.",
                 Some(Unit::Bytes),
                 s.virtual_bytes.map(|v| v as f64),
             ),
             (
                 "process_open_fds",
-                "Number of open file descriptors",
+                "Number of open file descriptors.",
                 None,
                 s.open_fds.map(|v| v as f64),
             ),
             (
                 "process_max_fds",
-                "Maximum number of open file descriptors",
+                "Maximum number of open file descriptors.",
                 None,
                 s.max_fds.map(|v| v as f64),
             ),
             (
                 "process_start_time",
-                "Start time of the process since the Unix epoch in seconds",
+                "Start time of the process since the Unix epoch in seconds.",
                 Some(Unit::Seconds),
                 s.start_time_seconds,
             ),
             (
                 "process_threads",
-                "Number of OS threads in the process",
+                "Number of OS threads in the process.",
                 None,
                 s.threads.map(|v| v as f64),
             ),
