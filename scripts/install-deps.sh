@@ -3,7 +3,8 @@
 # redis-server (the Redis comparison target), iperf3 (loopback bandwidth in benchmarks),
 # etcd-server (the etcd metadata-store tests), protobuf-compiler (etcd-client's build) and
 # shellcheck (CI lints deploy/local-cluster.sh with it); chromium (the status page test
-# drives it headless).
+# drives it headless); prometheus (its promtool checks the servers' /metrics text and the
+# alert rules).
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
@@ -12,6 +13,7 @@ command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -eq 0 ]; then
     echo "system packages present"
     exit 0

@@ -25,6 +25,7 @@ use crate::roles::durability::{self, Drained};
 use crate::roles::local::{self, open_node};
 use crate::roles::membership::{LinkError, Membership};
 use crate::roles::{leading, serve, RoleError};
+use crate::service::leader::LeaderSlot;
 use crate::service::{parameter_routes, CoordinatorService, ParameterService};
 use crate::shard_node::ShardNodeError;
 use crate::transport::server_builder;
@@ -164,14 +165,19 @@ pub async fn run_dev(
     let (_health_reporter, health) =
         serve::health(&["strata.v1.Parameter", "strata.v1.Coordinator"]).await;
     let max = config.max_message_bytes;
-    let metrics = Arc::new(Metrics::new().with_migrations(node.migration_counters().clone()));
+    let metrics = Arc::new(
+        Metrics::for_node(engine.clone())
+            .with_migrations(node.migration_counters().clone())
+            .with_cluster(Arc::new(LeaderSlot::leading(coordinator.clone()))),
+    );
     let parameter = parameter_routes(ParameterService::new(engine.clone(), metrics.clone()), max);
-    let coordinator_svc =
-        CoordinatorServer::new(CoordinatorService::in_process_only(coordinator.clone()))
-            .max_decoding_message_size(max)
-            .max_encoding_message_size(max);
+    let coordinator_svc = CoordinatorServer::new(
+        CoordinatorService::in_process_only(coordinator.clone()).with_metrics(metrics.clone()),
+    )
+    .max_decoding_message_size(max)
+    .max_encoding_message_size(max);
     let connections = metrics.connections.clone();
-    let metrics_task = serve::metrics(metrics_listener, metrics, engine, &stop_rx);
+    let metrics_task = serve::metrics(metrics_listener, metrics, &stop_rx);
     let page = Arc::new(CoordinatorService::in_process_only(coordinator.clone()));
     let page_task = serve::status_page(status_listener, page, &stop_rx);
 

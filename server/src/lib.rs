@@ -20,7 +20,10 @@
 //!   nodes of an in-process test cluster).
 //! - [`etcd`]: the cluster record in etcd and the election of the leading coordinator.
 //! - [`dev`]: the all-in-one `strata-server dev` runner (coordinator + one node).
-//! - [`metrics`]: Prometheus families in an explicit registry.
+//! - [`metrics`]: Prometheus families in an explicit registry; [`metrics_text`]: the two
+//!   text formats of `/metrics` (OpenMetrics, Prometheus 0.0.4); [`process_metrics`]: the
+//!   `process_*` series from `/proc/self`; [`cluster_metrics`]: the coordinator's cluster
+//!   families.
 //! - [`status_page`]: the live status page and `/api/status` on `--http-listen`.
 //! - [`transport`]: tuned HTTP/2 settings of the servers.
 //! - [`connections`]: the cap on open connections and the HTTP/2 handshake deadline.
@@ -34,6 +37,7 @@ compile_error!("strata's packed payloads assume a little-endian host");
 pub mod advertise;
 pub mod allocator;
 pub mod args;
+pub mod cluster_metrics;
 pub mod connections;
 pub mod data_dir;
 pub mod dev;
@@ -43,7 +47,9 @@ pub mod incarnation;
 pub mod local_nodes;
 pub mod metrics;
 mod metrics_http;
+pub mod metrics_text;
 pub mod migration;
+pub mod process_metrics;
 pub mod roles;
 pub mod service;
 pub mod shard_node;

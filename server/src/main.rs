@@ -84,8 +84,9 @@ struct CoordinatorArgs {
     /// A shard server silent this long is marked down (e.g. 5s, 500ms).
     #[arg(long, value_parser = parse_duration, default_value = "5s")]
     heartbeat_timeout: Duration,
-    /// Prometheus `/metrics` listen address.
-    #[arg(long)]
+    /// Serve Prometheus `/metrics` on this address (off unless given; e.g. 127.0.0.1:9100,
+    /// port 0 picks a free port and the bound address is printed).
+    #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
     /// Serve the read-only status page (`/`) and its JSON (`/api/status`, as `strata status
     /// -o json`) on this address (port 0 picks a free port; the bound address is printed).
@@ -173,8 +174,9 @@ struct ShardArgs {
     /// serving trainers more of a busy CPU).
     #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(i32).range(0..=19))]
     migration_nice: i32,
-    /// Prometheus `/metrics` listen address.
-    #[arg(long)]
+    /// Serve Prometheus `/metrics` on this address (off unless given; e.g. 127.0.0.1:9100,
+    /// port 0 picks a free port and the bound address is printed).
+    #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
     connections: ConnectionArgs,
@@ -345,8 +347,9 @@ struct DevArgs {
     /// Directory for the catalog and checkpoints.
     #[arg(long, default_value = "strata-data")]
     data_dir: PathBuf,
-    /// Prometheus `/metrics` listen address.
-    #[arg(long)]
+    /// Serve Prometheus `/metrics` on this address (off unless given; e.g. 127.0.0.1:9100,
+    /// port 0 picks a free port and the bound address is printed).
+    #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
     /// Serve the read-only status page (`/`) and its JSON (`/api/status`, as `strata status
     /// -o json`) on this address (port 0 picks a free port; the bound address is printed).

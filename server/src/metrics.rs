@@ -1,22 +1,27 @@
-//! Prometheus metrics of one server, in an explicit registry (no global state).
+//! Prometheus metrics of one server process, in an explicit registry (no global state).
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::Mutex;
 
-use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Registry, Unit};
 use tonic::Status;
 
+use crate::cluster_metrics::ClusterCollector;
 use crate::connections::ConnectionMetrics;
+use crate::metrics_text::{openmetrics_to_prometheus, Format, TextFormatError};
 use crate::migration::MigrationCounters;
+use crate::process_metrics::ProcessCollector;
+use crate::service::leader::LeaderSlot;
 use strata_engine::Engine;
 
 /// Labels of per-rpc series.
@@ -78,13 +83,9 @@ struct MigrationFamilies {
     progress: Family<MoveLabels, Gauge<f64, AtomicU64>>,
 }
 
-/// The metric families of a server.
-pub struct Metrics {
-    registry: Registry,
-    /// Request latency per rpc.
-    pub rpc_seconds: Family<RpcLabels, Histogram>,
-    /// Errors per rpc and status code.
-    pub rpc_errors: Family<ErrorLabels, Counter>,
+/// The families of a shard node: its data path and what its engine holds.
+pub struct NodeFamilies {
+    engine: Arc<Engine>,
     /// Rows served by Pull.
     pub rows_pulled: Counter,
     /// Rows received by Push.
@@ -95,6 +96,8 @@ pub struct Metrics {
     pub table_bytes: Family<TableLabels, Gauge>,
     /// Host memory budget in use.
     pub memory_used_bytes: Gauge,
+    /// Host memory budget (`--memory-budget`).
+    pub memory_budget_bytes: Gauge,
     /// Row memory faulted in and held ready for new rows (`--memory-reserve`).
     pub memory_reserve_bytes: Gauge,
     /// Row memory chunks new rows took from the reserve.
@@ -115,8 +118,24 @@ pub struct Metrics {
     pub tier_device_seconds: Family<TableLabels, Counter<f64, AtomicU64>>,
     /// Data-path payload bytes per table, client location and direction.
     pub traffic_bytes: Family<TrafficLabels, Counter>,
+}
+
+/// The metric families of a server process: its rpcs, connections and `process_*` series;
+/// a shard node's families ([`Metrics::for_node`]), its migrations
+/// ([`Metrics::with_migrations`]) and a coordinator's cluster families
+/// ([`Metrics::with_cluster`]) where the process has them.
+pub struct Metrics {
+    registry: Registry,
+    /// `process_*` families (no `strata_` prefix).
+    process: Registry,
+    /// Request latency per rpc.
+    pub rpc_seconds: Family<RpcLabels, Histogram>,
+    /// Errors per rpc and status code.
+    pub rpc_errors: Family<ErrorLabels, Counter>,
     /// Open, refused and timed-out connections.
     pub connections: ConnectionMetrics,
+    /// A shard node's families.
+    node: Option<NodeFamilies>,
     /// Migration series (shard servers only).
     migrations: Option<MigrationFamilies>,
     /// Serializes renders: table series are rebuilt from engine stats on each.
@@ -130,104 +149,23 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// A fresh registry with every family registered.
+    /// A fresh registry with the families every server has: rpcs, connections, process.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("strata");
         let rpc_seconds = Family::<RpcLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.00005, 2.0, 20))
         });
         let rpc_errors = Family::<ErrorLabels, Counter>::default();
-        let rows_pulled = Counter::default();
-        let rows_pushed = Counter::default();
-        let table_rows = Family::<TableLabels, Gauge>::default();
-        let table_bytes = Family::<TableLabels, Gauge>::default();
-        let memory_used_bytes = Gauge::default();
-        let memory_reserve_bytes = Gauge::default();
-        let memory_reserve_taken = Counter::default();
-        let memory_reserve_missed = Counter::default();
-        let tier_hits = Family::<TableLabels, Counter>::default();
-        let tier_misses = Family::<TableLabels, Counter>::default();
-        let tier_admissions = Family::<TableLabels, Counter>::default();
-        let tier_evictions = Family::<TableLabels, Counter>::default();
-        let tier_hit_ratio = Family::<TableLabels, Gauge<f64, AtomicU64>>::default();
-        let tier_device_seconds = Family::<TableLabels, Counter<f64, AtomicU64>>::default();
-        registry.register(
-            "rpc_duration_seconds",
-            "Request latency per rpc",
+        registry.register_with_unit(
+            "rpc_duration",
+            "Request latency per rpc (for streams: until the stream is open)",
+            Unit::Seconds,
             rpc_seconds.clone(),
         );
         registry.register(
             "rpc_errors",
             "Failed requests per rpc and status code",
             rpc_errors.clone(),
-        );
-        registry.register("rows_pulled", "Rows served by Pull", rows_pulled.clone());
-        registry.register("rows_pushed", "Rows received by Push", rows_pushed.clone());
-        registry.register(
-            "table_rows",
-            "Rows held per table and tier",
-            table_rows.clone(),
-        );
-        registry.register(
-            "table_bytes",
-            "Bytes held per table and tier",
-            table_bytes.clone(),
-        );
-        registry.register(
-            "memory_used_bytes",
-            "Host memory budget in use",
-            memory_used_bytes.clone(),
-        );
-        registry.register(
-            "memory_reserve_bytes",
-            "Row memory faulted in and held ready for new rows",
-            memory_reserve_bytes.clone(),
-        );
-        registry.register(
-            "memory_reserve_taken_chunks",
-            "Row memory chunks (2 MiB) new rows took from the reserve",
-            memory_reserve_taken.clone(),
-        );
-        registry.register(
-            "memory_reserve_missed_chunks",
-            "Row memory chunks (2 MiB) new rows faulted in on demand: the reserve was empty",
-            memory_reserve_missed.clone(),
-        );
-        registry.register(
-            "tier_hits",
-            "Distinct ids found resident in a caching tier",
-            tier_hits.clone(),
-        );
-        registry.register(
-            "tier_misses",
-            "Distinct ids a caching tier served from the tier behind it",
-            tier_misses.clone(),
-        );
-        registry.register(
-            "tier_admissions",
-            "Rows admitted to a caching tier",
-            tier_admissions.clone(),
-        );
-        registry.register(
-            "tier_evictions",
-            "Rows evicted from a caching tier and written back",
-            tier_evictions.clone(),
-        );
-        registry.register(
-            "tier_hit_ratio",
-            "Hits over lookups of a caching tier since the table was created",
-            tier_hit_ratio.clone(),
-        );
-        registry.register(
-            "tier_device_seconds",
-            "Time requests waited on the device (copies and kernels) of a caching tier",
-            tier_device_seconds.clone(),
-        );
-        let traffic_bytes = Family::<TrafficLabels, Counter>::default();
-        registry.register(
-            "traffic_bytes",
-            "Data-path payload bytes (ids and rows) per table, client location and direction",
-            traffic_bytes.clone(),
         );
         let connections = ConnectionMetrics::default();
         registry.register(
@@ -245,29 +183,133 @@ impl Metrics {
             "Connections closed because they did not start HTTP/2 within --handshake-timeout",
             connections.handshake_timeouts.clone(),
         );
+        let mut process = Registry::default();
+        process.register_collector(Box::new(ProcessCollector));
         Self {
             registry,
+            process,
             rpc_seconds,
             rpc_errors,
-            rows_pulled,
-            rows_pushed,
-            table_rows,
-            table_bytes,
-            memory_used_bytes,
-            memory_reserve_bytes,
-            memory_reserve_taken,
-            memory_reserve_missed,
-            tier_hits,
-            tier_misses,
-            tier_admissions,
-            tier_evictions,
-            tier_hit_ratio,
-            tier_device_seconds,
-            traffic_bytes,
             connections,
+            node: None,
             migrations: None,
             render_lock: Mutex::new(()),
         }
+    }
+
+    /// The families of a shard node serving `engine`: rows pulled and pushed, rows and bytes
+    /// per table and tier, memory, caching tiers and traffic, read from `engine` on each
+    /// render.
+    pub fn for_node(engine: Arc<Engine>) -> Self {
+        let mut metrics = Self::new();
+        let r = &mut metrics.registry;
+        let node = NodeFamilies {
+            engine,
+            rows_pulled: Counter::default(),
+            rows_pushed: Counter::default(),
+            table_rows: Family::default(),
+            table_bytes: Family::default(),
+            memory_used_bytes: Gauge::default(),
+            memory_budget_bytes: Gauge::default(),
+            memory_reserve_bytes: Gauge::default(),
+            memory_reserve_taken: Counter::default(),
+            memory_reserve_missed: Counter::default(),
+            tier_hits: Family::default(),
+            tier_misses: Family::default(),
+            tier_admissions: Family::default(),
+            tier_evictions: Family::default(),
+            tier_hit_ratio: Family::default(),
+            tier_device_seconds: Family::default(),
+            traffic_bytes: Family::default(),
+        };
+        r.register(
+            "rows_pulled",
+            "Rows served by Pull",
+            node.rows_pulled.clone(),
+        );
+        r.register(
+            "rows_pushed",
+            "Rows received by Push",
+            node.rows_pushed.clone(),
+        );
+        r.register(
+            "table_rows",
+            "Rows held per table and tier",
+            node.table_rows.clone(),
+        );
+        r.register_with_unit(
+            "table",
+            "Bytes held per table and tier",
+            Unit::Bytes,
+            node.table_bytes.clone(),
+        );
+        r.register_with_unit(
+            "memory_used",
+            "Host memory budget in use",
+            Unit::Bytes,
+            node.memory_used_bytes.clone(),
+        );
+        r.register_with_unit(
+            "memory_budget",
+            "Host memory budget of the node's rows (--memory-budget; 0: unlimited)",
+            Unit::Bytes,
+            node.memory_budget_bytes.clone(),
+        );
+        r.register_with_unit(
+            "memory_reserve",
+            "Row memory faulted in and held ready for new rows",
+            Unit::Bytes,
+            node.memory_reserve_bytes.clone(),
+        );
+        r.register(
+            "memory_reserve_taken_chunks",
+            "Row memory chunks (2 MiB) new rows took from the reserve",
+            node.memory_reserve_taken.clone(),
+        );
+        r.register(
+            "memory_reserve_missed_chunks",
+            "Row memory chunks (2 MiB) new rows faulted in on demand: the reserve was empty",
+            node.memory_reserve_missed.clone(),
+        );
+        r.register(
+            "tier_hits",
+            "Distinct ids found resident in a caching tier",
+            node.tier_hits.clone(),
+        );
+        r.register(
+            "tier_misses",
+            "Distinct ids a caching tier served from the tier behind it",
+            node.tier_misses.clone(),
+        );
+        r.register(
+            "tier_admissions",
+            "Rows admitted to a caching tier",
+            node.tier_admissions.clone(),
+        );
+        r.register(
+            "tier_evictions",
+            "Rows evicted from a caching tier and written back",
+            node.tier_evictions.clone(),
+        );
+        r.register(
+            "tier_hit_ratio",
+            "Hits over lookups of a caching tier since the table was created",
+            node.tier_hit_ratio.clone(),
+        );
+        r.register_with_unit(
+            "tier_device",
+            "Time requests waited on the device (copies and kernels) of a caching tier",
+            Unit::Seconds,
+            node.tier_device_seconds.clone(),
+        );
+        r.register_with_unit(
+            "traffic",
+            "Data-path payload bytes (ids and rows) per table, client location and direction",
+            Unit::Bytes,
+            node.traffic_bytes.clone(),
+        );
+        metrics.node = Some(node);
+        metrics
     }
 
     /// Adds migration series read from `counters` (bytes and rows in and out, moves
@@ -281,9 +323,10 @@ impl Metrics {
             progress: Family::default(),
         };
         let r = &mut self.registry;
-        r.register(
-            "migration_bytes",
+        r.register_with_unit(
+            "migration",
             "Row bytes moved by migrations",
+            Unit::Bytes,
             m.bytes.clone(),
         );
         r.register("migration_rows", "Rows moved by migrations", m.rows.clone());
@@ -301,6 +344,28 @@ impl Metrics {
         self
     }
 
+    /// Adds the coordinator's cluster families, read on each render from the coordinator
+    /// `slot` holds while this process leads.
+    pub fn with_cluster(mut self, slot: Arc<LeaderSlot>) -> Self {
+        self.registry
+            .register_collector(Box::new(ClusterCollector::new(slot)));
+        self
+    }
+
+    /// Counts rows served by Pull.
+    pub fn count_pulled(&self, rows: u64) {
+        if let Some(node) = &self.node {
+            node.rows_pulled.inc_by(rows);
+        }
+    }
+
+    /// Counts rows received by Push.
+    pub fn count_pushed(&self, rows: u64) {
+        if let Some(node) = &self.node {
+            node.rows_pushed.inc_by(rows);
+        }
+    }
+
     /// Records one rpc's latency and, if it failed, its status code.
     pub fn record_rpc<T>(&self, rpc: &'static str, start: Instant, result: &Result<T, Status>) {
         self.rpc_seconds
@@ -316,40 +381,89 @@ impl Metrics {
         }
     }
 
-    /// Prometheus text of every family, with table gauges read from `engine` now.
-    pub fn render(&self, engine: &Engine) -> String {
+    /// Runs one rpc's handler and records its latency and outcome.
+    pub async fn timed<T>(
+        &self,
+        rpc: &'static str,
+        call: impl Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        let start = Instant::now();
+        let result = call.await;
+        self.record_rpc(rpc, start, &result);
+        result
+    }
+
+    /// Every family in `format`, with node and migration series read now.
+    pub fn render(&self, format: Format) -> Result<String, TextFormatError> {
+        let text = self.openmetrics();
+        match format {
+            Format::OpenMetrics => Ok(text),
+            Format::Prometheus => openmetrics_to_prometheus(&text),
+        }
+    }
+
+    /// Every family as OpenMetrics text, with node and migration series read now.
+    pub fn openmetrics(&self) -> String {
         let _render = self.render_lock.lock();
         if let Some(m) = &self.migrations {
-            let c = &m.counters;
-            m.bytes.clear();
-            m.rows.clear();
-            m.progress.clear();
-            for (direction, bytes, rows) in [
-                ("out", &c.bytes_out, &c.rows_out),
-                ("in", &c.bytes_in, &c.rows_in),
-            ] {
-                let labels = DirectionLabels { direction };
-                m.bytes
-                    .get_or_create(&labels)
-                    .inc_by(bytes.load(Ordering::Relaxed));
-                m.rows
-                    .get_or_create(&labels)
-                    .inc_by(rows.load(Ordering::Relaxed));
-            }
-            m.active.set(c.active.load(Ordering::Relaxed));
-            for (id, &(sent, total)) in c.progress.lock().iter() {
-                let ratio = if total == 0 {
-                    0.0
-                } else {
-                    (sent as f64 / total as f64).min(1.0)
-                };
-                m.progress
-                    .get_or_create(&MoveLabels {
-                        migration: id.clone(),
-                    })
-                    .set(ratio);
-            }
+            m.refresh();
         }
+        if let Some(node) = &self.node {
+            node.refresh();
+        }
+        let mut out = String::new();
+        let encoded = encode_registry(&mut out, &self.registry)
+            .and_then(|()| encode_registry(&mut out, &self.process))
+            .and_then(|()| encode_eof(&mut out));
+        if encoded.is_err() {
+            // Writing to a String fails only if an encoder does; say so in the text.
+            out.clear();
+            out.push_str("# EOF\n");
+            tracing::warn!("encoding /metrics failed");
+        }
+        out
+    }
+}
+
+impl MigrationFamilies {
+    /// Rebuilds the series from the counters.
+    fn refresh(&self) {
+        let c = &self.counters;
+        self.bytes.clear();
+        self.rows.clear();
+        self.progress.clear();
+        for (direction, bytes, rows) in [
+            ("out", &c.bytes_out, &c.rows_out),
+            ("in", &c.bytes_in, &c.rows_in),
+        ] {
+            let labels = DirectionLabels { direction };
+            self.bytes
+                .get_or_create(&labels)
+                .inc_by(bytes.load(Ordering::Relaxed));
+            self.rows
+                .get_or_create(&labels)
+                .inc_by(rows.load(Ordering::Relaxed));
+        }
+        self.active.set(c.active.load(Ordering::Relaxed));
+        for (id, &(sent, total)) in c.progress.lock().iter() {
+            let ratio = if total == 0 {
+                0.0
+            } else {
+                (sent as f64 / total as f64).min(1.0)
+            };
+            self.progress
+                .get_or_create(&MoveLabels {
+                    migration: id.clone(),
+                })
+                .set(ratio);
+        }
+    }
+}
+
+impl NodeFamilies {
+    /// Rebuilds the table, tier, traffic and memory series from the engine.
+    fn refresh(&self) {
+        let engine = &self.engine;
         self.table_rows.clear();
         self.table_bytes.clear();
         self.tier_hits.clear();
@@ -407,6 +521,14 @@ impl Metrics {
             }
         }
         self.memory_used_bytes.set(engine.budget().used() as i64);
+        // An unlimited budget (u64::MAX) reads 0.
+        let limit = engine.budget().limit();
+        self.memory_budget_bytes.set(
+            i64::try_from(limit)
+                .ok()
+                .filter(|_| limit != u64::MAX)
+                .unwrap_or(0),
+        );
         let reserve = engine.row_memory().reserve();
         self.memory_reserve_bytes.set(reserve.bytes() as i64);
         // The reserve's totals are monotonic; renders are serialized, so the counters
@@ -421,11 +543,6 @@ impl Metrics {
                 .missed()
                 .saturating_sub(self.memory_reserve_missed.get()),
         );
-        let mut out = String::new();
-        if encode(&mut out, &self.registry).is_err() {
-            out.clear();
-        }
-        out
     }
 }
 
@@ -437,7 +554,8 @@ mod tests {
     #[test]
     fn migration_series_follow_the_counters() {
         let counters = Arc::new(MigrationCounters::default());
-        let metrics = Metrics::new().with_migrations(counters.clone());
+        let metrics = Metrics::for_node(Arc::new(Engine::new(EngineConfig::default())))
+            .with_migrations(counters.clone());
         counters.bytes_out.store(4096, Ordering::Relaxed);
         counters.rows_in.store(7, Ordering::Relaxed);
         counters.active.store(1, Ordering::Relaxed);
@@ -445,7 +563,7 @@ mod tests {
             .progress
             .lock()
             .insert("plan-1-m1-a1".into(), (50, 200));
-        let text = metrics.render(&Engine::new(EngineConfig::default()));
+        let text = metrics.openmetrics();
         assert!(
             text.contains("strata_migration_bytes_total{direction=\"out\"} 4096"),
             "{text}"
@@ -460,7 +578,7 @@ mod tests {
             "{text}"
         );
         // Rendering twice does not double the counters.
-        let again = metrics.render(&Engine::new(EngineConfig::default()));
+        let again = metrics.openmetrics();
         assert!(again.contains("strata_migration_bytes_total{direction=\"out\"} 4096"));
     }
 
@@ -470,11 +588,11 @@ mod tests {
         use strata_storage::optimizer::{OptimizerConfig, OptimizerKind};
         use strata_storage::spec::{InitializerConfig, TableSpec, TierKind};
 
-        let engine = Engine::new(EngineConfig {
+        let engine = Arc::new(Engine::new(EngineConfig {
             gpu_reference: true,
             gpu_memory_budget: 64 << 10,
             ..EngineConfig::default()
-        });
+        }));
         engine
             .create_table(TableSpec {
                 name: "g".into(),
@@ -491,7 +609,7 @@ mod tests {
         engine
             .push("g", &ids, &vec![1.0; ids.len() * 4])
             .expect("push");
-        let text = Metrics::new().render(&engine);
+        let text = Metrics::for_node(engine).openmetrics();
         for family in [
             "strata_tier_hits_total{table=\"g\",tier=\"gpu\"}",
             "strata_tier_evictions_total{table=\"g\",tier=\"gpu\"}",
@@ -501,6 +619,44 @@ mod tests {
             "strata_table_rows{table=\"g\",tier=\"gpu\"}",
         ] {
             assert!(text.contains(family), "{family} missing from\n{text}");
+        }
+    }
+
+    #[test]
+    fn every_family_has_help_in_both_formats() {
+        let metrics = Metrics::for_node(Arc::new(Engine::new(EngineConfig::default())))
+            .with_migrations(Arc::new(MigrationCounters::default()));
+        metrics.count_pulled(2);
+        metrics.record_rpc::<()>("Pull", Instant::now(), &Err(Status::not_found("t")));
+        let om = metrics.render(Format::OpenMetrics).expect("openmetrics");
+        assert!(om.ends_with("# EOF\n"), "{om}");
+        let text = metrics.render(Format::Prometheus).expect("prometheus");
+        assert!(
+            !text.contains("# EOF") && !text.contains("# UNIT"),
+            "{text}"
+        );
+        for want in [
+            "# TYPE strata_rows_pulled_total counter\nstrata_rows_pulled_total 2\n",
+            "# TYPE strata_rpc_duration_seconds histogram\n",
+            "strata_rpc_errors_total{rpc=\"Pull\",code=\"NotFound\"} 1\n",
+            "# TYPE strata_memory_used_bytes gauge\n",
+            "# TYPE strata_memory_budget_bytes gauge\n",
+            "# TYPE process_cpu_seconds_total counter\n",
+            "# TYPE process_resident_memory_bytes gauge\n",
+        ] {
+            assert!(text.contains(want), "{want} missing from\n{text}");
+        }
+        let types: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        assert!(types.len() > 15, "{text}");
+        for family in types {
+            assert!(
+                text.contains(&format!("# HELP {family} ")),
+                "no help for {family}:\n{text}"
+            );
         }
     }
 }

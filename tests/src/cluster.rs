@@ -27,6 +27,8 @@ pub struct RoleProcess {
     pub address: String,
     /// Status page address, when asked for with `--http-listen`.
     pub http_address: Option<String>,
+    /// `/metrics` address, when started with `--metrics-listen`.
+    pub metrics_address: Option<String>,
     /// Data dir of the process.
     pub data_dir: PathBuf,
 }
@@ -34,7 +36,8 @@ pub struct RoleProcess {
 impl RoleProcess {
     /// Starts `strata-server ROLE --listen LISTEN --data-dir DIR EXTRA...` and waits for
     /// its `strata-server ROLE listening on ADDR` line (and its `status page listening on
-    /// ADDR` line with `--http-listen`); stderr is appended to `log` when given.
+    /// ADDR` line with `--http-listen`, its `metrics listening on ADDR` line with
+    /// `--metrics-listen`); stderr is appended to `log` when given.
     fn start(
         role: &str,
         listen: &str,
@@ -66,9 +69,13 @@ impl RoleProcess {
         });
         let prefix = format!("strata-server {role} listening on ");
         let wants_page = extra.contains(&"--http-listen");
+        let wants_metrics = extra.contains(&"--metrics-listen");
         let deadline = Instant::now() + START_DEADLINE;
-        let (mut address, mut http_address) = (None, None);
-        while address.is_none() || (wants_page && http_address.is_none()) {
+        let (mut address, mut http_address, mut metrics_address) = (None, None, None);
+        while address.is_none()
+            || (wants_page && http_address.is_none())
+            || (wants_metrics && metrics_address.is_none())
+        {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
@@ -76,6 +83,8 @@ impl RoleProcess {
                         address = Some(a.trim().to_string());
                     } else if let Some(a) = line.strip_prefix(STATUS_PAGE_LINE) {
                         http_address = Some(a.trim().to_string());
+                    } else if let Some(a) = line.strip_prefix("metrics listening on ") {
+                        metrics_address = Some(a.trim().to_string());
                     }
                 }
                 Err(_) => {
@@ -91,6 +100,7 @@ impl RoleProcess {
             child,
             address: address.context("address")?,
             http_address,
+            metrics_address,
             data_dir: data_dir.to_path_buf(),
         })
     }

@@ -41,7 +41,7 @@ async fn two_nodes_in_one_process_fill_and_count_their_own_reserves() {
     assert_eq!((ra.reserve().chunks(), rb.reserve().chunks()), (2, 3));
     assert_eq!((ra.reserve().taken(), rb.reserve().taken()), (0, 0));
     // Each node's /metrics reads its own reserve.
-    let text = Metrics::new().render(b.engine());
+    let text = Metrics::for_node(b.engine().clone()).openmetrics();
     assert!(
         text.contains(&format!("strata_memory_reserve_bytes {}", 3 * CHUNK)),
         "{text}"

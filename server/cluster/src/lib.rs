@@ -16,6 +16,8 @@
 //!   [`plan_record`]: the plan and its moves as the record keeps them.
 //! - [`report`]: what a node reports (usage, slot-range loads, checkpoints, heartbeats).
 //! - [`traffic`]: the nodes' traffic samples laid over the current shards (pure).
+//! - [`cluster_stats`]: the cluster at a glance as plain numbers for the coordinator's
+//!   metrics (pure).
 //! - [`meta_store`]: where the record is kept ([`meta_store::RecordStore`]: a file here,
 //!   etcd in the server crate).
 //! - [`node_control`]: the seam through which the coordinator calls its nodes.
@@ -26,6 +28,7 @@
 
 pub mod cluster;
 pub mod cluster_map;
+pub mod cluster_stats;
 pub mod coordinator;
 mod error;
 pub mod meta_store;

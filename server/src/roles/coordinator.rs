@@ -23,7 +23,6 @@ use crate::service::{CoordinatorService, GrpcNodeControl};
 use crate::transport::server_builder;
 use strata_cluster::cluster::{ClusterConfig, ClusterCoordinator};
 use strata_cluster::topology::Topology;
-use strata_engine::{Engine, EngineConfig};
 
 /// The gRPC service name whose health tells whether this coordinator leads.
 const COORDINATOR_SERVICE: &str = "strata.v1.Coordinator";
@@ -118,13 +117,14 @@ pub async fn run_coordinator(
     };
 
     let max = config.max_message_bytes;
-    let service = CoordinatorServer::new(CoordinatorService::with_slot(slot.clone()))
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max);
-    let metrics = Arc::new(Metrics::new());
-    let engine = Arc::new(Engine::new(EngineConfig::default()));
+    let metrics = Arc::new(Metrics::new().with_cluster(slot.clone()));
+    let service = CoordinatorServer::new(
+        CoordinatorService::with_slot(slot.clone()).with_metrics(metrics.clone()),
+    )
+    .max_decoding_message_size(max)
+    .max_encoding_message_size(max);
     let connections = metrics.connections.clone();
-    let metrics_task = serve::metrics(metrics_listener, metrics, engine, &stop_rx);
+    let metrics_task = serve::metrics(metrics_listener, metrics, &stop_rx);
     let page = Arc::new(CoordinatorService::with_slot(slot.clone()));
     let page_task = serve::status_page(status_listener, page, &stop_rx);
 

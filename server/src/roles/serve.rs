@@ -13,7 +13,6 @@ use tonic_health::ServingStatus;
 use super::RoleError;
 use crate::metrics::Metrics;
 use crate::service::CoordinatorService;
-use strata_engine::Engine;
 
 /// A health service reporting `services` (and the server as a whole) as serving.
 pub async fn health(
@@ -65,15 +64,17 @@ fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
 pub fn metrics(
     listener: Option<TcpListener>,
     metrics: Arc<Metrics>,
-    engine: Arc<Engine>,
     stop: &watch::Receiver<bool>,
 ) -> Option<JoinHandle<std::io::Result<()>>> {
     listener.map(|l| {
+        if let Ok(address) = l.local_addr() {
+            tracing::info!(%address, "metrics serving at /metrics");
+        }
         let mut rx = stop.clone();
         let stop = async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        tokio::spawn(crate::metrics_http::serve_metrics(l, metrics, engine, stop))
+        tokio::spawn(crate::metrics_http::serve_metrics(l, metrics, stop))
     })
 }
 

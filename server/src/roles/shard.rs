@@ -138,15 +138,17 @@ pub(super) async fn serve_node(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RoleError> {
     let engine = node.engine().clone();
-    let metrics = Arc::new(Metrics::new().with_migrations(node.migration_counters().clone()));
+    let metrics = Arc::new(
+        Metrics::for_node(engine.clone()).with_migrations(node.migration_counters().clone()),
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (_health_reporter, health) =
         serve::health(&["strata.v1.Parameter", "strata.v1.ShardControl"]).await;
     let max = max_message_bytes;
     let parameter = parameter_routes(ParameterService::new(engine.clone(), metrics.clone()), max);
-    let control = shard_control_routes(ShardControlService::new(node), max);
+    let control = shard_control_routes(ShardControlService::new(node, metrics.clone()), max);
     let counters = metrics.connections.clone();
-    let metrics_task = serve::metrics(metrics_listener, metrics, engine, &stop_rx);
+    let metrics_task = serve::metrics(metrics_listener, metrics, &stop_rx);
     let result = server_builder()
         .add_service(health)
         .add_service(serve::reflection_v1()?)

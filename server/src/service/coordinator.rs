@@ -16,6 +16,7 @@ use super::convert::{
 };
 use super::leader::LeaderSlot;
 use super::status::{from_convert, from_coordinator, internal};
+use crate::metrics::Metrics;
 use strata_cluster::cluster::migrations::{shard_loads, LiveMove};
 use strata_cluster::cluster::{
     shards_of, ClusterCheckpoint, ClusterCheckpointState, ClusterCoordinator, ClusterRecord,
@@ -29,6 +30,8 @@ use strata_storage::spec::shown_name;
 /// Serves the control plane of a multi-node cluster.
 pub struct CoordinatorService {
     slot: Arc<LeaderSlot>,
+    /// Where calls are recorded.
+    metrics: Arc<Metrics>,
     /// Whether shard servers of other processes may join (not on a dev server, whose
     /// coordinator reaches only the node in its own process).
     remote_nodes: bool,
@@ -44,8 +47,15 @@ impl CoordinatorService {
     pub fn with_slot(slot: Arc<LeaderSlot>) -> Self {
         Self {
             slot,
+            metrics: Arc::new(Metrics::new()),
             remote_nodes: true,
         }
+    }
+
+    /// Records calls in `metrics` (by default in a registry of the service's own, which no
+    /// `/metrics` serves).
+    pub fn with_metrics(self, metrics: Arc<Metrics>) -> Self {
+        Self { metrics, ..self }
     }
 
     /// The service of `strata-server dev`: as [`CoordinatorService::new`], but shard servers
@@ -288,7 +298,11 @@ impl Coordinator for CoordinatorService {
         &self,
         _: Request<pb::GetClusterMapRequest>,
     ) -> Result<Response<pb::ClusterMap>, Status> {
-        Ok(Response::new(map_to_pb(&self.coordinator()?.cluster_map())))
+        self.metrics
+            .timed("GetClusterMap", async {
+                Ok(Response::new(map_to_pb(&self.coordinator()?.cluster_map())))
+            })
+            .await
     }
 
     type WatchClusterMapStream = MapStream;
@@ -297,259 +311,323 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<pb::WatchClusterMapRequest>,
     ) -> Result<Response<MapStream>, Status> {
-        let after = request.into_inner().after_epoch;
-        let mut rx = self.coordinator()?.watch_map();
-        let map = rx.borrow_and_update().clone();
-        Ok(Response::new(map_stream(after, map, rx)))
+        self.metrics
+            .timed("WatchClusterMap", async {
+                let after = request.into_inner().after_epoch;
+                let mut rx = self.coordinator()?.watch_map();
+                let map = rx.borrow_and_update().clone();
+                Ok(Response::new(map_stream(after, map, rx)))
+            })
+            .await
     }
 
     async fn create_table(
         &self,
         request: Request<pb::CreateTableRequest>,
     ) -> Result<Response<pb::CreateTableResponse>, Status> {
-        let spec = table_spec_from_pb(request.into_inner().spec.as_ref()).map_err(from_convert)?;
-        let spec = self
-            .coordinator()?
-            .create_table(spec)
+        self.metrics
+            .timed("CreateTable", async {
+                let spec =
+                    table_spec_from_pb(request.into_inner().spec.as_ref()).map_err(from_convert)?;
+                let spec = self
+                    .coordinator()?
+                    .create_table(spec)
+                    .await
+                    .map_err(from_coordinator)?;
+                Ok(Response::new(pb::CreateTableResponse {
+                    spec: Some(table_spec_to_pb(&spec)),
+                }))
+            })
             .await
-            .map_err(from_coordinator)?;
-        Ok(Response::new(pb::CreateTableResponse {
-            spec: Some(table_spec_to_pb(&spec)),
-        }))
     }
 
     async fn drop_table(
         &self,
         request: Request<pb::DropTableRequest>,
     ) -> Result<Response<pb::DropTableResponse>, Status> {
-        self.coordinator()?
-            .drop_table(&request.into_inner().name)
+        self.metrics
+            .timed("DropTable", async {
+                self.coordinator()?
+                    .drop_table(&request.into_inner().name)
+                    .await
+                    .map_err(from_coordinator)?;
+                Ok(Response::new(pb::DropTableResponse {}))
+            })
             .await
-            .map_err(from_coordinator)?;
-        Ok(Response::new(pb::DropTableResponse {}))
     }
 
     async fn list_tables(
         &self,
         _: Request<pb::ListTablesRequest>,
     ) -> Result<Response<pb::ListTablesResponse>, Status> {
-        self.coordinator()?.refresh_reports().await;
-        let (record, live) = self.coordinator()?.snapshot();
-        Ok(Response::new(pb::ListTablesResponse {
-            tables: table_infos(&record, &live),
-            dense: dense_infos(&record),
-        }))
+        self.metrics
+            .timed("ListTables", async {
+                self.coordinator()?.refresh_reports().await;
+                let (record, live) = self.coordinator()?.snapshot();
+                Ok(Response::new(pb::ListTablesResponse {
+                    tables: table_infos(&record, &live),
+                    dense: dense_infos(&record),
+                }))
+            })
+            .await
     }
 
     async fn create_dense(
         &self,
         request: Request<pb::CreateDenseRequest>,
     ) -> Result<Response<pb::CreateDenseResponse>, Status> {
-        let spec = dense_spec_from_pb(request.into_inner().spec.as_ref()).map_err(from_convert)?;
-        let spec = self
-            .coordinator()?
-            .create_dense(spec)
+        self.metrics
+            .timed("CreateDense", async {
+                let spec =
+                    dense_spec_from_pb(request.into_inner().spec.as_ref()).map_err(from_convert)?;
+                let spec = self
+                    .coordinator()?
+                    .create_dense(spec)
+                    .await
+                    .map_err(from_coordinator)?;
+                Ok(Response::new(pb::CreateDenseResponse {
+                    spec: Some(dense_spec_to_pb(&spec)),
+                }))
+            })
             .await
-            .map_err(from_coordinator)?;
-        Ok(Response::new(pb::CreateDenseResponse {
-            spec: Some(dense_spec_to_pb(&spec)),
-        }))
     }
 
     async fn drop_dense(
         &self,
         request: Request<pb::DropDenseRequest>,
     ) -> Result<Response<pb::DropDenseResponse>, Status> {
-        self.coordinator()?
-            .drop_dense(&request.into_inner().name)
+        self.metrics
+            .timed("DropDense", async {
+                self.coordinator()?
+                    .drop_dense(&request.into_inner().name)
+                    .await
+                    .map_err(from_coordinator)?;
+                Ok(Response::new(pb::DropDenseResponse {}))
+            })
             .await
-            .map_err(from_coordinator)?;
-        Ok(Response::new(pb::DropDenseResponse {}))
     }
 
     async fn register_node(
         &self,
         request: Request<pb::RegisterNodeRequest>,
     ) -> Result<Response<pb::RegisterNodeResponse>, Status> {
-        self.check_remote_nodes()?;
-        let req = request.into_inner();
-        let (node_id, map, catalog) = self
-            .coordinator()?
-            .register(Registration {
-                node_id: req.node_id,
-                address: req.address,
-                labels: req.labels.into_iter().collect(),
-                memory_budget: req.memory_budget,
-                incarnation: req.incarnation,
-                accept_data_loss: req.accept_data_loss,
+        self.metrics
+            .timed("RegisterNode", async {
+                self.check_remote_nodes()?;
+                let req = request.into_inner();
+                let (node_id, map, catalog) = self
+                    .coordinator()?
+                    .register(Registration {
+                        node_id: req.node_id,
+                        address: req.address,
+                        labels: req.labels.into_iter().collect(),
+                        memory_budget: req.memory_budget,
+                        incarnation: req.incarnation,
+                        accept_data_loss: req.accept_data_loss,
+                    })
+                    .map_err(from_coordinator)?;
+                Ok(Response::new(pb::RegisterNodeResponse {
+                    node_id,
+                    map: Some(map_to_pb(&map)),
+                    catalog: Some(catalog_to_pb(&catalog)),
+                }))
             })
-            .map_err(from_coordinator)?;
-        Ok(Response::new(pb::RegisterNodeResponse {
-            node_id,
-            map: Some(map_to_pb(&map)),
-            catalog: Some(catalog_to_pb(&catalog)),
-        }))
+            .await
     }
 
     async fn heartbeat(
         &self,
         request: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
-        self.check_remote_nodes()?;
-        let req = request.into_inner();
-        let reply = self
-            .coordinator()?
-            .heartbeat(report_from_pb(req))
-            .map_err(from_coordinator)?;
-        Ok(Response::new(pb::HeartbeatResponse {
-            epoch: reply.epoch,
-            map: reply.map.as_ref().map(map_to_pb),
-            catalog: reply.catalog.as_ref().map(catalog_to_pb),
-            abort_migrations: reply.abort,
-        }))
+        self.metrics
+            .timed("Heartbeat", async {
+                self.check_remote_nodes()?;
+                let req = request.into_inner();
+                let reply = self
+                    .coordinator()?
+                    .heartbeat(report_from_pb(req))
+                    .map_err(from_coordinator)?;
+                Ok(Response::new(pb::HeartbeatResponse {
+                    epoch: reply.epoch,
+                    map: reply.map.as_ref().map(map_to_pb),
+                    catalog: reply.catalog.as_ref().map(catalog_to_pb),
+                    abort_migrations: reply.abort,
+                }))
+            })
+            .await
     }
 
     async fn resize_shards(
         &self,
         request: Request<pb::ResizeShardsRequest>,
     ) -> Result<Response<pb::ResizeShardsResponse>, Status> {
-        let req = request.into_inner();
-        let coordinator = self.coordinator()?;
-        let plan = coordinator
-            .plan_resize(req.count)
-            .map_err(from_coordinator)?;
-        let (plan_json, plan_text) = plan_texts(&plan, req.max_bytes_per_s)?;
-        let mut plan_id = String::new();
-        if !req.dry_run {
-            plan_id = coordinator
-                .start_plan(plan, req.max_bytes_per_s, req.max_parallel)
-                .map_err(from_coordinator)?
-                .0;
-        }
-        Ok(Response::new(pb::ResizeShardsResponse {
-            map: Some(map_to_pb(&coordinator.cluster_map())),
-            plan_json,
-            plan_text,
-            plan_id,
-        }))
+        self.metrics
+            .timed("ResizeShards", async {
+                let req = request.into_inner();
+                let coordinator = self.coordinator()?;
+                let plan = coordinator
+                    .plan_resize(req.count)
+                    .map_err(from_coordinator)?;
+                let (plan_json, plan_text) = plan_texts(&plan, req.max_bytes_per_s)?;
+                let mut plan_id = String::new();
+                if !req.dry_run {
+                    plan_id = coordinator
+                        .start_plan(plan, req.max_bytes_per_s, req.max_parallel)
+                        .map_err(from_coordinator)?
+                        .0;
+                }
+                Ok(Response::new(pb::ResizeShardsResponse {
+                    map: Some(map_to_pb(&coordinator.cluster_map())),
+                    plan_json,
+                    plan_text,
+                    plan_id,
+                }))
+            })
+            .await
     }
 
     async fn plan_rebalance(
         &self,
         request: Request<pb::PlanRebalanceRequest>,
     ) -> Result<Response<pb::PlanRebalanceResponse>, Status> {
-        let req = request.into_inner();
-        let drain = Some(req.drain_node.as_str()).filter(|d| !d.is_empty());
-        match (req.objective.as_str(), drain) {
-            ("" | "balance", _) => {}
-            ("topology", None) => return self.plan_by_topology(&req),
-            ("topology", Some(_)) => {
-                return Err(Status::invalid_argument(
-                    "a drain moves every shard off its node: it takes no objective",
-                ))
-            }
-            (other, _) => {
-                return Err(Status::invalid_argument(format!(
-                    "unknown objective {}: use balance or topology",
-                    shown_name(other)
-                )))
-            }
-        }
-        let plan = self
-            .coordinator()?
-            .plan_rebalance(drain)
-            .map_err(from_coordinator)?;
-        let (plan_json, plan_text) = plan_texts(&plan, 0)?;
-        Ok(Response::new(pb::PlanRebalanceResponse {
-            plan_json,
-            plan_text,
-            predicted_json: String::new(),
-        }))
+        self.metrics
+            .timed("PlanRebalance", async {
+                let req = request.into_inner();
+                let drain = Some(req.drain_node.as_str()).filter(|d| !d.is_empty());
+                match (req.objective.as_str(), drain) {
+                    ("" | "balance", _) => {}
+                    ("topology", None) => return self.plan_by_topology(&req),
+                    ("topology", Some(_)) => {
+                        return Err(Status::invalid_argument(
+                            "a drain moves every shard off its node: it takes no objective",
+                        ))
+                    }
+                    (other, _) => {
+                        return Err(Status::invalid_argument(format!(
+                            "unknown objective {}: use balance or topology",
+                            shown_name(other)
+                        )))
+                    }
+                }
+                let plan = self
+                    .coordinator()?
+                    .plan_rebalance(drain)
+                    .map_err(from_coordinator)?;
+                let (plan_json, plan_text) = plan_texts(&plan, 0)?;
+                Ok(Response::new(pb::PlanRebalanceResponse {
+                    plan_json,
+                    plan_text,
+                    predicted_json: String::new(),
+                }))
+            })
+            .await
     }
 
     async fn apply_plan(
         &self,
         request: Request<pb::ApplyPlanRequest>,
     ) -> Result<Response<pb::ApplyPlanResponse>, Status> {
-        let req = request.into_inner();
-        let plan: Plan = serde_json::from_str(&req.plan_json)
-            .map_err(|e| from_coordinator(CoordinatorError::BadPlan(e.to_string())))?;
-        let (plan_id, epoch) = self
-            .coordinator()?
-            .start_plan(plan, req.max_bytes_per_s, req.max_parallel)
-            .map_err(from_coordinator)?;
-        Ok(Response::new(pb::ApplyPlanResponse { epoch, plan_id }))
+        self.metrics
+            .timed("ApplyPlan", async {
+                let req = request.into_inner();
+                let plan: Plan = serde_json::from_str(&req.plan_json)
+                    .map_err(|e| from_coordinator(CoordinatorError::BadPlan(e.to_string())))?;
+                let (plan_id, epoch) = self
+                    .coordinator()?
+                    .start_plan(plan, req.max_bytes_per_s, req.max_parallel)
+                    .map_err(from_coordinator)?;
+                Ok(Response::new(pb::ApplyPlanResponse { epoch, plan_id }))
+            })
+            .await
     }
 
     async fn cancel_plan(
         &self,
         _: Request<pb::CancelPlanRequest>,
     ) -> Result<Response<pb::CancelPlanResponse>, Status> {
-        let (plan_id, rolled_back, dropped) = self
-            .coordinator()?
-            .cancel_plan()
-            .map_err(from_coordinator)?;
-        Ok(Response::new(pb::CancelPlanResponse {
-            plan_id,
-            rolled_back,
-            dropped,
-        }))
+        self.metrics
+            .timed("CancelPlan", async {
+                let (plan_id, rolled_back, dropped) = self
+                    .coordinator()?
+                    .cancel_plan()
+                    .map_err(from_coordinator)?;
+                Ok(Response::new(pb::CancelPlanResponse {
+                    plan_id,
+                    rolled_back,
+                    dropped,
+                }))
+            })
+            .await
     }
 
     async fn status(
         &self,
         _: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
-        self.status_reply().await.map(Response::new)
+        self.metrics
+            .timed("Status", async { self.status_reply().await.map(Response::new) })
+            .await
     }
 
     async fn checkpoint(
         &self,
         _: Request<pb::CheckpointRequest>,
     ) -> Result<Response<pb::CheckpointResponse>, Status> {
-        let c = self
-            .coordinator()?
-            .checkpoint()
+        self.metrics
+            .timed("Checkpoint", async {
+                let c = self
+                    .coordinator()?
+                    .checkpoint()
+                    .await
+                    .map_err(from_coordinator)?;
+                Ok(Response::new(pb::CheckpointResponse {
+                    checkpoint: Some(cluster_checkpoint_to_pb(&c, &ClusterCheckpointState::Ok)),
+                }))
+            })
             .await
-            .map_err(from_coordinator)?;
-        Ok(Response::new(pb::CheckpointResponse {
-            checkpoint: Some(cluster_checkpoint_to_pb(&c, &ClusterCheckpointState::Ok)),
-        }))
     }
 
     async fn list_checkpoints(
         &self,
         _: Request<pb::ListCheckpointsRequest>,
     ) -> Result<Response<pb::ListCheckpointsResponse>, Status> {
-        let list = self
-            .coordinator()?
-            .list_checkpoints()
+        self.metrics
+            .timed("ListCheckpoints", async {
+                let list = self
+                    .coordinator()?
+                    .list_checkpoints()
+                    .await
+                    .map_err(from_coordinator)?;
+                Ok(Response::new(pb::ListCheckpointsResponse {
+                    checkpoints: list
+                        .iter()
+                        .map(|(c, state)| cluster_checkpoint_to_pb(c, state))
+                        .collect(),
+                }))
+            })
             .await
-            .map_err(from_coordinator)?;
-        Ok(Response::new(pb::ListCheckpointsResponse {
-            checkpoints: list
-                .iter()
-                .map(|(c, state)| cluster_checkpoint_to_pb(c, state))
-                .collect(),
-        }))
     }
 
     async fn restore(
         &self,
         request: Request<pb::RestoreRequest>,
     ) -> Result<Response<pb::RestoreResponse>, Status> {
-        let id = request.into_inner().id;
-        if id.is_empty() {
-            return Err(Status::invalid_argument("checkpoint id must not be empty"));
-        }
-        let c = self
-            .coordinator()?
-            .restore(&id)
+        self.metrics
+            .timed("Restore", async {
+                let id = request.into_inner().id;
+                if id.is_empty() {
+                    return Err(Status::invalid_argument("checkpoint id must not be empty"));
+                }
+                let c = self
+                    .coordinator()?
+                    .restore(&id)
+                    .await
+                    .map_err(from_coordinator)?;
+                Ok(Response::new(pb::RestoreResponse {
+                    checkpoint: Some(cluster_checkpoint_to_pb(&c, &ClusterCheckpointState::Ok)),
+                }))
+            })
             .await
-            .map_err(from_coordinator)?;
-        Ok(Response::new(pb::RestoreResponse {
-            checkpoint: Some(cluster_checkpoint_to_pb(&c, &ClusterCheckpointState::Ok)),
-        }))
     }
 }
 

@@ -41,6 +41,11 @@ impl LeaderSlot {
         *self.hint.write() = address.to_string();
     }
 
+    /// The coordinator if this process leads.
+    pub fn current(&self) -> Option<&Arc<ClusterCoordinator>> {
+        self.coordinator.get()
+    }
+
     /// The coordinator if this process leads, else `UNAVAILABLE` naming the leader.
     pub fn get(&self) -> Result<&Arc<ClusterCoordinator>, Status> {
         if let Some(c) = self.coordinator.get() {

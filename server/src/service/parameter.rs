@@ -121,7 +121,7 @@ impl ParameterService {
         let mut out = vec![0.0f32; ids.len() * dim];
         table.pull(ids, &mut out)?;
         table.record_traffic(location, Direction::Pull, ids);
-        self.metrics.rows_pulled.inc_by(ids.len() as u64);
+        self.metrics.count_pulled(ids.len() as u64);
         Ok((f32s_into_bytes(out), dim as u32))
     }
 
@@ -143,7 +143,7 @@ impl ParameterService {
         let pushed = table.push(ids, &grads, origin)?;
         admitted.record_push(table_name, ids);
         table.record_traffic(location, Direction::Push, ids);
-        self.metrics.rows_pushed.inc_by(ids.len() as u64);
+        self.metrics.count_pushed(ids.len() as u64);
         Ok(pushed)
     }
 

@@ -21,6 +21,7 @@ use super::convert::{
 };
 use super::hand_framed::{read_status, respond, HandFramed, Respond};
 use super::status::{from_convert, from_engine, from_migration, from_shard_node, internal};
+use crate::metrics::Metrics;
 use crate::migration::destination;
 use crate::shard_node::{node_checkpoint, ShardNode};
 use strata_cluster::cluster::MigrateOut;
@@ -28,12 +29,13 @@ use strata_cluster::cluster::MigrateOut;
 /// Serves the coordinator's calls on one shard server.
 pub struct ShardControlService {
     node: Arc<ShardNode>,
+    metrics: Arc<Metrics>,
 }
 
 impl ShardControlService {
-    /// A service over `node`.
-    pub fn new(node: Arc<ShardNode>) -> Self {
-        Self { node }
+    /// A service over `node` that records its calls in `metrics`.
+    pub fn new(node: Arc<ShardNode>, metrics: Arc<Metrics>) -> Self {
+        Self { node, metrics }
     }
 }
 
@@ -90,11 +92,15 @@ pub fn shard_control_routes(
             let service = service.clone();
             Box::pin(async move {
                 let chunks = import_chunks(req.into_body(), max);
-                let result = service.import(chunks).await.map(|rows| {
-                    let mut response = MessageWriter::new();
-                    response.uint(1, rows);
-                    response
-                });
+                let result = service
+                    .metrics
+                    .timed("ImportRows", service.import(chunks))
+                    .await
+                    .map(|rows| {
+                        let mut response = MessageWriter::new();
+                        response.uint(1, rows);
+                        response
+                    });
                 Ok(respond(result, max))
             })
         },
@@ -131,36 +137,48 @@ impl ShardControl for ShardControlService {
         &self,
         request: Request<pb::Catalog>,
     ) -> Result<Response<pb::ApplyCatalogResponse>, Status> {
-        let catalog = catalog_from_pb(&request.into_inner()).map_err(from_convert)?;
-        self.node.apply_catalog(&catalog).map_err(from_engine)?;
-        Ok(Response::new(pb::ApplyCatalogResponse {}))
+        self.metrics
+            .timed("ApplyCatalog", async {
+                let catalog = catalog_from_pb(&request.into_inner()).map_err(from_convert)?;
+                self.node.apply_catalog(&catalog).map_err(from_engine)?;
+                Ok(Response::new(pb::ApplyCatalogResponse {}))
+            })
+            .await
     }
 
     async fn apply_map(
         &self,
         request: Request<pb::ClusterMap>,
     ) -> Result<Response<pb::ApplyMapResponse>, Status> {
-        let (node, map) = (self.node.clone(), map_from_pb(&request.into_inner()));
-        // Dropping handed-off rows walks stripes: off the async workers.
-        tokio::task::spawn_blocking(move || node.apply_map(&map))
+        self.metrics
+            .timed("ApplyMap", async {
+                let (node, map) = (self.node.clone(), map_from_pb(&request.into_inner()));
+                // Dropping handed-off rows walks stripes: off the async workers.
+                tokio::task::spawn_blocking(move || node.apply_map(&map))
+                    .await
+                    .map_err(|e| internal(&e))?
+                    .map_err(from_shard_node)?;
+                Ok(Response::new(pb::ApplyMapResponse {}))
+            })
             .await
-            .map_err(|e| internal(&e))?
-            .map_err(from_shard_node)?;
-        Ok(Response::new(pb::ApplyMapResponse {}))
     }
 
     async fn checkpoint_node(
         &self,
         request: Request<pb::CheckpointNodeRequest>,
     ) -> Result<Response<pb::CheckpointResponse>, Status> {
-        let info = self
-            .node
-            .checkpoint(request.into_inner().epoch)
+        self.metrics
+            .timed("CheckpointNode", async {
+                let info = self
+                    .node
+                    .checkpoint(request.into_inner().epoch)
+                    .await
+                    .map_err(from_shard_node)?;
+                Ok(Response::new(pb::CheckpointResponse {
+                    checkpoint: Some(checkpoint_to_pb(&node_checkpoint(&info))),
+                }))
+            })
             .await
-            .map_err(from_shard_node)?;
-        Ok(Response::new(pb::CheckpointResponse {
-            checkpoint: Some(checkpoint_to_pb(&node_checkpoint(&info))),
-        }))
     }
 
     type MigrateOutStream = ProgressStream;
@@ -169,108 +187,141 @@ impl ShardControl for ShardControlService {
         &self,
         request: Request<pb::MigrateOutRequest>,
     ) -> Result<Response<Self::MigrateOutStream>, Status> {
-        let r = request.into_inner();
-        let request = MigrateOut {
-            id: r.migration_id,
-            slot_start: r.slot_start,
-            slot_end: r.slot_end,
-            destination: r.destination,
-            max_bytes_per_s: r.max_bytes_per_s,
-        };
-        let (progress_tx, progress_rx) = mpsc::channel(16);
-        let (result_tx, result_rx) = mpsc::channel::<Result<pb::MigrationProgress, Status>>(1);
-        let task = self
-            .node
-            .migrate_out(&request, progress_tx)
-            .map_err(from_shard_node)?;
-        tokio::spawn(async move {
-            let failure = match task.await {
-                Ok(Ok(())) => return,
-                Ok(Err(e)) => from_migration(e),
-                Err(e) => internal(&format!("the move's task failed: {e}")),
-            };
-            let _ = result_tx.send(Err(failure)).await;
-        });
-        let stream = ReceiverStream::new(progress_rx)
-            .map(|p| Ok(progress_to_pb(&p)))
-            .chain(ReceiverStream::new(result_rx));
-        Ok(Response::new(Box::pin(stream)))
+        self.metrics
+            .timed("MigrateOut", async {
+                let r = request.into_inner();
+                let request = MigrateOut {
+                    id: r.migration_id,
+                    slot_start: r.slot_start,
+                    slot_end: r.slot_end,
+                    destination: r.destination,
+                    max_bytes_per_s: r.max_bytes_per_s,
+                };
+                let (progress_tx, progress_rx) = mpsc::channel(16);
+                let (result_tx, result_rx) =
+                    mpsc::channel::<Result<pb::MigrationProgress, Status>>(1);
+                let task = self
+                    .node
+                    .migrate_out(&request, progress_tx)
+                    .map_err(from_shard_node)?;
+                tokio::spawn(async move {
+                    let failure = match task.await {
+                        Ok(Ok(())) => return,
+                        Ok(Err(e)) => from_migration(e),
+                        Err(e) => internal(&format!("the move's task failed: {e}")),
+                    };
+                    let _ = result_tx.send(Err(failure)).await;
+                });
+                let stream = ReceiverStream::new(progress_rx)
+                    .map(|p| Ok(progress_to_pb(&p)))
+                    .chain(ReceiverStream::new(result_rx));
+                Ok(Response::new(Box::pin(stream) as ProgressStream))
+            })
+            .await
     }
 
     async fn import_rows(
         &self,
         request: Request<Streaming<pb::ImportChunk>>,
     ) -> Result<Response<pb::ImportRowsResponse>, Status> {
-        let rows = self.import(request.into_inner()).await?;
-        Ok(Response::new(pb::ImportRowsResponse { rows }))
+        self.metrics
+            .timed("ImportRows", async {
+                let rows = self.import(request.into_inner()).await?;
+                Ok(Response::new(pb::ImportRowsResponse { rows }))
+            })
+            .await
     }
 
     async fn import_status(
         &self,
         request: Request<pb::ImportStatusRequest>,
     ) -> Result<Response<pb::ImportStatusResponse>, Status> {
-        let complete = self
-            .node
-            .incoming()
-            .is_complete(&request.into_inner().migration_id);
-        Ok(Response::new(pb::ImportStatusResponse { complete }))
+        self.metrics
+            .timed("ImportStatus", async {
+                let complete = self
+                    .node
+                    .incoming()
+                    .is_complete(&request.into_inner().migration_id);
+                Ok(Response::new(pb::ImportStatusResponse { complete }))
+            })
+            .await
     }
 
     async fn report(
         &self,
         _: Request<pb::ReportRequest>,
     ) -> Result<Response<pb::HeartbeatRequest>, Status> {
-        Ok(Response::new(report_to_pb(&self.node.report(""))))
+        self.metrics
+            .timed("Report", async {
+                Ok(Response::new(report_to_pb(&self.node.report(""))))
+            })
+            .await
     }
 
     async fn list_node_checkpoints(
         &self,
         _: Request<pb::ListCheckpointsRequest>,
     ) -> Result<Response<pb::ListCheckpointsResponse>, Status> {
-        let list = self.node.checkpoints().await.map_err(from_shard_node)?;
-        Ok(Response::new(pb::ListCheckpointsResponse {
-            checkpoints: list
-                .iter()
-                .map(|c| checkpoint_to_pb(&node_checkpoint(c)))
-                .collect(),
-        }))
+        self.metrics
+            .timed("ListNodeCheckpoints", async {
+                let list = self.node.checkpoints().await.map_err(from_shard_node)?;
+                Ok(Response::new(pb::ListCheckpointsResponse {
+                    checkpoints: list
+                        .iter()
+                        .map(|c| checkpoint_to_pb(&node_checkpoint(c)))
+                        .collect(),
+                }))
+            })
+            .await
     }
 
     async fn verify_checkpoint(
         &self,
         request: Request<pb::RestoreRequest>,
     ) -> Result<Response<pb::CheckpointResponse>, Status> {
-        let info = self
-            .node
-            .verify_checkpoint(&request.into_inner().id)
+        self.metrics
+            .timed("VerifyCheckpoint", async {
+                let info = self
+                    .node
+                    .verify_checkpoint(&request.into_inner().id)
+                    .await
+                    .map_err(from_shard_node)?;
+                Ok(Response::new(pb::CheckpointResponse {
+                    checkpoint: Some(checkpoint_to_pb(&node_checkpoint(&info))),
+                }))
+            })
             .await
-            .map_err(from_shard_node)?;
-        Ok(Response::new(pb::CheckpointResponse {
-            checkpoint: Some(checkpoint_to_pb(&node_checkpoint(&info))),
-        }))
     }
 
     async fn restore_node(
         &self,
         request: Request<pb::RestoreRequest>,
     ) -> Result<Response<pb::RestoreResponse>, Status> {
-        let info = self
-            .node
-            .restore(&request.into_inner().id)
+        self.metrics
+            .timed("RestoreNode", async {
+                let info = self
+                    .node
+                    .restore(&request.into_inner().id)
+                    .await
+                    .map_err(from_shard_node)?;
+                Ok(Response::new(pb::RestoreResponse {
+                    checkpoint: Some(checkpoint_to_pb(&node_checkpoint(&info))),
+                }))
+            })
             .await
-            .map_err(from_shard_node)?;
-        Ok(Response::new(pb::RestoreResponse {
-            checkpoint: Some(checkpoint_to_pb(&node_checkpoint(&info))),
-        }))
     }
 
     async fn abort_migration(
         &self,
         request: Request<pb::AbortMigrationRequest>,
     ) -> Result<Response<pb::AbortMigrationResponse>, Status> {
-        self.node
-            .abort_migration(&request.into_inner().migration_id)
-            .map_err(from_shard_node)?;
-        Ok(Response::new(pb::AbortMigrationResponse {}))
+        self.metrics
+            .timed("AbortMigration", async {
+                self.node
+                    .abort_migration(&request.into_inner().migration_id)
+                    .map_err(from_shard_node)?;
+                Ok(Response::new(pb::AbortMigrationResponse {}))
+            })
+            .await
     }
 }

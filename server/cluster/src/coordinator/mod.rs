@@ -26,6 +26,7 @@ pub use self::membership::{HeartbeatReply, NodeLive, Registration};
 pub use self::plan_layout::shard_loads;
 pub use self::plan_runner::{LiveMove, DEFAULT_MAX_PARALLEL};
 use crate::cluster_map::ClusterMap;
+use crate::cluster_stats::{cluster_stats, ClusterStats};
 use crate::meta_store::{FileMetaStore, RecordStore};
 use crate::node_control::{NodeControl, NodeError, NodeErrorKind, NodeResult};
 use crate::record::{catalog_of, new_record, Catalog, ClusterRecord};
@@ -150,6 +151,14 @@ impl ClusterCoordinator {
     /// The stored record and every node's liveness, copied.
     pub fn snapshot(&self) -> (ClusterRecord, BTreeMap<String, NodeLive>) {
         self.state.lock().clone()
+    }
+
+    /// The cluster at a glance for metrics, from the record and the nodes' last reports
+    /// (no calls to the nodes).
+    pub fn stats(&self) -> ClusterStats {
+        let moves = self.move_progress();
+        let guard = self.state.lock();
+        cluster_stats(&guard.0, &guard.1, &moves)
     }
 
     /// The current catalog.

@@ -187,6 +187,16 @@ impl ClusterCoordinator {
         Some((plan, live))
     }
 
+    /// The last progress report of each running move, by move id.
+    pub(crate) fn move_progress(&self) -> HashMap<String, MoveProgress> {
+        self.run
+            .progress
+            .lock()
+            .iter()
+            .map(|(id, (p, _))| (id.clone(), p.clone()))
+            .collect()
+    }
+
     /// Whether the stored plan is running.
     fn plan_running(&self) -> bool {
         let guard = self.state.lock();
