@@ -8,6 +8,8 @@
 //! - [`transport`]: HTTP/2 settings, message limits, status metadata keys and the endpoint
 //!   builder, shared by servers and clients.
 //! - [`wire`]: the hand-framed codec of the row payload methods.
+//! - [`build_info`]: what a binary was built from (version, commit, dirty tree, profile),
+//!   shared by every binary.
 //! - `fuzz_entry` (hidden): the body of the `wire_decode` fuzz target, shared with its tests.
 
 /// The `strata.v1` package: messages, clients and servers.
@@ -25,6 +27,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 #[path = "../../server/storage/src/hash.rs"]
 pub mod routing;
 
+pub mod build_info;
 pub mod codec;
 pub mod transport;
 pub mod wire;

@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::service::leader::LeaderSlot;
 use crate::service::{CoordinatorService, GrpcNodeControl};
 use crate::transport::server_builder;
-use strata_cluster::cluster::{ClusterConfig, ClusterCoordinator};
+use strata_cluster::cluster::{ClusterConfig, ClusterCoordinator, ProcessIdentity};
 use strata_cluster::topology::Topology;
 use strata_engine::{Engine, EngineConfig};
 
@@ -57,6 +57,8 @@ pub struct CoordinatorRoleConfig {
     /// Checkpoint the cluster this often when a node reported changes (`None`: only on
     /// request).
     pub checkpoint_interval: Option<Duration>,
+    /// What runs in this process, for `Status`.
+    pub identity: Option<ProcessIdentity>,
 }
 
 /// Where in etcd the cluster lives.
@@ -118,9 +120,11 @@ pub async fn run_coordinator(
     };
 
     let max = config.max_message_bytes;
-    let service = CoordinatorServer::new(CoordinatorService::with_slot(slot.clone()))
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max);
+    let service = CoordinatorServer::new(
+        CoordinatorService::with_slot(slot.clone()).identified(config.identity.clone()),
+    )
+    .max_decoding_message_size(max)
+    .max_encoding_message_size(max);
     let metrics = Arc::new(Metrics::new());
     let engine = Arc::new(Engine::new(EngineConfig::default()));
     let connections = metrics.connections.clone();
