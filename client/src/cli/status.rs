@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use strata_client::v1 as pb;
 use strata_client::Client;
 
+use super::identity::{
+    build_text, gpu_text, identity_fields, mixed_versions, mixed_warning, processes,
+};
 use super::output::{print_json, OutputArgs};
 use super::units;
 
@@ -57,7 +60,7 @@ fn status_json(s: &pb::StatusResponse, now: u64) -> serde_json::Value {
         .iter()
         .map(|n| {
             let node = n.node.clone().unwrap_or_default();
-            serde_json::json!({
+            let mut value = serde_json::json!({
                 "id": node.id, "address": node.address, "labels": sorted_labels(&node),
                 "state": node.state, "shards": n.shards, "rows": n.rows, "bytes": n.bytes,
                 "memory_used": n.bytes, "memory_budget": budget(n),
@@ -66,7 +69,11 @@ fn status_json(s: &pb::StatusResponse, now: u64) -> serde_json::Value {
                 "pull_rows_per_s": n.pull_rows_per_s, "push_rows_per_s": n.push_rows_per_s,
                 "last_checkpoint": n.last_checkpoint.as_ref().map(|c| c.id.clone()),
                 "checkpoint_age_ms": checkpoint_age_ms(n, now),
-            })
+            });
+            if let Some(fields) = value.as_object_mut() {
+                fields.extend(identity_fields(n.identity.as_ref()));
+            }
+            value
         })
         .collect();
     let tables: Vec<_> = s
@@ -117,10 +124,12 @@ fn status_json(s: &pb::StatusResponse, now: u64) -> serde_json::Value {
         .collect();
     let migrations = super::reshard::plan_json(s);
     let last_checkpoint = Some(s.last_checkpoint.clone()).filter(|c| !c.is_empty());
+    let coordinator = s.coordinator.as_ref().map(|c| identity_fields(Some(c)));
     serde_json::json!({
         "epoch": s.epoch, "leader": s.leader, "nodes": nodes, "tables": tables,
         "dense": dense, "shards": shards, "last_checkpoint": last_checkpoint,
         "plan": migrations["plan"], "migrations": migrations["migrations"],
+        "coordinator": coordinator, "mixed_versions": !mixed_versions(s).is_empty(),
     })
 }
 
@@ -142,6 +151,7 @@ pub async fn status(client: &Client, out: OutputArgs) -> anyhow::Result<()> {
         s.epoch, s.leader
     );
     print_nodes(&s, now);
+    print_versions(&s, now);
     print_tables(&s);
     println!("\nSHARDS ({})", s.shards.len());
     println!(
@@ -224,6 +234,33 @@ fn print_nodes(s: &pb::StatusResponse, now: u64) {
                 labels.join(",")
             }
         );
+    }
+}
+
+/// The VERSIONS section: what each process runs (the coordinator first), then a warning
+/// when they run mixed versions.
+fn print_versions(s: &pb::StatusResponse, now: u64) {
+    println!("\nVERSIONS");
+    println!(
+        "  {:<12} {:<36} {:<13} {:>10}  GPU",
+        "PROCESS", "VERSION COMMIT PROFILE", "CONFIG", "STARTED"
+    );
+    for (name, identity) in processes(s) {
+        let started = identity
+            .filter(|i| i.started_unix_ms > 0)
+            .map_or_else(|| "-".into(), |i| units::ago(i.started_unix_ms, now));
+        let hash = identity.map_or("-", |i| i.config_hash.as_str());
+        println!(
+            "  {:<12} {:<36} {:<13} {:>10}  {}",
+            name,
+            build_text(identity),
+            if hash.is_empty() { "-" } else { hash },
+            started,
+            gpu_text(identity)
+        );
+    }
+    if let Some(warning) = mixed_warning(s) {
+        println!("  {warning}");
     }
 }
 
