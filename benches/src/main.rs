@@ -23,7 +23,7 @@ const RESERVE_FILL_BOUND: Duration = Duration::from_secs(600);
 
 /// Workload W1 (shared/WORKLOAD.md) end to end, with latency histograms.
 #[derive(Debug, Parser)]
-#[command(name = "strata-bench", version, about)]
+#[command(name = "strata-bench", version = strata_proto::version_text!(), about)]
 struct Args {
     /// Another benchmark than W1.
     #[command(subcommand)]

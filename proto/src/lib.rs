@@ -10,6 +10,8 @@
 //! - [`wire`]: the hand-framed codec of the row payload methods.
 //! - [`status_json`]: the JSON form of the `Status` reply (`strata status -o json`, a
 //!   server's `/api/status`).
+//! - [`build_info`]: what a binary was built from (version, commit, dirty tree, profile),
+//!   shared by every binary.
 //! - `fuzz_entry` (hidden): the body of the `wire_decode` fuzz target, shared with its tests.
 
 /// The `strata.v1` package: messages, clients and servers.
@@ -27,6 +29,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 #[path = "../../server/storage/src/hash.rs"]
 pub mod routing;
 
+pub mod build_info;
 pub mod codec;
 pub mod status_json;
 pub mod transport;

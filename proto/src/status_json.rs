@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+use crate::build_info::short_commit;
 use crate::v1 as pb;
 
 /// Age in ms of a node's newest checkpoint at `now_ms`, if it has one.
@@ -39,6 +40,116 @@ pub fn hit_rate(c: &pb::CacheUsage) -> f64 {
     } else {
         c.hits as f64 / lookups as f64
     }
+}
+
+/// The JSON fields of a process's identity, all `null` when it reported none: `version`,
+/// `commit`, `dirty`, `profile`, `role`, `config_hash`, `started_at` (RFC 3339 UTC),
+/// `data_dir`, `config` (flag → value) and `gpu` (`{model, driver, cuda}` or `null`).
+pub fn identity_fields(
+    identity: Option<&pb::ProcessIdentity>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut fields = serde_json::Map::new();
+    let Some(i) = identity else {
+        for key in [
+            "version",
+            "commit",
+            "dirty",
+            "profile",
+            "role",
+            "config_hash",
+            "started_at",
+            "data_dir",
+            "config",
+            "gpu",
+        ] {
+            fields.insert(key.into(), serde_json::Value::Null);
+        }
+        return fields;
+    };
+    let config: serde_json::Map<String, serde_json::Value> = i
+        .config
+        .iter()
+        .map(|e| (e.name.clone(), e.value.clone().into()))
+        .collect();
+    let value = serde_json::json!({
+        "version": i.version, "commit": i.commit, "dirty": i.dirty, "profile": i.profile,
+        "role": i.role, "config_hash": i.config_hash,
+        "started_at": (i.started_unix_ms > 0).then(|| rfc3339(i.started_unix_ms)),
+        "data_dir": i.data_dir, "config": config,
+        "gpu": i.gpu.as_ref().map(|g| serde_json::json!({
+            "model": g.model, "driver": g.driver, "cuda": g.cuda,
+        })),
+    });
+    if let serde_json::Value::Object(map) = value {
+        fields = map;
+    }
+    fields
+}
+
+/// The processes of a status answer as (name, identity): the coordinator first, then the
+/// nodes by id.
+pub fn processes(s: &pb::StatusResponse) -> Vec<(String, Option<&pb::ProcessIdentity>)> {
+    let mut nodes: Vec<(String, Option<&pb::ProcessIdentity>)> = s
+        .nodes
+        .iter()
+        .map(|n| {
+            let id = n.node.as_ref().map(|x| x.id.clone()).unwrap_or_default();
+            (id, n.identity.as_ref())
+        })
+        .collect();
+    nodes.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut all = vec![("coordinator".to_string(), s.coordinator.as_ref())];
+    all.extend(nodes);
+    all
+}
+
+/// The builds the processes run, each with the processes that run it, when there are more
+/// than one (a build is version, commit and dirty tree; a process that reports none counts
+/// as `unknown`); empty when they all run the same.
+pub fn mixed_versions(s: &pb::StatusResponse) -> Vec<(String, Vec<String>)> {
+    let mut builds: Vec<(String, Vec<String>)> = Vec::new();
+    for (name, identity) in processes(s) {
+        let build = match identity {
+            Some(i) => format!("{} {}", i.version, short_commit(&i.commit, i.dirty)),
+            None => "unknown".into(),
+        };
+        match builds.iter_mut().find(|(b, _)| *b == build) {
+            Some((_, names)) => names.push(name),
+            None => builds.push((build, vec![name])),
+        }
+    }
+    if builds.len() > 1 {
+        builds
+    } else {
+        Vec::new()
+    }
+}
+
+/// Unix milliseconds as an RFC 3339 UTC time to the second: `2026-12-03T10:15:30Z`.
+pub fn rfc3339(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// The proleptic Gregorian date `days` after 1970-01-01 (H. Hinnant's `civil_from_days`).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
 }
 
 /// The whole status as JSON, ages taken at `now_ms`.
@@ -76,17 +187,19 @@ pub fn status_json(s: &pb::StatusResponse, now_ms: u64) -> Value {
         .collect();
     let migrations = plan_json(s);
     let last_checkpoint = Some(s.last_checkpoint.clone()).filter(|c| !c.is_empty());
+    let coordinator = s.coordinator.as_ref().map(|c| identity_fields(Some(c)));
     json!({
         "epoch": s.epoch, "leader": s.leader, "nodes": nodes, "tables": tables,
         "dense": dense, "shards": shards, "last_checkpoint": last_checkpoint,
         "plan": migrations["plan"], "migrations": migrations["migrations"],
+        "coordinator": coordinator, "mixed_versions": !mixed_versions(s).is_empty(),
     })
 }
 
 /// One node of `status_json`.
 fn node_json(n: &pb::NodeStatus, now_ms: u64) -> Value {
     let node = n.node.clone().unwrap_or_default();
-    json!({
+    let mut value = json!({
         "id": node.id, "address": node.address, "labels": sorted_labels(&node),
         "state": node.state, "shards": n.shards, "rows": n.rows, "bytes": n.bytes,
         "memory_used": n.bytes, "memory_budget": memory_budget(n),
@@ -95,7 +208,11 @@ fn node_json(n: &pb::NodeStatus, now_ms: u64) -> Value {
         "pull_rows_per_s": n.pull_rows_per_s, "push_rows_per_s": n.push_rows_per_s,
         "last_checkpoint": n.last_checkpoint.as_ref().map(|c| c.id.clone()),
         "checkpoint_age_ms": checkpoint_age_ms(n, now_ms),
-    })
+    });
+    if let Some(fields) = value.as_object_mut() {
+        fields.extend(identity_fields(n.identity.as_ref()));
+    }
+    value
 }
 
 /// One table of `status_json`: rows and bytes per tier, the caching tier's counters.
@@ -147,6 +264,14 @@ pub fn plan_json(status: &pb::StatusResponse) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_read_as_rfc_3339_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400_999), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_798_761_599_000), "2026-12-31T23:59:59Z");
+        assert_eq!(rfc3339(4_107_542_400_000), "2100-03-01T00:00:00Z");
+    }
 
     fn node(state: &str, budget: u64) -> pb::NodeStatus {
         pb::NodeStatus {

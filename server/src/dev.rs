@@ -29,7 +29,7 @@ use crate::service::leader::LeaderSlot;
 use crate::service::{parameter_routes, CoordinatorService, ParameterService};
 use crate::shard_node::ShardNodeError;
 use crate::transport::server_builder;
-use strata_cluster::cluster::{ClusterConfig, ClusterCoordinator};
+use strata_cluster::cluster::{ClusterConfig, ClusterCoordinator, ProcessIdentity};
 use strata_cluster::topology::Topology;
 use strata_cluster::CoordinatorError;
 use strata_engine::{Engine, EngineConfig};
@@ -67,6 +67,8 @@ pub struct DevConfig {
     pub drain_timeout: Duration,
     /// Checkpoint the cluster this often when something changed (`None`: only on request).
     pub checkpoint_interval: Option<Duration>,
+    /// What runs in this process: the node's and the coordinator's identity.
+    pub identity: Option<ProcessIdentity>,
 }
 
 /// Why a dev node stopped.
@@ -125,6 +127,9 @@ pub async fn run_dev(
         RoleError::Shard(e) => DevError::Node(e),
         e => DevError::Role(e),
     })?;
+    if let Some(identity) = &config.identity {
+        node.set_identity(identity.clone());
+    }
     let nodes = Arc::new(LocalNodes::new());
     nodes.insert(&address, node.clone());
     let cluster_config = ClusterConfig {
@@ -172,13 +177,18 @@ pub async fn run_dev(
     );
     let parameter = parameter_routes(ParameterService::new(engine.clone(), metrics.clone()), max);
     let coordinator_svc = CoordinatorServer::new(
-        CoordinatorService::in_process_only(coordinator.clone()).with_metrics(metrics.clone()),
+        CoordinatorService::in_process_only(coordinator.clone())
+            .with_metrics(metrics.clone())
+            .identified(config.identity.clone()),
     )
     .max_decoding_message_size(max)
     .max_encoding_message_size(max);
     let connections = metrics.connections.clone();
     let metrics_task = serve::metrics(metrics_listener, metrics, &stop_rx);
-    let page = Arc::new(CoordinatorService::in_process_only(coordinator.clone()));
+    let page = Arc::new(
+        CoordinatorService::in_process_only(coordinator.clone())
+            .identified(config.identity.clone()),
+    );
     let page_task = serve::status_page(status_listener, page, &stop_rx);
 
     tracing::info!(%address, "strata-server dev serving");

@@ -10,6 +10,8 @@
 //! - [`service`]: the gRPC services (Parameter, Coordinator, ShardControl), wire ↔ domain
 //!   conversions, errors → status codes in one place.
 //! - [`shard_node`]: a shard node's state: engine, checkpoints, node id, applied map.
+//! - [`identity`]: what runs in this process (build, start, effective configuration and
+//!   its hash, GPU).
 //! - [`data_dir`]: the lock that gives one process a data dir.
 //! - [`durable_file`]: small data-dir files written whole (temp file, fsync, rename).
 //! - [`incarnation`]: the random id that tells a node's data dir from an empty or foreign one.
@@ -43,6 +45,7 @@ pub mod data_dir;
 pub mod dev;
 pub mod durable_file;
 pub mod etcd;
+pub mod identity;
 pub mod incarnation;
 pub mod local_nodes;
 pub mod metrics;

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use strata_cluster::cluster::ProcessIdentity;
 use strata_cluster::coordinator::AutoRebalance;
 use strata_cluster::plan::TopologyParams;
 use strata_cluster::topology::Topology;
@@ -19,6 +20,7 @@ use strata_server::args::{parse_duration, parse_labels};
 use strata_server::connections::{ConnectionLimits, DEFAULT_MAX_CONNECTIONS};
 use strata_server::data_dir::DataDirLock;
 use strata_server::dev::{run_dev, DevConfig};
+use strata_server::identity;
 use strata_server::roles::leading::AutoRebalanceLoop;
 use strata_server::roles::{
     run_coordinator, run_shard, CoordinatorRoleConfig, EtcdSettings, ShardRoleConfig,
@@ -37,7 +39,7 @@ const DEFAULT_MEMORY_RESERVE_SIZE: &str = "256MiB";
 #[derive(Parser)]
 #[command(
     name = "strata-server",
-    version,
+    version = strata_proto::version_text!(),
     about = "strata embedding/parameter server"
 )]
 struct Cli {
@@ -46,6 +48,35 @@ struct Cli {
 }
 
 impl Cli {
+    /// What runs in this process: the role's flags as `matches` holds them (parsed from
+    /// `command`), its data dir and its GPU.
+    fn identity(
+        &self,
+        command: &clap::Command,
+        matches: &clap::ArgMatches,
+        started_unix_ms: u64,
+    ) -> Option<ProcessIdentity> {
+        let (name, role_matches) = matches.subcommand()?;
+        let config = identity::effective_config(command.find_subcommand(name)?, role_matches);
+        let (data_dir, gpu) = match &self.role {
+            Role::Dev(args) => (&args.data_dir, args.node.gpu.gpu_device),
+            Role::Shard(args) => (&args.data_dir, args.node.gpu.gpu_device),
+            Role::Coordinator(args) => {
+                let identity =
+                    identity::process_identity(name, started_unix_ms, config, &args.data_dir, None);
+                return Some(identity);
+            }
+        };
+        let gpu = identity::gpu_identity(gpu);
+        Some(identity::process_identity(
+            name,
+            started_unix_ms,
+            config,
+            data_dir,
+            gpu,
+        ))
+    }
+
     /// Whether this role holds rows and asked for huge pages (the coordinator holds none).
     fn huge_pages(&self) -> bool {
         match &self.role {
@@ -369,7 +400,11 @@ struct DevArgs {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let started_unix_ms = identity::now_unix_ms();
+    let command = Cli::command();
+    let matches = command.clone().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let identity = cli.identity(&command, &matches, started_unix_ms);
     let heap_pages = if cli.huge_pages() {
         Some(strata_server::allocator::reexec_with_huge_page_heap())
     } else {
@@ -400,9 +435,9 @@ fn main() -> anyhow::Result<()> {
         .context("starting the tokio runtime")?;
     runtime.block_on(async move {
         match cli.role {
-            Role::Dev(args) => dev(args).await,
-            Role::Coordinator(args) => coordinator(args).await,
-            Role::Shard(args) => shard(args).await,
+            Role::Dev(args) => dev(args, identity).await,
+            Role::Coordinator(args) => coordinator(args, identity).await,
+            Role::Shard(args) => shard(args, identity).await,
         }
     })
 }
@@ -419,7 +454,7 @@ fn check_advertise(listen: SocketAddr, advertise: Option<&Advertise>) -> anyhow:
     Ok(())
 }
 
-async fn dev(args: DevArgs) -> anyhow::Result<()> {
+async fn dev(args: DevArgs, identity: Option<ProcessIdentity>) -> anyhow::Result<()> {
     check_advertise(args.listen, args.advertise.as_ref())?;
     let _lock = lock_data_dir(&args.data_dir)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -440,6 +475,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         checkpoint_on_exit: !args.node.no_checkpoint_on_exit,
         drain_timeout: args.node.drain_timeout,
         checkpoint_interval: args.checkpoint_interval,
+        identity,
     };
     // Tests and scripts read the bound addresses from these lines.
     announce("dev", &listener, &metrics_listener, &status_listener)?;
@@ -515,7 +551,10 @@ fn announce(
     Ok(())
 }
 
-async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
+async fn coordinator(
+    args: CoordinatorArgs,
+    identity: Option<ProcessIdentity>,
+) -> anyhow::Result<()> {
     let topology = match &args.topology {
         None => Topology::default(),
         Some(path) => {
@@ -572,6 +611,7 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         keep_checkpoints: args.keep_checkpoints.max(1),
         connections: args.connections.limits(),
         checkpoint_interval: args.checkpoint_interval,
+        identity,
     };
     announce(
         "coordinator",
@@ -590,7 +630,7 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     .context("strata-server coordinator")
 }
 
-async fn shard(args: ShardArgs) -> anyhow::Result<()> {
+async fn shard(args: ShardArgs, identity: Option<ProcessIdentity>) -> anyhow::Result<()> {
     check_advertise(args.listen, args.advertise.as_ref())?;
     let _lock = lock_data_dir(&args.data_dir)?;
     let listener = bind(args.listen, "gRPC").await?;
@@ -618,6 +658,7 @@ async fn shard(args: ShardArgs) -> anyhow::Result<()> {
         connections: args.connections.limits(),
         checkpoint_on_exit: !args.node.no_checkpoint_on_exit,
         drain_timeout: args.node.drain_timeout,
+        identity,
     };
     announce("shard", &listener, &metrics_listener, &None)?;
     run_shard(config, listener, metrics_listener, shutdown_signal())

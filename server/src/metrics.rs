@@ -74,6 +74,19 @@ pub struct MoveLabels {
     pub migration: String,
 }
 
+/// Labels of `strata_build_info`: what the binary was built from.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    /// The workspace version.
+    pub version: &'static str,
+    /// The git commit (full hex, or `unknown`).
+    pub commit: &'static str,
+    /// Whether tracked files differed from the commit: `true` or `false`.
+    pub dirty: &'static str,
+    /// The cargo profile.
+    pub profile: &'static str,
+}
+
 /// Migration series of a shard server.
 struct MigrationFamilies {
     counters: Arc<MigrationCounters>,
@@ -152,6 +165,7 @@ impl Metrics {
     /// A fresh registry with the families every server has: rpcs, connections, process.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("strata");
+        register_build_info(&mut registry);
         let rpc_seconds = Family::<RpcLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.00005, 2.0, 20))
         });
@@ -546,6 +560,25 @@ impl NodeFamilies {
     }
 }
 
+/// Registers `strata_build_info{version,commit,dirty,profile} 1`: joins any series with what
+/// the server runs (e.g. `* on (instance) group_left(version) strata_build_info`).
+fn register_build_info(registry: &mut Registry) {
+    let build = crate::identity::BUILD;
+    let info = Family::<BuildLabels, Gauge>::default();
+    info.get_or_create(&BuildLabels {
+        version: build.version,
+        commit: build.commit,
+        dirty: if build.dirty { "true" } else { "false" },
+        profile: build.profile,
+    })
+    .set(1);
+    registry.register(
+        "build_info",
+        "What the server runs: version, git commit, dirty tree and cargo profile (always 1)",
+        info,
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -658,5 +691,18 @@ mod tests {
                 "no help for {family}:\n{text}"
             );
         }
+    }
+
+    #[test]
+    fn build_info_is_one_series_with_the_binary_identity() {
+        let text = Metrics::new()
+            .render(Format::Prometheus)
+            .expect("prometheus");
+        let build = crate::identity::BUILD;
+        let line = format!(
+            "strata_build_info{{version=\"{}\",commit=\"{}\",dirty=\"{}\",profile=\"{}\"}} 1",
+            build.version, build.commit, build.dirty, build.profile
+        );
+        assert!(text.contains(&line), "{line} not in:\n{text}");
     }
 }

@@ -22,7 +22,7 @@ use crate::migration::{self, source, MigrationCounters, MigrationError};
 use strata_cluster::cluster::{
     Catalog, HeartbeatReport, MigrateOut, MoveProgress, NodeCheckpoint, RangeLoad, TableUsage,
 };
-use strata_cluster::report::TrafficSample;
+use strata_cluster::report::{ProcessIdentity, TrafficSample};
 use strata_cluster::ClusterMap;
 use strata_engine::checkpoint::NodeSnapshot;
 use strata_engine::checkpoint::{
@@ -217,6 +217,7 @@ pub struct ShardNode {
     checkpoints: CheckpointStore,
     keep_checkpoints: usize,
     node_id: Mutex<String>,
+    identity: Mutex<Option<ProcessIdentity>>,
     catalog_version: AtomicU64,
     catalog: Mutex<()>,
     last_checkpoint: Mutex<Option<CheckpointInfo>>,
@@ -322,6 +323,7 @@ impl ShardNode {
             checkpoints,
             keep_checkpoints: keep_checkpoints.max(1),
             node_id: Mutex::new(String::new()),
+            identity: Mutex::new(None),
             catalog_version: AtomicU64::new(0),
             catalog: Mutex::new(()),
             last_checkpoint: Mutex::new(last_checkpoint),
@@ -351,6 +353,16 @@ impl ShardNode {
     /// Sets the node id after registration.
     pub fn set_node_id(&self, id: &str) {
         *self.node_id.lock() = id.to_string();
+    }
+
+    /// What runs on this node, as it reports it (`None`: not set).
+    pub fn identity(&self) -> Option<ProcessIdentity> {
+        self.identity.lock().clone()
+    }
+
+    /// Sets what this node reports as running on it (its process's identity).
+    pub fn set_identity(&self, identity: ProcessIdentity) {
+        *self.identity.lock() = Some(identity);
     }
 
     /// Catalog version applied.
@@ -548,6 +560,7 @@ impl ShardNode {
                 })
                 .collect(),
             unsaved_changes: self.has_unsaved_changes(),
+            identity: self.identity(),
         }
     }
 

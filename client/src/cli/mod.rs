@@ -1,7 +1,7 @@
 //! Command-line parsing and dispatch.
 //!
-//! Modules, one concern each: `status`, `table`, `data`, `checkpoint`, `reshard` (the
-//! commands); `output`
+//! Modules, one concern each: `status`, `table`, `data`, `checkpoint`, `reshard`,
+//! `version` (the commands); `identity` (what runs, as status and version show it); `output`
 //! (`-o text|json`); `confirm` (`[y/N]` and `--yes`); `exit` (exit statuses, mapped in one
 //! place); `units` (sizes and ages for people).
 
@@ -9,11 +9,13 @@ mod checkpoint;
 mod confirm;
 mod data;
 mod exit;
+mod identity;
 mod output;
 mod reshard;
 mod status;
 mod table;
 mod units;
+mod version;
 
 use std::time::Duration;
 
@@ -42,7 +44,7 @@ Examples:
 #[derive(Parser)]
 #[command(
     name = "strata",
-    version,
+    version = strata_proto::version_text!(),
     about = "Operate and inspect a strata cluster: tables, rows, dense tensors, shards, checkpoints.",
     after_help = format!("{AFTER_HELP}\n{EXIT_STATUSES}"),
 )]
@@ -116,6 +118,15 @@ enum Command {
     /// Follow or cancel the running plan.
     #[command(subcommand)]
     Migration(reshard::MigrationCommand),
+    /// The CLI's version and what the cluster runs: each node's and the coordinator's
+    /// version, commit and build profile.
+    #[command(
+        after_help = "Examples:\n  strata version\n  strata version -o json | jq '.nodes[] | {id, version, commit}'"
+    )]
+    Version {
+        #[command(flatten)]
+        out: OutputArgs,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(
         after_help = "Examples:\n  strata completion bash > ~/.local/share/bash-completion/completions/strata\n  strata completion zsh > \"${fpath[1]}/_strata\"\n  strata completion fish > ~/.config/fish/completions/strata.fish"
@@ -143,6 +154,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let command = match cli.command {
         Command::Pull(args) => return data::pull(connect, args).await,
         Command::Push(args) => return data::push(connect, args).await,
+        Command::Version { out } => return version::version(connect, out).await,
         other => other,
     };
     let client = connect.await?;
@@ -156,7 +168,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rebalance(args) => reshard::rebalance(&client, args).await,
         Command::Node(cmd) => reshard::node(&client, cmd).await,
         Command::Migration(cmd) => reshard::migration(&client, cmd).await,
-        Command::Pull(_) | Command::Push(_) | Command::Completion { .. } => Ok(()),
+        Command::Pull(_)
+        | Command::Push(_)
+        | Command::Version { .. }
+        | Command::Completion { .. } => Ok(()),
     }
 }
 

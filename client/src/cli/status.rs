@@ -7,6 +7,7 @@ use strata_proto::status_json::{
     checkpoint_age_ms, hit_rate, memory_budget, sorted_labels, status_json,
 };
 
+use super::identity::{build_text, gpu_text, mixed_warning, processes};
 use super::output::{print_json, OutputArgs};
 use super::units;
 
@@ -42,6 +43,7 @@ pub async fn status(client: &Client, out: OutputArgs) -> anyhow::Result<()> {
         s.epoch, s.leader
     );
     print_nodes(&s, now);
+    print_versions(&s, now);
     print_tables(&s);
     println!("\nSHARDS ({})", s.shards.len());
     println!(
@@ -124,6 +126,33 @@ fn print_nodes(s: &pb::StatusResponse, now: u64) {
                 labels.join(",")
             }
         );
+    }
+}
+
+/// The VERSIONS section: what each process runs (the coordinator first), then a warning
+/// when they run mixed versions.
+fn print_versions(s: &pb::StatusResponse, now: u64) {
+    println!("\nVERSIONS");
+    println!(
+        "  {:<12} {:<36} {:<13} {:>10}  GPU",
+        "PROCESS", "VERSION COMMIT PROFILE", "CONFIG", "STARTED"
+    );
+    for (name, identity) in processes(s) {
+        let started = identity
+            .filter(|i| i.started_unix_ms > 0)
+            .map_or_else(|| "-".into(), |i| units::ago(i.started_unix_ms, now));
+        let hash = identity.map_or("-", |i| i.config_hash.as_str());
+        println!(
+            "  {:<12} {:<36} {:<13} {:>10}  {}",
+            name,
+            build_text(identity),
+            if hash.is_empty() { "-" } else { hash },
+            started,
+            gpu_text(identity)
+        );
+    }
+    if let Some(warning) = mixed_warning(s) {
+        println!("  {warning}");
     }
 }
 

@@ -14,7 +14,9 @@ pub use crate::plan_record::{MoveRecord, MoveState, PlanRecord, PlanState};
 pub use crate::record::{
     known_attempts, new_record, shards_of, Catalog, ClusterCheckpoint, ClusterRecord, NodeRecord,
 };
-pub use crate::report::{HeartbeatReport, NodeCheckpoint, RangeLoad, TableUsage};
+pub use crate::report::{
+    GpuIdentity, HeartbeatReport, NodeCheckpoint, ProcessIdentity, RangeLoad, TableUsage,
+};
 
 /// Plans and their moves as the coordinator runs them.
 pub mod migrations {

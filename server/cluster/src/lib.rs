@@ -14,7 +14,8 @@
 //!   no clock).
 //! - [`record`]: the cluster record the coordinator keeps across restarts, and
 //!   [`plan_record`]: the plan and its moves as the record keeps them.
-//! - [`report`]: what a node reports (usage, slot-range loads, checkpoints, heartbeats).
+//! - [`report`]: what a node reports (usage, slot-range loads, checkpoints, what runs on it,
+//!   heartbeats).
 //! - [`traffic`]: the nodes' traffic samples laid over the current shards (pure).
 //! - [`cluster_stats`]: the cluster at a glance as plain numbers for the coordinator's
 //!   metrics (pure).

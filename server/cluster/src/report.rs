@@ -1,5 +1,5 @@
-//! What a node reports: its usage per table and per slot range, its checkpoints, and the
-//! heartbeat that carries them.
+//! What a node reports: its usage per table and per slot range, its checkpoints, what runs
+//! on it, and the heartbeat that carries them.
 
 use strata_storage::{CacheStats, TierStats};
 
@@ -74,6 +74,42 @@ impl TableUsage {
     }
 }
 
+/// What runs in a server process: its build, start, effective configuration and GPU.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessIdentity {
+    /// The workspace version (e.g. `0.1.0`).
+    pub version: String,
+    /// The git commit the binary was built from (full hex), or `unknown`.
+    pub commit: String,
+    /// Whether tracked files differed from the commit.
+    pub dirty: bool,
+    /// The cargo profile (`debug`, `release`).
+    pub profile: String,
+    /// The role (`dev`, `coordinator`, `shard`).
+    pub role: String,
+    /// When the process started, ms since the Unix epoch.
+    pub started_unix_ms: u64,
+    /// Each flag of the role after defaults, as (long name, value), secrets redacted.
+    pub config: Vec<(String, String)>,
+    /// Short hash of the configuration without its per-instance flags.
+    pub config_hash: String,
+    /// The data dir as given.
+    pub data_dir: String,
+    /// The GPU of the GPU tier (`None`: none in use).
+    pub gpu: Option<GpuIdentity>,
+}
+
+/// A GPU as a node reports it (empty fields: not known).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GpuIdentity {
+    /// The device's model name (e.g. `NVIDIA H100 80GB HBM3`).
+    pub model: String,
+    /// The driver's version (e.g. `580.65.06`).
+    pub driver: String,
+    /// The CUDA version the driver supports (e.g. `13.0`).
+    pub cuda: String,
+}
+
 /// Rows and bytes a node reports for one slot range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RangeLoad {
@@ -114,6 +150,8 @@ pub struct HeartbeatReport {
     pub push_rows_per_s: f64,
     /// Whether it holds changes its newest checkpoint lacks.
     pub unsaved_changes: bool,
+    /// What runs on it (`None`: a node that does not report it).
+    pub identity: Option<ProcessIdentity>,
 }
 
 /// Data-path bytes per second of one table's slot range from clients at one location.

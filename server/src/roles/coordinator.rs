@@ -21,7 +21,7 @@ use crate::metrics::Metrics;
 use crate::service::leader::LeaderSlot;
 use crate::service::{CoordinatorService, GrpcNodeControl};
 use crate::transport::server_builder;
-use strata_cluster::cluster::{ClusterConfig, ClusterCoordinator};
+use strata_cluster::cluster::{ClusterConfig, ClusterCoordinator, ProcessIdentity};
 use strata_cluster::topology::Topology;
 
 /// The gRPC service name whose health tells whether this coordinator leads.
@@ -57,6 +57,8 @@ pub struct CoordinatorRoleConfig {
     /// Checkpoint the cluster this often when a node reported changes (`None`: only on
     /// request).
     pub checkpoint_interval: Option<Duration>,
+    /// What runs in this process, for `Status`.
+    pub identity: Option<ProcessIdentity>,
 }
 
 /// Where in etcd the cluster lives.
@@ -119,13 +121,16 @@ pub async fn run_coordinator(
     let max = config.max_message_bytes;
     let metrics = Arc::new(Metrics::new().with_cluster(slot.clone()));
     let service = CoordinatorServer::new(
-        CoordinatorService::with_slot(slot.clone()).with_metrics(metrics.clone()),
+        CoordinatorService::with_slot(slot.clone())
+            .with_metrics(metrics.clone())
+            .identified(config.identity.clone()),
     )
     .max_decoding_message_size(max)
     .max_encoding_message_size(max);
     let connections = metrics.connections.clone();
     let metrics_task = serve::metrics(metrics_listener, metrics, &stop_rx);
-    let page = Arc::new(CoordinatorService::with_slot(slot.clone()));
+    let page =
+        Arc::new(CoordinatorService::with_slot(slot.clone()).identified(config.identity.clone()));
     let page_task = serve::status_page(status_listener, page, &stop_rx);
 
     tracing::info!(%address, etcd = config.etcd.is_some(), "strata-server coordinator serving");

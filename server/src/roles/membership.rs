@@ -18,7 +18,7 @@ use strata_proto::v1::coordinator_client::CoordinatorClient;
 use tonic::transport::Channel;
 use tonic::Code;
 
-use crate::service::convert::{catalog_from_pb, map_from_pb, report_to_pb};
+use crate::service::convert::{catalog_from_pb, identity_to_pb, map_from_pb, report_to_pb};
 use crate::service::leader::LEADER_METADATA;
 use crate::shard_node::{store_node_id, ShardNode};
 use strata_cluster::cluster::{
@@ -210,6 +210,7 @@ impl CoordinatorLink for GrpcLink {
                 node_id: reg.node_id,
                 incarnation: reg.incarnation,
                 accept_data_loss: reg.accept_data_loss,
+                identity: reg.identity.as_ref().map(identity_to_pb),
             };
             let resp = match self.client().register_node(request).await {
                 Ok(r) => r.into_inner(),
@@ -265,6 +266,7 @@ pub async fn join(
             memory_budget: me.memory_budget,
             incarnation: me.incarnation.clone(),
             accept_data_loss: me.accept_data_loss,
+            identity: node.identity(),
         })
         .await?;
     if node.node_id() != id {

@@ -22,6 +22,7 @@ use crate::service::{
 };
 use crate::shard_node::ShardNode;
 use crate::transport::server_builder;
+use strata_cluster::cluster::ProcessIdentity;
 use strata_engine::{Engine, EngineConfig};
 
 /// Settings of a shard-server process.
@@ -55,6 +56,8 @@ pub struct ShardRoleConfig {
     pub checkpoint_on_exit: bool,
     /// How long connections get to drain after the shutdown signal.
     pub drain_timeout: Duration,
+    /// What runs in this process, reported with registrations and heartbeats.
+    pub identity: Option<ProcessIdentity>,
 }
 
 /// Runs a shard server on already-bound listeners until `shutdown` resolves.
@@ -75,6 +78,9 @@ pub async fn run_shard(
         config.node_id.clone(),
     )
     .await?;
+    if let Some(identity) = &config.identity {
+        node.set_identity(identity.clone());
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let link = membership::GrpcLink::new(&config.coordinators).map_err(RoleError::Setup)?;
     let me = Membership {

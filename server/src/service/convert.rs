@@ -4,7 +4,8 @@ use strata_proto::v1 as pb;
 use thiserror::Error;
 
 use strata_cluster::cluster::{
-    Catalog, HeartbeatReport, MovePhase, MoveProgress, NodeCheckpoint, RangeLoad, TableUsage,
+    Catalog, GpuIdentity, HeartbeatReport, MovePhase, MoveProgress, NodeCheckpoint,
+    ProcessIdentity, RangeLoad, TableUsage,
 };
 use strata_cluster::report::TrafficSample;
 use strata_cluster::traffic::ShardTrafficRow;
@@ -495,6 +496,7 @@ pub fn report_to_pb(r: &HeartbeatReport) -> pb::HeartbeatRequest {
             })
             .collect(),
         migrations: r.migrations.clone(),
+        identity: r.identity.as_ref().map(identity_to_pb),
         traffic: r
             .traffic
             .iter()
@@ -572,6 +574,54 @@ pub fn report_from_pb(req: pb::HeartbeatRequest) -> HeartbeatReport {
         pull_rows_per_s: rate(req.pull_rows_per_s),
         push_rows_per_s: rate(req.push_rows_per_s),
         unsaved_changes: req.unsaved_changes,
+        identity: req.identity.map(identity_from_pb),
+    }
+}
+
+/// What runs in a process, on the wire.
+pub fn identity_to_pb(i: &ProcessIdentity) -> pb::ProcessIdentity {
+    pb::ProcessIdentity {
+        version: i.version.clone(),
+        commit: i.commit.clone(),
+        dirty: i.dirty,
+        profile: i.profile.clone(),
+        started_unix_ms: i.started_unix_ms,
+        config: i
+            .config
+            .iter()
+            .map(|(name, value)| pb::ConfigEntry {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect(),
+        config_hash: i.config_hash.clone(),
+        data_dir: i.data_dir.clone(),
+        gpu: i.gpu.as_ref().map(|g| pb::GpuIdentity {
+            model: g.model.clone(),
+            driver: g.driver.clone(),
+            cuda: g.cuda.clone(),
+        }),
+        role: i.role.clone(),
+    }
+}
+
+/// What runs in a process, from the wire.
+pub fn identity_from_pb(i: pb::ProcessIdentity) -> ProcessIdentity {
+    ProcessIdentity {
+        version: i.version,
+        commit: i.commit,
+        dirty: i.dirty,
+        profile: i.profile,
+        role: i.role,
+        started_unix_ms: i.started_unix_ms,
+        config: i.config.into_iter().map(|e| (e.name, e.value)).collect(),
+        config_hash: i.config_hash,
+        data_dir: i.data_dir,
+        gpu: i.gpu.map(|g| GpuIdentity {
+            model: g.model,
+            driver: g.driver,
+            cuda: g.cuda,
+        }),
     }
 }
 

@@ -11,8 +11,9 @@ use strata_proto::v1::coordinator_server::Coordinator;
 use tonic::{Request, Response, Status};
 
 use super::convert::{
-    catalog_to_pb, checkpoint_to_pb, dense_spec_from_pb, dense_spec_to_pb, map_to_pb,
-    report_from_pb, shard_traffic_to_pb, table_info_to_pb, table_spec_from_pb, table_spec_to_pb,
+    catalog_to_pb, checkpoint_to_pb, dense_spec_from_pb, dense_spec_to_pb, identity_from_pb,
+    identity_to_pb, map_to_pb, report_from_pb, shard_traffic_to_pb, table_info_to_pb,
+    table_spec_from_pb, table_spec_to_pb,
 };
 use super::leader::LeaderSlot;
 use super::status::{from_convert, from_coordinator, internal};
@@ -20,7 +21,7 @@ use crate::metrics::Metrics;
 use strata_cluster::cluster::migrations::{shard_loads, LiveMove};
 use strata_cluster::cluster::{
     shards_of, ClusterCheckpoint, ClusterCheckpointState, ClusterCoordinator, ClusterRecord,
-    MoveState, NodeLive, PlanRecord, Registration, TableUsage,
+    MoveState, NodeLive, PlanRecord, ProcessIdentity, Registration, TableUsage,
 };
 use strata_cluster::plan::{render, render_predicted, Plan, PlanKind, TopologyParams};
 use strata_cluster::traffic::traffic_by_shard;
@@ -35,6 +36,8 @@ pub struct CoordinatorService {
     /// Whether shard servers of other processes may join (not on a dev server, whose
     /// coordinator reaches only the node in its own process).
     remote_nodes: bool,
+    /// What runs in this process, for `Status` (`None`: not told).
+    identity: Option<ProcessIdentity>,
 }
 
 impl CoordinatorService {
@@ -49,6 +52,7 @@ impl CoordinatorService {
             slot,
             metrics: Arc::new(Metrics::new()),
             remote_nodes: true,
+            identity: None,
         }
     }
 
@@ -56,6 +60,11 @@ impl CoordinatorService {
     /// `/metrics` serves).
     pub fn with_metrics(self, metrics: Arc<Metrics>) -> Self {
         Self { metrics, ..self }
+    }
+
+    /// The same service, answering `Status` with `identity` as the coordinator's.
+    pub fn identified(self, identity: Option<ProcessIdentity>) -> Self {
+        Self { identity, ..self }
     }
 
     /// The service of `strata-server dev`: as [`CoordinatorService::new`], but shard servers
@@ -114,6 +123,7 @@ impl CoordinatorService {
                     last_heartbeat_ms_ago: l
                         .map_or(0, |l| l.last_seen.elapsed().as_millis() as u64),
                     draining: record.nodes.iter().any(|r| r.id == n.id && r.draining),
+                    identity: l.and_then(|l| l.identity.as_ref()).map(identity_to_pb),
                 }
             })
             .collect();
@@ -138,6 +148,7 @@ impl CoordinatorService {
                 .iter()
                 .map(shard_traffic_to_pb)
                 .collect(),
+            coordinator: self.identity.as_ref().map(identity_to_pb),
         })
     }
 
@@ -424,6 +435,7 @@ impl Coordinator for CoordinatorService {
                         memory_budget: req.memory_budget,
                         incarnation: req.incarnation,
                         accept_data_loss: req.accept_data_loss,
+                        identity: req.identity.map(identity_from_pb),
                     })
                     .map_err(from_coordinator)?;
                 Ok(Response::new(pb::RegisterNodeResponse {
@@ -565,7 +577,9 @@ impl Coordinator for CoordinatorService {
         _: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
         self.metrics
-            .timed("Status", async { self.status_reply().await.map(Response::new) })
+            .timed("Status", async {
+                self.status_reply().await.map(Response::new)
+            })
             .await
     }
 

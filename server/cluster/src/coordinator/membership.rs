@@ -8,7 +8,9 @@ use super::ClusterCoordinator;
 use crate::cluster_map::{ClusterMap, NodeEntry};
 use crate::placement::{spread_across, Candidate};
 use crate::record::{catalog_of, known_attempts, shards_of, Catalog, ClusterRecord, NodeRecord};
-use crate::report::{HeartbeatReport, NodeCheckpoint, RangeLoad, TableUsage, TrafficSample};
+use crate::report::{
+    HeartbeatReport, NodeCheckpoint, ProcessIdentity, RangeLoad, TableUsage, TrafficSample,
+};
 use crate::CoordinatorError;
 
 /// What the coordinator knows of a node from its heartbeats (not persisted).
@@ -40,6 +42,8 @@ pub struct NodeLive {
     pub push_rows_per_s: f64,
     /// Whether it holds changes its newest checkpoint lacks (true until it says otherwise).
     pub unsaved_changes: bool,
+    /// What runs on it, as it last reported (`None`: not reported).
+    pub identity: Option<ProcessIdentity>,
 }
 
 impl NodeLive {
@@ -59,6 +63,7 @@ impl NodeLive {
             pull_rows_per_s: 0.0,
             push_rows_per_s: 0.0,
             unsaved_changes: true,
+            identity: None,
         }
     }
 }
@@ -79,6 +84,8 @@ pub struct Registration {
     /// Take this registration even when the node comes back without the data of its
     /// shards (they are then served with fresh rows).
     pub accept_data_loss: bool,
+    /// What runs on the node (`None`: it sent none).
+    pub identity: Option<ProcessIdentity>,
 }
 
 /// The answer to a heartbeat: what the node lacks.
@@ -137,6 +144,7 @@ impl ClusterCoordinator {
         if let Some(old) = live.get(&id) {
             fresh.last_checkpoint = old.last_checkpoint.clone();
         }
+        fresh.identity = reg.identity;
         live.insert(id.clone(), fresh);
         // Shards are re-spread over the nodes only while no table exists: once one does,
         // rows may exist and moving them needs a plan (rebalance), never a re-placement.
@@ -211,6 +219,9 @@ impl ClusterCoordinator {
         entry.catalog_version = hb.catalog_version;
         if hb.last_checkpoint.is_some() {
             entry.last_checkpoint = hb.last_checkpoint;
+        }
+        if hb.identity.is_some() {
+            entry.identity = hb.identity;
         }
         let moved = !hb.address.is_empty() && record.nodes[node_index].address != hb.address;
         let freeze = !record.placement_frozen && entry.rows > 0;
@@ -483,6 +494,42 @@ mod tests {
             .expect("its own data dir now");
         c.heartbeat(rows).expect("heartbeat");
         assert!(c.register(with("dddd", false)).is_err());
+    }
+
+    #[test]
+    fn the_identity_registered_is_replaced_by_the_next_reported_and_kept_without_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = open(dir.path(), Duration::from_secs(60));
+        let identity = |commit: &str| ProcessIdentity {
+            version: "0.1.0".into(),
+            commit: commit.into(),
+            config_hash: "0123456789ab".into(),
+            ..Default::default()
+        };
+        let registered = Registration {
+            identity: Some(identity("aaaa")),
+            ..reg("n", "h:1")
+        };
+        c.register(registered).expect("register");
+        let seen = |c: &ClusterCoordinator| c.snapshot().1["n"].identity.clone();
+        assert_eq!(seen(&c), Some(identity("aaaa")));
+        let beat = |identity| HeartbeatReport {
+            node_id: "n".into(),
+            identity,
+            ..Default::default()
+        };
+        c.heartbeat(beat(None)).expect("heartbeat");
+        assert_eq!(seen(&c), Some(identity("aaaa")), "kept without a report");
+        c.heartbeat(beat(Some(identity("bbbb"))))
+            .expect("heartbeat");
+        assert_eq!(seen(&c), Some(identity("bbbb")));
+        drop(c);
+        // Not kept across a coordinator restart: the node's next heartbeat brings it.
+        let c = open(dir.path(), Duration::from_secs(60));
+        assert_eq!(seen(&c), None);
+        c.heartbeat(beat(Some(identity("cccc"))))
+            .expect("heartbeat");
+        assert_eq!(seen(&c), Some(identity("cccc")));
     }
 
     #[test]

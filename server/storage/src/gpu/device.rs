@@ -91,6 +91,31 @@ impl GpuDevice {
     }
 }
 
+/// The model of device `ordinal` and the CUDA version its driver supports (e.g. `13.0`),
+/// read without creating a context; `None` when libcuda is absent or has no such device.
+pub fn describe(ordinal: usize) -> Option<(String, String)> {
+    use cudarc::driver::{result, sys};
+    // SAFETY: only tries to dlopen libcuda; no driver symbol is called.
+    if !unsafe { sys::is_culib_present() } {
+        return None;
+    }
+    let ordinal = i32::try_from(ordinal).ok()?;
+    catch_unwind(|| {
+        result::init().ok()?;
+        let device = result::device::get(ordinal).ok()?;
+        let model = result::device::get_name(device).ok()?;
+        let mut version = 0;
+        // SAFETY: cuDriverGetVersion writes one int through the pointer it is given.
+        let cuda = match unsafe { sys::cuDriverGetVersion(&mut version) }.result() {
+            Ok(()) => format!("{}.{}", version / 1000, (version % 1000) / 10),
+            Err(_) => String::new(),
+        };
+        Some((model, cuda))
+    })
+    .ok()
+    .flatten()
+}
+
 /// Loaded kernels.
 #[derive(Debug)]
 struct Kernels {
