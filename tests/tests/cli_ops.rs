@@ -486,6 +486,17 @@ fn every_result_prints_as_text_or_json_alone_on_stdout() {
     assert_eq!(f["init"], "normal:0.02", "{v}");
     let out = cli(addr, &["dense", "list", "-o", "wide"]);
     assert!(stdout(&out).contains("HYPERPARAMETERS"), "{}", stdout(&out));
+    // Status, wide: each process's start time, data dir and effective configuration.
+    let out = cli(addr, &["status", "-o", "wide"]);
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("data dir {}", dir.path().display()))
+            && text.contains("config --")
+            && text.contains("--shards=8"),
+        "{text}"
+    );
+    assert!(!stdout(&cli(addr, &["status"])).contains("config --"));
     // An unknown format is a usage error.
     assert_exit(&cli(addr, &["status", "-o", "yaml"]), exit::USAGE);
 }

@@ -4,7 +4,7 @@
 use strata_client::v1 as pb;
 use strata_client::Client;
 use strata_proto::status_json::{
-    checkpoint_age_ms, hit_rate, memory_budget, sorted_labels, status_json,
+    checkpoint_age_ms, hit_rate, memory_budget, rfc3339, sorted_labels, status_json,
 };
 
 use super::identity::{build_text, gpu_text, mixed_warning, processes};
@@ -43,7 +43,7 @@ pub async fn status(client: &Client, out: OutputArgs) -> anyhow::Result<()> {
         s.epoch, s.leader
     );
     print_nodes(&s, now);
-    print_versions(&s, now);
+    print_versions(&s, now, out.wide());
     print_tables(&s);
     println!("\nSHARDS ({})", s.shards.len());
     println!(
@@ -130,8 +130,9 @@ fn print_nodes(s: &pb::StatusResponse, now: u64) {
 }
 
 /// The VERSIONS section: what each process runs (the coordinator first), then a warning
-/// when they run mixed versions.
-fn print_versions(s: &pb::StatusResponse, now: u64) {
+/// when they run mixed versions; `wide` adds each process's start time, data dir and
+/// effective configuration (flags after defaults, secrets redacted).
+fn print_versions(s: &pb::StatusResponse, now: u64, wide: bool) {
     println!("\nVERSIONS");
     println!(
         "  {:<12} {:<36} {:<13} {:>10}  GPU",
@@ -150,6 +151,22 @@ fn print_versions(s: &pb::StatusResponse, now: u64) {
             started,
             gpu_text(identity)
         );
+        if let Some(i) = identity.filter(|_| wide) {
+            if i.started_unix_ms > 0 {
+                println!("  {:<12} started {}", "", rfc3339(i.started_unix_ms));
+            }
+            if !i.data_dir.is_empty() {
+                println!("  {:<12} data dir {}", "", i.data_dir);
+            }
+            let flags: Vec<String> = i
+                .config
+                .iter()
+                .map(|e| format!("--{}={}", e.name, e.value))
+                .collect();
+            if !flags.is_empty() {
+                println!("  {:<12} config {}", "", flags.join(" "));
+            }
+        }
     }
     if let Some(warning) = mixed_warning(s) {
         println!("  {warning}");
