@@ -11,6 +11,8 @@ pub(crate) mod format;
 pub(crate) mod manifest;
 mod store;
 #[cfg(test)]
+mod chain_tests;
+#[cfg(test)]
 mod tests;
 
 pub use error::CheckpointError;
