@@ -242,10 +242,24 @@ impl CheckpointStore {
         Ok(Some(chain))
     }
 
+    /// Whether a checkpoint of `id`'s chain (before it) is known to be corrupt, or the chain
+    /// cannot be followed.
+    fn chain_holds_corrupt(&self, id: &str) -> Result<bool, CheckpointError> {
+        match self.chain_ids(id) {
+            Ok(chain) => {
+                let corrupt = self.corrupt.lock();
+                Ok(chain.iter().any(|link| corrupt.contains(link)))
+            }
+            Err(CheckpointError::Corrupt { .. }) => Ok(true),
+            Err(CheckpointError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Keeps the newest `keep` good checkpoints with every checkpoint their chains need, and
     /// deletes the checkpoints older than them that no kept chain needs, except those seen to
-    /// be corrupt: they may be the only copy of older data, and stay for inspection (an
-    /// operator deletes them). Returns how many were deleted.
+    /// be corrupt and the deltas chained to one: they may be the only copy of older data, and
+    /// stay for inspection (an operator deletes them). Returns how many were deleted.
     ///
     /// `keep == 0` deletes every good checkpoint. Ids are never reused afterwards. Deletion
     /// goes newest first, so a crash midway never leaves a delta whose parent is gone while
@@ -267,6 +281,10 @@ impl CheckpointStore {
             }
             if self.corrupt.lock().contains(&id) {
                 tracing::warn!(%id, "corrupt checkpoint kept for inspection; delete it by hand once it is not needed");
+                continue;
+            }
+            if self.chain_holds_corrupt(&id)? {
+                tracing::warn!(%id, "checkpoint whose chain holds a corrupt one kept for inspection; delete it by hand once it is not needed");
                 continue;
             }
             // Rename first so a crash mid-delete never leaves a half-deleted "committed" dir.
