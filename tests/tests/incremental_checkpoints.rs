@@ -21,7 +21,10 @@ fn node_checkpoints(data_dir: &Path) -> Vec<(String, u64)> {
         .map(|dir| {
             let text = std::fs::read_to_string(dir.join("MANIFEST.json")).expect("manifest");
             let json: serde_json::Value = serde_json::from_str(&text).expect("manifest JSON");
-            let kind = json["manifest"]["kind"].as_str().unwrap_or("base").to_owned();
+            let kind = json["manifest"]["kind"]
+                .as_str()
+                .unwrap_or("base")
+                .to_owned();
             let bytes = std::fs::read_dir(dir)
                 .expect("checkpoint dir")
                 .filter_map(Result::ok)
@@ -95,7 +98,10 @@ async fn deltas_of_one_percent_are_small_and_restore_exactly_after_kill() {
     assert_eq!(client.pull("e", &all).await.expect("pull"), before);
     // Optimizer state came back too: one more push gives what it gives on the twin.
     let g = grads(all.len(), 0.3);
-    client.push("e", &all, &g).await.expect("push after restart");
+    client
+        .push("e", &all, &g)
+        .await
+        .expect("push after restart");
     tc.push("e", &all, &g).await.expect("push twin");
     assert_eq!(
         client.pull("e", &all).await.expect("pull"),

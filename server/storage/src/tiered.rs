@@ -28,8 +28,8 @@ use super::gpu::layout::{state_slots, ScorePolicy, TableLayout, BUCKET_SLOTS};
 use super::gpu::{AdmissionPolicy, Admitter, DeviceTable, ExportedEntry, GpuError, InsertOutcome};
 use super::host::{now_secs, HostTier};
 use super::{
-    CacheStats, ChangedRows, ExportCursor, FrozenTier, RowLayout, StorageError, Tier, TierBreakdown,
-    TierStats,
+    CacheStats, ChangedRows, ExportCursor, FrozenTier, RowLayout, StorageError, Tier,
+    TierBreakdown, TierStats,
 };
 use crate::optimizer::OptimizerConfig;
 use crate::spec::TableSpec;

@@ -28,7 +28,8 @@ impl CheckpointStore {
             let (m, _) = Manifest::read(&self.root.join(&parent), &parent)?;
             // Manifests only link to older ids, so this walk ends.
             let parent_base = m.base.as_deref().unwrap_or(&m.id);
-            if m.depth.checked_add(1) != Some(link.depth) || link.base.as_deref() != Some(parent_base)
+            if m.depth.checked_add(1) != Some(link.depth)
+                || link.base.as_deref() != Some(parent_base)
             {
                 return Err(CheckpointError::corrupt(
                     &link.id,
@@ -91,7 +92,11 @@ impl CheckpointStore {
                     }
                 }
             }
-            Err(CheckpointError::Corrupt { id: at, file, reason }) => {
+            Err(CheckpointError::Corrupt {
+                id: at,
+                file,
+                reason,
+            }) => {
                 self.corrupt.lock().insert(at.clone());
                 info.state = CheckpointState::Corrupt {
                     reason: format!("chain: {at}: {file}: {reason}"),
@@ -171,7 +176,11 @@ impl CheckpointStore {
         for (_, id) in self.committed_ids()? {
             let chain = match self.chain_ids(&id) {
                 Ok(chain) => chain,
-                Err(CheckpointError::Corrupt { id: at, file, reason }) => {
+                Err(CheckpointError::Corrupt {
+                    id: at,
+                    file,
+                    reason,
+                }) => {
                     tracing::error!(id = %at, %file, %reason, skipped = %id, "corrupt checkpoint skipped; trying an older one");
                     self.corrupt.lock().insert(at);
                     continue;

@@ -169,7 +169,11 @@ fn incremental_chain_round_trips_bit_exactly() {
     let next = checkpoint(&back, &store, &mut head, true);
     assert_eq!(next.depth, 6);
     assert_eq!(state(&restored(&store, &next.id)), state(&back));
-    assert!(store.list().expect("list").iter().all(|i| i.state == CheckpointState::Ok));
+    assert!(store
+        .list()
+        .expect("list")
+        .iter()
+        .all(|i| i.state == CheckpointState::Ok));
 }
 
 #[test]
@@ -196,9 +200,16 @@ fn corrupt_delta_restores_the_good_prefix_and_is_reported() {
 
     let store = CheckpointStore::open(dir.path()).expect("reopen");
     let (info, chain) = store.load_latest_good().expect("load").expect("some");
-    assert_eq!(info.id, ids[1], "the chain up to the delta before the corrupt one");
+    assert_eq!(
+        info.id, ids[1],
+        "the chain up to the delta before the corrupt one"
+    );
     assert_eq!(chain.len(), 2);
-    assert_eq!(store.corrupt_ids(), vec![ids[2].clone()], "the skip is reported");
+    assert_eq!(
+        store.corrupt_ids(),
+        vec![ids[2].clone()],
+        "the skip is reported"
+    );
     let back = Engine::new(EngineConfig::default());
     back.restore_chain(&chain).expect("restore");
     assert_eq!(state(&back), states[1]);
@@ -272,7 +283,12 @@ fn retention_never_breaks_a_chain() {
         ids.push(checkpoint(&engine, &store, &mut head, k % 3 != 0).id);
     }
     let on_disk = |store: &CheckpointStore| -> Vec<String> {
-        let mut v: Vec<String> = store.list().expect("list").into_iter().map(|i| i.id).collect();
+        let mut v: Vec<String> = store
+            .list()
+            .expect("list")
+            .into_iter()
+            .map(|i| i.id)
+            .collect();
         v.reverse();
         v
     };
@@ -281,7 +297,11 @@ fn retention_never_breaks_a_chain() {
     assert_eq!(store.prune(3).expect("prune"), 0);
     assert_eq!(on_disk(&store), ids);
     // keep=2: the second chain alone; the first goes, newest first.
-    assert_eq!(store.prune(2).expect("prune"), 3, "the first chain is not needed");
+    assert_eq!(
+        store.prune(2).expect("prune"),
+        3,
+        "the first chain is not needed"
+    );
     assert_eq!(on_disk(&store), ids[3..].to_vec());
     assert_eq!(state(&restored(&store, &ids[4])), state_at_tip);
 

@@ -6,12 +6,12 @@
 //! and verifies chains, loads the newest good one and prunes without breaking one.
 
 mod chain;
+#[cfg(test)]
+mod chain_tests;
 mod error;
 pub(crate) mod format;
 pub(crate) mod manifest;
 mod store;
-#[cfg(test)]
-mod chain_tests;
 #[cfg(test)]
 mod tests;
 

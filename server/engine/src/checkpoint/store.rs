@@ -486,7 +486,11 @@ impl CheckpointStore {
     }
 
     /// Reads checkpoint `id`, verifying every checksum; decodes the data only when `load`.
-    pub(crate) fn read(&self, id: &str, load: bool) -> Result<(Manifest, u64, NodeSnapshot), CheckpointError> {
+    pub(crate) fn read(
+        &self,
+        id: &str,
+        load: bool,
+    ) -> Result<(Manifest, u64, NodeSnapshot), CheckpointError> {
         let dir = self.root.join(id);
         let (m, manifest_bytes) = Manifest::read(&dir, id)?;
         let mut scratch = Vec::new();

@@ -470,5 +470,8 @@ fn checkpoint_large_round_trip() {
         mb / r
     );
     assert_eq!(info.rows, ROWS as u64);
-    assert!(back == vec![snap], "large snapshot differs after round trip");
+    assert!(
+        back == vec![snap],
+        "large snapshot differs after round trip"
+    );
 }

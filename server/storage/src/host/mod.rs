@@ -46,7 +46,9 @@ use self::guard::{all_finite, Offenders, UndoLog};
 use self::reclaim::drop_in_background;
 use self::stripe::Stripe;
 use super::layout::{META_ACCESS, META_LAST_UPDATE, META_STEP};
-use super::{ChangedRows, ExportCursor, FrozenTier, MemoryBudget, RowLayout, StorageError, Tier, TierStats};
+use super::{
+    ChangedRows, ExportCursor, FrozenTier, MemoryBudget, RowLayout, StorageError, Tier, TierStats,
+};
 use crate::init::init_row;
 use crate::slot::slot_of;
 use crate::spec::TableSpec;
@@ -614,14 +616,20 @@ mod tests {
         let gone = slot_of(9, 4096);
         tier.erase_slots(&[(gone, gone + 1)]).expect("erase");
         let frozen = tier.freeze();
-        let changed = frozen.changed_since(mark).expect("changes").expect("tracked");
+        let changed = frozen
+            .changed_since(mark)
+            .expect("changes")
+            .expect("tracked");
         let now = by_id(&frozen.snapshot().expect("now"), rf);
         drop(frozen);
         let changed_ids: std::collections::BTreeSet<u64> =
             by_id(&changed.blocks, rf).keys().copied().collect();
         assert!(changed_ids.contains(&7) && changed_ids.contains(&1000));
         assert!(changed_ids.contains(&2000));
-        assert!(changed_ids.len() <= 4, "only the written rows: {changed_ids:?}");
+        assert!(
+            changed_ids.len() <= 4,
+            "only the written rows: {changed_ids:?}"
+        );
         let mut rebuilt = by_id(&base, rf);
         rebuilt.retain(|&id, _| {
             let slot = slot_of(id, 4096);

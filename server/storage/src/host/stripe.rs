@@ -162,7 +162,10 @@ impl Stripe {
     /// Drops every row as [`Stripe::clear`] does, remembering that the stripe's whole slot
     /// range lost its rows (a restore replaces them).
     pub fn wipe(&mut self) -> Released {
-        let range = (self.first_slot, self.first_slot + self.slot_rows.len() as u32);
+        let range = (
+            self.first_slot,
+            self.first_slot + self.slot_rows.len() as u32,
+        );
         self.erased.push((self.epoch, range));
         self.clear()
     }
