@@ -119,7 +119,7 @@ fn incremental_chain_round_trips_bit_exactly() {
         // Rows created by pulls count as changed.
         let ids = rng.ids(10, 1 << 40);
         engine
-            .pull("b", &ids, &mut vec![0.0; 40])
+            .pull("b", &ids, &mut [0.0; 40])
             .expect("pull new rows");
         match round {
             1 => {
