@@ -282,6 +282,10 @@ struct NodeArgs {
     /// Checkpoints to keep on disk (corrupt ones are never deleted by retention).
     #[arg(long, default_value_t = 3)]
     keep_checkpoints: usize,
+    /// Delta checkpoints (rows changed since the previous checkpoint) between two base
+    /// checkpoints (every row); 0 makes every checkpoint a base.
+    #[arg(long, default_value_t = strata_engine::DEFAULT_CHECKPOINT_FULL_EVERY)]
+    full_every: u32,
     /// Start with empty tables when the data dir holds checkpoints and none verifies, and
     /// (shard) register when the coordinator knows this node id with another data dir
     /// (without it such a node refuses to start rather than serve fresh rows over them).
@@ -348,6 +352,7 @@ impl NodeArgs {
                 ..WalConfig::default()
             }),
             client_expiry: self.client_expiry,
+            checkpoint_full_every: self.full_every,
         }
     }
 

@@ -29,7 +29,7 @@ use strata_engine::checkpoint::{
     CheckpointError, CheckpointInfo, CheckpointState, CheckpointStore,
 };
 use strata_engine::wal::{self, Wal, WalBase, WalError, WAL_DIR};
-use strata_engine::{Engine, EngineError, Table};
+use strata_engine::{ChainMark, Engine, EngineError, Table};
 
 /// File in the data dir that keeps the node id across restarts.
 const NODE_ID_FILE: &str = "node-id";
@@ -211,6 +211,27 @@ fn open_wal(
     Ok(())
 }
 
+/// The newest checkpoint of the node's chain: the next delta's parent.
+#[derive(Debug, Clone)]
+struct ChainHead {
+    /// The checkpoint's id.
+    id: String,
+    /// Deltas from its base to it.
+    depth: u32,
+    /// Where the engine's tables stood at it.
+    mark: ChainMark,
+}
+
+impl ChainHead {
+    fn new(info: &CheckpointInfo, mark: ChainMark) -> Self {
+        ChainHead {
+            id: info.id.clone(),
+            depth: info.depth,
+            mark,
+        }
+    }
+}
+
 /// One shard server's engine, checkpoints and view of the cluster.
 pub struct ShardNode {
     engine: Arc<Engine>,
@@ -221,6 +242,8 @@ pub struct ShardNode {
     catalog_version: AtomicU64,
     catalog: Mutex<()>,
     last_checkpoint: Mutex<Option<CheckpointInfo>>,
+    /// The newest checkpoint written or restored, which the next delta continues.
+    chain: Mutex<Option<ChainHead>>,
     saved_changes: AtomicU64,
     durability: tokio::sync::Mutex<()>,
     shard_ranges: Mutex<Vec<(u32, u32)>>,
@@ -281,17 +304,20 @@ impl ShardNode {
         };
         let base_lsn = match (&base, &latest) {
             (Some(b), _) => b.lsn,
-            (_, Some((_, snap))) => snap.wal_lsn,
+            (_, Some((_, snaps))) => snaps.last().map_or(0, |s| s.wal_lsn),
             _ => 0,
         };
         let base_id = latest.as_ref().map(|(info, _)| info.id.clone());
+        let mut chain = None;
         let last_checkpoint = match latest {
-            Some((info, snap)) => {
-                engine.restore(&snap)?;
+            Some((info, snaps)) => {
+                let mark = engine.restore_chain(&snaps)?;
                 tracing::info!(
-                    dir = %data_dir.display(), id = %info.id, epoch = info.epoch,
+                    dir = %data_dir.display(), id = %info.id, kind = info.kind.as_str(),
+                    deltas = info.depth, epoch = info.epoch,
                     tables = info.tables, rows = info.rows, "restored checkpoint"
                 );
+                chain = Some(ChainHead::new(&info, mark));
                 Some(info)
             }
             None => {
@@ -327,6 +353,7 @@ impl ShardNode {
             catalog_version: AtomicU64::new(0),
             catalog: Mutex::new(()),
             last_checkpoint: Mutex::new(last_checkpoint),
+            chain: Mutex::new(chain),
             saved_changes: AtomicU64::new(saved_changes),
             durability: tokio::sync::Mutex::new(()),
             shard_ranges: Mutex::new(Vec::new()),
@@ -636,9 +663,10 @@ impl ShardNode {
         let _serial = self.durability.lock().await;
         let (this, id) = (self.clone(), id.to_string());
         let info = tokio::task::spawn_blocking(move || {
-            let (info, snap): (CheckpointInfo, NodeSnapshot) =
+            let (info, snaps): (CheckpointInfo, Vec<NodeSnapshot>) =
                 this.checkpoints.load_with_info(&id)?;
-            this.engine.restore_checkpoint(&info.id, &snap)?;
+            let mark = this.engine.restore_checkpoint(&info.id, &snaps)?;
+            *this.chain.lock() = Some(ChainHead::new(&info, mark));
             this.saved_changes
                 .store(this.engine.changes(), Ordering::Release);
             tracing::info!(id = %info.id, rows = info.rows, "restored checkpoint on request");
@@ -703,14 +731,26 @@ impl ShardNode {
             // Read before the snapshot: a change counted after this is either in the
             // snapshot or still unsaved, never taken for saved when it is not.
             let changes = this.engine.changes();
-            let snap = this.engine.snapshot()?;
+            // A delta continues the chain unless it is due for a new base; a parent gone
+            // from the disk (deleted by hand) starts a new base too.
+            let full_every = this.engine.config().checkpoint_full_every;
+            let parent = this.chain.lock().clone().filter(|head| {
+                head.depth < full_every && this.checkpoints.root().join(&head.id).is_dir()
+            });
+            let (snap, mark) = this
+                .engine
+                .snapshot_since(parent.as_ref().map(|head| &head.mark))?;
             if snap.epoch != epoch {
                 return Err(ShardNodeError::WrongEpoch {
                     asked: epoch,
                     current: snap.epoch,
                 });
             }
-            let info = this.checkpoints.write(&snap)?;
+            let info = match &parent {
+                Some(head) => this.checkpoints.write_delta(&snap, &head.id)?,
+                None => this.checkpoints.write(&snap)?,
+            };
+            *this.chain.lock() = Some(ChainHead::new(&info, mark));
             if let Some(wal) = this.engine.wal() {
                 // The log now applies on this checkpoint; what it covers is deleted.
                 wal.set_base(&WalBase {

@@ -177,4 +177,10 @@ pub enum EngineError {
         /// The log's error.
         reason: String,
     },
+    /// A chain of checkpoints (a base and its deltas) does not fit together.
+    #[error("checkpoint chain cannot be applied: {reason}")]
+    BrokenChain {
+        /// What does not fit.
+        reason: String,
+    },
 }

@@ -121,6 +121,7 @@ fn data_file(bytes: &[u8], kind: FileKind) {
                 spec: table_spec(),
                 row_floats,
                 blocks,
+                changes: None,
             })
             .expect("a loaded table is consistent")
         }
@@ -246,6 +247,7 @@ mod tests {
                     rows: vec![1.0, 2.0, 3.0],
                 },
             ],
+            changes: None,
         };
         let empty = TableSnapshot {
             blocks: vec![],
@@ -262,6 +264,10 @@ mod tests {
             id: ID.into(),
             created_unix_ms: 1_700_000_000_000,
             epoch: 3,
+            kind: manifest::CheckpointKind::Base,
+            base: None,
+            parent: None,
+            depth: 0,
             wal_lsn: 0,
             ledger: Vec::new(),
             tables: vec![manifest::TableEntry {
@@ -270,6 +276,7 @@ mod tests {
                 rows: 3,
                 blocks: 3,
                 data: file_entry(manifest::table_file(0), FileKind::Table, "t", &table_bytes),
+                changes: None,
             }],
             dense: vec![manifest::DenseEntry {
                 spec: dense.spec.clone(),

@@ -30,10 +30,12 @@ mod gpu;
 mod journal;
 pub mod ledger;
 mod ownership;
+mod snapshot;
 pub mod traffic;
 mod validate;
 pub mod wal;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,7 +45,7 @@ use parking_lot::Mutex;
 pub use self::dense::DenseTensor;
 pub use self::error::EngineError;
 pub use self::ownership::{Admission, Capture, Ownership, OwnershipError};
-use crate::checkpoint::{NodeSnapshot, TableSnapshot};
+pub use self::snapshot::ChainMark;
 use strata_storage::host::{HostTier, RowMemory};
 use strata_storage::slot::DEFAULT_NUM_SLOTS;
 use strata_storage::spec::{DenseSpec, TableSpec, TierKind};
@@ -54,7 +56,7 @@ use self::gpu::GpuReservation;
 use self::journal::Journal;
 use self::ledger::{Admit, PushLedger};
 use self::traffic::{Direction, TableTraffic, Traffic, TrafficReport};
-use self::wal::{Origin, Record, Wal, WalBase, WalError};
+use self::wal::{Origin, Record, Wal, WalError};
 
 /// Default largest number of rows in one pull or push.
 pub const DEFAULT_MAX_BATCH_ROWS: usize = 1 << 18;
@@ -95,7 +97,12 @@ pub struct EngineConfig {
     pub wal: Option<wal::WalConfig>,
     /// Time after which a client that pushed nothing is forgotten by exactly-once delivery.
     pub client_expiry: Duration,
+    /// Delta checkpoints written between two base checkpoints (0: every checkpoint is a base).
+    pub checkpoint_full_every: u32,
 }
+
+/// Default number of delta checkpoints between two base checkpoints.
+pub const DEFAULT_CHECKPOINT_FULL_EVERY: u32 = 8;
 
 /// Default window of traffic rates.
 pub const DEFAULT_TRAFFIC_WINDOW: Duration = Duration::from_secs(60);
@@ -125,6 +132,7 @@ impl Default for EngineConfig {
             traffic_window: DEFAULT_TRAFFIC_WINDOW,
             wal: None,
             client_expiry: ledger::DEFAULT_CLIENT_EXPIRY,
+            checkpoint_full_every: DEFAULT_CHECKPOINT_FULL_EVERY,
         }
     }
 }
@@ -136,6 +144,8 @@ pub struct Table {
     traffic: TableTraffic,
     journal: Arc<Journal>,
     ledger: Arc<PushLedger>,
+    /// Tells this table from an earlier one of the same name (unique within the engine).
+    incarnation: u64,
     _gpu: Option<GpuReservation>,
 }
 
@@ -350,6 +360,7 @@ pub struct Engine {
     traffic: Arc<Traffic>,
     journal: Arc<Journal>,
     ledger: Arc<PushLedger>,
+    incarnations: AtomicU64,
 }
 
 impl Engine {
@@ -370,6 +381,7 @@ impl Engine {
             ownership,
             journal: Journal::new(),
             ledger: Arc::new(PushLedger::new(expiry)),
+            incarnations: AtomicU64::new(0),
         }
     }
 
@@ -512,6 +524,7 @@ impl Engine {
             traffic: TableTraffic::new(self.config.num_slots),
             journal: self.journal.clone(),
             ledger: self.ledger.clone(),
+            incarnation: self.incarnations.fetch_add(1, Ordering::Relaxed),
             _gpu: gpu,
         })
     }
@@ -656,90 +669,6 @@ impl Engine {
             },
         )?;
         Ok(applied)
-    }
-
-    /// Copies every table and dense tensor out at one instant: all tables are frozen
-    /// (writes held off) before the first row is copied, and thawed after the last.
-    /// With a write-ahead log, the log is cut at the same instant: the snapshot holds
-    /// exactly the records below its `wal_lsn`.
-    pub fn snapshot(&self) -> Result<NodeSnapshot, EngineError> {
-        let cut = self.journal.exclusive();
-        let tables = self.tables();
-        let frozen: Vec<_> = tables.iter().map(|t| t.tier.freeze()).collect();
-        let dense = self.dense_tensors().iter().map(|d| d.snapshot()).collect();
-        let wal_lsn = match self.journal.wal() {
-            Some(wal) => wal.cut().map_err(wal_error)?,
-            None => 0,
-        };
-        let ledger = self.ledger.snapshot();
-        drop(cut);
-        let tables = tables
-            .iter()
-            .zip(&frozen)
-            .map(|(t, f)| {
-                Ok(TableSnapshot {
-                    spec: t.spec.clone(),
-                    row_floats: t.tier.layout().row_floats() as u32,
-                    blocks: f.snapshot()?,
-                })
-            })
-            .collect::<Result<Vec<_>, EngineError>>();
-        drop(frozen);
-        Ok(NodeSnapshot {
-            epoch: self.ownership.epoch(),
-            wal_lsn,
-            ledger,
-            tables: tables?,
-            dense,
-        })
-    }
-
-    /// Replaces every table and dense tensor with checkpoint `id`'s snapshot; the write-ahead
-    /// log, if any, starts over on it (the records before no longer apply).
-    pub fn restore_checkpoint(&self, id: &str, snap: &NodeSnapshot) -> Result<(), EngineError> {
-        let _cut = self.journal.exclusive();
-        self.restore(snap)?;
-        if let Some(wal) = self.journal.wal() {
-            let lsn = wal.cut().map_err(wal_error)?;
-            wal.set_base(&WalBase {
-                checkpoint: Some(id.to_string()),
-                lsn,
-            })
-            .map_err(wal_error)?;
-        }
-        Ok(())
-    }
-
-    /// Replaces every table and dense tensor with the snapshot's (not logged: on start, or
-    /// through [`Engine::restore_checkpoint`]).
-    pub fn restore(&self, snap: &NodeSnapshot) -> Result<(), EngineError> {
-        // The restored tables take their device memory from a fresh GPU budget, which replaces
-        // the node's when they replace the current tables.
-        let gpu_budget = Arc::new(MemoryBudget::new(self.config.gpu_memory_budget));
-        let mut tables = Vec::with_capacity(snap.tables.len());
-        for t in &snap.tables {
-            t.spec.validate()?;
-            let table = self.build_table(t.spec.clone(), &gpu_budget)?;
-            table.tier.restore(&t.blocks)?;
-            tables.push(table);
-        }
-        let dense = snap
-            .dense
-            .iter()
-            .map(|d| DenseTensor::restore(d, &self.budget))
-            .collect::<Result<Vec<_>, _>>()?;
-        self.tables.clear();
-        *self.gpu_budget.lock() = gpu_budget;
-        for t in tables {
-            self.tables.insert(t.spec.name.clone(), Arc::new(t));
-        }
-        self.ledger.restore(&snap.ledger);
-        self.dense.clear();
-        for d in dense {
-            self.dense.insert(d.spec().name.clone(), Arc::new(d));
-        }
-        self.journal.changed();
-        Ok(())
     }
 }
 

@@ -39,6 +39,7 @@ pub fn engine_code(err: &EngineError) -> Code {
         // Applied but not made durable: the caller cannot know what a restart keeps.
         EngineError::WalWrite { .. } | EngineError::PushInFlight { .. } => Code::Unavailable,
         EngineError::BadClientId { .. } => Code::InvalidArgument,
+        EngineError::BrokenChain { .. } => Code::DataLoss,
         EngineError::PushOutcomeLost { .. } | EngineError::PushSettled { .. } => Code::Aborted,
     }
 }

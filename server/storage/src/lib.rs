@@ -175,8 +175,35 @@ pub trait Tier: Send + Sync {
     }
 }
 
+/// The rows of a tier written since an earlier change epoch, and the slot ranges that lost
+/// rows since: applied to the tier's copy at that epoch (erase the ranges, then upsert the
+/// rows) they give its rows now.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChangedRows {
+    /// Rows written (pushed, created, imported, written back) since, one block per partition.
+    pub blocks: Vec<RowBlock>,
+    /// Half-open slot ranges erased since (rows outside them that were not written are as
+    /// they were).
+    pub erased: Vec<(u32, u32)>,
+}
+
 /// A tier with writes held off: its rows can be copied out consistently.
 pub trait FrozenTier {
     /// Copies every row out, one block per internal partition.
     fn snapshot(&self) -> Result<Vec<RowBlock>, StorageError>;
+
+    /// Ends the tier's current change epoch and returns it: every row held now was written at
+    /// or before it, later writes carry a later one. Tiers that track no changes return 0.
+    fn cut(&self) -> u64 {
+        0
+    }
+
+    /// The changes since change epoch `since` (a value [`FrozenTier::cut`] returned), or
+    /// `None` when the tier tracks no changes (copy everything with
+    /// [`FrozenTier::snapshot`]). Asking from an epoch forgets what the tier kept of erases
+    /// at or before it: ask with epochs that only grow.
+    fn changed_since(&self, since: u64) -> Result<Option<ChangedRows>, StorageError> {
+        let _ = since;
+        Ok(None)
+    }
 }

@@ -28,7 +28,8 @@ use super::gpu::layout::{state_slots, ScorePolicy, TableLayout, BUCKET_SLOTS};
 use super::gpu::{AdmissionPolicy, Admitter, DeviceTable, ExportedEntry, GpuError, InsertOutcome};
 use super::host::{now_secs, HostTier};
 use super::{
-    CacheStats, ExportCursor, FrozenTier, RowLayout, StorageError, Tier, TierBreakdown, TierStats,
+    CacheStats, ChangedRows, ExportCursor, FrozenTier, RowLayout, StorageError, Tier,
+    TierBreakdown, TierStats,
 };
 use crate::optimizer::OptimizerConfig;
 use crate::spec::TableSpec;
@@ -464,8 +465,30 @@ struct FrozenGpu<'a, T> {
 
 impl<T> FrozenTier for FrozenGpu<'_, T> {
     fn snapshot(&self) -> Result<Vec<RowBlock>, StorageError> {
+        let blocks = self.host.snapshot()?;
+        self.with_device_rows(blocks)
+    }
+
+    fn cut(&self) -> u64 {
+        self.host.cut()
+    }
+
+    fn changed_since(&self, since: u64) -> Result<Option<ChangedRows>, StorageError> {
+        // Cached rows change on the device without the host knowing: every one of them is
+        // taken as changed (applying a row that did not change is harmless).
+        let Some(mut changed) = self.host.changed_since(since)? else {
+            return Ok(None);
+        };
+        changed.blocks = self.with_device_rows(std::mem::take(&mut changed.blocks))?;
+        Ok(Some(changed))
+    }
+}
+
+impl<T> FrozenGpu<'_, T> {
+    /// `blocks` of host rows with each cached row's device copy in place of its host copy,
+    /// and the cached rows `blocks` lacks in one more block.
+    fn with_device_rows(&self, mut blocks: Vec<RowBlock>) -> Result<Vec<RowBlock>, StorageError> {
         let device_rows = self.device_rows.clone()?;
-        let mut blocks = self.host.snapshot()?;
         let mut newer: HashMap<u64, &[f32]> = device_rows
             .iter()
             .map(|e| (e.key, e.row.as_slice()))

@@ -14,8 +14,11 @@ use serde_json::value::RawValue;
 use super::error::CheckpointError;
 use strata_storage::spec::{DenseSpec, TableSpec};
 
-/// Version of the checkpoint layout (manifest + data files).
+/// Version of the checkpoint layout (manifest + data files) of a base checkpoint.
 pub(crate) const FORMAT_VERSION: u32 = 1;
+/// Version of a delta checkpoint's layout: a reader that knows only bases refuses it
+/// instead of taking its changed rows for every row.
+pub(crate) const DELTA_FORMAT_VERSION: u32 = 2;
 /// Name of the manifest inside a checkpoint directory.
 pub(crate) const MANIFEST_FILE: &str = "MANIFEST.json";
 /// A manifest larger than this is rejected as corrupt before reading it.
@@ -46,6 +49,35 @@ pub(crate) struct FileEntry {
     pub crc32: u32,
 }
 
+/// Whether a checkpoint holds every row (a base) or the changes since its parent (a delta).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckpointKind {
+    /// Every row of every table.
+    #[default]
+    Base,
+    /// The rows written since the parent checkpoint (a base or a delta), and what was erased.
+    Delta,
+}
+
+impl CheckpointKind {
+    /// `"base"` or `"delta"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckpointKind::Base => "base",
+            CheckpointKind::Delta => "delta",
+        }
+    }
+
+    fn is_base(&self) -> bool {
+        *self == CheckpointKind::Base
+    }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// One table of a checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct TableEntry {
@@ -59,6 +91,17 @@ pub(crate) struct TableEntry {
     pub blocks: u64,
     /// Its data file.
     pub data: FileEntry,
+    /// In a delta: the data file holds the rows written since the parent, applied after
+    /// erasing these ranges (absent: the data file holds every row).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<super::TableChanges>,
+}
+
+impl TableEntry {
+    /// Rows the table held at the snapshot instant.
+    pub(crate) fn live_rows(&self) -> u64 {
+        self.changes.as_ref().map_or(self.rows, |c| c.live_rows)
+    }
 }
 
 /// One dense tensor of a checkpoint.
@@ -83,6 +126,18 @@ pub(crate) struct Manifest {
     pub created_unix_ms: u64,
     /// Cluster-map epoch of the snapshot.
     pub epoch: u64,
+    /// Base or delta (absent: base).
+    #[serde(default, skip_serializing_if = "CheckpointKind::is_base")]
+    pub kind: CheckpointKind,
+    /// A delta's chain base: the base checkpoint its chain starts from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    /// A delta's parent: the checkpoint (base or delta) it holds the changes since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// Deltas from the base to this checkpoint (0 for a base).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub depth: u32,
     /// The first write-ahead log record not in the checkpoint (0: no log; absent in
     /// checkpoints written before the log existed).
     #[serde(default)]
@@ -122,7 +177,7 @@ struct EnvelopeIn<'a> {
 impl Manifest {
     /// Total rows over all tables.
     pub(crate) fn rows(&self) -> u64 {
-        self.tables.iter().map(|t| t.rows).sum()
+        self.tables.iter().map(TableEntry::live_rows).sum()
     }
 
     /// Total bytes of the data files.
@@ -200,17 +255,12 @@ impl Manifest {
         Ok(m)
     }
 
-    /// Structural checks: version, id, file names and kinds.
+    /// Structural checks: version, id, kind and chain links, file names and kinds.
     fn validate(&self, id: &str) -> Result<(), String> {
-        if self.format_version != FORMAT_VERSION {
-            return Err(format!(
-                "unsupported format version {}",
-                self.format_version
-            ));
-        }
         if self.id != id {
             return Err(format!("records id {:?}, directory is {id:?}", self.id));
         }
+        self.validate_kind()?;
         for (i, t) in self.tables.iter().enumerate() {
             let f = &t.data;
             if f.file != table_file(i) || f.kind != FileKind::Table || f.name != t.spec.name {
@@ -222,6 +272,47 @@ impl Manifest {
             if f.file != dense_file(i) || f.kind != FileKind::Dense || f.name != d.spec.name {
                 return Err(format!("dense entry {i} is inconsistent ({:?})", f.file));
             }
+        }
+        Ok(())
+    }
+
+    /// Checks that the version, the kind and the chain links agree.
+    fn validate_kind(&self) -> Result<(), String> {
+        let delta_tables = self.tables.iter().any(|t| t.changes.is_some());
+        match (self.format_version, self.kind) {
+            (FORMAT_VERSION, CheckpointKind::Base) => {
+                if self.base.is_some() || self.parent.is_some() || self.depth != 0 {
+                    return Err("a base names a base, a parent or a depth".into());
+                }
+                if delta_tables {
+                    return Err("a base holds a table's changes".into());
+                }
+            }
+            (DELTA_FORMAT_VERSION, CheckpointKind::Delta) => {
+                let (Some(base), Some(parent)) = (&self.base, &self.parent) else {
+                    return Err("a delta without its base or parent".into());
+                };
+                // Ids number checkpoints by creation: a chain only links to older ones.
+                let n = |id: &str| super::store::parse_id(id);
+                let ordered = match (n(base), n(parent), n(&self.id)) {
+                    (Some(b), Some(p), Some(me)) => b <= p && p < me,
+                    _ => false,
+                };
+                if !ordered || self.depth == 0 {
+                    return Err(format!(
+                        "chain links out of order: base {base:?}, parent {parent:?}, depth {}",
+                        self.depth
+                    ));
+                }
+            }
+            (FORMAT_VERSION | DELTA_FORMAT_VERSION, kind) => {
+                return Err(format!(
+                    "kind {} does not match format version {}",
+                    kind.as_str(),
+                    self.format_version
+                ));
+            }
+            (v, _) => return Err(format!("unsupported format version {v}")),
         }
         Ok(())
     }

@@ -1,8 +1,13 @@
 //! Consistent checkpoints of a node's tables and dense tensors.
 //!
 //! The engine copies its state into a [`NodeSnapshot`] at one instant; this module writes it
-//! under the data dir and reads it back, verifying checksums.
+//! under the data dir and reads it back, verifying checksums. A checkpoint is a base (every
+//! row) or a delta (the rows written since its parent, chained to a base); `chain` follows
+//! and verifies chains, loads the newest good one and prunes without breaking one.
 
+mod chain;
+#[cfg(test)]
+mod chain_tests;
 mod error;
 pub(crate) mod format;
 pub(crate) mod manifest;
@@ -11,6 +16,7 @@ mod store;
 mod tests;
 
 pub use error::CheckpointError;
+pub use manifest::CheckpointKind;
 pub use store::{CheckpointInfo, CheckpointState, CheckpointStore, StagedCheckpoint};
 
 use strata_storage::spec::{DenseSpec, TableSpec};
@@ -23,8 +29,22 @@ pub struct TableSnapshot {
     pub spec: TableSpec,
     /// f32 words per row in `RowBlock::rows` (layout owned by the storage tier).
     pub row_floats: u32,
-    /// The table's rows, one block per stripe.
+    /// The table's rows, one block per stripe: every row, or with `changes` only the rows
+    /// written since the parent checkpoint.
     pub blocks: Vec<RowBlock>,
+    /// In a delta: how the table differs from its copy in the parent checkpoint (`None`: the
+    /// blocks hold every row).
+    pub changes: Option<TableChanges>,
+}
+
+/// How a table of a delta differs from its copy in the parent checkpoint: erase the ranges,
+/// then overwrite or add the rows.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct TableChanges {
+    /// Half-open slot ranges whose rows were erased since the parent.
+    pub erased: Vec<(u32, u32)>,
+    /// Rows the table held at the snapshot instant.
+    pub live_rows: u64,
 }
 
 /// One dense tensor at the snapshot instant.

@@ -8,7 +8,7 @@
 //! ckpt-00000040.trash/    being deleted by `prune` (removed by `open` after a crash)
 //! ```
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 use super::error::CheckpointError;
 use super::format::{self, Expect};
 use super::manifest::{
-    dense_file, table_file, DenseEntry, FileEntry, FileKind, Manifest, TableEntry, FORMAT_VERSION,
+    dense_file, table_file, CheckpointKind, DenseEntry, FileEntry, FileKind, Manifest, TableEntry,
+    DELTA_FORMAT_VERSION, FORMAT_VERSION,
 };
 use super::{DenseSnapshot, NodeSnapshot, TableSnapshot};
 
@@ -31,7 +32,7 @@ const LAST_ID_FILE: &str = "LAST_ID";
 /// Suffix of a checkpoint being written.
 const STAGING_SUFFIX: &str = ".staging";
 /// Suffix of a checkpoint being deleted.
-const TRASH_SUFFIX: &str = ".trash";
+pub(crate) const TRASH_SUFFIX: &str = ".trash";
 /// Prefix of checkpoint ids.
 const ID_PREFIX: &str = "ckpt-";
 
@@ -64,8 +65,20 @@ pub struct CheckpointInfo {
     pub rows: u64,
     /// Cluster-map epoch of the snapshot.
     pub epoch: u64,
-    /// Verification result.
+    /// Verification result (a delta is corrupt when a checkpoint of its chain is).
     pub state: CheckpointState,
+    /// Base (every row) or delta (the changes since `parent`).
+    #[serde(default)]
+    pub kind: CheckpointKind,
+    /// A delta's parent checkpoint.
+    #[serde(default)]
+    pub parent: Option<String>,
+    /// A delta's base checkpoint, where its chain starts.
+    #[serde(default)]
+    pub base: Option<String>,
+    /// Deltas from the base to this checkpoint (0 for a base).
+    #[serde(default)]
+    pub depth: u32,
 }
 
 impl CheckpointInfo {
@@ -79,10 +92,14 @@ impl CheckpointInfo {
             rows: m.rows(),
             epoch: m.epoch,
             state,
+            kind: m.kind,
+            parent: m.parent.clone(),
+            base: m.base.clone(),
+            depth: m.depth,
         }
     }
 
-    fn unreadable(id: &str, reason: String) -> Self {
+    pub(crate) fn unreadable(id: &str, reason: String) -> Self {
         CheckpointInfo {
             id: id.to_owned(),
             created_unix_ms: 0,
@@ -92,6 +109,10 @@ impl CheckpointInfo {
             rows: 0,
             epoch: 0,
             state: CheckpointState::Corrupt { reason },
+            kind: CheckpointKind::Base,
+            parent: None,
+            base: None,
+            depth: 0,
         }
     }
 }
@@ -102,7 +123,7 @@ fn format_id(n: u64) -> String {
 }
 
 /// Parses a canonical checkpoint id (`ckpt-` + at least 8 digits, no extra leading zeros).
-fn parse_id(s: &str) -> Option<u64> {
+pub(crate) fn parse_id(s: &str) -> Option<u64> {
     let digits = s.strip_prefix(ID_PREFIX)?;
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -111,7 +132,7 @@ fn parse_id(s: &str) -> Option<u64> {
     (format_id(n) == s).then_some(n)
 }
 
-fn fsync_dir(path: &Path) -> Result<(), CheckpointError> {
+pub(crate) fn fsync_dir(path: &Path) -> Result<(), CheckpointError> {
     fs::File::open(path)
         .and_then(|d| d.sync_all())
         .map_err(|e| CheckpointError::io("fsync dir", path, e))
@@ -128,12 +149,27 @@ fn now_unix_ms() -> u64 {
 #[derive(Debug)]
 pub struct CheckpointStore {
     /// `<data_dir>/checkpoints`.
-    root: PathBuf,
+    pub(crate) root: PathBuf,
     /// Highest id handed out so far (persisted in `LAST_ID` before use).
     last_id: Mutex<u64>,
     /// Checkpoints seen to fail verification: retention keeps them (they may be the only
     /// copy of older data) and they are never loaded.
-    corrupt: Mutex<BTreeSet<String>>,
+    pub(crate) corrupt: Mutex<BTreeSet<String>>,
+    /// Checkpoints whose own files this store wrote or verified, with how their files looked
+    /// then: retention does not read one again while its files look the same (listing,
+    /// verifying and loading always read every byte).
+    verified: Mutex<HashMap<String, Fingerprint>>,
+}
+
+/// The files of a checkpoint directory as the file system describes them: name, length and
+/// modification time, sorted by name.
+type Fingerprint = Vec<(std::ffi::OsString, u64, Option<SystemTime>)>;
+
+/// Where a delta being written sits in its chain.
+struct Link {
+    parent: String,
+    base: String,
+    depth: u32,
 }
 
 /// A fully written, fsynced checkpoint under its staging name; [`commit`](Self::commit) publishes it.
@@ -227,7 +263,38 @@ impl CheckpointStore {
             root,
             last_id: Mutex::new(max_id),
             corrupt: Mutex::new(BTreeSet::new()),
+            verified: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// How checkpoint `id`'s files look now (`None`: unreadable).
+    fn fingerprint(&self, id: &str) -> Option<Fingerprint> {
+        let mut files = Vec::new();
+        for entry in fs::read_dir(self.root.join(id)).ok()? {
+            let entry = entry.ok()?;
+            let meta = entry.metadata().ok()?;
+            files.push((entry.file_name(), meta.len(), meta.modified().ok()));
+        }
+        files.sort();
+        Some(files)
+    }
+
+    /// Remembers that checkpoint `id`'s own files verified (or were just written).
+    pub(crate) fn mark_verified(&self, id: &str) {
+        if let Some(fp) = self.fingerprint(id) {
+            self.verified.lock().insert(id.to_owned(), fp);
+        }
+    }
+
+    /// Forgets checkpoint `id`'s verification.
+    pub(crate) fn forget_verified(&self, id: &str) {
+        self.verified.lock().remove(id);
+    }
+
+    /// Whether checkpoint `id` verified before and its files look as they did then.
+    pub(crate) fn still_verified(&self, id: &str) -> bool {
+        let known = self.verified.lock().get(id).cloned();
+        known.is_some() && known == self.fingerprint(id)
     }
 
     /// The checkpoints directory (`<data_dir>/checkpoints`).
@@ -235,9 +302,39 @@ impl CheckpointStore {
         &self.root
     }
 
-    /// Writes `snap` as a new checkpoint and commits it: `stage(snap)?.commit()`.
+    /// Writes `snap` as a new base checkpoint and commits it: `stage(snap)?.commit()`.
     pub fn write(&self, snap: &NodeSnapshot) -> Result<CheckpointInfo, CheckpointError> {
-        self.stage(snap)?.commit()
+        let info = self.stage(snap)?.commit()?;
+        self.mark_verified(&info.id);
+        Ok(info)
+    }
+
+    /// Writes `snap` (the changes since committed checkpoint `parent`) as a new delta
+    /// checkpoint chained to `parent`, and commits it.
+    pub fn write_delta(
+        &self,
+        snap: &NodeSnapshot,
+        parent: &str,
+    ) -> Result<CheckpointInfo, CheckpointError> {
+        let info = self.stage_delta(snap, parent)?.commit()?;
+        self.mark_verified(&info.id);
+        Ok(info)
+    }
+
+    /// [`CheckpointStore::write_delta`] up to the commit.
+    pub fn stage_delta(
+        &self,
+        snap: &NodeSnapshot,
+        parent: &str,
+    ) -> Result<StagedCheckpoint, CheckpointError> {
+        self.check_id(parent)?;
+        let (m, _) = Manifest::read(&self.root.join(parent), parent)?;
+        let link = Link {
+            parent: parent.to_owned(),
+            base: m.base.unwrap_or(m.id),
+            depth: m.depth.saturating_add(1),
+        };
+        self.stage_linked(snap, Some(link))
     }
 
     /// Hands out the next id, persisting it first so it is never reused.
@@ -256,8 +353,26 @@ impl CheckpointStore {
         Ok(n)
     }
 
-    /// Writes `snap` under a staging name, every file fsynced, the manifest last.
+    /// Writes `snap` (every row: no table's changes) under a staging name as a base
+    /// checkpoint, every file fsynced, the manifest last.
     pub fn stage(&self, snap: &NodeSnapshot) -> Result<StagedCheckpoint, CheckpointError> {
+        if let Some(t) = snap.tables.iter().find(|t| t.changes.is_some()) {
+            return Err(CheckpointError::InvalidSnapshot {
+                reason: format!(
+                    "table {:?} holds changes only: a delta needs its parent",
+                    t.spec.name
+                ),
+            });
+        }
+        self.stage_linked(snap, None)
+    }
+
+    /// Writes `snap` under a staging name (a delta when `link`), the manifest last.
+    fn stage_linked(
+        &self,
+        snap: &NodeSnapshot,
+        link: Option<Link>,
+    ) -> Result<StagedCheckpoint, CheckpointError> {
         // Validate before consuming an id or touching the disk.
         let mut table_rows = Vec::with_capacity(snap.tables.len());
         for t in &snap.tables {
@@ -281,11 +396,19 @@ impl CheckpointStore {
         for (i, d) in snap.dense.iter().enumerate() {
             dense.push(self.stage_dense(&staged.staging, i, d)?);
         }
+        let (kind, format_version) = match link {
+            Some(_) => (CheckpointKind::Delta, DELTA_FORMAT_VERSION),
+            None => (CheckpointKind::Base, FORMAT_VERSION),
+        };
         let manifest = Manifest {
-            format_version: FORMAT_VERSION,
+            format_version,
             id: id.clone(),
             created_unix_ms: now_unix_ms(),
             epoch: snap.epoch,
+            kind,
+            base: link.as_ref().map(|l| l.base.clone()),
+            parent: link.as_ref().map(|l| l.parent.clone()),
+            depth: link.as_ref().map_or(0, |l| l.depth),
             wal_lsn: snap.wal_lsn,
             ledger: snap.ledger.clone(),
             tables,
@@ -318,6 +441,7 @@ impl CheckpointStore {
                 bytes: w.bytes,
                 crc32: w.crc32,
             },
+            changes: t.changes.clone(),
         })
     }
 
@@ -343,7 +467,7 @@ impl CheckpointStore {
     }
 
     /// Ids of committed checkpoints, newest first.
-    fn committed_ids(&self) -> Result<Vec<(u64, String)>, CheckpointError> {
+    pub(crate) fn committed_ids(&self) -> Result<Vec<(u64, String)>, CheckpointError> {
         let mut ids = Vec::new();
         let rd =
             fs::read_dir(&self.root).map_err(|e| CheckpointError::io("read dir", &self.root, e))?;
@@ -362,7 +486,11 @@ impl CheckpointStore {
     }
 
     /// Reads checkpoint `id`, verifying every checksum; decodes the data only when `load`.
-    fn read(&self, id: &str, load: bool) -> Result<(Manifest, u64, NodeSnapshot), CheckpointError> {
+    pub(crate) fn read(
+        &self,
+        id: &str,
+        load: bool,
+    ) -> Result<(Manifest, u64, NodeSnapshot), CheckpointError> {
         let dir = self.root.join(id);
         let (m, manifest_bytes) = Manifest::read(&dir, id)?;
         let mut scratch = Vec::new();
@@ -390,6 +518,7 @@ impl CheckpointStore {
                     spec: t.spec.clone(),
                     row_floats: t.row_floats,
                     blocks,
+                    changes: t.changes.clone(),
                 });
             }
         }
@@ -415,43 +544,8 @@ impl CheckpointStore {
         Ok((m, manifest_bytes, snap))
     }
 
-    /// Fully verifies checkpoint `id` (manifest and every data file's length and crc32).
-    pub fn verify(&self, id: &str) -> Result<CheckpointInfo, CheckpointError> {
-        self.check_id(id)?;
-        match self.read(id, false) {
-            Ok((m, mb, _)) => Ok(CheckpointInfo::from_manifest(&m, mb, CheckpointState::Ok)),
-            Err(CheckpointError::Corrupt { file, reason, .. }) => {
-                self.corrupt.lock().insert(id.to_owned());
-                let reason = format!("{file}: {reason}");
-                // Report what the manifest says when it is readable.
-                let dir = self.root.join(id);
-                Ok(match Manifest::read(&dir, id) {
-                    Ok((m, mb)) => {
-                        CheckpointInfo::from_manifest(&m, mb, CheckpointState::Corrupt { reason })
-                    }
-                    Err(_) => CheckpointInfo::unreadable(id, reason),
-                })
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// All committed checkpoints, newest first, each fully verified.
-    pub fn list(&self) -> Result<Vec<CheckpointInfo>, CheckpointError> {
-        let mut out = Vec::new();
-        for (_, id) in self.committed_ids()? {
-            match self.verify(&id) {
-                Ok(info) => out.push(info),
-                // Pruned concurrently.
-                Err(CheckpointError::NotFound { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(out)
-    }
-
     /// Checks that `id` is a well-formed id of an existing committed checkpoint.
-    fn check_id(&self, id: &str) -> Result<(), CheckpointError> {
+    pub(crate) fn check_id(&self, id: &str) -> Result<(), CheckpointError> {
         if parse_id(id).is_none() {
             return Err(CheckpointError::InvalidId { id: id.to_owned() });
         }
@@ -459,85 +553,6 @@ impl CheckpointStore {
             return Err(CheckpointError::NotFound { id: id.to_owned() });
         }
         Ok(())
-    }
-
-    /// Loads checkpoint `id`, verifying every length and checksum before returning data.
-    pub fn load(&self, id: &str) -> Result<NodeSnapshot, CheckpointError> {
-        Ok(self.load_with_info(id)?.1)
-    }
-
-    /// [`CheckpointStore::load`] with the checkpoint's summary, from the same verified read.
-    pub fn load_with_info(
-        &self,
-        id: &str,
-    ) -> Result<(CheckpointInfo, NodeSnapshot), CheckpointError> {
-        self.check_id(id)?;
-        let (m, mb, snap) = self.read(id, true)?;
-        Ok((
-            CheckpointInfo::from_manifest(&m, mb, CheckpointState::Ok),
-            snap,
-        ))
-    }
-
-    /// Loads the newest checkpoint that verifies; newer corrupt ones are logged, skipped and
-    /// remembered (see [`CheckpointStore::corrupt_ids`]).
-    pub fn load_latest_good(
-        &self,
-    ) -> Result<Option<(CheckpointInfo, NodeSnapshot)>, CheckpointError> {
-        for (_, id) in self.committed_ids()? {
-            match self.read(&id, true) {
-                Ok((m, mb, snap)) => {
-                    let info = CheckpointInfo::from_manifest(&m, mb, CheckpointState::Ok);
-                    return Ok(Some((info, snap)));
-                }
-                Err(CheckpointError::Corrupt { file, reason, .. }) => {
-                    tracing::error!(%id, %file, %reason, "corrupt checkpoint skipped; trying an older one");
-                    self.corrupt.lock().insert(id);
-                }
-                Err(CheckpointError::NotFound { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(None)
-    }
-
-    /// The checkpoints seen to fail verification so far, oldest first.
-    pub fn corrupt_ids(&self) -> Vec<String> {
-        self.corrupt.lock().iter().cloned().collect()
-    }
-
-    /// Keeps the newest `keep` good checkpoints and deletes the checkpoints older than them,
-    /// except those seen to be corrupt: they may be the only copy of older data, and stay for
-    /// inspection (an operator deletes them). Returns how many were deleted.
-    ///
-    /// `keep == 0` deletes every good checkpoint. Ids are never reused afterwards.
-    pub fn prune(&self, keep: usize) -> Result<usize, CheckpointError> {
-        let mut good = 0usize;
-        let mut deleted = 0usize;
-        for (_, id) in self.committed_ids()? {
-            if good < keep {
-                if self.verify(&id)?.state == CheckpointState::Ok {
-                    good += 1;
-                }
-                continue;
-            }
-            if self.corrupt.lock().contains(&id) {
-                tracing::warn!(%id, "corrupt checkpoint kept for inspection; delete it by hand once it is not needed");
-                continue;
-            }
-            // Rename first so a crash mid-delete never leaves a half-deleted "committed" dir.
-            let dir = self.root.join(&id);
-            let trash = self.root.join(format!("{id}{TRASH_SUFFIX}"));
-            fs::rename(&dir, &trash).map_err(|e| CheckpointError::io("rename", &dir, e))?;
-            fsync_dir(&self.root)?;
-            fs::remove_dir_all(&trash).map_err(|e| CheckpointError::io("remove dir", &trash, e))?;
-            tracing::info!(%id, "checkpoint pruned");
-            deleted += 1;
-        }
-        if deleted > 0 {
-            fsync_dir(&self.root)?;
-        }
-        Ok(deleted)
     }
 }
 

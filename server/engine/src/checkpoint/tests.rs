@@ -62,16 +62,19 @@ fn sample(epoch: u64) -> NodeSnapshot {
                     block(1000, 0, 17, 0.0),
                     block(2000, 37, 17, -3.0),
                 ],
+                changes: None,
             },
             TableSnapshot {
                 spec: table_spec("empty", 4),
                 row_floats: 9,
                 blocks: vec![],
+                changes: None,
             },
             TableSnapshot {
                 spec: table_spec("../items", 1),
                 row_floats: 3,
                 blocks: vec![block(5, 1, 3, f32::MIN_POSITIVE), block(9, 64, 3, 2.5)],
+                changes: None,
             },
         ],
         dense: vec![
@@ -130,7 +133,7 @@ fn checkpoint_round_trip_tables_and_dense() {
     assert!(info.created_unix_ms > 0);
 
     let back = store.load(&info.id).expect("load");
-    assert_eq!(back, snap);
+    assert_eq!(back, vec![snap.clone()]);
 
     let listed = store.list().expect("list");
     assert_eq!(listed, vec![info.clone()]);
@@ -144,12 +147,12 @@ fn checkpoint_round_trip_tables_and_dense() {
     let store = CheckpointStore::open(dir.path()).expect("reopen");
     let (latest, loaded) = store.load_latest_good().expect("load").expect("some");
     assert_eq!(latest, info);
-    assert_eq!(loaded, snap);
+    assert_eq!(loaded, vec![snap]);
     let second = store.write(&NodeSnapshot::default()).expect("write empty");
     assert_eq!(second.id, "ckpt-00000002");
     assert_eq!(
         store.load(&second.id).expect("load"),
-        NodeSnapshot::default()
+        vec![NodeSnapshot::default()]
     );
     let ids: Vec<_> = store
         .list()
@@ -182,7 +185,7 @@ fn checkpoint_crash_before_commit_keeps_previous() {
     assert!(!partial.exists());
     let (info, snap) = store.load_latest_good().expect("load").expect("some");
     assert_eq!(info.id, good.id);
-    assert_eq!(snap, sample(1));
+    assert_eq!(snap, vec![sample(1)]);
     assert_eq!(store.list().expect("list").len(), 1);
     // Ids of abandoned checkpoints are not reused either.
     let next = store.write(&sample(3)).expect("write");
@@ -222,7 +225,7 @@ fn check_corruption(damage: impl FnOnce(&CheckpointStore, &str), expect_file: &s
 
     let (info, snap) = store.load_latest_good().expect("load").expect("some");
     assert_eq!(info.id, old.id);
-    assert_eq!(snap, sample(1));
+    assert_eq!(snap, vec![sample(1)]);
 }
 
 #[test]
@@ -437,6 +440,7 @@ fn checkpoint_large_round_trip() {
             blocks: (0..BLOCKS)
                 .map(|b| block((b * per) as u64, per, RF, b as f32))
                 .collect(),
+            changes: None,
         }],
         dense: vec![DenseSnapshot {
             spec: dense_spec("w", vec![1024, 256]),
@@ -466,5 +470,8 @@ fn checkpoint_large_round_trip() {
         mb / r
     );
     assert_eq!(info.rows, ROWS as u64);
-    assert!(back == snap, "large snapshot differs after round trip");
+    assert!(
+        back == vec![snap],
+        "large snapshot differs after round trip"
+    );
 }

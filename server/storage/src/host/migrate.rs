@@ -134,6 +134,7 @@ impl HostTier {
                 created += new as u64;
                 bytemuck::cast_slice_mut::<f32, u8>(stripe.arena.row_mut(idx))
                     .copy_from_slice(&rows[p * row_bytes..(p + 1) * row_bytes]);
+                stripe.touch(idx);
             }
         }
         self.settle(reserved, created);

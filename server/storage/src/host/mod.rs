@@ -46,7 +46,9 @@ use self::guard::{all_finite, Offenders, UndoLog};
 use self::reclaim::drop_in_background;
 use self::stripe::Stripe;
 use super::layout::{META_ACCESS, META_LAST_UPDATE, META_STEP};
-use super::{ExportCursor, FrozenTier, MemoryBudget, RowLayout, StorageError, Tier, TierStats};
+use super::{
+    ChangedRows, ExportCursor, FrozenTier, MemoryBudget, RowLayout, StorageError, Tier, TierStats,
+};
 use crate::init::init_row;
 use crate::slot::slot_of;
 use crate::spec::TableSpec;
@@ -234,6 +236,7 @@ impl HostTier {
                     .arena
                     .row_mut(idx)
                     .copy_from_slice(&rows[p * row_floats..(p + 1) * row_floats]);
+                stripe.touch(idx);
             }
         }
         self.budget
@@ -371,6 +374,7 @@ impl Tier for HostTier {
                 meta[META_STEP] = f32::from_bits(step);
                 meta[META_LAST_UPDATE] = f32::from_bits(now);
                 meta[META_ACCESS] = f32::from_bits(meta[META_ACCESS].to_bits().saturating_add(1));
+                stripe.touch(idx);
             }
             distinct += rows.len() as u64;
         });
@@ -419,7 +423,7 @@ impl Tier for HostTier {
             }
         }
         let _gate = self.gate.write();
-        let released: Vec<_> = self.stripes.iter().map(|s| s.lock().clear()).collect();
+        let released: Vec<_> = self.stripes.iter().map(|s| s.lock().wipe()).collect();
         let dropped: u64 = released.iter().map(|r| r.rows() as u64).sum();
         drop_in_background(released);
         let per_row = self.layout.accounted_bytes();
@@ -475,6 +479,29 @@ struct FrozenHost<'a> {
 }
 
 impl FrozenTier for FrozenHost<'_> {
+    fn cut(&self) -> u64 {
+        let mut ended = 0;
+        for stripe in self.tier.stripes.iter() {
+            ended = stripe.lock().cut();
+        }
+        u64::from(ended)
+    }
+
+    fn changed_since(&self, since: u64) -> Result<Option<ChangedRows>, StorageError> {
+        let since = u32::try_from(since).unwrap_or(u32::MAX);
+        let mut changed = ChangedRows::default();
+        for stripe in self.tier.stripes.iter() {
+            let mut block = RowBlock {
+                ids: Vec::new(),
+                rows: Vec::new(),
+            };
+            let erased = stripe.lock().changed_since(since, &mut block);
+            changed.erased.extend(erased);
+            changed.blocks.push(block);
+        }
+        Ok(Some(changed))
+    }
+
     fn snapshot(&self) -> Result<Vec<RowBlock>, StorageError> {
         Ok(self
             .tier
@@ -542,5 +569,73 @@ mod tests {
         let mut visited = order.clone();
         visited.sort_unstable();
         assert_eq!(visited, stripes, "each non-empty group exactly once");
+    }
+
+    /// Rows of `blocks` by id.
+    fn by_id(blocks: &[RowBlock], row_floats: usize) -> std::collections::BTreeMap<u64, Vec<f32>> {
+        let mut out = std::collections::BTreeMap::new();
+        for b in blocks {
+            for (id, row) in b.ids.iter().zip(b.rows.chunks_exact(row_floats)) {
+                out.insert(*id, row.to_vec());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn changes_since_a_cut_rebuild_the_rows_from_the_copy_at_the_cut() {
+        let tier = tier();
+        let rf = tier.layout().row_floats();
+        let mut out = vec![0f32; 4 * 100];
+        let ids: Vec<u64> = (0..100).collect();
+        tier.pull(&ids, &mut out).expect("pull");
+        tier.push(&ids[..50], &vec![0.5; 4 * 50]).expect("push");
+        let (base, mark) = {
+            let frozen = tier.freeze();
+            (frozen.snapshot().expect("snapshot"), frozen.cut())
+        };
+        assert_eq!(
+            tier.freeze()
+                .changed_since(mark)
+                .expect("changes")
+                .expect("tracked"),
+            ChangedRows {
+                blocks: vec![RowBlock::default(); STRIPES],
+                erased: Vec::new()
+            },
+            "nothing written since the cut"
+        );
+        // A push, a new row from a pull, an import and an erase after the cut.
+        tier.push(&[7], &[1.0; 4]).expect("push");
+        tier.pull(&[1000], &mut [0.0; 4]).expect("pull new");
+        let imported = RowBlock {
+            ids: vec![2000],
+            rows: vec![3.0; rf],
+        };
+        tier.import_rows(&imported).expect("import");
+        let gone = slot_of(9, 4096);
+        tier.erase_slots(&[(gone, gone + 1)]).expect("erase");
+        let frozen = tier.freeze();
+        let changed = frozen
+            .changed_since(mark)
+            .expect("changes")
+            .expect("tracked");
+        let now = by_id(&frozen.snapshot().expect("now"), rf);
+        drop(frozen);
+        let changed_ids: std::collections::BTreeSet<u64> =
+            by_id(&changed.blocks, rf).keys().copied().collect();
+        assert!(changed_ids.contains(&7) && changed_ids.contains(&1000));
+        assert!(changed_ids.contains(&2000));
+        assert!(
+            changed_ids.len() <= 4,
+            "only the written rows: {changed_ids:?}"
+        );
+        let mut rebuilt = by_id(&base, rf);
+        rebuilt.retain(|&id, _| {
+            let slot = slot_of(id, 4096);
+            !changed.erased.iter().any(|&(a, b)| (a..b).contains(&slot))
+        });
+        rebuilt.extend(by_id(&changed.blocks, rf));
+        assert_eq!(rebuilt, now, "base + changes = the rows now, bit for bit");
     }
 }

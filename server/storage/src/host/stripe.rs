@@ -41,6 +41,12 @@ pub struct Stripe {
     slot_rows: Vec<u32>,
     /// Bumped whenever rows move or vanish (erase, clear): arena positions are stale.
     generation: u64,
+    /// The change epoch each row was last written in, in arena order (see [`Stripe::touch`]).
+    stamps: Vec<u32>,
+    /// The change epoch rows written now are stamped with.
+    epoch: u32,
+    /// Slot ranges (clipped to this stripe) that lost rows, with the epoch of the erase.
+    erased: Vec<(u32, (u32, u32))>,
 }
 
 impl Stripe {
@@ -60,6 +66,9 @@ impl Stripe {
             first_slot: slots.start,
             slot_rows: vec![0; slots.len()],
             generation: 0,
+            stamps: Vec::new(),
+            epoch: 1,
+            erased: Vec::new(),
         }
     }
 
@@ -86,6 +95,7 @@ impl Stripe {
         let idx = self.arena.push_zeroed();
         init(self.arena.row_mut(idx));
         self.ids.push(id);
+        self.stamps.push(self.epoch);
         self.index.insert(id, idx);
         let local = self.local_slot(id);
         self.slot_rows[local] += 1;
@@ -99,6 +109,34 @@ impl Stripe {
             Some(idx) => (idx, false),
             None => (self.insert(id, init), true),
         }
+    }
+
+    /// Marks the row at `idx` as written in the current change epoch (the caller holds the
+    /// stripe's lock, as for any write: one store, no allocation).
+    #[inline]
+    pub fn touch(&mut self, idx: u32) {
+        self.stamps[idx as usize] = self.epoch;
+    }
+
+    /// Ends the current change epoch (writes held off): returns it; later writes carry the next.
+    pub fn cut(&mut self) -> u32 {
+        let ended = self.epoch;
+        self.epoch = ended.saturating_add(1);
+        ended
+    }
+
+    /// Appends the rows written after epoch `since` to `out` and returns the slot ranges
+    /// erased after it (ranges erased at or before `since` are forgotten: later callers ask
+    /// from `since` on or start over from a full copy).
+    pub fn changed_since(&mut self, since: u32, out: &mut RowBlock) -> Vec<(u32, u32)> {
+        for (pos, (&id, &stamp)) in self.ids.iter().zip(&self.stamps).enumerate() {
+            if stamp > since {
+                out.ids.push(id);
+                out.rows.extend_from_slice(self.arena.row(pos as u32));
+            }
+        }
+        self.erased.retain(|&(epoch, _)| epoch > since);
+        self.erased.iter().map(|&(_, range)| range).collect()
     }
 
     /// Ids in arena order and a copy of all rows.
@@ -115,9 +153,21 @@ impl Stripe {
             _ids: std::mem::take(&mut self.ids),
             _chunks: self.arena.truncate(0),
         };
+        self.stamps = Vec::new();
         self.slot_rows.fill(0);
         self.generation += 1;
         released
+    }
+
+    /// Drops every row as [`Stripe::clear`] does, remembering that the stripe's whole slot
+    /// range lost its rows (a restore replaces them).
+    pub fn wipe(&mut self) -> Released {
+        let range = (
+            self.first_slot,
+            self.first_slot + self.slot_rows.len() as u32,
+        );
+        self.erased.push((self.epoch, range));
+        self.clear()
     }
 
     /// The generation: arena positions of one generation stay valid (rows only append).
@@ -179,6 +229,14 @@ impl Stripe {
             erase[a..b].fill(true);
         }
         let before = self.ids.len();
+        for &r in ranges {
+            let (a, b) = self.clip(r);
+            if a < b {
+                let first = self.first_slot;
+                self.erased
+                    .push((self.epoch, (first + a as u32, first + b as u32)));
+            }
+        }
         if erase
             .iter()
             .zip(&self.slot_rows)
@@ -202,13 +260,16 @@ impl Stripe {
             if kept != pos {
                 self.arena.move_row(pos as u32, kept as u32);
                 self.ids[kept] = id;
+                self.stamps[kept] = self.stamps[pos];
             }
             kept += 1;
         }
         self.ids.truncate(kept);
+        self.stamps.truncate(kept);
         if kept < self.ids.capacity() / 4 {
             // A mostly emptied stripe (a shard moved away) gives its id memory back.
             self.ids.shrink_to_fit();
+            self.stamps.shrink_to_fit();
         }
         let chunks = self.arena.truncate(kept);
         let mut index = IdIndex::with_capacity(kept, self.index.memory());
