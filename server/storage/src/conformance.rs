@@ -141,8 +141,10 @@ fn sgd_integer_updates_are_exact(make: Factory) {
 
 fn budget_refuses_without_partial_write(make: Factory) {
     let s = spec(16, OptimizerKind::Sgd { lr: 1.0 });
-    let per_row =
-        (16 + super::META_WORDS) as u64 * 4 + 8 + super::layout::INDEX_BYTES_PER_ROW as u64;
+    let per_row = (16 + super::META_WORDS) as u64 * 4
+        + 8
+        + super::layout::CHANGE_STAMP_BYTES as u64
+        + super::layout::INDEX_BYTES_PER_ROW as u64;
     let budget = Arc::new(MemoryBudget::new(per_row * 100));
     let t = make(s, budget.clone());
     let ids: Vec<u64> = (0..90).collect();

@@ -25,9 +25,10 @@ impl RowLayout {
         self.dim + self.state + META_WORDS
     }
 
-    /// Bytes a row costs against the budget: its slot, its id and its index entry.
+    /// Bytes a row costs against the budget: its slot, its id, its change stamp (the epoch
+    /// incremental checkpoints read) and its index entry.
     pub fn accounted_bytes(&self) -> u64 {
-        (self.row_floats() * 4 + 8 + INDEX_BYTES_PER_ROW) as u64
+        (self.row_floats() * 4 + 8 + CHANGE_STAMP_BYTES + INDEX_BYTES_PER_ROW) as u64
     }
 
     /// Raw size of a row as the issue counts it: 8 B id + 4·dim·(1 + state slots).
@@ -35,6 +36,9 @@ impl RowLayout {
         (8 + 4 * (self.dim + self.state)) as u64
     }
 }
+
+/// Bytes of a row's change stamp (kept beside its id).
+pub const CHANGE_STAMP_BYTES: usize = 4;
 
 /// Bytes of the index per row: a 16-byte entry at the index's mean load (3/8 to 3/4).
 pub const INDEX_BYTES_PER_ROW: usize = 28;
