@@ -251,7 +251,7 @@ pub async fn run_table(client: &Client, cmd: TableCommand) -> anyhow::Result<()>
                 "TABLE", "DIM", "OPTIMIZER", "TIER", "ROWS", "SIZE"
             );
             if wide {
-                print!("  {:<16} {:>6}  HYPERPARAMETERS", "INIT", "SEED");
+                print!("{WIDE_HEADER}");
             }
             println!();
             for t in &list.tables {
@@ -270,10 +270,12 @@ pub async fn run_table(client: &Client, cmd: TableCommand) -> anyhow::Result<()>
                 );
                 if wide {
                     print!(
-                        "  {:<16} {:>6}  {}",
-                        initializer_text(spec.initializer.as_ref()),
-                        spec.seed,
-                        hyperparameters_text(spec.optimizer.as_ref())
+                        "{}",
+                        wide_columns(
+                            spec.initializer.as_ref(),
+                            spec.seed,
+                            spec.optimizer.as_ref()
+                        )
                     );
                 }
                 println!();
@@ -290,6 +292,24 @@ pub async fn run_table(client: &Client, cmd: TableCommand) -> anyhow::Result<()>
         }
     }
     Ok(())
+}
+
+/// The header of the columns `-o wide` adds to table and dense lists.
+const WIDE_HEADER: &str = "  INIT               SEED  HYPERPARAMETERS";
+
+/// The columns `-o wide` adds to a row of a table or dense list: initializer, seed and
+/// hyperparameters, under [`WIDE_HEADER`].
+fn wide_columns(
+    init: Option<&pb::InitializerSpec>,
+    seed: u64,
+    optimizer: Option<&pb::OptimizerSpec>,
+) -> String {
+    format!(
+        "  {:<16} {:>6}  {}",
+        initializer_text(init),
+        seed,
+        hyperparameters_text(optimizer)
+    )
 }
 
 /// An initializer as `table create --init` takes it (`uniform:0.01`, `zeros`).
@@ -426,7 +446,7 @@ pub async fn run_dense(client: &Client, cmd: DenseCommand) -> anyhow::Result<()>
                 "DENSE", "SHAPE", "OPTIMIZER", "SIZE"
             );
             if wide {
-                print!("  {:<16} {:>6}  HYPERPARAMETERS", "INIT", "SEED");
+                print!("{WIDE_HEADER}");
             }
             println!();
             for spec in &specs {
@@ -444,10 +464,12 @@ pub async fn run_dense(client: &Client, cmd: DenseCommand) -> anyhow::Result<()>
                 );
                 if wide {
                     print!(
-                        "  {:<16} {:>6}  {}",
-                        initializer_text(spec.initializer.as_ref()),
-                        spec.seed,
-                        hyperparameters_text(spec.optimizer.as_ref())
+                        "{}",
+                        wide_columns(
+                            spec.initializer.as_ref(),
+                            spec.seed,
+                            spec.optimizer.as_ref()
+                        )
                     );
                 }
                 println!();
