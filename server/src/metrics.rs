@@ -22,6 +22,7 @@ use crate::metrics_text::{openmetrics_to_prometheus, Format, TextFormatError};
 use crate::migration::MigrationCounters;
 use crate::process_metrics::ProcessCollector;
 use crate::service::leader::LeaderSlot;
+use strata_engine::staleness::IDLE_THRESHOLDS;
 use strata_engine::Engine;
 
 /// Labels of per-rpc series.
@@ -65,6 +66,31 @@ pub struct TrafficLabels {
     pub location: String,
     /// "pull" or "push".
     pub direction: &'static str,
+}
+
+/// Labels of per-table row-count series by direction.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TableDirectionLabels {
+    /// Table name.
+    pub table: String,
+    /// "pull" or "push".
+    pub direction: &'static str,
+}
+
+/// Labels of per-table staleness series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IdleLabels {
+    /// Table name.
+    pub table: String,
+    /// The idle time (`1m`, `5m`, `15m`, `1h`, `6h`, `1d`, `7d`).
+    pub idle_for: &'static str,
+}
+
+/// Labels of per-table series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TableNameLabels {
+    /// Table name.
+    pub table: String,
 }
 
 /// Labels of per-move series.
@@ -131,6 +157,12 @@ pub struct NodeFamilies {
     pub tier_device_seconds: Family<TableLabels, Counter<f64, AtomicU64>>,
     /// Data-path payload bytes per table, client location and direction.
     pub traffic_bytes: Family<TrafficLabels, Counter>,
+    /// Rows pulled and pushed per table (each row of a request counts, duplicates too).
+    pub table_rows_served: Family<TableDirectionLabels, Counter>,
+    /// Estimated rows per table whose last push is at least `idle_for` ago.
+    pub table_rows_idle: Family<IdleLabels, Gauge>,
+    /// Estimated rows per table never pushed (created by pulls only).
+    pub table_rows_never_pushed: Family<TableNameLabels, Gauge>,
 }
 
 /// The metric families of a server process: its rpcs, connections and `process_*` series;
@@ -235,6 +267,9 @@ impl Metrics {
             tier_hit_ratio: Family::default(),
             tier_device_seconds: Family::default(),
             traffic_bytes: Family::default(),
+            table_rows_served: Family::default(),
+            table_rows_idle: Family::default(),
+            table_rows_never_pushed: Family::default(),
         };
         r.register(
             "rows_pulled",
@@ -321,6 +356,22 @@ impl Metrics {
             "Data-path payload bytes (ids and rows) per table, client location and direction",
             Unit::Bytes,
             node.traffic_bytes.clone(),
+        );
+        r.register(
+            "table_rows_served",
+            "Rows pulled and pushed per table and direction (duplicates in a request count)",
+            node.table_rows_served.clone(),
+        );
+        r.register(
+            "table_rows_idle",
+            "Rows per table whose last push is at least idle_for ago, estimated from a sample \
+             of 4096 rows",
+            node.table_rows_idle.clone(),
+        );
+        r.register(
+            "table_rows_never_pushed",
+            "Rows per table never pushed (created by pulls), estimated from a sample of 4096 rows",
+            node.table_rows_never_pushed.clone(),
         );
         metrics.node = Some(node);
         metrics
@@ -487,8 +538,39 @@ impl NodeFamilies {
         self.tier_hit_ratio.clear();
         self.tier_device_seconds.clear();
         self.traffic_bytes.clear();
+        self.table_rows_served.clear();
+        self.table_rows_idle.clear();
+        self.table_rows_never_pushed.clear();
+        let now_secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         for table in engine.tables() {
             let name = &table.spec().name;
+            for (direction, rows) in ["pull", "push"]
+                .into_iter()
+                .zip(table.traffic().row_totals())
+            {
+                self.table_rows_served
+                    .get_or_create(&TableDirectionLabels {
+                        table: name.clone(),
+                        direction,
+                    })
+                    .inc_by(rows);
+            }
+            let staleness = table.staleness(now_secs);
+            for (&(_, idle_for), &rows) in IDLE_THRESHOLDS.iter().zip(&staleness.idle_at_least) {
+                self.table_rows_idle
+                    .get_or_create(&IdleLabels {
+                        table: name.clone(),
+                        idle_for,
+                    })
+                    .set(i64::try_from(rows).unwrap_or(i64::MAX));
+            }
+            self.table_rows_never_pushed
+                .get_or_create(&TableNameLabels {
+                    table: name.clone(),
+                })
+                .set(i64::try_from(staleness.never_pushed).unwrap_or(i64::MAX));
             for (location, [pull, push]) in table.traffic().totals(&engine.traffic().locations) {
                 for (direction, bytes) in [("pull", pull), ("push", push)] {
                     self.traffic_bytes

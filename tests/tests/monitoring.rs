@@ -138,3 +138,64 @@ fn names_are_read_from_expressions() {
         ["strata_a_total", "strata_b"]
     );
 }
+
+/// The value of the sample `series` (name and labels exactly as exported) in `exposition`.
+fn sample(exposition: &str, series: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn per_table_rates_and_staleness_are_exported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server =
+        DevServer::start(dir.path(), &["--metrics-listen", "127.0.0.1:0"]).expect("dev server");
+    let addr = server.address.as_str();
+    let ok = |args: &[&str]| {
+        let out = cli(addr, args);
+        assert!(
+            out.status.success(),
+            "strata {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ok(&["table", "create", "t", "--dim", "2"]);
+    let ids: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+    ok(&["pull", "--table", "t", "--ids", &ids.join(",")]);
+    let grads = vec!["1"; 20].join(",");
+    ok(&[
+        "push",
+        "--table",
+        "t",
+        "--ids",
+        &ids[..10].join(","),
+        "--grads",
+        &grads,
+    ]);
+
+    let metrics = server.metrics_address.as_deref().expect("metrics address");
+    let text = scrape(metrics);
+    let value =
+        |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series} not in:\n{text}"));
+    assert_eq!(
+        value(r#"strata_table_rows_served_total{table="t",direction="pull"}"#),
+        100.0
+    );
+    assert_eq!(
+        value(r#"strata_table_rows_served_total{table="t",direction="push"}"#),
+        10.0
+    );
+    // 100 rows, 90 only pulled; the 10 pushed were pushed just now. The table is smaller than
+    // the sample, so the estimate is exact.
+    assert_eq!(value(r#"strata_table_rows_never_pushed{table="t"}"#), 90.0);
+    assert_eq!(
+        value(r#"strata_table_rows_idle{table="t",idle_for="1m"}"#),
+        0.0
+    );
+    assert_eq!(
+        value(r#"strata_table_rows_idle{table="t",idle_for="7d"}"#),
+        0.0
+    );
+}

@@ -17,6 +17,7 @@
 //!   them there and cuts the log at a snapshot.
 //! - `validate`: checks of request values (finite gradients).
 //! - [`traffic`]: data-path bytes per table, slot bucket and client location, as rates.
+//! - [`staleness`]: how long a table's rows have gone without a push, from a sample.
 //! - `error`: [`EngineError`].
 //! - `fuzz_entry` (hidden): the body of the `checkpoint_read` fuzz target, shared with its
 //!   tests.
@@ -31,6 +32,7 @@ mod journal;
 pub mod ledger;
 mod ownership;
 mod snapshot;
+pub mod staleness;
 pub mod traffic;
 mod validate;
 pub mod wal;
@@ -341,6 +343,15 @@ impl Table {
     /// Rows and bytes per memory tier ("gpu", "host").
     pub fn breakdown(&self) -> Vec<TierBreakdown> {
         self.tier.breakdown()
+    }
+
+    /// How long the table's rows have gone without a push at `now_secs`, estimated from a
+    /// sample of [`staleness::STALENESS_SAMPLE_ROWS`] rows (one stripe lock at a time).
+    pub fn staleness(&self, now_secs: u64) -> staleness::Staleness {
+        let mut times = Vec::with_capacity(staleness::STALENESS_SAMPLE_ROWS + 64);
+        self.tier
+            .sample_update_times(staleness::STALENESS_SAMPLE_ROWS, &mut times);
+        staleness::Staleness::from_sample(self.stats().rows, &times, now_secs)
     }
 
     /// Hits, misses, admissions and evictions of the GPU tier (`None` for host tables).

@@ -134,6 +134,17 @@ impl TableTraffic {
         counters.rows[d].fetch_add(ids.len() as u64, Ordering::Relaxed);
     }
 
+    /// Rows counted since the table was created, all locations together: `[pull, push]`.
+    pub fn row_totals(&self) -> [u64; 2] {
+        let mut totals = [0u64; 2];
+        for counters in self.by_location.iter().filter_map(OnceLock::get) {
+            for (d, total) in totals.iter_mut().enumerate() {
+                *total += counters.rows[d].load(Ordering::Relaxed);
+            }
+        }
+        totals
+    }
+
     /// Bytes counted since the table was created, per location: `[pull, push]`.
     pub fn totals<'l>(&self, locations: &'l Locations) -> Vec<(&'l str, [u64; 2])> {
         self.by_location

@@ -126,6 +126,11 @@ pub trait Tier: Send + Sync {
     /// Holds every write off until the returned guard drops, so a snapshot sees whole pushes.
     fn freeze(&self) -> Box<dyn FrozenTier + '_>;
 
+    /// Appends to `out` the last-update times (Unix seconds; 0: never pushed) of about
+    /// `max_rows` rows spread evenly over the table (every row when it holds fewer): a sample
+    /// for staleness figures, taken one stripe lock at a time.
+    fn sample_update_times(&self, max_rows: usize, out: &mut Vec<u32>);
+
     /// Replaces all rows with the given blocks (rows in this tier's layout).
     fn restore(&self, blocks: &[RowBlock]) -> Result<(), StorageError>;
 

@@ -373,6 +373,11 @@ impl<T: DeviceTable> Tier for GpuTier<T> {
         self.layout
     }
 
+    /// The host copies' times: a row resident on the device reports its last write-back.
+    fn sample_update_times(&self, max_rows: usize, out: &mut Vec<u32>) {
+        self.host.sample_update_times(max_rows, out);
+    }
+
     fn freeze(&self) -> Box<dyn FrozenTier + '_> {
         let mut cache = self.cache.lock();
         let device_rows = cache.table.export(0).map_err(device_err);

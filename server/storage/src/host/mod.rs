@@ -45,7 +45,7 @@ use self::group::StripeGroups;
 use self::guard::{all_finite, Offenders, UndoLog};
 use self::reclaim::drop_in_background;
 use self::stripe::Stripe;
-use super::layout::{META_ACCESS, META_LAST_UPDATE, META_STEP};
+use super::layout::{META_ACCESS, META_LAST_UPDATE, META_STEP, META_WORDS};
 use super::{
     ChangedRows, ExportCursor, FrozenTier, MemoryBudget, RowLayout, StorageError, Tier, TierStats,
 };
@@ -402,6 +402,15 @@ impl Tier for HostTier {
 
     fn layout(&self) -> RowLayout {
         self.layout
+    }
+
+    fn sample_update_times(&self, max_rows: usize, out: &mut Vec<u32>) {
+        let rows = self.rows.load(Ordering::Relaxed) as usize;
+        let every = rows.div_ceil(max_rows.max(1)).max(1);
+        let word = self.layout.row_floats() - META_WORDS + META_LAST_UPDATE;
+        for stripe in self.stripes.iter() {
+            stripe.lock().sample_word(word, every, out);
+        }
     }
 
     fn freeze(&self) -> Box<dyn FrozenTier + '_> {

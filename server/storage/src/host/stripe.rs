@@ -111,6 +111,14 @@ impl Stripe {
         }
     }
 
+    /// Appends the word at `word` (a metadata word such as the last-update time) of every
+    /// `every`-th row, in arena order.
+    pub fn sample_word(&self, word: usize, every: usize, out: &mut Vec<u32>) {
+        for idx in (0..self.ids.len()).step_by(every.max(1)) {
+            out.push(self.arena.row(idx as u32)[word].to_bits());
+        }
+    }
+
     /// Marks the row at `idx` as written in the current change epoch (the caller holds the
     /// stripe's lock, as for any write: one store, no allocation).
     #[inline]
