@@ -1,12 +1,14 @@
 //! `NativeClient`: one [`strata_client::Client`] and the shared runtime it runs on. Every
-//! call that waits on the network releases the GIL; arrays cross as slices of the caller's
-//! numpy buffers (rows land in a caller's buffer directly, gradients are copied once into
-//! the request).
+//! call that waits on the network releases the GIL; pulls and pushes run as tasks of the
+//! runtime's workers, next to the connections' I/O; arrays cross as slices of the caller's
+//! numpy buffers (rows land in a caller's buffer directly; gradients are sent from the
+//! caller's array, which the request keeps alive, without a copy when one node serves them).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArrayDyn, PyReadwriteArrayDyn};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -33,6 +35,45 @@ impl NativeClient {
         py.detach(|| runtime.block_on(call))
             .map_err(|e| errors::to_py(py, e))
     }
+
+    /// Runs `call` as a task of the runtime, whose workers also drive the connections, so
+    /// the frames of a response wake no other thread; the caller waits, with the GIL
+    /// released, until the task has finished (whatever its outcome). For the data path.
+    fn run<T, F>(&self, py: Python<'_>, call: F) -> PyResult<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, ClientError>> + Send + 'static,
+    {
+        let runtime = &self.runtime;
+        match py.detach(|| runtime.block_on(runtime.spawn(call))) {
+            Ok(result) => result.map_err(|e| errors::to_py(py, e)),
+            Err(failed) => Err(errors::raise(
+                py,
+                "StrataError",
+                format!("the client's task failed: {failed}"),
+                "INTERNAL",
+            )),
+        }
+    }
+}
+
+/// A caller's float32 buffer that a task of the runtime writes rows into.
+struct OutBuffer {
+    ptr: *mut f32,
+    len: usize,
+}
+
+// SAFETY: an `OutBuffer` is made from a numpy array the caller holds a write borrow of, and
+// the caller waits until the task that writes through it has finished (`NativeClient::run`),
+// so the buffer outlives every use and nothing else touches it meanwhile.
+unsafe impl Send for OutBuffer {}
+
+impl OutBuffer {
+    /// The buffer as a slice (valid while the caller waits; see `Send` above).
+    fn slice(self) -> &'static mut [f32] {
+        // SAFETY: see `Send` above; `ptr..ptr + len` is the array's contiguous buffer.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
 }
 
 /// A contiguous slice of `array`, or `InvalidArgument` naming `what`.
@@ -42,6 +83,35 @@ fn contiguous<'a, T: numpy::Element>(
     slice: Result<&'a [T], numpy::AsSliceError>,
 ) -> PyResult<&'a [T]> {
     slice.map_err(|_| errors::invalid(py, format!("{what} must be C-contiguous")))
+}
+
+/// A float32 array's values as bytes, for [`Bytes::from_owner`]: the reference to the array
+/// keeps its buffer alive for as long as any part of the request holds the bytes.
+struct ArrayBytes {
+    _array: Py<PyAny>,
+    ptr: *const u8,
+    len: usize,
+}
+
+// SAFETY: the pointer is into the buffer of the array `_array` references, which is not freed
+// while that reference lives; the bytes are only read.
+unsafe impl Send for ArrayBytes {}
+
+impl AsRef<[u8]> for ArrayBytes {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: see `Send` above; `ptr..ptr + len` is the array's contiguous buffer.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+/// The values of a C-contiguous float32 array as packed bytes that share its buffer.
+fn packed(py: Python<'_>, grads: &PyReadonlyArrayDyn<'_, f32>) -> PyResult<Bytes> {
+    let values = contiguous(py, "grads", grads.as_slice())?;
+    Ok(Bytes::from_owner(ArrayBytes {
+        _array: grads.as_any().clone().unbind(),
+        ptr: values.as_ptr().cast(),
+        len: std::mem::size_of_val(values),
+    }))
 }
 
 #[pymethods]
@@ -106,8 +176,9 @@ impl NativeClient {
         table: &str,
         ids: PyReadonlyArray1<'py, u64>,
     ) -> PyResult<Bound<'py, PyArray1<f32>>> {
-        let ids = contiguous(py, "ids", ids.as_slice())?;
-        let rows = self.wait(py, self.client.pull(table, ids))?;
+        let ids = contiguous(py, "ids", ids.as_slice())?.to_vec();
+        let (client, table) = (self.client.clone(), table.to_owned());
+        let rows = self.run(py, async move { client.pull(&table, &ids).await })?;
         Ok(PyArray1::from_vec(py, rows))
     }
 
@@ -120,11 +191,18 @@ impl NativeClient {
         ids: PyReadonlyArray1<'py, u64>,
         mut out: PyReadwriteArrayDyn<'py, f32>,
     ) -> PyResult<()> {
-        let ids = contiguous(py, "ids", ids.as_slice())?;
+        let ids = contiguous(py, "ids", ids.as_slice())?.to_vec();
         let out = out
             .as_slice_mut()
             .map_err(|_| errors::invalid(py, "out must be C-contiguous".into()))?;
-        self.wait(py, self.client.pull_into(table, ids, out))
+        let out = OutBuffer {
+            ptr: out.as_mut_ptr(),
+            len: out.len(),
+        };
+        let (client, table) = (self.client.clone(), table.to_owned());
+        self.run(py, async move {
+            client.pull_into(&table, &ids, out.slice()).await
+        })
     }
 
     /// Applies `grads` (`len(ids) * dim` float32 values) to `ids` of `table`; duplicate ids
@@ -136,9 +214,13 @@ impl NativeClient {
         ids: PyReadonlyArray1<'py, u64>,
         grads: PyReadonlyArrayDyn<'py, f32>,
     ) -> PyResult<u64> {
-        let ids = contiguous(py, "ids", ids.as_slice())?;
-        let grads = contiguous(py, "grads", grads.as_slice())?;
-        self.wait(py, self.client.push(table, ids, grads))
+        let ids = contiguous(py, "ids", ids.as_slice())?.to_vec();
+        let grads = packed(py, &grads)?;
+        let (client, table) = (self.client.clone(), table.to_owned());
+        self.run(
+            py,
+            async move { client.push_packed(&table, &ids, grads).await },
+        )
     }
 
     /// Creates a table; `hyperparameters` are optimizer settings by flag name.

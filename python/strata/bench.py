@@ -3,9 +3,10 @@
 The loop of ``strata-bench`` (``shared/WORKLOAD.md``) written against the public
 :class:`strata.Client`, so that comparing the two in one run shows what the binding costs:
 each trainer is a thread with its own client (its own connections); a step draws a Zipf
-batch with numpy, deduplicates it, pulls the rows and pushes one gradient per row (Adagrad
-on the server). The flags and the ``--json`` fields are ``strata-bench``'s. Ids follow W1's
-law and rank → id map; the random streams are numpy's, not W1's SplitMix64 streams.
+batch with numpy, deduplicates it, pulls the rows into a buffer reused every step and pushes
+one gradient per row, a slice of a pool drawn once (Adagrad on the server). The flags and the
+``--json`` fields are ``strata-bench``'s. Ids follow W1's law and rank → id map; the random
+streams are numpy's, not W1's SplitMix64 streams.
 """
 
 from __future__ import annotations
@@ -29,43 +30,71 @@ __all__ = ["ZipfIds", "main", "run"]
 
 class ZipfIds:
     """Batches of W1 ids: ranks ``1..keys`` with ``P(k) ∝ k^-s`` by rejection-inversion
-    sampling (vectorised), mapped to ids by ``(k - 1) · a mod keys``."""
+    sampling with ``strata-bench``'s quick-accept test (vectorised), mapped to ids by
+    ``(k - 1) · a mod keys``, then sorted and deduplicated."""
 
     def __init__(self, keys: int, exponent: float, rng: np.random.Generator):
         if exponent == 1.0:
             raise ValueError("zipf exponent 1.0 is not supported (use e.g. 1.05)")
+        if not 1 <= keys <= 1 << 32:
+            raise ValueError(f"keys must be in 1..2^32, got {keys}")
         self.n = keys
         self.s = exponent
+        self.t = 1.0 - exponent
         self.rng = rng
         self.h_n = self._H(keys + 0.5)
         self.span = self._H(1.5) - 1.0 - self.h_n
+        # A draw whose rounding moved it by at most this is accepted without the full test.
+        self.quick = 2.0 - self._H_inv(self._H(2.5) - 2.0 ** -exponent)
         a = int(math.floor(0.6180339887498949 * keys))
         while math.gcd(a, keys) != 1:
             a += 1
         self.a = a
 
     def _H(self, x):
-        return (np.power(x, 1.0 - self.s) - 1.0) / (1.0 - self.s)
+        return (np.power(x, self.t) - 1.0) / self.t
 
     def _H_inv(self, u):
-        return np.power(1.0 + u * (1.0 - self.s), 1.0 / (1.0 - self.s))
+        return np.power(1.0 + u * self.t, 1.0 / self.t)
+
+    def _draw(self, m: int) -> np.ndarray:
+        """The accepted ranks of ``m`` proposals (float64), in place where numpy allows."""
+        u = self.rng.random(m)
+        u *= self.span
+        u += self.h_n
+        # x = H⁻¹(u) = exp(ln(1 + t·u) / t)
+        x = u * self.t
+        x += 1.0
+        np.log(x, out=x)
+        x *= 1.0 / self.t
+        np.exp(x, out=x)
+        k = np.rint(x)
+        np.clip(k, 1.0, float(self.n), out=k)
+        accept = (k - x) <= self.quick
+        slow = np.flatnonzero(~accept)
+        if slow.size:
+            ks = k[slow]
+            accept[slow] = u[slow] >= self._H(ks + 0.5) - np.power(ks, -self.s)
+        return k[accept]
 
     def ranks(self, count: int) -> np.ndarray:
-        """``count`` Zipf ranks."""
-        out = np.empty(0, dtype=np.int64)
-        while out.size < count:
-            need = count - out.size
-            u = self.h_n + self.rng.random(need + need // 8 + 16) * self.span
-            k = np.clip(np.rint(self._H_inv(u)), 1, self.n)
-            accept = u >= self._H(k + 0.5) - np.power(k, -self.s)
-            out = np.concatenate([out, k[accept].astype(np.int64)])
-        return out[:count]
+        """``count`` Zipf ranks (int64)."""
+        k = self._draw(count + count // 32 + 16)
+        while k.size < count:
+            k = np.concatenate([k, self._draw(count - k.size + 16)])
+        return k[:count].astype(np.int64)
 
     def batch(self, draws: int) -> np.ndarray:
         """One W1 batch: ``draws`` ids, sorted, duplicates removed (uint64)."""
-        ranks = self.ranks(draws).astype(np.uint64)
-        ids = ((ranks - np.uint64(1)) * np.uint64(self.a)) % np.uint64(self.n)
-        return np.unique(ids)
+        ids = self.ranks(draws).view(np.uint64)  # ranks >= 1; (k - 1) · a < 2^64
+        ids -= 1
+        ids *= self.a
+        ids %= self.n
+        ids.sort()
+        keep = np.empty(ids.size, dtype=bool)
+        keep[:1] = True
+        np.not_equal(ids[1:], ids[:-1], out=keep[1:])
+        return ids[keep]
 
 
 class _Trainer(threading.Thread):
@@ -81,6 +110,8 @@ class _Trainer(threading.Thread):
         self.pool = (rng.standard_normal((2 * args.batch, args.dim)) * args.grad_scale).astype(
             np.float32
         )
+        # Rows land in one buffer, reused each step (strata-bench's trainers do the same).
+        self.rows_out = np.empty((args.batch, args.dim), dtype=np.float32)
         self.start_at = start_at
         self.window = window
         self.latencies: List[float] = []
@@ -104,7 +135,7 @@ class _Trainer(threading.Thread):
             t0 = time.perf_counter()
             if t0 >= end:
                 return
-            self.client.pull(args.table, unique)
+            self.client.pull_into(args.table, unique, self.rows_out[: unique.size])
             self.client.push(args.table, unique, grads)
             if t0 >= begin:
                 self.latencies.append(time.perf_counter() - t0)

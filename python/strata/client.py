@@ -18,6 +18,10 @@ from .errors import InvalidArgument
 
 __all__ = ["Client"]
 
+# Native clients inherited through fork: kept alive and never used or dropped in the child,
+# since dropping one could wait on a lock a thread of the parent held when it forked.
+_INHERITED: List[Any] = []
+
 
 def _hyperparameters(lr: Optional[float], extra: Dict[str, Any]) -> Dict[str, float]:
     """Optimizer settings by flag name, as floats (``None`` means the rule's default)."""
@@ -80,6 +84,9 @@ class Client:
     def _native(self) -> "_native.NativeClient":
         """The native client of this process (connected again after fork or unpickling)."""
         if self._pid != os.getpid() or self._native_client is None:
+            if self._native_client is not None:
+                _INHERITED.append(self._native_client)
+                self._native_client = None
             self._native_client = _native.NativeClient(self.addr, self.labels, self.connect_timeout)
             self._pid = os.getpid()
         return self._native_client

@@ -30,6 +30,34 @@ from .errors import InvalidArgument
 __all__ = ["Embedding", "EmbeddingBag"]
 
 
+# Prefetchers inherited through fork: kept alive, never touched (their thread is gone).
+_INHERITED: list = []
+
+
+class _Prefetcher:
+    """Pulls started ahead of the forwards that use them, by key (the distinct ids' bytes),
+    on one background thread of the process that made it."""
+
+    def __init__(self):
+        self.pid = os.getpid()
+        self.pending: "OrderedDict[bytes, Future]" = OrderedDict()
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="strata-prefetch")
+
+    def start(self, key: bytes, limit: int, pull, *args) -> None:
+        """Submits ``pull(*args)`` under ``key`` unless it is pending; the oldest pending
+        pulls beyond ``limit`` are dropped."""
+        if key in self.pending:
+            return
+        self.pending[key] = self.executor.submit(pull, *args)
+        while len(self.pending) > max(limit, 1):
+            _, oldest = self.pending.popitem(last=False)
+            oldest.cancel()
+
+    def take(self, key: bytes) -> Optional[Future]:
+        """The pending pull under ``key``, no longer pending; ``None`` if there is none."""
+        return self.pending.pop(key, None)
+
+
 class _ServerRows(torch.autograd.Function):
     """The rows of a batch's distinct ids as a ``(n_unique, dim)`` tensor: pulled in
     ``forward``, their summed gradient pushed in ``backward``."""
@@ -57,15 +85,11 @@ class _ServerTable(torch.nn.Module):
         self.table = table
         self.embedding_dim = client.dim(table)
         self.max_prefetch = max_prefetch
-        self._pending: "OrderedDict[bytes, Future]" = OrderedDict()
-        self._executor: Optional[ThreadPoolExecutor] = None
-        self._executor_pid: Optional[int] = None
+        self._prefetcher: Optional[_Prefetcher] = None
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_pending"] = OrderedDict()
-        state["_executor"] = None
-        state["_executor_pid"] = None
+        state["_prefetcher"] = None
         return state
 
     def extra_repr(self) -> str:
@@ -84,33 +108,32 @@ class _ServerTable(torch.nn.Module):
             raise InvalidArgument("ids must be >= 0, got a negative id")
         return unique.numpy().view(np.uint64), inverse.view(ids.shape)
 
-    def _pool(self) -> ThreadPoolExecutor:
-        if self._executor is None or self._executor_pid != os.getpid():
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="strata-prefetch")
-            self._executor_pid = os.getpid()
-            self._pending.clear()
-        return self._executor
+    def _prefetches(self) -> "_Prefetcher":
+        """This process's prefetcher: a forked child (a DataLoader worker) starts its own,
+        since the parent's thread does not exist in it and its pulls will never finish."""
+        current = self._prefetcher
+        if current is None or current.pid != os.getpid():
+            if current is not None:
+                _INHERITED.append(current)  # never waited on or shut down in this process
+            current = self._prefetcher = _Prefetcher()
+        return current
 
     def prefetch(self, ids: torch.Tensor) -> None:
         """Starts pulling the rows of ``ids`` (a coming batch) in the background; the
         ``forward`` over the same ids uses them instead of pulling."""
         unique, _ = self._distinct(torch.as_tensor(ids))
-        if unique.size == 0:
-            return
-        key = unique.tobytes()
-        if key in self._pending:
-            return
-        self._pending[key] = self._pool().submit(self.client.pull, self.table, unique)
-        while len(self._pending) > self.max_prefetch:
-            _, oldest = self._pending.popitem(last=False)
-            oldest.cancel()
+        if unique.size:
+            self._prefetches().start(
+                unique.tobytes(), self.max_prefetch, self.client.pull, self.table, unique
+            )
 
     def _rows(self, unique: np.ndarray) -> np.ndarray:
         """Rows of the distinct ids: the prefetched ones if ``prefetch`` asked for them."""
         if unique.size == 0:
             return np.empty((0, self.embedding_dim), dtype=np.float32)
-        if self._pending and self._executor_pid == os.getpid():
-            pending = self._pending.pop(unique.tobytes(), None)
+        current = self._prefetcher
+        if current is not None and current.pid == os.getpid():
+            pending = current.take(unique.tobytes())
             if pending is not None:
                 return pending.result()
         return self.client.pull(self.table, unique)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from strata.bench import ZipfIds
 
@@ -21,6 +22,25 @@ def test_zipf_ranks_follow_the_pmf():
     for k in (1, 2, 3, 10, 100):
         expected = pmf[k - 1] * draws
         assert abs(counts[k - 1] - expected) < 5 * np.sqrt(expected), k
+
+
+def test_zipf_rank_buckets_follow_the_pmf_head_to_tail():
+    # Most draws take the quick-accept test, the rest the full one: neither may bias a bucket.
+    n, s, draws = 100_000, 1.05, 400_000
+    ranks = ZipfIds(n, s, np.random.default_rng(7)).ranks(draws)
+    pmf = np.arange(1, n + 1, dtype=float) ** -s
+    pmf /= pmf.sum()
+    for lo, hi in ((1, 2), (2, 3), (3, 10), (10, 100), (100, 10_000), (10_000, n + 1)):
+        expected = pmf[lo - 1 : hi - 1].sum() * draws
+        got = np.count_nonzero((ranks >= lo) & (ranks < hi))
+        assert abs(got - expected) < 5 * np.sqrt(expected), (lo, hi, got, expected)
+
+
+def test_zipf_refuses_key_spaces_it_cannot_map():
+    with pytest.raises(ValueError, match="keys"):
+        ZipfIds(2**32 + 1, 1.05, np.random.default_rng(1))
+    with pytest.raises(ValueError, match="keys"):
+        ZipfIds(0, 1.05, np.random.default_rng(1))
 
 
 def test_rank_to_id_is_w1s_bijection():

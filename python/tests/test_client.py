@@ -56,6 +56,19 @@ def test_pull_into_fills_callers_buffer(client, table_name):
     assert np.array_equal(out2, client.pull(table_name, dup))
 
 
+def test_push_from_and_pull_into_views_of_bigger_arrays(client, table_name):
+    # The bench's pattern: gradients are rows of a pool, rows land in the head of a buffer.
+    client.create_table(table_name, dim=4, optimizer="sgd", lr=1.0, init="zeros")
+    pool = np.arange(40, dtype=np.float32).reshape(10, 4)
+    ids = np.array([2, 5, 7], dtype=np.uint64)
+    assert client.push(table_name, ids, pool[3:6]) == 3
+    pool[:] = 0  # the push has returned: changing the pool changes nothing on the server
+    buffer = np.full((10, 4), 7.0, dtype=np.float32)
+    client.pull_into(table_name, ids, buffer[:3])
+    np.testing.assert_array_equal(buffer[:3], -np.arange(12, 24, dtype=np.float32).reshape(3, 4))
+    assert (buffer[3:] == 7.0).all()
+
+
 def test_tables_and_drop(client, table_name):
     client.create_table(table_name, dim=5, optimizer="adam", lr=1e-3, beta1=0.8)
     client.pull(table_name, [1, 2])

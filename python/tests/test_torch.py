@@ -118,9 +118,9 @@ def test_prefetch_is_used_by_forward(client, table_name):
     ids = torch.tensor([[4, 1], [1, 9]])
     expect = bag(ids).detach()
     bag.prefetch(ids)
-    assert len(bag._pending) == 1
+    assert len(bag._prefetcher.pending) == 1
     torch.testing.assert_close(bag(ids).detach(), expect)
-    assert len(bag._pending) == 0
+    assert len(bag._prefetcher.pending) == 0
 
 
 def test_zero_length_batch(client, table_name):
