@@ -7,6 +7,8 @@
 //! - [`codec`]: the services' protobuf codec (undecodable messages are `INVALID_ARGUMENT`).
 //! - [`transport`]: HTTP/2 settings, message limits, status metadata keys and the endpoint
 //!   builder, shared by servers and clients.
+//! - [`tls`]: TLS of every connection (rustls, aws-lc-rs): PEM files that reload, the
+//!   client connector, the server config.
 //! - [`wire`]: the hand-framed codec of the row payload methods.
 //! - `fuzz_entry` (hidden): the body of the `wire_decode` fuzz target, shared with its tests.
 
@@ -26,6 +28,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 pub mod routing;
 
 pub mod codec;
+pub mod tls;
 pub mod transport;
 pub mod wire;
 

@@ -62,6 +62,8 @@ pub struct DevConfig {
     pub drain_timeout: Duration,
     /// Checkpoint the cluster this often when something changed (`None`: only on request).
     pub checkpoint_interval: Option<Duration>,
+    /// TLS of the listener (`None`: plaintext).
+    pub tls: Option<strata_proto::tls::ServerTls>,
 }
 
 /// Why a dev node stopped.
@@ -176,7 +178,12 @@ pub async fn run_dev(
         .add_service(parameter)
         .add_service(coordinator_svc)
         .serve_with_incoming_shutdown(
-            bounded_incoming(listener, config.connections, connections),
+            bounded_incoming(
+                listener,
+                config.connections,
+                connections,
+                config.tls.clone(),
+            ),
             shutdown,
         );
     let drained = durability::drain_bounded(serving, signalled, config.drain_timeout).await;

@@ -22,7 +22,9 @@
 //! - [`dev`]: the all-in-one `strata-server dev` runner (coordinator + one node).
 //! - [`metrics`]: Prometheus families in an explicit registry.
 //! - [`transport`]: tuned HTTP/2 settings of the servers.
-//! - [`connections`]: the cap on open connections and the HTTP/2 handshake deadline.
+//! - [`connections`]: the accept path: the cap on open connections, TLS handshakes and the
+//!   HTTP/2 handshake deadline.
+//! - [`tls`]: the TLS flags of every role, the loopback-only plaintext rule, [`tls::PeerInfo`].
 //! - [`size`], [`args`]: byte sizes, durations and labels on the command line.
 //! - [`allocator`]: glibc allocator settings for the binaries.
 
@@ -45,4 +47,5 @@ pub mod roles;
 pub mod service;
 pub mod shard_node;
 pub mod size;
+pub mod tls;
 pub mod transport;

@@ -23,6 +23,7 @@ use strata_server::roles::{
     run_coordinator, run_shard, CoordinatorRoleConfig, EtcdSettings, ShardRoleConfig,
 };
 use strata_server::size::parse_size;
+use strata_server::tls::TlsArgs;
 use strata_storage::host::{RowMemory, RowMemoryConfig};
 use strata_storage::slot::DEFAULT_NUM_SLOTS;
 
@@ -129,6 +130,8 @@ struct CoordinatorArgs {
     checkpoint_interval: Option<Duration>,
     #[command(flatten)]
     connections: ConnectionArgs,
+    #[command(flatten)]
+    tls: TlsArgs,
 }
 
 /// Parses a fraction in `0..=1`.
@@ -171,6 +174,8 @@ struct ShardArgs {
     metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
     connections: ConnectionArgs,
+    #[command(flatten)]
+    tls: TlsArgs,
     #[command(flatten)]
     node: NodeArgs,
 }
@@ -346,11 +351,14 @@ struct DevArgs {
     #[command(flatten)]
     connections: ConnectionArgs,
     #[command(flatten)]
+    tls: TlsArgs,
+    #[command(flatten)]
     node: NodeArgs,
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    strata_proto::tls::install_default_provider();
     let heap_pages = if cli.huge_pages() {
         Some(strata_server::allocator::reexec_with_huge_page_heap())
     } else {
@@ -395,6 +403,7 @@ fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<DataDirLock> {
 }
 
 async fn dev(args: DevArgs) -> anyhow::Result<()> {
+    let tls = args.tls.node_tls("dev", args.listen, false)?;
     let _lock = lock_data_dir(&args.data_dir)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -419,6 +428,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         checkpoint_on_exit: !args.node.no_checkpoint_on_exit,
         drain_timeout: args.node.drain_timeout,
         checkpoint_interval: args.checkpoint_interval,
+        tls: tls.server,
     };
     // Tests and scripts read the bound addresses from these lines.
     println!("strata-server dev listening on {}", listener.local_addr()?);
@@ -483,6 +493,7 @@ fn announce(
 }
 
 async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
+    let tls = args.tls.node_tls("coordinator", args.listen, true)?;
     let topology = match &args.topology {
         None => Topology::default(),
         Some(path) => {
@@ -537,6 +548,7 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         keep_checkpoints: args.keep_checkpoints.max(1),
         connections: args.connections.limits(),
         checkpoint_interval: args.checkpoint_interval,
+        tls,
     };
     announce("coordinator", &listener, &metrics_listener)?;
     run_coordinator(config, listener, metrics_listener, shutdown_signal())
@@ -545,6 +557,7 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
 }
 
 async fn shard(args: ShardArgs) -> anyhow::Result<()> {
+    let tls = args.tls.node_tls("shard", args.listen, true)?;
     let _lock = lock_data_dir(&args.data_dir)?;
     let listener = bind(args.listen, "gRPC").await?;
     let metrics_listener = bind_metrics(args.metrics_listen).await?;
@@ -571,6 +584,7 @@ async fn shard(args: ShardArgs) -> anyhow::Result<()> {
         connections: args.connections.limits(),
         checkpoint_on_exit: !args.node.no_checkpoint_on_exit,
         drain_timeout: args.node.drain_timeout,
+        tls,
     };
     announce("shard", &listener, &metrics_listener)?;
     run_shard(config, listener, metrics_listener, shutdown_signal())

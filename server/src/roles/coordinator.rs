@@ -19,6 +19,7 @@ use crate::etcd::store::EtcdMetaStore;
 use crate::metrics::Metrics;
 use crate::service::leader::LeaderSlot;
 use crate::service::{CoordinatorService, GrpcNodeControl};
+use crate::tls::NodeTls;
 use crate::transport::server_builder;
 use strata_cluster::cluster::{ClusterConfig, ClusterCoordinator};
 use strata_cluster::topology::Topology;
@@ -57,6 +58,8 @@ pub struct CoordinatorRoleConfig {
     /// Checkpoint the cluster this often when a node reported changes (`None`: only on
     /// request).
     pub checkpoint_interval: Option<Duration>,
+    /// TLS of the listener and of calls to shard servers.
+    pub tls: NodeTls,
 }
 
 /// Where in etcd the cluster lives.
@@ -98,7 +101,8 @@ pub async fn run_coordinator(
     let slot = Arc::new(LeaderSlot::standby());
     let election = match &config.etcd {
         None => {
-            let coordinator = ClusterCoordinator::open(cluster_config.clone(), node_control())?;
+            let coordinator =
+                ClusterCoordinator::open(cluster_config.clone(), node_control(&config.tls))?;
             start_leading(&slot, Arc::new(coordinator), &config, &stop_rx);
             None
         }
@@ -133,7 +137,12 @@ pub async fn run_coordinator(
         .add_service(serve::reflection_v1alpha()?)
         .add_service(service)
         .serve_with_incoming_shutdown(
-            bounded_incoming(listener, config.connections, connections),
+            bounded_incoming(
+                listener,
+                config.connections,
+                connections,
+                config.tls.server.clone(),
+            ),
             serve::stopped(&stop_rx),
         );
     tokio::pin!(serve);
@@ -211,10 +220,11 @@ async fn lead(ctx: LeadContext<'_>) -> RoleError {
     let endpoints = ctx.etcd.endpoints.clone();
     let prefix = ctx.etcd.prefix.clone();
     let cluster_config = ctx.cluster_config.clone();
+    let tls = ctx.config.tls.clone();
     let opened = tokio::task::spawn_blocking(move || {
         let store = EtcdMetaStore::connect(&endpoints, &prefix, fence)
             .map_err(strata_cluster::CoordinatorError::from)?;
-        ClusterCoordinator::open_with(cluster_config, Box::new(store), node_control())
+        ClusterCoordinator::open_with(cluster_config, Box::new(store), node_control(&tls))
     })
     .await;
     let coordinator = match opened {
@@ -239,8 +249,8 @@ fn unreachable_hint() -> crate::etcd::store::LeaderFence {
     unreachable!("the leader-hint loop never returns")
 }
 
-fn node_control() -> Arc<GrpcNodeControl> {
-    Arc::new(GrpcNodeControl::new())
+fn node_control(tls: &NodeTls) -> Arc<GrpcNodeControl> {
+    Arc::new(GrpcNodeControl::with_tls(tls.client.clone()))
 }
 
 /// Serves with `coordinator` and starts its background loops.

@@ -20,8 +20,10 @@ use crate::service::{
     parameter_routes, shard_control_routes, ParameterService, ShardControlService,
 };
 use crate::shard_node::ShardNode;
+use crate::tls::NodeTls;
 use crate::transport::server_builder;
 use strata_engine::{Engine, EngineConfig};
+use strata_proto::tls::ServerTls;
 
 /// Settings of a shard-server process.
 #[derive(Debug, Clone)]
@@ -54,6 +56,8 @@ pub struct ShardRoleConfig {
     pub checkpoint_on_exit: bool,
     /// How long connections get to drain after the shutdown signal.
     pub drain_timeout: Duration,
+    /// TLS of the listener and of calls to the coordinator and other nodes.
+    pub tls: NodeTls,
 }
 
 /// Runs a shard server on already-bound listeners until `shutdown` resolves.
@@ -78,7 +82,9 @@ pub async fn run_shard(
     )
     .await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let link = membership::GrpcLink::new(&config.coordinators).map_err(RoleError::Setup)?;
+    node.set_client_tls(config.tls.client.clone());
+    let link = membership::GrpcLink::new(&config.coordinators, config.tls.client.clone())
+        .map_err(RoleError::Setup)?;
     let me = Membership {
         address: address.clone(),
         labels: config.labels.clone(),
@@ -111,6 +117,7 @@ pub async fn run_shard(
         metrics_listener,
         config.max_message_bytes,
         config.connections,
+        config.tls.server.clone(),
         shutdown,
     );
     let drained = tokio::select! {
@@ -137,6 +144,7 @@ pub(super) async fn serve_node(
     metrics_listener: Option<TcpListener>,
     max_message_bytes: usize,
     connections: ConnectionLimits,
+    tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RoleError> {
     let engine = node.engine().clone();
@@ -155,7 +163,10 @@ pub(super) async fn serve_node(
         .add_service(serve::reflection_v1alpha()?)
         .add_service(parameter)
         .add_service(control)
-        .serve_with_incoming_shutdown(bounded_incoming(listener, connections, counters), shutdown)
+        .serve_with_incoming_shutdown(
+            bounded_incoming(listener, connections, counters, tls),
+            shutdown,
+        )
         .await;
     let _ = stop_tx.send(true);
     serve::finish_metrics(metrics_task).await;
