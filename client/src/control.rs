@@ -286,6 +286,7 @@ mod tests {
         ClientOptions {
             labels: None,
             connect_timeout: timeout,
+            ..ClientOptions::default()
         }
     }
 

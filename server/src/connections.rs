@@ -419,4 +419,55 @@ mod tests {
         let mut next = TcpStream::connect(address).await.expect("connect");
         assert!(!closed(&mut next).await, "a place was free again");
     }
+
+    #[tokio::test]
+    async fn a_silent_client_does_not_hold_up_another_tls_handshake() {
+        strata_proto::tls::install_default_provider();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let made =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+        let cert = dir.path().join("srv.pem");
+        let key = dir.path().join("srv.key");
+        std::fs::write(&cert, made.cert.pem()).expect("cert");
+        std::fs::write(&key, made.signing_key.serialize_pem()).expect("key");
+        let server = ServerTls::load(&strata_proto::tls::TlsFiles {
+            ca: None,
+            cert: Some(cert.clone()),
+            key: Some(key),
+        })
+        .expect("server TLS");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let limits = ConnectionLimits {
+            max_connections: 8,
+            handshake_timeout: Duration::from_secs(60),
+        };
+        let metrics = ConnectionMetrics::default();
+        let mut incoming = Box::pin(bounded_incoming(listener, limits, metrics.clone(), server));
+        // Holds its place and never says a word.
+        let _silent = TcpStream::connect(address).await.expect("connect");
+        let client = strata_proto::tls::ClientTls::load(&strata_proto::tls::TlsFiles {
+            ca: Some(cert),
+            ..Default::default()
+        })
+        .expect("client TLS")
+        .expect("TLS");
+        let handshake = tokio::spawn(async move {
+            let tcp = TcpStream::connect(address).await.expect("connect");
+            let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+            tokio_rustls::TlsConnector::from(client.config())
+                .connect(name, tcp)
+                .await
+                .map(|_| ())
+        });
+        let accepted = tokio::time::timeout(Duration::from_secs(5), incoming.next()).await;
+        assert!(
+            matches!(accepted, Ok(Some(Ok(_)))),
+            "the second client's handshake finished while the first stayed silent"
+        );
+        let done = tokio::time::timeout(Duration::from_secs(5), handshake).await;
+        assert!(matches!(done, Ok(Ok(Ok(())))), "client side: {done:?}");
+        assert_eq!(metrics.open.get(), 2);
+        assert_eq!(metrics.tls_failures.get(), 0);
+    }
 }

@@ -99,3 +99,80 @@ fn server_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(config)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// Writes a self-signed certificate for localhost and its key as `name.pem`, `name.key`.
+    fn self_signed(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let made =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+        let cert = dir.join(format!("{name}.pem"));
+        let key = dir.join(format!("{name}.key"));
+        std::fs::write(&cert, made.cert.pem()).expect("write cert");
+        std::fs::write(&key, made.signing_key.serialize_pem()).expect("write key");
+        (cert, key)
+    }
+
+    #[test]
+    fn a_half_written_or_mismatched_pair_keeps_the_last_good_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (cert, key) = self_signed(dir.path(), "srv");
+        let files = TlsFiles {
+            ca: None,
+            cert: Some(cert.clone()),
+            key: Some(key.clone()),
+        };
+        let tls = ServerTls::load_checking_every(&files, Duration::ZERO)
+            .expect("load")
+            .expect("TLS");
+        let first = tls.config();
+
+        let text = std::fs::read_to_string(&cert).expect("read");
+        std::fs::write(&cert, &text[..text.len() / 2]).expect("half a file");
+        assert!(
+            Arc::ptr_eq(&first, &tls.config()),
+            "kept the last good pair"
+        );
+        assert_eq!(tls.reloads(), 0);
+
+        // A new certificate whose key has not been written yet: refused too.
+        let (new_cert, new_key) = self_signed(dir.path(), "next");
+        std::fs::copy(&new_cert, &cert).expect("new certificate");
+        assert!(
+            Arc::ptr_eq(&first, &tls.config()),
+            "a pair that does not match"
+        );
+        assert_eq!(tls.reloads(), 0);
+
+        std::fs::copy(&new_key, &key).expect("its key");
+        assert!(
+            !Arc::ptr_eq(&first, &tls.config()),
+            "the complete new pair is used"
+        );
+        assert_eq!(tls.reloads(), 1);
+    }
+
+    #[test]
+    fn incomplete_settings_are_refused_with_the_missing_flag() {
+        let ca_only = TlsFiles {
+            ca: Some("ca.pem".into()),
+            ..TlsFiles::default()
+        };
+        let err = ServerTls::load(&ca_only).expect_err("no certificate");
+        assert!(err.to_string().contains("--tls-cert"), "{err}");
+        let missing = TlsFiles {
+            ca: None,
+            cert: Some("/nonexistent/srv.pem".into()),
+            key: Some("/nonexistent/srv.key".into()),
+        };
+        let err = ServerTls::load(&missing).expect_err("no file");
+        assert!(err.to_string().contains("/nonexistent/srv.pem"), "{err}");
+        assert!(ServerTls::load(&TlsFiles::default())
+            .expect("plain")
+            .is_none());
+    }
+}
