@@ -142,7 +142,7 @@ fn client_split(c: &mut Criterion) {
             })
             .collect(),
     };
-    let routing = Routing::from_map(&map, None).expect("routing");
+    let routing = Routing::from_map(&map, None, None).expect("routing");
     let mut draws = step_ids(2, 10_000_000);
     draws.extend_from_within(..ROWS / 4);
     let mut g = c.benchmark_group("client");

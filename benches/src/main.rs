@@ -46,6 +46,8 @@ struct Args {
     /// pulls and pushes (strata target).
     #[arg(long, env = "STRATA_LABELS")]
     labels: Option<String>,
+    #[command(flatten)]
+    tls: strata_client::tls_args::TlsArgs,
     /// Concurrent trainers (one connection each).
     #[arg(long, default_value_t = 4)]
     trainers: usize,
@@ -201,6 +203,7 @@ fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
 
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
+    strata_proto::tls::install_default_provider();
     if let Some(Cmd::Sim(s)) = &a.cmd {
         return run_sim(s);
     }
@@ -236,11 +239,13 @@ fn main() -> anyhow::Result<()> {
     if let TargetSpec::Strata {
         labels,
         connect_timeout,
+        tls,
         ..
     } = &mut spec
     {
         labels.clone_from(&a.labels);
         *connect_timeout = a.connect_timeout;
+        *tls = a.tls.files();
     }
     if a.memory_reserve.is_some() && !matches!(spec, TargetSpec::Inproc) {
         bail!("--memory-reserve applies to --target inproc; give a server its own");

@@ -18,8 +18,9 @@ use tonic::Status;
 use crate::retry::{
     answered as answered_by_server, classify, connect_failure, Call, ConnectFailure, Retry,
 };
-use crate::routing::{channel_within, MAX_MESSAGE_BYTES};
+use crate::routing::{channel_with, MAX_MESSAGE_BYTES};
 use crate::ClientError;
+use strata_proto::tls::{ClientTls, TlsFailure};
 
 /// How long a control-plane call keeps looking for a leader (covers a lease expiry).
 pub const LEADER_SEARCH: Duration = Duration::from_secs(20);
@@ -29,6 +30,8 @@ pub(crate) struct Control {
     state: RwLock<State>,
     /// How long opening a connection, and the first contact, may take.
     connect_timeout: Duration,
+    /// TLS of the connections (`None`: plaintext).
+    tls: Option<ClientTls>,
 }
 
 struct State {
@@ -37,24 +40,31 @@ struct State {
     client: CoordinatorClient<Channel>,
 }
 
-fn client(address: &str, timeout: Duration) -> Result<CoordinatorClient<Channel>, ClientError> {
-    Ok(CoordinatorClient::new(channel_within(address, timeout)?)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+fn client(
+    address: &str,
+    timeout: Duration,
+    tls: Option<&ClientTls>,
+) -> Result<CoordinatorClient<Channel>, ClientError> {
+    Ok(
+        CoordinatorClient::new(channel_with(address, tls, Some(timeout))?)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+    )
 }
 
 impl Control {
     /// Coordinators at `addresses` (at least one); calls start with the first. Opening a
-    /// connection gives up after `connect_timeout`.
+    /// connection gives up after `connect_timeout`; with `tls`, connections use TLS.
     pub(crate) fn new(
         addresses: Vec<String>,
         connect_timeout: Duration,
+        tls: Option<ClientTls>,
     ) -> Result<Self, ClientError> {
         let first = addresses.first().ok_or_else(|| ClientError::BadAddress {
             address: String::new(),
             reason: "no coordinator address".into(),
         })?;
-        let client = client(first, connect_timeout)?;
+        let client = client(first, connect_timeout, tls.as_ref())?;
         Ok(Self {
             state: RwLock::new(State {
                 addresses,
@@ -62,6 +72,7 @@ impl Control {
                 client,
             }),
             connect_timeout,
+            tls,
         })
     }
 
@@ -94,7 +105,11 @@ impl Control {
             },
             _ => (s.current + 1) % s.addresses.len(),
         };
-        let Ok(next) = client(&s.addresses[target], self.connect_timeout) else {
+        let Ok(next) = client(
+            &s.addresses[target],
+            self.connect_timeout,
+            self.tls.as_ref(),
+        ) else {
             return;
         };
         s.current = target;
@@ -146,6 +161,12 @@ impl Control {
                 return Err(ClientError::ConnectTimeout { address, timeout })
             }
         };
+        if let Some(failure) = TlsFailure::find(&status) {
+            return Err(ClientError::Tls {
+                address,
+                failure: failure.clone(),
+            });
+        }
         if let Some(failure) = connect_failure(&status) {
             return Err(match failure {
                 ConnectFailure::Refused => ClientError::ConnectionRefused { address },
@@ -206,8 +227,11 @@ impl Control {
                 answered = true;
                 deadline = began + LEADER_SEARCH;
             }
+            // A refused TLS handshake is refused again: the files are wrong, not the moment.
             let retry = match classify(&status, call) {
-                Retry::Reroute | Retry::NeverSent | Retry::Resend => true,
+                Retry::Reroute | Retry::NeverSent | Retry::Resend => {
+                    TlsFailure::find(&status).is_none()
+                }
                 Retry::RefreshMap | Retry::Ambiguous | Retry::Fatal => false,
             };
             if !retry || Instant::now() + pause > deadline {
@@ -262,6 +286,7 @@ mod tests {
         ClientOptions {
             labels: None,
             connect_timeout: timeout,
+            ..ClientOptions::default()
         }
     }
 

@@ -53,11 +53,23 @@ pub enum ClientError {
         /// The transport's reason.
         reason: String,
     },
+    /// The TLS handshake with a server was refused, by it or by this client.
+    #[error("cannot connect to {address}: {failure}")]
+    Tls {
+        /// Address tried.
+        address: String,
+        /// What failed, in words that name the fix.
+        failure: strata_proto::tls::TlsFailure,
+    },
+    /// The client's TLS files cannot be used.
+    #[error("TLS settings: {0}")]
+    TlsSettings(strata_proto::tls::TlsError),
     /// Something answered at the address, but not in gRPC (an HTTP server such as a
     /// `--metrics-listen` port, or another protocol altogether).
     #[error(
         "{address} does not speak gRPC ({detail}): give a strata coordinator's --listen \
-         address (a --metrics-listen port looks like this: it answers HTTP only)"
+         address (a --metrics-listen port looks like this: it answers HTTP only; so does a \
+         server started with --tls-cert to a client without --tls-ca)"
     )]
     NotGrpc {
         /// Address tried.
@@ -128,6 +140,12 @@ pub enum ClientError {
     BadMap(String),
 }
 
+impl From<strata_proto::tls::TlsError> for ClientError {
+    fn from(e: strata_proto::tls::TlsError) -> Self {
+        ClientError::TlsSettings(e)
+    }
+}
+
 impl ClientError {
     /// The failure of `rpc` on `node` at `address`, with the status the call ended with.
     pub(crate) fn rpc(rpc: &'static str, node: &str, address: &str, status: &Status) -> Self {
@@ -149,16 +167,18 @@ impl ClientError {
     }
 
     /// The gRPC code this failure stands for, answered or not: the server's code; for a
-    /// request refused before it was sent, `INVALID_ARGUMENT`; for a node or coordinator
+    /// request refused before it was sent, `INVALID_ARGUMENT`; for a refused TLS
+    /// handshake, `UNAUTHENTICATED`; for a node or coordinator
     /// that could not be reached or routing that did not settle, `UNAVAILABLE`; for a push
     /// of unknown outcome, `UNKNOWN`; for an unusable map, `INTERNAL`.
     pub fn status_code(&self) -> Code {
         match self {
             ClientError::Rpc { code, .. } => *code,
-            ClientError::InvalidArgument(_) | ClientError::BadAddress { .. } => {
-                Code::InvalidArgument
-            }
+            ClientError::InvalidArgument(_)
+            | ClientError::BadAddress { .. }
+            | ClientError::TlsSettings(_) => Code::InvalidArgument,
             ClientError::Ambiguous { .. } => Code::Unknown,
+            ClientError::Tls { .. } => Code::Unauthenticated,
             ClientError::Connect { .. }
             | ClientError::ConnectionRefused { .. }
             | ClientError::ConnectTimeout { .. }

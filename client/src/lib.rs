@@ -9,8 +9,11 @@
 //! - `admin`: control-plane calls through one generic helper.
 //! - `control`: the leader-following connection to the coordinators.
 //! - `location`: where the client runs and how long it waits to connect
-//!   ([`ClientOptions`], `STRATA_LABELS`).
+//!   ([`ClientOptions`], `STRATA_LABELS`, `STRATA_TLS_*`).
 //! - [`address`]: addresses checked before anything is dialed.
+//! - [`certs`]: development certificates (`strata certs`): a CA, and certificates carrying
+//!   identity and role.
+//! - [`tls_args`]: the client TLS flags (`--tls-ca`, `--tls-cert`, `--tls-key`).
 //! - `error`: [`ClientError`].
 //! - [`routing`], [`batch`]: the slot → node table, dedup and split of a
 //!   batch (packed payloads are `strata_proto::wire::payload`).
@@ -28,6 +31,7 @@
 pub mod address;
 mod admin;
 pub mod batch;
+pub mod certs;
 mod control;
 mod data;
 mod error;
@@ -40,6 +44,7 @@ mod once;
 mod retry;
 pub mod routing;
 pub mod spec;
+pub mod tls_args;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -53,6 +58,8 @@ use self::control::Control;
 pub use self::error::ClientError;
 pub use self::location::{location_header, ClientOptions, DEFAULT_CONNECT_TIMEOUT, LABELS_ENV};
 use self::routing::Routing;
+use strata_proto::tls::ClientTls;
+pub use strata_proto::tls::TlsFiles;
 pub use strata_proto::v1;
 
 /// A handle to a strata cluster. Cheap to clone; clones share connections.
@@ -63,6 +70,8 @@ pub struct Client {
 
 struct Inner {
     control: Control,
+    /// TLS of every connection (`None`: plaintext).
+    tls: Option<ClientTls>,
     /// Where this client runs, sent with every data-path call (`strata-client-labels`).
     labels: Option<HeaderValue>,
     routing: RwLock<Arc<Routing>>,
@@ -117,12 +126,15 @@ impl Client {
         for candidate in &candidates {
             address::validate_address(candidate)?;
         }
-        let control = Control::new(candidates, options.connect_timeout)?;
+        strata_proto::tls::install_default_provider();
+        let tls = ClientTls::load(&options.tls)?;
+        let control = Control::new(candidates, options.connect_timeout, tls.clone())?;
         let map = admin::send_first(&control, v1::GetClusterMapRequest {}).await?;
-        let routing = Routing::from_map(&map, None)?;
+        let routing = Routing::from_map(&map, None, tls.as_ref())?;
         Ok(Self {
             inner: Arc::new(Inner {
                 control,
+                tls,
                 labels,
                 routing: RwLock::new(Arc::new(routing)),
                 refresh: tokio::sync::Mutex::new(RefreshOutcome::default()),
@@ -204,7 +216,7 @@ impl Client {
             }) => Some((address.clone(), *code, message.clone())),
             _ => None,
         };
-        let next = Routing::from_map(&fetched?, Some(&self.routing()))?;
+        let next = Routing::from_map(&fetched?, Some(&self.routing()), self.inner.tls.as_ref())?;
         *self.inner.routing.write() = Arc::new(next);
         Ok(())
     }

@@ -1,10 +1,12 @@
-//! Where a client runs: its topology labels (`zone=z1,rack=r1`), sent with every data-path
-//! call as `strata-client-labels` so shard servers count traffic by location.
+//! A client's options: where it runs — its topology labels (`zone=z1,rack=r1`), sent with
+//! every data-path call as `strata-client-labels` so shard servers count traffic by
+//! location —, how long it waits to connect, and its TLS files.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use http::HeaderValue;
+use strata_proto::tls::TlsFiles;
 
 use crate::ClientError;
 
@@ -26,6 +28,10 @@ pub struct ClientOptions {
     /// How long opening a connection to a coordinator, and the first call, may take before
     /// the connect fails ([`DEFAULT_CONNECT_TIMEOUT`] by default).
     pub connect_timeout: Duration,
+    /// TLS files: the CA that signed the servers' certificates and this client's own
+    /// certificate and key; none named: plaintext. Read at connect and again when they
+    /// change on disk (each new connection uses them as they are then).
+    pub tls: TlsFiles,
 }
 
 impl Default for ClientOptions {
@@ -33,15 +39,18 @@ impl Default for ClientOptions {
         Self {
             labels: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            tls: TlsFiles::default(),
         }
     }
 }
 
 impl ClientOptions {
-    /// Options from the environment: labels from `STRATA_LABELS` when set.
+    /// Options from the environment: labels from `STRATA_LABELS`, TLS files from
+    /// `STRATA_TLS_CA`, `STRATA_TLS_CERT` and `STRATA_TLS_KEY`, when set.
     pub fn from_env() -> Self {
         Self {
             labels: std::env::var(LABELS_ENV).ok(),
+            tls: TlsFiles::from_env(),
             ..Self::default()
         }
     }

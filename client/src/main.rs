@@ -9,8 +9,10 @@ use clap::Parser;
 fn main() -> ExitCode {
     restore_default_sigpipe();
     let args = cli::Cli::parse();
+    strata_proto::tls::install_default_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .on_thread_start(block_sigpipe)
         .enable_all()
         .build()
     {
@@ -26,6 +28,20 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             cli::Exit::of(&e).code()
         }
+    }
+}
+
+/// The runtime's threads write to sockets: a server that closed a connection (one that
+/// refused this client's certificate, say) must give them EPIPE, not end the process as the
+/// SIGPIPE restored for stdout would. Blocked here, the signal stays pending on the thread.
+fn block_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: changes only the calling thread's signal mask, with a set built in place.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use strata_proto::tls::ClientTls;
 use strata_proto::transport;
 use strata_proto::v1 as pb;
 use strata_proto::v1::parameter_client::ParameterClient;
@@ -45,29 +46,37 @@ pub struct Routing {
 /// Marks a slot no node serves.
 const NO_NODE: u16 = u16::MAX;
 
-/// A channel to `address` with strata's HTTP/2 settings (connects lazily).
+/// A plaintext channel to `address` with strata's HTTP/2 settings (connects lazily).
 pub fn channel(address: &str) -> Result<Channel, ClientError> {
-    Ok(endpoint(address)?.connect_lazy())
+    channel_with(address, None, None)
 }
 
-/// As [`channel`], opening a connection gives up after `connect_timeout`.
-pub fn channel_within(address: &str, connect_timeout: Duration) -> Result<Channel, ClientError> {
-    Ok(endpoint(address)?
-        .connect_timeout(connect_timeout)
-        .connect_lazy())
-}
-
-/// The endpoint of `address` with strata's HTTP/2 settings.
-fn endpoint(address: &str) -> Result<tonic::transport::Endpoint, ClientError> {
-    transport::endpoint(address).map_err(|e| ClientError::BadAddress {
-        address: address.into(),
-        reason: e.to_string(),
-    })
+/// As [`channel`], through TLS with `tls`; with `connect_timeout`, opening a connection
+/// gives up after it.
+pub fn channel_with(
+    address: &str,
+    tls: Option<&ClientTls>,
+    connect_timeout: Option<Duration>,
+) -> Result<Channel, ClientError> {
+    let mut endpoint =
+        transport::endpoint_with(address, tls).map_err(|e| ClientError::BadAddress {
+            address: address.into(),
+            reason: e.to_string(),
+        })?;
+    if let Some(timeout) = connect_timeout {
+        endpoint = endpoint.connect_timeout(timeout);
+    }
+    Ok(transport::connect_lazy(&endpoint, tls))
 }
 
 impl Routing {
-    /// Builds the table; reuses channels of `previous` for nodes at the same address.
-    pub fn from_map(map: &pb::ClusterMap, previous: Option<&Routing>) -> Result<Self, ClientError> {
+    /// Builds the table; reuses channels of `previous` for nodes at the same address, and
+    /// opens new ones through TLS with `tls`.
+    pub fn from_map(
+        map: &pb::ClusterMap,
+        previous: Option<&Routing>,
+        tls: Option<&ClientTls>,
+    ) -> Result<Self, ClientError> {
         let num_slots = map.num_slots;
         if num_slots == 0 {
             return Err(ClientError::BadMap("num_slots is 0".into()));
@@ -91,7 +100,7 @@ impl Routing {
                     let (client, channel) = match reused {
                         Some(c) => (c.client.clone(), c.channel.clone()),
                         None => {
-                            let channel = channel(&node.address)?;
+                            let channel = channel_with(&node.address, tls, None)?;
                             let client = ParameterClient::new(channel.clone())
                                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                                 .max_encoding_message_size(MAX_MESSAGE_BYTES);

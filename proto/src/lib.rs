@@ -7,6 +7,8 @@
 //! - [`codec`]: the services' protobuf codec (undecodable messages are `INVALID_ARGUMENT`).
 //! - [`transport`]: HTTP/2 settings, message limits, status metadata keys and the endpoint
 //!   builder, shared by servers and clients.
+//! - [`tls`]: TLS of every connection (rustls, aws-lc-rs): PEM files that reload, the
+//!   client connector, the server config.
 //! - [`wire`]: the hand-framed codec of the row payload methods.
 //! - [`status_json`]: the JSON form of the `Status` reply (`strata status -o json`, a
 //!   server's `/api/status`).
@@ -32,6 +34,7 @@ pub mod routing;
 pub mod build_info;
 pub mod codec;
 pub mod status_json;
+pub mod tls;
 pub mod transport;
 pub mod wire;
 

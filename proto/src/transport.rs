@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use http::uri::{InvalidUri, Uri};
-use tonic::transport::Endpoint;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::tls::{ClientTls, TlsConnector};
 
 /// gRPC metadata key carrying a node's current epoch on `FAILED_PRECONDITION` (stale
 /// routing): the client refreshes its cluster map and sends again.
@@ -32,10 +34,17 @@ pub const KEEPALIVE: Duration = Duration::from_secs(20);
 /// An endpoint for `address` (`host:port`, or a URI with its scheme) with strata's HTTP/2
 /// settings: windows, frame size, no Nagle delay, connect timeout and keep-alive.
 pub fn endpoint(address: &str) -> Result<Endpoint, InvalidUri> {
+    endpoint_with(address, None)
+}
+
+/// As [`endpoint`]; with `tls`, a bare `host:port` gets the `https` scheme. Open it with
+/// [`connect_lazy`] or [`connect`], which dial through TLS when `tls` is given.
+pub fn endpoint_with(address: &str, tls: Option<&ClientTls>) -> Result<Endpoint, InvalidUri> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let uri: Uri = if address.contains("://") {
         address.parse()?
     } else {
-        format!("http://{address}").parse()?
+        format!("{scheme}://{address}").parse()?
     };
     Ok(Endpoint::from(uri)
         .initial_stream_window_size(WINDOW_BYTES)
@@ -45,6 +54,29 @@ pub fn endpoint(address: &str) -> Result<Endpoint, InvalidUri> {
         .connect_timeout(CONNECT_TIMEOUT)
         .http2_keep_alive_interval(KEEPALIVE)
         .keep_alive_timeout(KEEPALIVE))
+}
+
+/// A channel of `endpoint` that connects on first use, through TLS with `tls`.
+pub fn connect_lazy(endpoint: &Endpoint, tls: Option<&ClientTls>) -> Channel {
+    match tls {
+        Some(tls) => endpoint.connect_with_connector_lazy(TlsConnector::new(tls.clone())),
+        None => endpoint.connect_lazy(),
+    }
+}
+
+/// A channel of `endpoint` connected now, through TLS with `tls`.
+pub async fn connect(
+    endpoint: &Endpoint,
+    tls: Option<&ClientTls>,
+) -> Result<Channel, tonic::transport::Error> {
+    match tls {
+        Some(tls) => {
+            endpoint
+                .connect_with_connector(TlsConnector::new(tls.clone()))
+                .await
+        }
+        None => endpoint.connect().await,
+    }
 }
 
 #[cfg(test)]

@@ -118,14 +118,18 @@ fn packed(py: Python<'_>, grads: &PyReadonlyArrayDyn<'_, f32>) -> PyResult<Bytes
 impl NativeClient {
     /// Connects to the comma-separated coordinator addresses and fetches the cluster map;
     /// `labels` (`key=value,...`) says where the client runs (`None`: `STRATA_LABELS`);
-    /// `connect_timeout` (seconds, `None`: 3) bounds the wait for a coordinator to answer.
+    /// `connect_timeout` (seconds, `None`: 3) bounds the wait for a coordinator to answer;
+    /// `tls_ca`, `tls_cert`, `tls_key` name TLS files (`None`: `STRATA_TLS_*`).
     #[new]
-    #[pyo3(signature = (addresses, labels=None, connect_timeout=None))]
+    #[pyo3(signature = (addresses, labels=None, connect_timeout=None, tls_ca=None, tls_cert=None, tls_key=None))]
     fn new(
         py: Python<'_>,
         addresses: &str,
         labels: Option<String>,
         connect_timeout: Option<f64>,
+        tls_ca: Option<std::path::PathBuf>,
+        tls_cert: Option<std::path::PathBuf>,
+        tls_key: Option<std::path::PathBuf>,
     ) -> PyResult<Self> {
         let runtime = runtime::shared().map_err(|e| {
             errors::raise(
@@ -140,6 +144,13 @@ impl NativeClient {
         if labels.is_some() {
             options.labels = labels;
         }
+        // Each TLS file given here over its STRATA_TLS_* variable.
+        options.tls = strata_client::TlsFiles {
+            ca: tls_ca,
+            cert: tls_cert,
+            key: tls_key,
+        }
+        .or(options.tls);
         if let Some(seconds) = connect_timeout {
             options.connect_timeout = std::time::Duration::try_from_secs_f64(seconds)
                 .ok()

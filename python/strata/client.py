@@ -50,6 +50,11 @@ class Client:
     count its traffic by that location, which topology-aware placement reads.
     ``connect_timeout`` (seconds, default 3) bounds the wait for a coordinator to answer;
     an unreachable one raises :class:`strata.Unavailable` naming the address.
+    ``tls_ca``, ``tls_cert``, ``tls_key`` name PEM files (default: the ``STRATA_TLS_CA``,
+    ``STRATA_TLS_CERT``, ``STRATA_TLS_KEY`` environment variables): with a CA the client
+    connects with TLS and verifies the servers; the certificate and key are shown to servers
+    that require client certificates. A refused handshake raises :class:`strata.StrataError`
+    (code ``UNAUTHENTICATED``) saying what failed.
     """
 
     def __init__(
@@ -58,21 +63,35 @@ class Client:
         *,
         labels: Optional[str] = None,
         connect_timeout: Optional[float] = None,
+        tls_ca: Optional[str] = None,
+        tls_cert: Optional[str] = None,
+        tls_key: Optional[str] = None,
     ):
         self.addr = addr
         self.labels = labels
         self.connect_timeout = connect_timeout
+        self.tls = {"tls_ca": tls_ca, "tls_cert": tls_cert, "tls_key": tls_key}
         self._dims: Dict[str, int] = {}
         self._pid = os.getpid()
-        self._native_client = _native.NativeClient(addr, labels, connect_timeout)
+        self._native_client = self._connect()
+
+    def _connect(self) -> "_native.NativeClient":
+        tls = {k: os.fspath(v) for k, v in self.tls.items() if v is not None}
+        return _native.NativeClient(self.addr, self.labels, self.connect_timeout, **tls)
 
     def __getstate__(self):
-        return {"addr": self.addr, "labels": self.labels, "connect_timeout": self.connect_timeout}
+        return {
+            "addr": self.addr,
+            "labels": self.labels,
+            "connect_timeout": self.connect_timeout,
+            "tls": self.tls,
+        }
 
     def __setstate__(self, state):
         self.addr = state["addr"]
         self.labels = state.get("labels")
         self.connect_timeout = state.get("connect_timeout")
+        self.tls = state.get("tls") or {"tls_ca": None, "tls_cert": None, "tls_key": None}
         self._dims = {}
         self._pid = None
         self._native_client = None
@@ -87,7 +106,7 @@ class Client:
             if self._native_client is not None:
                 _INHERITED.append(self._native_client)
                 self._native_client = None
-            self._native_client = _native.NativeClient(self.addr, self.labels, self.connect_timeout)
+            self._native_client = self._connect()
             self._pid = os.getpid()
         return self._native_client
 

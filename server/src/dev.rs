@@ -69,6 +69,8 @@ pub struct DevConfig {
     pub checkpoint_interval: Option<Duration>,
     /// What runs in this process: the node's and the coordinator's identity.
     pub identity: Option<ProcessIdentity>,
+    /// TLS of the listener (`None`: plaintext).
+    pub tls: Option<strata_proto::tls::ServerTls>,
 }
 
 /// Why a dev node stopped.
@@ -200,7 +202,12 @@ pub async fn run_dev(
         .add_service(parameter)
         .add_service(coordinator_svc)
         .serve_with_incoming_shutdown(
-            bounded_incoming(listener, config.connections, connections),
+            bounded_incoming(
+                listener,
+                config.connections,
+                connections,
+                config.tls.clone(),
+            ),
             shutdown,
         );
     let drained = durability::drain_bounded(serving, signalled, config.drain_timeout).await;

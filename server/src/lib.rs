@@ -28,7 +28,9 @@
 //!   families.
 //! - [`status_page`]: the live status page and `/api/status` on `--http-listen`.
 //! - [`transport`]: tuned HTTP/2 settings of the servers.
-//! - [`connections`]: the cap on open connections and the HTTP/2 handshake deadline.
+//! - [`connections`]: the accept path: the cap on open connections, TLS handshakes and the
+//!   HTTP/2 handshake deadline.
+//! - [`tls`]: the TLS flags of every role, the loopback-only plaintext rule, [`tls::PeerInfo`].
 //! - [`size`], [`args`]: byte sizes, durations and labels on the command line.
 //! - [`advertise`]: the address a server gives out for itself, never an unspecified one.
 //! - [`allocator`]: glibc allocator settings for the binaries.
@@ -58,4 +60,5 @@ pub mod service;
 pub mod shard_node;
 pub mod size;
 pub mod status_page;
+pub mod tls;
 pub mod transport;

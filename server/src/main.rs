@@ -26,6 +26,7 @@ use strata_server::roles::{
     run_coordinator, run_shard, CoordinatorRoleConfig, EtcdSettings, ShardRoleConfig,
 };
 use strata_server::size::parse_size;
+use strata_server::tls::TlsArgs;
 use strata_storage::host::{RowMemory, RowMemoryConfig};
 use strata_storage::slot::DEFAULT_NUM_SLOTS;
 
@@ -167,6 +168,8 @@ struct CoordinatorArgs {
     checkpoint_interval: Option<Duration>,
     #[command(flatten)]
     connections: ConnectionArgs,
+    #[command(flatten)]
+    tls: TlsArgs,
 }
 
 /// Parses a fraction in `0..=1`.
@@ -211,6 +214,8 @@ struct ShardArgs {
     metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
     connections: ConnectionArgs,
+    #[command(flatten)]
+    tls: TlsArgs,
     #[command(flatten)]
     node: NodeArgs,
 }
@@ -401,6 +406,8 @@ struct DevArgs {
     #[command(flatten)]
     connections: ConnectionArgs,
     #[command(flatten)]
+    tls: TlsArgs,
+    #[command(flatten)]
     node: NodeArgs,
 }
 
@@ -410,6 +417,7 @@ fn main() -> anyhow::Result<()> {
     let matches = command.clone().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let identity = cli.identity(&command, &matches, started_unix_ms);
+    strata_proto::tls::install_default_provider();
     let heap_pages = if cli.huge_pages() {
         Some(strata_server::allocator::reexec_with_huge_page_heap())
     } else {
@@ -461,6 +469,7 @@ fn check_advertise(listen: SocketAddr, advertise: Option<&Advertise>) -> anyhow:
 
 async fn dev(args: DevArgs, identity: Option<ProcessIdentity>) -> anyhow::Result<()> {
     check_advertise(args.listen, args.advertise.as_ref())?;
+    let tls = args.tls.node_tls("dev", args.listen, false)?;
     let _lock = lock_data_dir(&args.data_dir)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -481,6 +490,7 @@ async fn dev(args: DevArgs, identity: Option<ProcessIdentity>) -> anyhow::Result
         drain_timeout: args.node.drain_timeout,
         checkpoint_interval: args.checkpoint_interval,
         identity,
+        tls: tls.server,
     };
     // Tests and scripts read the bound addresses from these lines.
     announce("dev", &listener, &metrics_listener, &status_listener)?;
@@ -560,6 +570,7 @@ async fn coordinator(
     args: CoordinatorArgs,
     identity: Option<ProcessIdentity>,
 ) -> anyhow::Result<()> {
+    let tls = args.tls.node_tls("coordinator", args.listen, true)?;
     let topology = match &args.topology {
         None => Topology::default(),
         Some(path) => {
@@ -617,6 +628,7 @@ async fn coordinator(
         connections: args.connections.limits(),
         checkpoint_interval: args.checkpoint_interval,
         identity,
+        tls,
     };
     announce(
         "coordinator",
@@ -637,6 +649,7 @@ async fn coordinator(
 
 async fn shard(args: ShardArgs, identity: Option<ProcessIdentity>) -> anyhow::Result<()> {
     check_advertise(args.listen, args.advertise.as_ref())?;
+    let tls = args.tls.node_tls("shard", args.listen, true)?;
     let _lock = lock_data_dir(&args.data_dir)?;
     let listener = bind(args.listen, "gRPC").await?;
     let metrics_listener = bind_optional(args.metrics_listen, "metrics").await?;
@@ -664,6 +677,7 @@ async fn shard(args: ShardArgs, identity: Option<ProcessIdentity>) -> anyhow::Re
         checkpoint_on_exit: !args.node.no_checkpoint_on_exit,
         drain_timeout: args.node.drain_timeout,
         identity,
+        tls,
     };
     announce("shard", &listener, &metrics_listener, &None)?;
     run_shard(config, listener, metrics_listener, shutdown_signal())

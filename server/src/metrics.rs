@@ -229,6 +229,11 @@ impl Metrics {
             "Connections closed because they did not start HTTP/2 within --handshake-timeout",
             connections.handshake_timeouts.clone(),
         );
+        registry.register(
+            "connections_tls_failures",
+            "TLS handshakes that failed (a certificate refused, a client not speaking TLS)",
+            connections.tls_failures.clone(),
+        );
         let mut process = Registry::default();
         process.register_collector(Box::new(ProcessCollector));
         Self {

@@ -252,6 +252,8 @@ pub struct ShardNode {
     incoming: Arc<Incoming>,
     counters: Arc<MigrationCounters>,
     background: Background,
+    /// TLS of the migration streams to other nodes (`None`: plaintext).
+    client_tls: Mutex<Option<strata_proto::tls::ClientTls>>,
 }
 
 impl ShardNode {
@@ -364,7 +366,13 @@ impl ShardNode {
             background: Background::start(migration_nice).map_err(|e| {
                 ShardNodeError::Task(format!("cannot start the migration runtime: {e}"))
             })?,
+            client_tls: Mutex::new(None),
         })
+    }
+
+    /// Sends this node's migration streams through TLS with `tls` (`None`: plaintext).
+    pub fn set_client_tls(&self, tls: Option<strata_proto::tls::ClientTls>) {
+        *self.client_tls.lock() = tls;
     }
 
     /// The node's engine.
@@ -628,6 +636,7 @@ impl ShardNode {
             end: request.slot_end,
             destination: request.destination.clone(),
             max_bytes_per_s: request.max_bytes_per_s,
+            tls: self.client_tls.lock().clone(),
         };
         Ok(background.spawn(source::migrate_out(
             self.engine.clone(),

@@ -86,7 +86,7 @@ fn dev_advertise_is_the_address_in_the_map_and_the_one_clients_dial() {
     let server = DevServer::launch(
         "0.0.0.0:0",
         &dir.path().join("data"),
-        &["--advertise", "127.0.0.2"],
+        &["--advertise", "127.0.0.2", "--insecure"],
         None,
     )
     .expect("dev server");
@@ -133,7 +133,7 @@ fn dev_advertise_is_the_address_in_the_map_and_the_one_clients_dial() {
     let server = DevServer::launch(
         "127.0.0.1:0",
         &dir.path().join("data2"),
-        &["--advertise", "127.0.0.2"],
+        &["--advertise", "127.0.0.2", "--insecure"],
         None,
     )
     .expect("dev server");

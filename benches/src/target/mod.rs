@@ -82,6 +82,8 @@ pub enum TargetSpec {
         labels: Option<String>,
         /// How long connecting to the coordinator may take.
         connect_timeout: std::time::Duration,
+        /// TLS files (none: `STRATA_TLS_*`, or plaintext).
+        tls: strata_client::TlsFiles,
     },
     /// strata's engine linked into this process.
     Inproc,
@@ -100,6 +102,7 @@ impl TargetSpec {
                 coordinator: coordinator.to_string(),
                 labels: None,
                 connect_timeout: strata_client::DEFAULT_CONNECT_TIMEOUT,
+                tls: strata_client::TlsFiles::default(),
             }),
             "inproc" => Ok(Self::Inproc),
             t => match t.strip_prefix("redis://") {
@@ -181,14 +184,16 @@ pub async fn setup(
             coordinator,
             labels,
             connect_timeout,
+            tls,
         } => {
-            strata::prepare(coordinator, *connect_timeout, params).await?;
+            strata::prepare(coordinator, *connect_timeout, tls, params).await?;
             for _ in 0..trainers {
                 out.push(AnyTarget::Strata(
                     strata::StrataTarget::connect(
                         coordinator,
                         labels.clone(),
                         *connect_timeout,
+                        tls,
                         params,
                     )
                     .await?,
@@ -228,6 +233,7 @@ mod tests {
                 coordinator: "h:1".into(),
                 labels: None,
                 connect_timeout: strata_client::DEFAULT_CONNECT_TIMEOUT,
+                tls: strata_client::TlsFiles::default(),
             })
         );
         assert_eq!(

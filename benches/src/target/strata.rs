@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use strata_client::{Client, ClientOptions};
+use strata_client::{Client, ClientOptions, TlsFiles};
 use strata_proto::v1 as pb;
 
 use super::{TableParams, Target, TargetError};
@@ -37,11 +37,14 @@ fn client_err(e: strata_client::ClientError) -> TargetError {
 pub async fn prepare(
     coordinator: &str,
     connect_timeout: Duration,
+    tls: &TlsFiles,
     p: &TableParams,
 ) -> Result<(), TargetError> {
+    let env = ClientOptions::from_env();
     let options = ClientOptions {
         connect_timeout,
-        ..ClientOptions::from_env()
+        tls: tls.clone().or(env.tls.clone()),
+        ..env
     };
     let client = Client::connect_with(coordinator, options)
         .await
@@ -64,15 +67,18 @@ pub struct StrataTarget {
 
 impl StrataTarget {
     /// Open one trainer's connections (each `connect` opens its own); `labels` says where
-    /// the trainer runs (`None`: `STRATA_LABELS`, or unlabelled).
+    /// the trainer runs (`None`: `STRATA_LABELS`, or unlabelled), `tls` its TLS files (each
+    /// unset one from `STRATA_TLS_*`).
     pub async fn connect(
         coordinator: &str,
         labels: Option<String>,
         connect_timeout: Duration,
+        tls: &TlsFiles,
         p: &TableParams,
     ) -> Result<Self, TargetError> {
         let mut options = ClientOptions::from_env();
         options.connect_timeout = connect_timeout;
+        options.tls = tls.clone().or(options.tls);
         if labels.is_some() {
             options.labels = labels;
         }

@@ -1,10 +1,12 @@
 //! Command-line parsing and dispatch.
 //!
 //! Modules, one concern each: `status`, `table`, `data`, `checkpoint`, `reshard`,
-//! `version` (the commands); `identity` (what runs, as status and version show it); `output`
+//! `version`, `certs` (the commands); `identity` (what runs, as status and version show it);
+//! `output`
 //! (`-o text|json`); `confirm` (`[y/N]` and `--yes`); `exit` (exit statuses, mapped in one
 //! place); `units` (sizes and ages for people).
 
+mod certs;
 mod checkpoint;
 mod confirm;
 mod data;
@@ -22,6 +24,7 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser, Subcommand};
 use clap_complete::Shell;
 use strata_client::numbers::parse_duration;
+use strata_client::tls_args::TlsArgs;
 use strata_client::{Client, ClientOptions};
 
 pub use self::exit::Exit;
@@ -37,6 +40,8 @@ Examples:
   strata push --table clicks --ids 1 --grads -0.5,0.25,0,0,0,0,0,0.1
   strata status
   strata --coordinator 10.0.0.5:7070 --connect-timeout 1s status -o json
+  strata certs init --dir certs && strata certs issue --dir certs --name ops-1 --role operator
+  strata --tls-ca certs/ca.pem --tls-cert certs/ops-1.pem --tls-key certs/ops-1.key status
   strata completion bash > /etc/bash_completion.d/strata
 ";
 
@@ -70,6 +75,8 @@ pub struct Cli {
         value_parser = parse_duration
     )]
     connect_timeout: Duration,
+    #[command(flatten)]
+    tls: TlsArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -127,6 +134,9 @@ enum Command {
         #[command(flatten)]
         out: OutputArgs,
     },
+    /// Make development certificates: a CA, and certificates carrying identity and role.
+    #[command(subcommand)]
+    Certs(certs::CertsCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(
         after_help = "Examples:\n  strata completion bash > ~/.local/share/bash-completion/completions/strata\n  strata completion zsh > \"${fpath[1]}/_strata\"\n  strata completion fish > ~/.config/fish/completions/strata.fish"
@@ -144,9 +154,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         clap_complete::generate(shell, &mut command, "strata", &mut std::io::stdout());
         return Ok(());
     }
+    if let Command::Certs(cmd) = cli.command {
+        return certs::certs(cmd);
+    }
     let options = ClientOptions {
         labels: cli.labels,
         connect_timeout: cli.connect_timeout,
+        tls: cli.tls.files(),
     };
     // Lazy until awaited: the data commands read their numbers first, so a typo is
     // reported as such even when no coordinator is reachable.
@@ -171,7 +185,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pull(_)
         | Command::Push(_)
         | Command::Version { .. }
-        | Command::Completion { .. } => Ok(()),
+        | Command::Completion { .. }
+        | Command::Certs(_) => Ok(()),
     }
 }
 

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use strata_proto::routing::dense_key;
-use strata_proto::transport::endpoint;
+use strata_proto::tls::ClientTls;
+use strata_proto::transport::endpoint_with;
 use strata_proto::v1 as pb;
 use strata_proto::wire;
 use tokio::sync::mpsc;
@@ -59,6 +60,8 @@ pub struct SourceRequest {
     pub destination: String,
     /// Copy throttle (0: none).
     pub max_bytes_per_s: u64,
+    /// TLS of the stream to the destination (`None`: plaintext).
+    pub tls: Option<ClientTls>,
 }
 
 /// Moves the range's rows to the destination and hands it off. On success the range is
@@ -140,7 +143,7 @@ impl SourceRun {
             self.rows_total += rows;
             self.bytes_total += rows * (t.row_floats() as u64 * 4 + 8);
         }
-        let channel = connect(&self.req.destination).await?;
+        let channel = connect(&self.req.destination, self.req.tls.as_ref()).await?;
         let (tx, rx) = mpsc::channel::<Vec<Bytes>>(QUEUED_CHUNKS);
         let destination = self.req.destination.clone();
         let call = tokio::spawn(async move {
@@ -404,19 +407,34 @@ impl SourceRun {
     }
 }
 
-/// A channel to the destination with strata's HTTP/2 settings.
-async fn connect(address: &str) -> Result<Channel, MigrationError> {
+/// A channel to the destination with strata's HTTP/2 settings (through TLS with `tls`).
+async fn connect(address: &str, tls: Option<&ClientTls>) -> Result<Channel, MigrationError> {
     let err = |message: String| MigrationError::Destination {
         address: address.to_string(),
         message,
     };
-    endpoint(address)
+    let endpoint = endpoint_with(address, tls)
         .map_err(|e| err(e.to_string()))?
         .connect_timeout(CONNECT_TIMEOUT)
         .http2_keep_alive_interval(KEEPALIVE)
         .keep_alive_timeout(KEEPALIVE)
-        .keep_alive_while_idle(true)
-        .connect()
+        .keep_alive_while_idle(true);
+    strata_proto::transport::connect(&endpoint, tls)
         .await
-        .map_err(|e| err(format!("cannot connect: {e}")))
+        .map_err(|e| err(format!("cannot connect: {}", transport_reason(&e))))
+}
+
+/// The words of a transport error: a refused TLS handshake's plain account, else the
+/// innermost cause.
+fn transport_reason(error: &tonic::transport::Error) -> String {
+    if let Some(tls) = strata_proto::tls::TlsFailure::find(error) {
+        return tls.to_string();
+    }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(e) = source {
+        text = e.to_string();
+        source = e.source();
+    }
+    text
 }

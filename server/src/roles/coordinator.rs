@@ -20,6 +20,7 @@ use crate::etcd::store::EtcdMetaStore;
 use crate::metrics::Metrics;
 use crate::service::leader::LeaderSlot;
 use crate::service::{CoordinatorService, GrpcNodeControl};
+use crate::tls::NodeTls;
 use crate::transport::server_builder;
 use strata_cluster::cluster::{ClusterConfig, ClusterCoordinator, ProcessIdentity};
 use strata_cluster::topology::Topology;
@@ -59,6 +60,8 @@ pub struct CoordinatorRoleConfig {
     pub checkpoint_interval: Option<Duration>,
     /// What runs in this process, for `Status`.
     pub identity: Option<ProcessIdentity>,
+    /// TLS of the listener and of calls to shard servers.
+    pub tls: NodeTls,
 }
 
 /// Where in etcd the cluster lives.
@@ -99,7 +102,8 @@ pub async fn run_coordinator(
     let slot = Arc::new(LeaderSlot::standby());
     let election = match &config.etcd {
         None => {
-            let coordinator = ClusterCoordinator::open(cluster_config.clone(), node_control())?;
+            let coordinator =
+                ClusterCoordinator::open(cluster_config.clone(), node_control(&config.tls))?;
             start_leading(&slot, Arc::new(coordinator), &config, &stop_rx);
             None
         }
@@ -140,7 +144,12 @@ pub async fn run_coordinator(
         .add_service(serve::reflection_v1alpha()?)
         .add_service(service)
         .serve_with_incoming_shutdown(
-            bounded_incoming(listener, config.connections, connections),
+            bounded_incoming(
+                listener,
+                config.connections,
+                connections,
+                config.tls.server.clone(),
+            ),
             serve::stopped(&stop_rx),
         );
     tokio::pin!(serve);
@@ -219,10 +228,11 @@ async fn lead(ctx: LeadContext<'_>) -> RoleError {
     let endpoints = ctx.etcd.endpoints.clone();
     let prefix = ctx.etcd.prefix.clone();
     let cluster_config = ctx.cluster_config.clone();
+    let tls = ctx.config.tls.clone();
     let opened = tokio::task::spawn_blocking(move || {
         let store = EtcdMetaStore::connect(&endpoints, &prefix, fence)
             .map_err(strata_cluster::CoordinatorError::from)?;
-        ClusterCoordinator::open_with(cluster_config, Box::new(store), node_control())
+        ClusterCoordinator::open_with(cluster_config, Box::new(store), node_control(&tls))
     })
     .await;
     let coordinator = match opened {
@@ -247,8 +257,8 @@ fn unreachable_hint() -> crate::etcd::store::LeaderFence {
     unreachable!("the leader-hint loop never returns")
 }
 
-fn node_control() -> Arc<GrpcNodeControl> {
-    Arc::new(GrpcNodeControl::new())
+fn node_control(tls: &NodeTls) -> Arc<GrpcNodeControl> {
+    Arc::new(GrpcNodeControl::with_tls(tls.client.clone()))
 }
 
 /// Serves with `coordinator` and starts its background loops.

@@ -167,6 +167,7 @@ impl LocalShard {
             None,
             config.max_message_bytes,
             ConnectionLimits::default(),
+            None,
             serve::stopped(&stop_rx),
         ));
         Ok(Self {

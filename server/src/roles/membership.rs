@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use strata_proto::transport::endpoint;
+use strata_proto::tls::ClientTls;
+use strata_proto::transport::{connect_lazy, endpoint_with};
 use strata_proto::v1 as pb;
 use strata_proto::v1::coordinator_client::CoordinatorClient;
 use tonic::transport::Channel;
@@ -119,14 +120,15 @@ impl CoordinatorLink for InProcessLink {
 pub struct GrpcLink {
     clients: Vec<(String, CoordinatorClient<Channel>)>,
     current: usize,
+    tls: Option<ClientTls>,
 }
 
 impl GrpcLink {
-    /// A link to the coordinators at `addresses` (connected lazily).
-    pub fn new(addresses: &[String]) -> Result<Self, String> {
+    /// A link to the coordinators at `addresses` (connected lazily, through TLS with `tls`).
+    pub fn new(addresses: &[String], tls: Option<ClientTls>) -> Result<Self, String> {
         let clients = addresses
             .iter()
-            .map(|a| Ok((a.clone(), lazy_client(a)?)))
+            .map(|a| Ok((a.clone(), lazy_client(a, tls.as_ref())?)))
             .collect::<Result<Vec<_>, String>>()?;
         if clients.is_empty() {
             return Err("no coordinator address".into());
@@ -134,6 +136,7 @@ impl GrpcLink {
         Ok(Self {
             clients,
             current: 0,
+            tls,
         })
     }
 
@@ -165,7 +168,7 @@ impl GrpcLink {
             self.current = i;
             return;
         }
-        match lazy_client(&hint) {
+        match lazy_client(&hint, self.tls.as_ref()) {
             Ok(client) => {
                 self.clients.push((hint, client));
                 self.current = self.clients.len() - 1;
@@ -186,12 +189,15 @@ impl GrpcLink {
     }
 }
 
-fn lazy_client(address: &str) -> Result<CoordinatorClient<Channel>, String> {
-    let channel = endpoint(address)
+fn lazy_client(
+    address: &str,
+    tls: Option<&ClientTls>,
+) -> Result<CoordinatorClient<Channel>, String> {
+    let endpoint = endpoint_with(address, tls)
         .map_err(|e| format!("invalid coordinator address {address:?}: {e}"))?
         .connect_timeout(CALL_TIMEOUT)
-        .timeout(CALL_TIMEOUT)
-        .connect_lazy();
+        .timeout(CALL_TIMEOUT);
+    let channel = connect_lazy(&endpoint, tls);
     Ok(CoordinatorClient::new(channel))
 }
 

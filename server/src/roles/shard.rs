@@ -21,9 +21,11 @@ use crate::service::{
     parameter_routes, shard_control_routes, ParameterService, ShardControlService,
 };
 use crate::shard_node::ShardNode;
+use crate::tls::NodeTls;
 use crate::transport::server_builder;
 use strata_cluster::cluster::ProcessIdentity;
 use strata_engine::{Engine, EngineConfig};
+use strata_proto::tls::ServerTls;
 
 /// Settings of a shard-server process.
 #[derive(Debug, Clone)]
@@ -58,6 +60,8 @@ pub struct ShardRoleConfig {
     pub drain_timeout: Duration,
     /// What runs in this process, reported with registrations and heartbeats.
     pub identity: Option<ProcessIdentity>,
+    /// TLS of the listener and of calls to the coordinator and other nodes.
+    pub tls: NodeTls,
 }
 
 /// Runs a shard server on already-bound listeners until `shutdown` resolves.
@@ -82,7 +86,9 @@ pub async fn run_shard(
         node.set_identity(identity.clone());
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let link = membership::GrpcLink::new(&config.coordinators).map_err(RoleError::Setup)?;
+    node.set_client_tls(config.tls.client.clone());
+    let link = membership::GrpcLink::new(&config.coordinators, config.tls.client.clone())
+        .map_err(RoleError::Setup)?;
     let me = Membership {
         address: address.clone(),
         labels: config.labels.clone(),
@@ -115,6 +121,7 @@ pub async fn run_shard(
         metrics_listener,
         config.max_message_bytes,
         config.connections,
+        config.tls.server.clone(),
         shutdown,
     );
     let drained = tokio::select! {
@@ -141,6 +148,7 @@ pub(super) async fn serve_node(
     metrics_listener: Option<TcpListener>,
     max_message_bytes: usize,
     connections: ConnectionLimits,
+    tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RoleError> {
     let engine = node.engine().clone();
@@ -161,7 +169,10 @@ pub(super) async fn serve_node(
         .add_service(serve::reflection_v1alpha()?)
         .add_service(parameter)
         .add_service(control)
-        .serve_with_incoming_shutdown(bounded_incoming(listener, connections, counters), shutdown)
+        .serve_with_incoming_shutdown(
+            bounded_incoming(listener, connections, counters, tls),
+            shutdown,
+        )
         .await;
     let _ = stop_tx.send(true);
     serve::finish_metrics(metrics_task).await;

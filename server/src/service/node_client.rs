@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use parking_lot::Mutex;
-use strata_proto::transport::endpoint;
+use strata_proto::tls::ClientTls;
+use strata_proto::transport::{connect_lazy, endpoint_with};
 use strata_proto::v1::shard_control_client::ShardControlClient;
 use tonic::transport::Channel;
 
@@ -32,6 +33,7 @@ const KEEPALIVE: Duration = Duration::from_secs(5);
 #[derive(Default)]
 pub struct GrpcNodeControl {
     channels: Mutex<HashMap<String, Channel>>,
+    tls: Option<ClientTls>,
 }
 
 impl GrpcNodeControl {
@@ -40,12 +42,20 @@ impl GrpcNodeControl {
         Self::default()
     }
 
+    /// As [`GrpcNodeControl::new`], through TLS with `tls`.
+    pub fn with_tls(tls: Option<ClientTls>) -> Self {
+        Self {
+            channels: Mutex::default(),
+            tls,
+        }
+    }
+
     fn client(&self, address: &str) -> Result<ShardControlClient<Channel>, NodeError> {
         let mut channels = self.channels.lock();
         if let Some(c) = channels.get(address) {
             return Ok(ShardControlClient::new(c.clone()));
         }
-        let channel = endpoint(address)
+        let endpoint = endpoint_with(address, self.tls.as_ref())
             .map_err(|e| {
                 NodeError::new(
                     NodeErrorKind::InvalidArgument,
@@ -55,8 +65,8 @@ impl GrpcNodeControl {
             .connect_timeout(CONNECT_TIMEOUT)
             .http2_keep_alive_interval(KEEPALIVE)
             .keep_alive_timeout(KEEPALIVE)
-            .keep_alive_while_idle(true)
-            .connect_lazy();
+            .keep_alive_while_idle(true);
+        let channel = connect_lazy(&endpoint, self.tls.as_ref());
         channels.insert(address.to_string(), channel.clone());
         Ok(ShardControlClient::new(channel))
     }
