@@ -170,7 +170,7 @@ impl tower::Service<Uri> for TlsConnector {
     }
 }
 
-/// A client's TLS stream. Its reads and writes turn rustls errors into [`TlsFailure`]s: with
+/// A client's TLS stream. Its reads and writes replace rustls errors by [`TlsFailure`]s: with
 /// TLS 1.3 a server refuses a client certificate after the client's side of the handshake
 /// finished, so that refusal arrives with the first read.
 pub struct ClientIo {
