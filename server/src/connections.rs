@@ -18,8 +18,8 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
-use strata_proto::tls::ServerTls;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use strata_proto::tls::{ServerTls, SEND_BUFFER, SOCKET_READ_BUFFER};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
@@ -156,8 +156,10 @@ async fn handshake(
 ) -> Option<BoundedConnection> {
     let tcp = stream.connect_info();
     let peer = tcp.remote_addr();
+    let stream = BufReader::with_capacity(SOCKET_READ_BUFFER, stream);
     match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => {
+        Ok(Ok(mut tls)) => {
+            tls.get_mut().1.set_buffer_limit(Some(SEND_BUFFER));
             let certificates = tls
                 .get_ref()
                 .1
@@ -229,7 +231,7 @@ impl Drop for Place {
 /// The byte stream of an accepted connection.
 enum ServerIo {
     Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream<BufReader<TcpStream>>>),
 }
 
 /// An accepted connection that holds its place under the cap until dropped and fails its

@@ -17,13 +17,13 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use rustls::{AlertDescription, CertificateError, ClientConfig};
 use rustls_pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, BufReader, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use super::files::{read_identity, read_roots, TlsFiles};
 use super::reload::Reloading;
-use super::{provider, TlsError, RELOAD_CHECK};
+use super::{provider, TlsError, RELOAD_CHECK, SEND_BUFFER, SOCKET_READ_BUFFER};
 
 /// A client's TLS: the CA it trusts and the certificate it shows. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -135,10 +135,12 @@ impl tower::Service<Uri> for TlsConnector {
             let name = ServerName::try_from(host.clone())
                 .map_err(|e| format!("{host:?} is not a host name TLS can check: {e}"))?;
             let tcp: TcpStream = tcp.await?.into_inner();
+            let tcp = BufReader::with_capacity(SOCKET_READ_BUFFER, tcp);
             let mut stream = tokio_rustls::TlsConnector::from(config)
                 .connect(name, tcp)
                 .await
                 .map_err(|e| explain(e, &host))?;
+            stream.get_mut().1.set_buffer_limit(Some(SEND_BUFFER));
             // With TLS 1.3 the client's side of the handshake ends before the server has
             // checked the client's certificate; a refusal comes as the first thing read.
             // Waiting here for the server's first bytes (its HTTP/2 SETTINGS, sent at once)
@@ -168,11 +170,11 @@ impl tower::Service<Uri> for TlsConnector {
     }
 }
 
-/// A client's TLS stream. Its reads and writes turn rustls errors into [`TlsFailure`]s: with
+/// A client's TLS stream. Its reads and writes replace rustls errors by [`TlsFailure`]s: with
 /// TLS 1.3 a server refuses a client certificate after the client's side of the handshake
 /// finished, so that refusal arrives with the first read.
 pub struct ClientIo {
-    inner: TlsStream<TcpStream>,
+    inner: TlsStream<BufReader<TcpStream>>,
     host: String,
     /// The server's first bytes, read while connecting, handed out before anything else.
     first: Vec<u8>,

@@ -27,6 +27,13 @@ pub use self::client::{ClientTls, TlsConnector, TlsFailure};
 pub use self::files::{TlsFiles, CA_ENV, CERT_ENV, KEY_ENV};
 pub use self::server::ServerTls;
 
+/// Bytes read from the socket at once under TLS. rustls asks its source for 4 KiB at a time;
+/// without a buffer below it, a 1 MB row payload costs some 250 `read` calls.
+pub const SOCKET_READ_BUFFER: usize = 256 << 10;
+/// Encrypted bytes a TLS connection queues for the socket before a write waits (rustls'
+/// default, 64 KiB, splits a row payload into many small socket writes).
+pub const SEND_BUFFER: usize = 1 << 20;
+
 /// Least time between two looks at a config's files.
 pub const RELOAD_CHECK: Duration = Duration::from_secs(1);
 
