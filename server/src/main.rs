@@ -570,7 +570,6 @@ async fn coordinator(
     args: CoordinatorArgs,
     identity: Option<ProcessIdentity>,
 ) -> anyhow::Result<()> {
-    let tls = args.tls.node_tls("coordinator", args.listen, true)?;
     let topology = match &args.topology {
         None => Topology::default(),
         Some(path) => {
@@ -581,6 +580,7 @@ async fn coordinator(
         }
     };
     check_advertise(args.listen, args.advertise.as_ref())?;
+    let tls = args.tls.node_tls("coordinator", args.listen, true)?;
     // The record lives in the data dir only without etcd; with etcd the dir holds nothing.
     let _lock = match &args.etcd {
         None => Some(lock_data_dir(&args.data_dir)?),

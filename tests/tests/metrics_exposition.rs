@@ -232,10 +232,17 @@ async fn a_cluster_counts_its_nodes_up_and_down_and_every_process_passes_promtoo
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     assert_eq!(shards, 8.0, "every shard has a primary:\n{text}");
-    assert!(
-        text.contains("strata_rpc_duration_seconds_count{rpc=\"Heartbeat\"}"),
-        "the coordinator times heartbeats:\n{text}"
-    );
+    // The first heartbeat may come after the registrations that made the nodes up.
+    let end = Instant::now() + METRIC_DEADLINE;
+    let mut text = text;
+    while !text.contains("strata_rpc_duration_seconds_count{rpc=\"Heartbeat\"}") {
+        assert!(
+            Instant::now() < end,
+            "the coordinator times heartbeats:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        text = scrape(&coordinator, None).await.1;
+    }
     wait_value(
         &coordinator,
         "strata_cluster_table_rows{table=\"emb\",tier=\"host\"}",

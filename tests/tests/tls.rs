@@ -407,7 +407,8 @@ async fn a_certificate_replaced_on_disk_is_used_by_the_next_connection() {
 fn plaintext_off_loopback_needs_insecure() {
     let root = tempfile::tempdir().expect("tempdir");
     let out = Command::new(binary("strata-server"))
-        .args(["dev", "--listen", "0.0.0.0:0", "--data-dir"])
+        .args(["dev", "--listen", "0.0.0.0:0", "--advertise", "127.0.0.1"])
+        .arg("--data-dir")
         .arg(root.path().join("data"))
         .env("NO_COLOR", "1")
         .output()
